@@ -1,0 +1,296 @@
+// Package auth owns accounts and sessions: user IDs, password hashes, devices,
+// access and refresh tokens, user-interactive authentication and
+// shared-secret registration.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// Service is the account and session service of one instance.
+type Service struct {
+	DB  *storage.DB
+	Cfg *config.Config
+	Now func() time.Time
+}
+
+// Errors the service returns; the HTTP edge maps them.
+var (
+	ErrBadLogin    = httpapi.Forbidden("invalid username or password")
+	ErrDeactivated = httpapi.UserDeactivated("this account has been deactivated")
+)
+
+// RandomString returns n bytes of randomness, base64url-encoded.
+func RandomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func randomLetters(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	for i := range b {
+		b[i] = 'A' + b[i]%26
+	}
+	return string(b)
+}
+
+// HashToken is how tokens are stored: only their SHA-256.
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// newToken returns a 256-bit random token with a recognisable prefix.
+func newToken(prefix string) string { return prefix + RandomString(32) }
+
+var localpartRE = regexp.MustCompile(`^[a-z0-9._=\-/+]+$`)
+
+// UserID validates a localpart and returns the full user ID.
+func (s *Service) UserID(localpart string) (string, error) {
+	if !localpartRE.MatchString(localpart) {
+		return "", httpapi.InvalidUsername("user ID may only contain a-z, 0-9, and . _ = - / +")
+	}
+	id := "@" + localpart + ":" + s.Cfg.ServerName
+	if len(id) > 255 {
+		return "", httpapi.InvalidUsername("user ID is too long")
+	}
+	return id, nil
+}
+
+// ResolveUser accepts a localpart or a full user ID of this server.
+func (s *Service) ResolveUser(user string) (string, error) {
+	if strings.HasPrefix(user, "@") {
+		local, server, ok := strings.Cut(user[1:], ":")
+		if !ok || server != s.Cfg.ServerName {
+			return "", ErrBadLogin
+		}
+		user = local
+	}
+	return s.UserID(strings.ToLower(user))
+}
+
+// CheckPasswordPolicy rejects passwords that are too short.
+func (s *Service) CheckPasswordPolicy(password string) error {
+	if len([]rune(password)) < s.Cfg.Password.MinLength {
+		return httpapi.WeakPassword("password must be at least %d characters", s.Cfg.Password.MinLength)
+	}
+	return nil
+}
+
+// CreateUser creates an account. password may be empty (no password login).
+func (s *Service) CreateUser(ctx context.Context, userID, password string, admin bool) error {
+	var hash string
+	if password != "" {
+		var err error
+		if hash, err = HashPassword(password); err != nil {
+			return err
+		}
+	}
+	err := s.DB.Write(ctx, func(q storage.Q) error {
+		return q.CreateUser(ctx, storage.User{UserID: userID, PasswordHash: hash, IsAdmin: admin,
+			CreatedTS: s.Now().UnixMilli(), DisplayName: localpartOf(userID)})
+	})
+	if errors.Is(err, storage.ErrConflict) {
+		return httpapi.UserInUse("user ID already taken")
+	}
+	return err
+}
+
+func localpartOf(userID string) string {
+	local, _, _ := strings.Cut(strings.TrimPrefix(userID, "@"), ":")
+	return local
+}
+
+// VerifyPassword checks a user's password. A wrong password, an unknown user
+// and an account without a password all look the same.
+func (s *Service) VerifyPassword(ctx context.Context, userID, password string) error {
+	u, err := s.DB.R().User(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Spend the same time as a real check, so timing does not reveal
+		// which user IDs exist.
+		_, _ = CheckPassword(dummyHash, password)
+		return ErrBadLogin
+	}
+	if err != nil {
+		return err
+	}
+	if u.Deactivated {
+		return ErrDeactivated
+	}
+	if u.PasswordHash == "" {
+		return ErrBadLogin
+	}
+	ok, err := CheckPassword(u.PasswordHash, password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrBadLogin
+	}
+	return nil
+}
+
+var dummyHash, _ = HashPassword("redoubt-dummy")
+
+// Session is a new login's credentials.
+type Session struct {
+	UserID       string `json:"user_id"`
+	AccessToken  string `json:"access_token"`
+	DeviceID     string `json:"device_id"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	ExpiresInMS  int64  `json:"expires_in_ms,omitempty"`
+}
+
+// Login creates (or reuses) a device and issues a token for it.
+func (s *Service) Login(ctx context.Context, userID, deviceID, displayName string, refresh bool) (Session, error) {
+	if deviceID == "" {
+		deviceID = randomLetters(10)
+	}
+	var sess Session
+	err := s.DB.Write(ctx, func(q storage.Q) error {
+		now := s.Now().UnixMilli()
+		if err := q.UpsertDevice(ctx, storage.Device{UserID: userID, DeviceID: deviceID, DisplayName: displayName, CreatedTS: now}); err != nil {
+			return err
+		}
+		var err error
+		sess, err = s.issue(ctx, q, userID, deviceID, refresh)
+		return err
+	})
+	return sess, err
+}
+
+func (s *Service) issue(ctx context.Context, q storage.Q, userID, deviceID string, refresh bool) (Session, error) {
+	now := s.Now()
+	sess := Session{UserID: userID, DeviceID: deviceID, AccessToken: newToken("rdt_")}
+	t := storage.AccessToken{Hash: HashToken(sess.AccessToken), UserID: userID, DeviceID: deviceID, CreatedTS: now.UnixMilli()}
+	if refresh {
+		life := s.Cfg.Auth.AccessTokenLifetime.D()
+		sess.RefreshToken = newToken("rdr_")
+		sess.ExpiresInMS = life.Milliseconds()
+		t.ExpiresTS = now.Add(life).UnixMilli()
+		t.RefreshHash = HashToken(sess.RefreshToken)
+	}
+	return sess, q.AddAccessToken(ctx, t)
+}
+
+// Refresh exchanges a refresh token for a new access and refresh token; the
+// old pair stops working at once.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, error) {
+	var sess Session
+	err := s.DB.Write(ctx, func(q storage.Q) error {
+		old, err := q.TokenByRefresh(ctx, HashToken(refreshToken))
+		if errors.Is(err, storage.ErrNotFound) {
+			return httpapi.UnknownToken("unknown refresh token", false)
+		}
+		if err != nil {
+			return err
+		}
+		if err := q.DeleteAccessToken(ctx, old.Hash); err != nil {
+			return err
+		}
+		sess, err = s.issue(ctx, q, old.UserID, old.DeviceID, true)
+		return err
+	})
+	return sess, err
+}
+
+// Authenticate implements httpapi.Authenticator.
+func (s *Service) Authenticate(ctx context.Context, token string, r *http.Request) (*httpapi.Device, error) {
+	hash := HashToken(token)
+	sess, err := s.DB.R().SessionByToken(ctx, hash)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, httpapi.UnknownToken("unknown access token", false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	if sess.ExpiresTS != 0 && now.UnixMilli() >= sess.ExpiresTS {
+		return nil, httpapi.UnknownToken("access token expired", true)
+	}
+	ip := clientIP(r)
+	// Last-seen is for the user's session list; a minute's precision is
+	// enough, and it spares a write on most requests.
+	if now.UnixMilli()-sess.LastSeenTS > time.Minute.Milliseconds() || ip != sess.LastSeenIP {
+		ua := r.UserAgent()
+		if len(ua) > 512 {
+			ua = ua[:512]
+		}
+		err := s.DB.Write(ctx, func(q storage.Q) error {
+			return q.TouchDevice(ctx, sess.UserID, sess.DeviceID, now.UnixMilli(), ip, ua)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &httpapi.Device{UserID: sess.UserID, DeviceID: sess.DeviceID, IsAdmin: sess.IsAdmin, TokenHash: hash}, nil
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Logout deletes the caller's device, and with it its tokens.
+func (s *Service) Logout(ctx context.Context, dev *httpapi.Device) error {
+	return s.DeleteDevices(ctx, dev.UserID, []string{dev.DeviceID})
+}
+
+// DeleteDevices deletes devices of one user and their tokens.
+func (s *Service) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
+	return s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevices(ctx, userID, deviceIDs) })
+}
+
+// LogoutAll deletes every device of a user.
+func (s *Service) LogoutAll(ctx context.Context, userID string) error {
+	return s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevicesExcept(ctx, userID, "") })
+}
+
+// SetPassword replaces a user's password; with logoutOthers, every device but
+// keepDevice is logged out.
+func (s *Service) SetPassword(ctx context.Context, userID, password string, logoutOthers bool, keepDevice string) error {
+	if err := s.CheckPasswordPolicy(password); err != nil {
+		return err
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return s.DB.Write(ctx, func(q storage.Q) error {
+		if err := q.SetPasswordHash(ctx, userID, hash); err != nil {
+			return err
+		}
+		if logoutOthers {
+			return q.DeleteDevicesExcept(ctx, userID, keepDevice)
+		}
+		return nil
+	})
+}
+
+// Deactivate closes an account: no more logins, devices and tokens gone,
+// profile cleared. The caller leaves the user's rooms first.
+func (s *Service) Deactivate(ctx context.Context, userID string) error {
+	return s.DB.Write(ctx, func(q storage.Q) error { return q.DeactivateUser(ctx, userID) })
+}

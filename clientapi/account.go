@@ -1,0 +1,295 @@
+package clientapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/redoubt-systems/redoubt/auth"
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/rooms"
+)
+
+// GET /_matrix/client/versions
+func (a *API) versions(*http.Request) httpapi.Response {
+	return httpapi.OK(map[string]any{
+		"versions":          []string{"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12"},
+		"unstable_features": map[string]bool{},
+	})
+}
+
+func (a *API) wellKnownBody() map[string]any {
+	return map[string]any{"m.homeserver": map[string]string{"base_url": a.Cfg.PublicBaseURL}}
+}
+
+// GET /.well-known/matrix/client
+func (a *API) wellKnown(*http.Request) httpapi.Response { return httpapi.OK(a.wellKnownBody()) }
+
+// GET /_matrix/client/v3/capabilities
+func (a *API) capabilities(*http.Request, *httpapi.Device) httpapi.Response {
+	available := map[string]string{}
+	for _, v := range []string{"10", "11", "12"} {
+		available[v] = "stable"
+	}
+	return httpapi.OK(map[string]any{"capabilities": map[string]any{
+		"m.change_password":                  map[string]bool{"enabled": true},
+		"m.room_versions":                    map[string]any{"default": a.Cfg.Rooms.DefaultVersion, "available": available},
+		"m.set_displayname":                  map[string]bool{"enabled": true},
+		"m.set_avatar_url":                   map[string]bool{"enabled": true},
+		"m.3pid_changes":                     map[string]bool{"enabled": false},
+		"m.get_login_token":                  map[string]bool{"enabled": false},
+		"m.profile_fields":                   map[string]bool{"enabled": false},
+		"org.matrix.msc3882.get_login_token": map[string]bool{"enabled": false},
+	}})
+}
+
+// GET /_matrix/client/v3/login
+func (a *API) loginFlows(*http.Request) httpapi.Response {
+	return httpapi.OK(map[string]any{"flows": []any{map[string]string{"type": "m.login.password"}}})
+}
+
+type loginRequest struct {
+	Type       string `json:"type"`
+	Identifier struct {
+		Type string `json:"type"`
+		User string `json:"user"`
+	} `json:"identifier"`
+	User                     string `json:"user"`
+	Password                 string `json:"password"`
+	DeviceID                 string `json:"device_id"`
+	InitialDeviceDisplayName string `json:"initial_device_display_name"`
+	RefreshToken             bool   `json:"refresh_token"`
+}
+
+func unknownErr(msg string) *httpapi.Error {
+	return &httpapi.Error{Status: http.StatusBadRequest, Code: spec.ErrorUnknown, Message: msg}
+}
+
+// POST /_matrix/client/v3/login
+func (a *API) login(r *http.Request) httpapi.Response {
+	var req loginRequest
+	if err := httpapi.Decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	if req.Type != "m.login.password" {
+		return httpapi.Fail(unknownErr("unknown login type"))
+	}
+	user := req.User
+	if req.Identifier.Type != "" {
+		if req.Identifier.Type != "m.id.user" {
+			return httpapi.Fail(unknownErr("unknown login identifier type"))
+		}
+		user = req.Identifier.User
+	}
+	if user == "" {
+		return httpapi.Fail(httpapi.MissingParam("identifier.user is required"))
+	}
+	if req.Password == "" {
+		return httpapi.Fail(httpapi.MissingParam("password is required"))
+	}
+	userID, err := a.Auth.ResolveUser(user)
+	if err != nil {
+		return httpapi.Fail(auth.ErrBadLogin)
+	}
+	if err := a.Auth.VerifyPassword(r.Context(), userID, req.Password); err != nil {
+		return httpapi.Fail(err)
+	}
+	return a.startSession(r, userID, req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
+}
+
+func (a *API) startSession(r *http.Request, userID, deviceID, displayName string, refresh bool) httpapi.Response {
+	if len(deviceID) > 255 || len(displayName) > 255 {
+		return httpapi.Fail(httpapi.InvalidParam("device_id and initial_device_display_name are limited to 255 bytes"))
+	}
+	sess, err := a.Auth.Login(r.Context(), userID, deviceID, displayName, refresh)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(struct {
+		auth.Session
+		HomeServer string         `json:"home_server"`
+		WellKnown  map[string]any `json:"well_known"`
+	}{sess, a.Cfg.ServerName, a.wellKnownBody()})
+}
+
+// POST /_matrix/client/v3/logout
+func (a *API) logout(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	if err := a.Auth.Logout(r.Context(), dev); err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(httpapi.Empty)
+}
+
+// POST /_matrix/client/v3/logout/all
+func (a *API) logoutAll(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	if err := a.Auth.LogoutAll(r.Context(), dev.UserID); err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(httpapi.Empty)
+}
+
+// POST /_matrix/client/v3/refresh
+func (a *API) refresh(r *http.Request) httpapi.Response {
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := httpapi.Decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	if req.RefreshToken == "" {
+		return httpapi.Fail(httpapi.MissingParam("refresh_token is required"))
+	}
+	sess, err := a.Auth.Refresh(r.Context(), req.RefreshToken)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(map[string]any{"access_token": sess.AccessToken, "refresh_token": sess.RefreshToken,
+		"expires_in_ms": sess.ExpiresInMS})
+}
+
+type registerRequest struct {
+	Username                 string         `json:"username"`
+	Password                 string         `json:"password"`
+	DeviceID                 string         `json:"device_id"`
+	InitialDeviceDisplayName string         `json:"initial_device_display_name"`
+	InhibitLogin             bool           `json:"inhibit_login"`
+	RefreshToken             bool           `json:"refresh_token"`
+	Auth                     *auth.AuthDict `json:"auth"`
+}
+
+// POST /_matrix/client/v3/register
+func (a *API) register(r *http.Request) httpapi.Response {
+	if kind := r.URL.Query().Get("kind"); kind == "guest" {
+		return httpapi.Fail(httpapi.GuestForbidden("guest access is disabled"))
+	} else if kind != "" && kind != "user" {
+		return httpapi.Fail(httpapi.InvalidParam("kind must be user or guest"))
+	}
+	if !a.Cfg.Registration.Open {
+		return httpapi.Fail(httpapi.Forbidden("registration is disabled; ask your administrator for an account"))
+	}
+	var req registerRequest
+	if err := httpapi.Decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	if req.Username == "" {
+		req.Username = strings.ToLower(rooms.RandomID(12))
+	}
+	userID, err := a.Auth.UserID(req.Username)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	if taken, err := a.DB.R().UserExists(r.Context(), userID); err != nil {
+		return httpapi.Fail(err)
+	} else if taken {
+		return httpapi.Fail(httpapi.UserInUse("user ID already taken"))
+	}
+	if req.Password == "" {
+		return httpapi.Fail(httpapi.MissingParam("password is required"))
+	}
+	if err := a.Auth.CheckPasswordPolicy(req.Password); err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := auth.RequireDummy(req.Auth); err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := a.Auth.CreateUser(r.Context(), userID, req.Password, false); err != nil {
+		return httpapi.Fail(err)
+	}
+	if req.InhibitLogin {
+		return httpapi.OK(map[string]string{"user_id": userID, "home_server": a.Cfg.ServerName})
+	}
+	return a.startSession(r, userID, req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
+}
+
+// GET /_matrix/client/v3/register/available
+func (a *API) registerAvailable(r *http.Request) httpapi.Response {
+	name := r.URL.Query().Get("username")
+	if name == "" {
+		return httpapi.Fail(httpapi.MissingParam("username is required"))
+	}
+	userID, err := a.Auth.UserID(name)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	taken, err := a.DB.R().UserExists(r.Context(), userID)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	if taken {
+		return httpapi.Fail(httpapi.UserInUse("user ID already taken"))
+	}
+	return httpapi.OK(map[string]bool{"available": true})
+}
+
+// GET /_synapse/admin/v1/register
+func (a *API) sharedSecretNonce(r *http.Request) httpapi.Response {
+	nonce, err := a.Auth.NewRegistrationNonce(r.Context())
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(map[string]string{"nonce": nonce})
+}
+
+// POST /_synapse/admin/v1/register
+func (a *API) sharedSecretRegister(r *http.Request) httpapi.Response {
+	var req auth.SharedSecretRequest
+	if err := httpapi.Decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	sess, err := a.Auth.SharedSecretRegister(r.Context(), req)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(map[string]string{"user_id": sess.UserID, "access_token": sess.AccessToken,
+		"device_id": sess.DeviceID, "home_server": a.Cfg.ServerName})
+}
+
+// GET /_matrix/client/v3/account/whoami
+func (a *API) whoami(_ *http.Request, dev *httpapi.Device) httpapi.Response {
+	return httpapi.OK(map[string]any{"user_id": dev.UserID, "device_id": dev.DeviceID, "is_guest": false})
+}
+
+// POST /_matrix/client/v3/account/password
+func (a *API) changePassword(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	var req struct {
+		NewPassword   string         `json:"new_password"`
+		LogoutDevices *bool          `json:"logout_devices"`
+		Auth          *auth.AuthDict `json:"auth"`
+	}
+	if err := httpapi.Decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := a.Auth.RequirePassword(r.Context(), dev.UserID, req.Auth); err != nil {
+		return httpapi.Fail(err)
+	}
+	if req.NewPassword == "" {
+		return httpapi.Fail(httpapi.MissingParam("new_password is required"))
+	}
+	logout := req.LogoutDevices == nil || *req.LogoutDevices
+	if err := a.Auth.SetPassword(r.Context(), dev.UserID, req.NewPassword, logout, dev.DeviceID); err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(httpapi.Empty)
+}
+
+// POST /_matrix/client/v3/account/deactivate
+func (a *API) deactivate(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	var req struct {
+		Auth  *auth.AuthDict `json:"auth"`
+		Erase bool           `json:"erase"`
+	}
+	if err := httpapi.Decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := a.Auth.RequirePassword(r.Context(), dev.UserID, req.Auth); err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := a.Rooms.LeaveAll(r.Context(), dev.UserID); err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := a.Auth.Deactivate(r.Context(), dev.UserID); err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(map[string]string{"id_server_unbind_result": "no-support"})
+}

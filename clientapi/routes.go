@@ -1,0 +1,121 @@
+// Package clientapi serves the Matrix Client-Server API: accounts, devices,
+// profiles, account data, filters, rooms and events. Handlers parse the
+// request, call one service method and return a value; httpapi does the rest.
+package clientapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/redoubt-systems/redoubt/auth"
+	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/rooms"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// API holds what the client API's handlers call.
+type API struct {
+	Cfg   *config.Config
+	DB    *storage.DB
+	Auth  *auth.Service
+	Rooms *rooms.Service
+}
+
+// Register adds the client API's routes, one a line, grouped as the spec's
+// table of contents.
+func (a *API) Register(r *mux.Router, h *httpapi.API) {
+	pub := func(path string, fn httpapi.Handler, methods ...string) {
+		r.Handle(path, h.Public(fn)).Methods(methods...)
+	}
+	authed := func(path string, fn httpapi.AuthHandler, methods ...string) {
+		r.Handle(path, h.Authed(fn)).Methods(methods...)
+	}
+	const c = "/_matrix/client/v3"
+
+	// Server discovery and capabilities
+	pub("/_matrix/client/versions", a.versions, "GET")
+	pub("/.well-known/matrix/client", a.wellKnown, "GET")
+	authed(c+"/capabilities", a.capabilities, "GET")
+
+	// Login, registration, sessions
+	pub(c+"/login", a.loginFlows, "GET")
+	pub(c+"/login", a.login, "POST")
+	authed(c+"/logout", a.logout, "POST")
+	authed(c+"/logout/all", a.logoutAll, "POST")
+	pub(c+"/refresh", a.refresh, "POST")
+	pub(c+"/register", a.register, "POST")
+	pub(c+"/register/available", a.registerAvailable, "GET")
+	pub("/_synapse/admin/v1/register", a.sharedSecretNonce, "GET")
+	pub("/_synapse/admin/v1/register", a.sharedSecretRegister, "POST")
+
+	// Account management
+	authed(c+"/account/whoami", a.whoami, "GET")
+	authed(c+"/account/password", a.changePassword, "POST")
+	authed(c+"/account/deactivate", a.deactivate, "POST")
+
+	// Devices
+	authed(c+"/devices", a.listDevices, "GET")
+	authed(c+"/devices/{deviceId}", a.getDevice, "GET")
+	authed(c+"/devices/{deviceId}", a.updateDevice, "PUT")
+	authed(c+"/devices/{deviceId}", a.deleteDevice, "DELETE")
+	authed(c+"/delete_devices", a.deleteDevices, "POST")
+
+	// Profiles
+	authed(c+"/profile/{userId}", a.getProfile, "GET")
+	authed(c+"/profile/{userId}/{field:displayname|avatar_url}", a.getProfileField, "GET")
+	authed(c+"/profile/{userId}/{field:displayname|avatar_url}", a.setProfileField, "PUT")
+
+	// Filters and account data
+	authed(c+"/user/{userId}/filter", a.createFilter, "POST")
+	authed(c+"/user/{userId}/filter/{filterId}", a.getFilter, "GET")
+	authed(c+"/user/{userId}/account_data/{type}", a.getAccountData, "GET")
+	authed(c+"/user/{userId}/account_data/{type}", a.setAccountData, "PUT")
+	authed(c+"/user/{userId}/rooms/{roomId}/account_data/{type}", a.getAccountData, "GET")
+	authed(c+"/user/{userId}/rooms/{roomId}/account_data/{type}", a.setAccountData, "PUT")
+
+	// Rooms: creation and membership
+	authed(c+"/createRoom", a.createRoom, "POST")
+	authed(c+"/joined_rooms", a.joinedRooms, "GET")
+	authed(c+"/join/{roomIdOrAlias}", a.join, "POST")
+	authed(c+"/rooms/{roomId}/join", a.join, "POST")
+	authed(c+"/rooms/{roomId}/invite", a.invite, "POST")
+	authed(c+"/rooms/{roomId}/leave", a.leave, "POST")
+	authed(c+"/rooms/{roomId}/forget", a.forget, "POST")
+	authed(c+"/rooms/{roomId}/{action:kick|ban|unban}", a.moderate, "POST")
+
+	// Rooms: state and events
+	authed(c+"/rooms/{roomId}/state", a.getState, "GET")
+	authed(c+"/rooms/{roomId}/state/{eventType}", a.getStateEvent, "GET")
+	authed(c+"/rooms/{roomId}/state/{eventType}/{stateKey:.*}", a.getStateEvent, "GET")
+	authed(c+"/rooms/{roomId}/state/{eventType}", a.putStateEvent, "PUT")
+	authed(c+"/rooms/{roomId}/state/{eventType}/{stateKey:.*}", a.putStateEvent, "PUT")
+	authed(c+"/rooms/{roomId}/send/{eventType}/{txnId}", a.sendEvent, "PUT")
+	authed(c+"/rooms/{roomId}/redact/{eventId}/{txnId}", a.redact, "PUT")
+	authed(c+"/rooms/{roomId}/event/{eventId}", a.getEvent, "GET")
+	authed(c+"/rooms/{roomId}/messages", a.messages, "GET")
+	authed(c+"/rooms/{roomId}/context/{eventId}", a.context, "GET")
+	authed(c+"/rooms/{roomId}/members", a.members, "GET")
+	authed(c+"/rooms/{roomId}/joined_members", a.joinedMembers, "GET")
+
+	// Room aliases
+	authed(c+"/directory/room/{roomAlias}", a.getAlias, "GET")
+	authed(c+"/directory/room/{roomAlias}", a.putAlias, "PUT")
+	authed(c+"/directory/room/{roomAlias}", a.deleteAlias, "DELETE")
+	authed(c+"/rooms/{roomId}/aliases", a.roomAliases, "GET")
+}
+
+// queryInt reads an optional non-negative integer query parameter.
+func queryInt(r *http.Request, name string, def int) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, httpapi.InvalidParam("%s must be a non-negative integer", name)
+	}
+	return n, nil
+}

@@ -1,0 +1,180 @@
+// Command redoubt is a single-tenant Matrix homeserver: one process, one
+// SQLite file, no federation.
+//
+//	redoubt [--config FILE]                      serve the Client-Server API
+//	redoubt user add NAME [--admin] [--password-file F] [--config FILE]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/server"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "redoubt:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "serve":
+			return serve(args[1:], stderr)
+		case "user":
+			return userCmd(args[1:], stdout)
+		default:
+			return fmt.Errorf("unknown command %q (commands: serve, user)", args[0])
+		}
+	}
+	return serve(args, stderr)
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		cfg := config.Default()
+		return cfg, cfg.Validate()
+	}
+	return config.Load(path)
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "configuration file (YAML); embedded defaults when not given")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	srv, err := server.New(ctx, cfg, server.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	log.Info("redoubt serving", "server_name", cfg.ServerName, "listen", ln.Addr().String(), "database", cfg.Database)
+	if n, err := srv.DB.R().CountUsers(ctx); err == nil && n == 0 {
+		fmt.Fprintf(stderr, "\nNo users yet. Create the first admin with:\n  redoubt user add NAME --admin%s\n\n",
+			map[bool]string{true: " --config " + *cfgPath, false: ""}[*cfgPath != ""])
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func userCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "add" {
+		return errors.New("usage: redoubt user add NAME [--admin] [--password-file F] [--config FILE]")
+	}
+	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	admin := fs.Bool("admin", false, "make the user an administrator")
+	pwFile := fs.String("password-file", "", "read the password from this file (default: prompt)")
+	// Accept the name before or after the flags.
+	rest := args[1:]
+	var name string
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		name, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	if name == "" {
+		return errors.New("usage: redoubt user add NAME [--admin] [--password-file F] [--config FILE]")
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	password, err := readPassword(*pwFile)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	srv, err := server.New(ctx, cfg, server.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	userID, err := srv.Auth.UserID(strings.TrimPrefix(strings.SplitN(name, ":", 2)[0], "@"))
+	if err != nil {
+		return err
+	}
+	if err := srv.Auth.CheckPasswordPolicy(password); err != nil {
+		return err
+	}
+	if err := srv.Auth.CreateUser(ctx, userID, password, *admin); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created %s%s\n", userID, map[bool]string{true: " (admin)", false: ""}[*admin])
+	return nil
+}
+
+func readPassword(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, 4096))
+		return strings.TrimRight(string(b), "\r\n"), err
+	}
+	fmt.Fprint(os.Stderr, "Password: ")
+	b, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	return string(b), err
+}

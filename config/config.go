@@ -1,0 +1,195 @@
+// Package config holds Redoubt's configuration: embedded defaults, then a
+// YAML file, then Validate, which reports every problem with its key path.
+// There is no global configuration: a *Config is passed to whatever needs it,
+// so tests can run several servers in one process.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of one Redoubt instance.
+type Config struct {
+	// ServerName is the domain part of every user ID, room alias and (before
+	// room version 12) room ID.
+	ServerName string `yaml:"server_name"`
+	// Listen is the host:port the client API is served on.
+	Listen string `yaml:"listen"`
+	// PublicBaseURL is what /.well-known/matrix/client advertises.
+	PublicBaseURL string `yaml:"public_baseurl"`
+	// Database is the path of the instance's one SQLite file.
+	Database string `yaml:"database"`
+	// RegistrationSharedSecret enables Synapse-compatible shared-secret
+	// registration at /_synapse/admin/v1/register when non-empty.
+	RegistrationSharedSecret     string `yaml:"registration_shared_secret"`
+	RegistrationSharedSecretFile string `yaml:"registration_shared_secret_file"`
+
+	Registration Registration `yaml:"registration"`
+	Password     Password     `yaml:"password"`
+	Auth         Auth         `yaml:"auth"`
+	Rooms        Rooms        `yaml:"rooms"`
+	RateLimits   RateLimits   `yaml:"rate_limits"`
+	Log          Log          `yaml:"log"`
+	Limits       Limits       `yaml:"limits"`
+}
+
+// Registration controls public self-registration through /register.
+type Registration struct {
+	// Open allows anyone to register with the m.login.dummy stage. Off by
+	// default: a tenant's admin creates its users.
+	Open bool `yaml:"open"`
+}
+
+// Password is the password policy.
+type Password struct {
+	MinLength int `yaml:"min_length"`
+}
+
+// Auth controls access tokens.
+type Auth struct {
+	// AccessTokenLifetime is how long an access token lives when the client
+	// asked for a refresh token. Tokens of clients that did not are not expiring.
+	AccessTokenLifetime Duration `yaml:"access_token_lifetime"`
+}
+
+// Rooms controls room creation.
+type Rooms struct {
+	DefaultVersion string `yaml:"default_version"`
+}
+
+// RateLimits switches request rate limiting.
+type RateLimits struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// Log controls the server's log.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Limits bounds what one request may carry.
+type Limits struct {
+	// MaxRequestBody is the largest JSON request body accepted.
+	MaxRequestBody Size `yaml:"max_request_body"`
+}
+
+// Default returns the configuration `redoubt` runs with when given no file.
+func Default() *Config {
+	return &Config{
+		ServerName:   "localhost",
+		Listen:       "127.0.0.1:8008",
+		Database:     "./redoubt.db",
+		Password:     Password{MinLength: 8},
+		Auth:         Auth{AccessTokenLifetime: Duration(5 * time.Minute)},
+		Rooms:        Rooms{DefaultVersion: "11"},
+		RateLimits:   RateLimits{Enabled: true},
+		Log:          Log{Level: "info", Format: "text"},
+		Limits:       Limits{MaxRequestBody: 1 << 20},
+		Registration: Registration{Open: false},
+	}
+}
+
+// Load reads a YAML file over the defaults and validates the result.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data)
+}
+
+// Parse reads YAML over the defaults and validates the result. Unknown keys
+// are errors, so that a misspelt key never silently falls back to a default.
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty file is an empty document: yaml.v3 reports it as io.EOF.
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+var serverNameRE = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
+
+// Validate checks the whole configuration and reports every problem at once,
+// each with its key path. It also resolves *_file secrets.
+func (c *Config) Validate() error {
+	var problems []string
+	bad := func(key, format string, args ...any) {
+		problems = append(problems, key+": "+fmt.Sprintf(format, args...))
+	}
+	if !serverNameRE.MatchString(c.ServerName) {
+		bad("server_name", "%q is not a valid server name", c.ServerName)
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port", c.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad("listen", "%q has an invalid port", c.Listen)
+	}
+	if c.Database == "" {
+		bad("database", "must name the SQLite file")
+	}
+	if c.PublicBaseURL == "" {
+		c.PublicBaseURL = "http://" + c.Listen
+	} else if !strings.HasPrefix(c.PublicBaseURL, "http://") && !strings.HasPrefix(c.PublicBaseURL, "https://") {
+		bad("public_baseurl", "%q must start with http:// or https://", c.PublicBaseURL)
+	}
+	c.PublicBaseURL = strings.TrimRight(c.PublicBaseURL, "/")
+	if c.RegistrationSharedSecretFile != "" {
+		if c.RegistrationSharedSecret != "" {
+			bad("registration_shared_secret_file", "give either the secret or its file, not both")
+		} else if b, err := os.ReadFile(c.RegistrationSharedSecretFile); err != nil {
+			bad("registration_shared_secret_file", "%v", err)
+		} else {
+			c.RegistrationSharedSecret = strings.TrimSpace(string(b))
+		}
+	}
+	if c.Password.MinLength < 0 || c.Password.MinLength > 1024 {
+		bad("password.min_length", "must be between 0 and 1024")
+	}
+	if c.Auth.AccessTokenLifetime < Duration(time.Minute) {
+		bad("auth.access_token_lifetime", "must be at least 1m")
+	}
+	switch c.Rooms.DefaultVersion {
+	case "10", "11", "12":
+	default:
+		bad("rooms.default_version", "%q is not one of 10, 11, 12", c.Rooms.DefaultVersion)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	if c.Limits.MaxRequestBody < 64<<10 {
+		bad("limits.max_request_body", "must be at least 64KiB")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// SupportedRoomVersions are the room versions this server creates and serves.
+var SupportedRoomVersions = []string{"10", "11", "12"}

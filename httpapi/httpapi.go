@@ -1,0 +1,276 @@
+// Package httpapi is the edge between HTTP and Redoubt's handlers: handlers
+// return a Response, and one wrapper does authentication, body limits, error
+// mapping, JSON writing, panics and the access log.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+)
+
+// Response is what a handler returns: a JSON body with a status, or an error.
+type Response struct {
+	Code   int
+	JSON   any // marshalled; []byte and json.RawMessage are written as they are
+	Err    error
+	Header http.Header
+}
+
+// OK is a 200 with a JSON body.
+func OK(v any) Response { return Response{Code: http.StatusOK, JSON: v} }
+
+// Fail is an error response; see toMatrix for how errors map.
+func Fail(err error) Response { return Response{Err: err} }
+
+// Empty is the {} many endpoints answer with.
+var Empty = json.RawMessage(`{}`)
+
+// Device is the authenticated caller of a request.
+type Device struct {
+	UserID   string
+	DeviceID string
+	IsAdmin  bool
+	// TokenHash identifies the access token used, for /logout.
+	TokenHash []byte
+}
+
+// Authenticator turns an access token into the device it belongs to.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string, r *http.Request) (*Device, error)
+}
+
+// API builds the http.Handlers of a set of routes.
+type API struct {
+	Log     *slog.Logger
+	Auth    Authenticator
+	MaxBody int64
+}
+
+// Handler serves a request that needs no access token.
+type Handler func(r *http.Request) Response
+
+// AuthHandler serves a request from an authenticated device.
+type AuthHandler func(r *http.Request, dev *Device) Response
+
+// Public wraps a handler for an endpoint without authentication.
+func (a *API) Public(h Handler) http.Handler {
+	return a.wrap(func(r *http.Request) Response { return h(r) })
+}
+
+// Authed wraps a handler for an endpoint that requires an access token.
+func (a *API) Authed(h AuthHandler) http.Handler {
+	return a.wrap(func(r *http.Request) Response {
+		dev, err := a.authenticate(r)
+		if err != nil {
+			return Fail(err)
+		}
+		return h(r, dev)
+	})
+}
+
+// Optional wraps a handler that accepts an access token but does not need one.
+func (a *API) Optional(h AuthHandler) http.Handler {
+	return a.wrap(func(r *http.Request) Response {
+		if AccessToken(r) == "" {
+			return h(r, nil)
+		}
+		dev, err := a.authenticate(r)
+		if err != nil {
+			return Fail(err)
+		}
+		return h(r, dev)
+	})
+}
+
+func (a *API) authenticate(r *http.Request) (*Device, error) {
+	token := AccessToken(r)
+	if token == "" {
+		return nil, MissingToken("missing access token")
+	}
+	return a.Auth.Authenticate(r.Context(), token, r)
+}
+
+// AccessToken returns the request's access token, from the Authorization
+// header or the access_token query parameter.
+func AccessToken(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+		return ""
+	}
+	return r.URL.Query().Get("access_token")
+}
+
+func (a *API) wrap(h Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		r.Body = http.MaxBytesReader(w, r.Body, a.MaxBody)
+		res := a.serve(h, r)
+		a.write(w, r, res, start)
+	})
+}
+
+func (a *API) serve(h Handler, r *http.Request) (res Response) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.Log.Error("panic", "panic", p, "stack", string(debug.Stack()))
+			res = Fail(Internal("internal server error"))
+		}
+	}()
+	vars := mux.Vars(r)
+	for k, v := range vars {
+		d, err := url.PathUnescape(v)
+		if err != nil {
+			return Fail(InvalidParam("invalid path parameter %s", k))
+		}
+		vars[k] = d
+	}
+	return h(r)
+}
+
+func (a *API) write(w http.ResponseWriter, r *http.Request, res Response, start time.Time) {
+	for k, vs := range res.Header {
+		w.Header()[k] = vs
+	}
+	var body any = res.JSON
+	code := res.Code
+	if res.Err != nil {
+		e, internal := toMatrix(res.Err)
+		if internal {
+			a.Log.Error("request failed", "route", routeName(r), "method", r.Method, "err", res.Err)
+		}
+		code, body = e.Status, e.body()
+	}
+	if code == 0 {
+		code = http.StatusOK
+	}
+	if body == nil {
+		body = Empty
+	}
+	WriteJSON(w, code, body)
+	level := slog.LevelDebug
+	switch {
+	case code >= 500:
+		level = slog.LevelError
+	case code >= 400 && code != http.StatusUnauthorized && code != http.StatusNotFound:
+		level = slog.LevelInfo
+	}
+	// The route's template, never the raw URL: paths carry user IDs and
+	// queries may carry access tokens.
+	a.Log.Log(r.Context(), level, "request", "method", r.Method, "route", routeName(r), "status", code,
+		"ms", float64(time.Since(start).Microseconds())/1000)
+}
+
+// WriteJSON writes a JSON body with its status.
+func WriteJSON(w http.ResponseWriter, code int, body any) {
+	var b []byte
+	switch v := body.(type) {
+	case json.RawMessage:
+		b = v
+	case []byte:
+		b = v
+	default:
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			code, b = http.StatusInternalServerError, []byte(`{"errcode":"M_UNKNOWN","error":"internal server error"}`)
+		} else {
+			b = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+func routeName(r *http.Request) string {
+	if route := mux.CurrentRoute(r); route != nil {
+		if t, err := route.GetPathTemplate(); err == nil {
+			return t
+		}
+	}
+	return "unmatched"
+}
+
+// ReadBody reads a request body, answering M_TOO_LARGE past the API's limit.
+func ReadBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, TooLarge("request body too large")
+	}
+	if err != nil {
+		return nil, BadJSON("could not read request body")
+	}
+	return b, nil
+}
+
+// Decode reads a JSON object body into v. Invalid JSON is M_NOT_JSON; JSON of
+// the wrong shape is M_BAD_JSON. An empty body decodes as {}.
+func Decode(r *http.Request, v any) error {
+	b, err := ReadBody(r)
+	if err != nil {
+		return err
+	}
+	return DecodeBytes(b, v)
+}
+
+// DecodeBytes is Decode for a body already read.
+func DecodeBytes(b []byte, v any) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		b = []byte("{}")
+	}
+	if !json.Valid(b) {
+		return NotJSON("request body is not valid JSON")
+	}
+	if t := bytes.TrimSpace(b); t[0] != '{' {
+		return BadJSON("request body must be a JSON object")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return BadJSON("%s has the wrong type", te.Field)
+		}
+		return BadJSON("request body has the wrong shape")
+	}
+	return nil
+}
+
+// CORS answers preflight requests and adds the CORS headers Element Web needs
+// to every response.
+func CORS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Origin, X-Requested-With, Content-Type, Accept, Authorization, Date")
+		if r.Method == http.MethodOptions {
+			WriteJSON(w, http.StatusOK, Empty)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// NewRouter is a gorilla/mux router set up as the spec needs: paths are not
+// cleaned (IDs may contain slashes, encoded), and unknown paths or methods
+// answer M_UNRECOGNIZED.
+func (a *API) NewRouter() *mux.Router {
+	r := mux.NewRouter().SkipClean(true).UseEncodedPath()
+	r.NotFoundHandler = a.Public(func(*http.Request) Response { return Fail(Unrecognized("unrecognized request")) })
+	r.MethodNotAllowedHandler = a.Public(func(*http.Request) Response { return Fail(MethodNotAllowed("method not allowed")) })
+	return r
+}

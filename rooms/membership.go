@@ -1,0 +1,277 @@
+package rooms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// RandomID returns n random letters, for room IDs.
+func RandomID(n int) string {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return string(b)
+}
+
+func memberContent(membership string, profile storage.User, reason string) map[string]any {
+	c := map[string]any{"membership": membership}
+	if profile.DisplayName != "" {
+		c["displayname"] = profile.DisplayName
+	}
+	if profile.AvatarURL != "" {
+		c["avatar_url"] = profile.AvatarURL
+	}
+	if reason != "" {
+		c["reason"] = reason
+	}
+	return c
+}
+
+// checkLocalUser accepts only existing users of this server: there is no
+// federation to reach anyone else.
+func (s *Service) checkLocalUser(ctx context.Context, userID string) error {
+	uid, err := spec.NewUserID(userID, true)
+	if err != nil {
+		return httpapi.InvalidParam("%q is not a user ID", userID)
+	}
+	if uid.Domain() != s.ServerName {
+		return httpapi.Forbidden("this server does not federate: %s is on another server", userID)
+	}
+	u, err := s.DB.R().User(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Deactivated) {
+		return httpapi.NotFound("unknown user %s", userID)
+	}
+	return err
+}
+
+// ResolveRoom accepts a room ID or a local alias.
+func (s *Service) ResolveRoom(ctx context.Context, idOrAlias string) (string, error) {
+	switch {
+	case strings.HasPrefix(idOrAlias, "!"):
+		return idOrAlias, nil
+	case strings.HasPrefix(idOrAlias, "#"):
+		roomID, _, err := s.DB.R().Alias(ctx, idOrAlias)
+		if errors.Is(err, storage.ErrNotFound) {
+			return "", httpapi.NotFound("unknown room alias")
+		}
+		return roomID, err
+	}
+	return "", httpapi.InvalidParam("%q is neither a room ID nor an alias", idOrAlias)
+}
+
+// Join joins a user to a room; joining a room one is already in changes nothing.
+func (s *Service) Join(ctx context.Context, roomID, userID, reason string) error {
+	return s.write(ctx, func(w *writer) error {
+		room, err := w.room(roomID)
+		if err != nil {
+			return err
+		}
+		current, _, err := w.q.Membership(ctx, roomID, userID)
+		if err != nil || current == spec.Join {
+			return err
+		}
+		profile, err := w.q.User(ctx, userID)
+		if err != nil {
+			return err
+		}
+		if err := w.sendMember(room, userID, userID, memberContent(spec.Join, profile, reason)); err != nil {
+			return err
+		}
+		return w.q.UnforgetRoom(ctx, userID, roomID)
+	})
+}
+
+// Invite invites a local user.
+func (s *Service) Invite(ctx context.Context, roomID, sender, target, reason string) error {
+	if err := s.checkLocalUser(ctx, target); err != nil {
+		return err
+	}
+	return s.write(ctx, func(w *writer) error {
+		room, err := w.room(roomID)
+		if err != nil {
+			return err
+		}
+		current, _, err := w.q.Membership(ctx, roomID, target)
+		if err != nil {
+			return err
+		}
+		switch current {
+		case spec.Join:
+			return httpapi.Forbidden("%s is already in the room", target)
+		case spec.Ban:
+			return httpapi.Forbidden("%s is banned from the room", target)
+		case spec.Invite:
+			return nil
+		}
+		profile, err := w.q.User(ctx, target)
+		if err != nil {
+			return err
+		}
+		return w.sendMember(room, sender, target, memberContent(spec.Invite, profile, reason))
+	})
+}
+
+// Leave leaves a room or rejects an invite; leaving twice changes nothing.
+func (s *Service) Leave(ctx context.Context, roomID, userID, reason string) error {
+	return s.write(ctx, func(w *writer) error {
+		room, err := w.room(roomID)
+		if err != nil {
+			return err
+		}
+		current, _, err := w.q.Membership(ctx, roomID, userID)
+		if err != nil {
+			return err
+		}
+		switch current {
+		case spec.Leave, spec.Ban:
+			return nil
+		case "":
+			return httpapi.Forbidden("you are not in this room")
+		}
+		return w.sendMember(room, userID, userID, memberContent(spec.Leave, storage.User{}, reason))
+	})
+}
+
+// Kick removes another user, Ban bans one and Unban lifts a ban: each is a
+// membership event sent by the moderator, with the target's current
+// membership checked first so that the error says what is wrong.
+func (s *Service) Kick(ctx context.Context, roomID, sender, target, reason string) error {
+	return s.moderate(ctx, roomID, sender, target, spec.Leave, reason, spec.Join, spec.Invite, spec.Knock)
+}
+
+// Ban bans a user, whatever their membership.
+func (s *Service) Ban(ctx context.Context, roomID, sender, target, reason string) error {
+	return s.moderate(ctx, roomID, sender, target, spec.Ban, reason)
+}
+
+// Unban lifts a ban; the user's membership becomes leave.
+func (s *Service) Unban(ctx context.Context, roomID, sender, target, reason string) error {
+	return s.moderate(ctx, roomID, sender, target, spec.Leave, reason, spec.Ban)
+}
+
+func (s *Service) moderate(ctx context.Context, roomID, sender, target, membership, reason string, from ...string) error {
+	if _, err := spec.NewUserID(target, true); err != nil {
+		return httpapi.InvalidParam("%q is not a user ID", target)
+	}
+	return s.write(ctx, func(w *writer) error {
+		room, err := w.room(roomID)
+		if err != nil {
+			return err
+		}
+		if m, _, err := w.q.Membership(ctx, roomID, sender); err != nil {
+			return err
+		} else if m != spec.Join {
+			return httpapi.Forbidden("you are not in this room")
+		}
+		if len(from) > 0 {
+			current, _, err := w.q.Membership(ctx, roomID, target)
+			if err != nil {
+				return err
+			}
+			ok := false
+			for _, f := range from {
+				ok = ok || current == f
+			}
+			if !ok {
+				return httpapi.Forbidden("%s's membership is %q", target, current)
+			}
+		}
+		return w.sendMember(room, sender, target, memberContent(membership, storage.User{}, reason))
+	})
+}
+
+func (w *writer) sendMember(room *storage.Room, sender, target string, content map[string]any) error {
+	b, err := json.Marshal(content)
+	if err != nil {
+		return err
+	}
+	_, err = w.append(room, Event{Sender: sender, Type: spec.MRoomMember, StateKey: &target, Content: b})
+	return err
+}
+
+// Forget hides a room the user has left from them.
+func (s *Service) Forget(ctx context.Context, roomID, userID string) error {
+	return s.write(ctx, func(w *writer) error {
+		if _, err := w.room(roomID); err != nil {
+			return err
+		}
+		current, _, err := w.q.Membership(ctx, roomID, userID)
+		if err != nil {
+			return err
+		}
+		switch current {
+		case spec.Join, spec.Invite, spec.Knock:
+			return &httpapi.Error{Status: 400, Code: spec.ErrorUnknown, Message: "leave the room before forgetting it"}
+		case "":
+			return httpapi.NotFound("you were never in this room")
+		}
+		return w.q.ForgetRoom(ctx, userID, roomID)
+	})
+}
+
+// SetProfile changes a user's display name and avatar and tells every room
+// they are in, with a new member event there.
+func (s *Service) SetProfile(ctx context.Context, userID string, displayName, avatarURL *string) error {
+	return s.write(ctx, func(w *writer) error {
+		u, err := w.q.User(ctx, userID)
+		if err != nil {
+			return err
+		}
+		if displayName != nil {
+			u.DisplayName = *displayName
+		}
+		if avatarURL != nil {
+			u.AvatarURL = *avatarURL
+		}
+		if err := w.q.SetProfile(ctx, userID, u.DisplayName, u.AvatarURL); err != nil {
+			return err
+		}
+		joined, err := w.q.RoomsWithMembership(ctx, userID, spec.Join)
+		if err != nil {
+			return err
+		}
+		for _, roomID := range joined {
+			room, err := w.room(roomID)
+			if err != nil {
+				return err
+			}
+			if err := w.sendMember(room, userID, userID, memberContent(spec.Join, u, "")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// LeaveAll leaves every room a user is in or invited to, as deactivation does.
+func (s *Service) LeaveAll(ctx context.Context, userID string) error {
+	return s.write(ctx, func(w *writer) error {
+		rooms, err := w.q.RoomsWithMembership(ctx, userID, spec.Join, spec.Invite, spec.Knock)
+		if err != nil {
+			return err
+		}
+		for _, roomID := range rooms {
+			room, err := w.room(roomID)
+			if err != nil {
+				return err
+			}
+			if err := w.sendMember(room, userID, userID, map[string]any{"membership": spec.Leave}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

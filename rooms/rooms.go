@@ -1,0 +1,290 @@
+// Package rooms is the one path by which events come to exist: built with
+// gomatrixserverlib for the room's version, authorised by its auth rules
+// against the room's current state, and appended to the room's linear
+// history. Without federation there is no state resolution: each event's
+// prev_events is the room's latest event.
+package rooms
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
+
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// Service builds, authorises, stores and reads room events.
+type Service struct {
+	DB         *storage.DB
+	ServerName spec.ServerName
+	KeyID      gomatrixserverlib.KeyID
+	Key        ed25519.PrivateKey
+	// DefaultVersion is the room version of /createRoom without room_version.
+	DefaultVersion string
+	Now            func() time.Time
+	// Notify, if set, is called after each committed write with the events
+	// it appended.
+	Notify func(events []storage.Event)
+}
+
+// Supported room versions.
+func Supported(v string) bool { return v == "10" || v == "11" || v == "12" }
+
+// Event is what a client asks to send into a room.
+type Event struct {
+	Sender   string
+	Type     string
+	StateKey *string
+	Content  json.RawMessage
+	// Redacts names the event a m.room.redaction removes.
+	Redacts string
+	// DeviceID and TxnID make sends idempotent; both may be empty.
+	DeviceID string
+	TxnID    string
+}
+
+// Send appends one event to a room and returns its ID. A repeated
+// (device, txnID) returns the event first sent with it.
+func (s *Service) Send(ctx context.Context, roomID string, ev Event) (string, error) {
+	var id string
+	err := s.write(ctx, func(w *writer) error {
+		if ev.TxnID != "" {
+			prev, err := w.q.EventIDByTxn(ctx, ev.Sender, ev.DeviceID, ev.TxnID)
+			if err == nil {
+				id = prev
+				return nil
+			}
+			if !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+		}
+		room, err := w.room(roomID)
+		if err != nil {
+			return err
+		}
+		stored, err := w.append(room, ev)
+		if err != nil {
+			return err
+		}
+		id = stored.EventID
+		return nil
+	})
+	return id, err
+}
+
+// writer is one write transaction of the rooms service; it collects the
+// events it appends so they can be announced after commit.
+type writer struct {
+	s        *Service
+	ctx      context.Context
+	q        storage.Q
+	appended []storage.Event
+}
+
+func (s *Service) write(ctx context.Context, fn func(w *writer) error) error {
+	w := &writer{s: s, ctx: ctx}
+	err := s.DB.Write(ctx, func(q storage.Q) error {
+		w.q = q
+		w.appended = w.appended[:0]
+		return fn(w)
+	})
+	if err == nil && len(w.appended) > 0 && s.Notify != nil {
+		s.Notify(w.appended)
+	}
+	return err
+}
+
+func (w *writer) room(roomID string) (*storage.Room, error) {
+	r, err := w.q.Room(w.ctx, roomID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, httpapi.NotFound("unknown room")
+	}
+	return &r, err
+}
+
+// authState loads the current state events needed to authorise ev, as PDUs.
+// The create event is always included: room version 12 no longer lists it in
+// auth_events, but its rules still need it.
+func (w *writer) authState(room *storage.Room, proto *gomatrixserverlib.ProtoEvent) (*gomatrixserverlib.AuthEvents, error) {
+	needed, err := gomatrixserverlib.StateNeededForProtoEvent(proto)
+	if err != nil {
+		return nil, httpapi.BadJSON("%v", err)
+	}
+	tuples := append(needed.Tuples(), gomatrixserverlib.StateKeyTuple{EventType: spec.MRoomCreate, StateKey: ""})
+	provider, _ := gomatrixserverlib.NewAuthEvents(nil)
+	seen := map[gomatrixserverlib.StateKeyTuple]bool{}
+	for _, t := range tuples {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		stored, err := w.q.CurrentStateEvent(w.ctx, room.RoomID, t.EventType, t.StateKey)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		pdu, err := toPDU(room.Version, stored)
+		if err != nil {
+			return nil, err
+		}
+		if err := provider.AddEvent(pdu); err != nil {
+			return nil, err
+		}
+	}
+	return provider, nil
+}
+
+func toPDU(version string, e storage.Event) (gomatrixserverlib.PDU, error) {
+	verImpl, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(version))
+	if err != nil {
+		return nil, err
+	}
+	return verImpl.NewEventFromTrustedJSONWithEventID(e.EventID, e.JSON, e.RedactedBy != "")
+}
+
+func userIDForSender(_ spec.RoomID, senderID spec.SenderID) (*spec.UserID, error) {
+	return spec.NewUserID(string(senderID), true)
+}
+
+// append builds, authorises and stores one event at the head of room.
+func (w *writer) append(room *storage.Room, ev Event) (*storage.Event, error) {
+	verImpl, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(room.Version))
+	if err != nil {
+		return nil, err
+	}
+	content := ev.Content
+	if len(content) == 0 {
+		content = json.RawMessage(`{}`)
+	}
+	if !gjson.ValidBytes(content) || !gjson.ParseBytes(content).IsObject() {
+		return nil, httpapi.BadJSON("content must be a JSON object")
+	}
+	proto := &gomatrixserverlib.ProtoEvent{
+		SenderID:   ev.Sender,
+		RoomID:     room.RoomID,
+		Type:       ev.Type,
+		StateKey:   ev.StateKey,
+		PrevEvents: []string{room.LatestEventID},
+		Depth:      room.Depth + 1,
+		Content:    spec.RawJSON(content),
+		Redacts:    ev.Redacts,
+		Version:    verImpl,
+	}
+	provider, err := w.authState(room, proto)
+	if err != nil {
+		return nil, err
+	}
+	builder := verImpl.NewEventBuilderFromProtoEvent(proto)
+	if err := builder.AddAuthEvents(provider); err != nil {
+		return nil, err
+	}
+	pdu, err := builder.Build(w.s.Now(), w.s.ServerName, w.s.KeyID, w.s.Key)
+	if err != nil {
+		return nil, err
+	}
+	if err := gomatrixserverlib.Allowed(pdu, provider, userIDForSender); err != nil {
+		return nil, err
+	}
+	stored, err := w.store(room, pdu, ev)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Type == spec.MRoomRedaction {
+		if err := w.redact(room, pdu, provider); err != nil {
+			return nil, err
+		}
+	}
+	return stored, nil
+}
+
+// store appends a built, authorised event.
+func (w *writer) store(room *storage.Room, pdu gomatrixserverlib.PDU, ev Event) (*storage.Event, error) {
+	stored := storage.Event{
+		EventID:  pdu.EventID(),
+		RoomID:   room.RoomID,
+		Type:     pdu.Type(),
+		StateKey: pdu.StateKey(),
+		Sender:   string(pdu.SenderID()),
+		OriginTS: int64(pdu.OriginServerTS()),
+		JSON:     pdu.JSON(),
+		DeviceID: ev.DeviceID,
+		TxnID:    ev.TxnID,
+	}
+	if pdu.Type() == spec.MRoomMember {
+		stored.Membership, _ = pdu.Membership()
+	}
+	if _, err := w.q.AppendEvent(w.ctx, &stored, pdu.Depth()); err != nil {
+		return nil, err
+	}
+	room.LatestEventID, room.Depth = stored.EventID, pdu.Depth()
+	w.appended = append(w.appended, stored)
+	return &stored, nil
+}
+
+// redact applies an accepted redaction to the event it names: the stored
+// JSON is replaced by its redacted form at once, so the original content is
+// gone from the database when the request returns.
+func (w *writer) redact(room *storage.Room, redaction gomatrixserverlib.PDU, provider gomatrixserverlib.AuthEventProvider) error {
+	targetID := redaction.Redacts()
+	if targetID == "" {
+		targetID = gjson.GetBytes(redaction.Content(), "redacts").Str
+	}
+	target, err := w.q.Event(w.ctx, targetID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && target.RoomID != room.RoomID) {
+		return httpapi.NotFound("unknown event")
+	}
+	if err != nil {
+		return err
+	}
+	// The auth rules of room versions 3 and later accept any redaction
+	// event; whether it may take effect is decided here: one's own events,
+	// or anyone's with the redact power level.
+	if target.Sender != string(redaction.SenderID()) {
+		pl, err := gomatrixserverlib.NewPowerLevelContentFromAuthEvents(provider, room.Creator)
+		if err != nil {
+			return err
+		}
+		level := pl.UserLevel(redaction.SenderID())
+		for _, c := range createEventCreators(provider, room.Version) {
+			if c == string(redaction.SenderID()) {
+				level = gomatrixserverlib.CreatorPowerLevel
+			}
+		}
+		if level < pl.Redact {
+			return httpapi.Forbidden("you may not redact other users' events")
+		}
+	}
+	if target.RedactedBy != "" {
+		return nil
+	}
+	verImpl := gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersion(room.Version))
+	redacted, err := verImpl.RedactEventJSON(target.JSON)
+	if err != nil {
+		return fmt.Errorf("redact %s: %w", targetID, err)
+	}
+	return w.q.ReplaceEventJSON(w.ctx, targetID, redacted, redaction.EventID())
+}
+
+// createEventCreators returns the room's privileged creators in versions
+// that have them (12 and later).
+func createEventCreators(provider gomatrixserverlib.AuthEventProvider, version string) []string {
+	verImpl, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(version))
+	if err != nil || !verImpl.PrivilegedCreators() {
+		return nil
+	}
+	create, _ := provider.Create()
+	if create == nil {
+		return nil
+	}
+	return gomatrixserverlib.CreatorsFromCreateEvent(create)
+}

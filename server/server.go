@@ -1,0 +1,86 @@
+// Package server wires one Redoubt instance together: the database, the
+// services and the HTTP routes. main and the tests both start servers
+// through it, so tests run the real thing.
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/redoubt-systems/redoubt/auth"
+	"github.com/redoubt-systems/redoubt/clientapi"
+	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/rooms"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// Server is one running instance.
+type Server struct {
+	Cfg   *config.Config
+	DB    *storage.DB
+	Auth  *auth.Service
+	Rooms *rooms.Service
+	Log   *slog.Logger
+
+	handler http.Handler
+}
+
+// Options are what a caller may set besides the configuration.
+type Options struct {
+	Log *slog.Logger
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// New opens the instance's database and builds its services and routes.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	db, err := storage.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	var keyID string
+	var seed []byte
+	err = db.Write(ctx, func(q storage.Q) error {
+		keyID, seed, err = q.ServerKey(ctx, func() (string, []byte, int64) {
+			s := make([]byte, ed25519.SeedSize)
+			_, _ = rand.Read(s)
+			return "ed25519:" + rooms.RandomID(6), s, opts.Now().UnixMilli()
+		})
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Server{Cfg: cfg, DB: db, Log: opts.Log}
+	s.Auth = &auth.Service{DB: db, Cfg: cfg, Now: opts.Now}
+	s.Rooms = &rooms.Service{
+		DB: db, ServerName: spec.ServerName(cfg.ServerName), KeyID: gomatrixserverlib.KeyID(keyID),
+		Key: ed25519.NewKeyFromSeed(seed), DefaultVersion: cfg.Rooms.DefaultVersion, Now: opts.Now,
+	}
+	h := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Limits.MaxRequestBody)}
+	router := h.NewRouter()
+	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms}).Register(router, h)
+	s.handler = httpapi.CORS(router)
+	return s, nil
+}
+
+// Handler is the instance's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close closes the database.
+func (s *Server) Close() error { return s.DB.Close() }

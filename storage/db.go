@@ -1,0 +1,246 @@
+// Package storage is Redoubt's one SQLite file: its schema, its migrations
+// and all of its SQL. Writes go through a single connection, so they are
+// serialised; reads use a pool of read-only connections, which WAL mode lets
+// run alongside the writer.
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Sentinel errors, mapped to Matrix errors at the HTTP edge.
+var (
+	ErrNotFound = errors.New("storage: not found")
+	ErrConflict = errors.New("storage: already exists")
+)
+
+//go:embed schema/*.sql
+var schemaFS embed.FS
+
+// DB is an open instance database.
+type DB struct {
+	path  string
+	write *sql.DB
+	read  *sql.DB
+}
+
+// conn is what both a pool and a transaction offer.
+type conn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Q runs queries, either on the read pool or inside a write transaction.
+// Write methods must only be called on the Q given by DB.Write.
+type Q struct{ c conn }
+
+// dsn sets every pragma in the connection string so each pooled connection
+// gets them. busy_timeout comes first so the others can wait for a lock.
+func dsn(path string, writer bool) string {
+	v := url.Values{}
+	v.Add("_pragma", "busy_timeout(10000)")
+	v.Add("_pragma", "journal_mode(WAL)")
+	// NORMAL in WAL mode: a killed process loses nothing that was committed;
+	// only a power loss can drop the last transactions, never corrupt.
+	v.Add("_pragma", "synchronous(NORMAL)")
+	v.Add("_pragma", "foreign_keys(ON)")
+	v.Add("_pragma", "secure_delete(ON)")
+	if writer {
+		v.Add("_txlock", "immediate")
+	} else {
+		v.Add("_pragma", "query_only(ON)")
+	}
+	return "file:" + path + "?" + v.Encode()
+}
+
+// Open opens (creating if needed) the database file and brings its schema up
+// to date.
+func Open(ctx context.Context, path string) (*DB, error) {
+	w, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	db := &DB{path: path, write: w}
+	var mode string
+	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if mode != "wal" {
+		w.Close()
+		return nil, fmt.Errorf("open %s: journal_mode is %q, not wal", path, mode)
+	}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	db.read = r
+	return db, nil
+}
+
+// Close optimises and closes the database.
+func (db *DB) Close() error {
+	_, _ = db.write.Exec("PRAGMA optimize")
+	err := db.read.Close()
+	if werr := db.write.Close(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// Path is the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// R queries the read pool.
+func (db *DB) R() Q { return Q{db.read} }
+
+// Write runs fn in one write transaction: committed if fn returns nil, else
+// rolled back.
+func (db *DB) Write(ctx context.Context, fn func(Q) error) error {
+	return withTx(ctx, db.write, nil, fn)
+}
+
+// Read runs fn in one read transaction, so that it sees one snapshot.
+func (db *DB) Read(ctx context.Context, fn func(Q) error) error {
+	return withTx(ctx, db.read, &sql.TxOptions{ReadOnly: true}, fn)
+}
+
+func withTx(ctx context.Context, d *sql.DB, opts *sql.TxOptions, fn func(Q) error) error {
+	tx, err := d.BeginTx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if err := fn(Q{tx}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Checkpoint copies the WAL into the database file and truncates it, so that
+// bytes erased by secure_delete are gone from both files.
+func (db *DB) Checkpoint(ctx context.Context) error {
+	var busy, logPages, ckpt int
+	if err := db.write.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &ckpt); err != nil {
+		return err
+	}
+	if busy != 0 {
+		return errors.New("storage: checkpoint blocked by readers")
+	}
+	return nil
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	files, err := schemaFS.ReadDir("schema")
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, f.Name())
+	}
+	sort.Strings(names)
+	var version int
+	if err := db.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	if version > len(names) {
+		return fmt.Errorf("database schema version %d is newer than this binary knows (%d)", version, len(names))
+	}
+	for i := version; i < len(names); i++ {
+		body, err := schemaFS.ReadFile("schema/" + names[i])
+		if err != nil {
+			return err
+		}
+		err = db.Write(ctx, func(q Q) error {
+			if _, err := q.c.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := q.c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", names[i], err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion reports the schema version of the open database.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := db.read.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	return v, err
+}
+
+// isConflict reports a unique or primary-key constraint failure.
+func isConflict(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return true
+		}
+	}
+	return false
+}
+
+// conflict turns a constraint failure into ErrConflict.
+func conflict(err error) error {
+	if isConflict(err) {
+		return ErrConflict
+	}
+	return err
+}
+
+// notFound turns sql.ErrNoRows into ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// placeholders returns "?,?,?" for n arguments.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// nextPos advances and returns a named stream's position.
+func (q Q) nextPos(ctx context.Context, stream string) (int64, error) {
+	var pos int64
+	err := q.c.QueryRowContext(ctx, `INSERT INTO stream_positions(stream, pos) VALUES(?, 1)
+		ON CONFLICT(stream) DO UPDATE SET pos = pos + 1 RETURNING pos`, stream).Scan(&pos)
+	return pos, err
+}
+
+// StreamPos returns a named stream's current position.
+func (q Q) StreamPos(ctx context.Context, stream string) (int64, error) {
+	var pos int64
+	err := q.c.QueryRowContext(ctx, `SELECT pos FROM stream_positions WHERE stream = ?`, stream).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return pos, err
+}
