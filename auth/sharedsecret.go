@@ -30,7 +30,7 @@ func (s *Service) NewRegistrationNonce(ctx context.Context) (string, error) {
 	return nonce, err
 }
 
-var errSharedSecretOff = httpapi.BadJSON("shared secret registration is not enabled")
+var errSharedSecretOff = httpapi.BadRequest("shared secret registration is not enabled")
 
 // SharedSecretRequest is the body of POST /_synapse/admin/v1/register.
 type SharedSecretRequest struct {
@@ -68,7 +68,7 @@ func (s *Service) SharedSecretRegister(ctx context.Context, req SharedSecretRequ
 		return q.TakeRegistrationNonce(ctx, req.Nonce, s.Now().Add(-nonceLifetime).UnixMilli())
 	})
 	if errors.Is(err, storage.ErrNotFound) {
-		return Session{}, httpapi.BadJSON("unrecognised nonce")
+		return Session{}, httpapi.BadRequest("unrecognised nonce")
 	}
 	if err != nil {
 		return Session{}, err

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/httpapi"
@@ -62,10 +61,6 @@ type loginRequest struct {
 	RefreshToken             bool   `json:"refresh_token"`
 }
 
-func unknownErr(msg string) *httpapi.Error {
-	return &httpapi.Error{Status: http.StatusBadRequest, Code: spec.ErrorUnknown, Message: msg}
-}
-
 // POST /_matrix/client/v3/login
 func (a *API) login(r *http.Request) httpapi.Response {
 	var req loginRequest
@@ -73,12 +68,12 @@ func (a *API) login(r *http.Request) httpapi.Response {
 		return httpapi.Fail(err)
 	}
 	if req.Type != "m.login.password" {
-		return httpapi.Fail(unknownErr("unknown login type"))
+		return httpapi.Fail(httpapi.BadRequest("unknown login type"))
 	}
 	user := req.User
 	if req.Identifier.Type != "" {
 		if req.Identifier.Type != "m.id.user" {
-			return httpapi.Fail(unknownErr("unknown login identifier type"))
+			return httpapi.Fail(httpapi.BadRequest("unknown login identifier type"))
 		}
 		user = req.Identifier.User
 	}

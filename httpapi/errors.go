@@ -42,6 +42,7 @@ func newErr(status int, code spec.MatrixErrorCode) func(format string, args ...a
 
 // The errors handlers return. Each names the spec's status for its code.
 var (
+	BadRequest       = newErr(http.StatusBadRequest, spec.ErrorUnknown)
 	NotJSON          = newErr(http.StatusBadRequest, spec.ErrorNotJSON)
 	BadJSON          = newErr(http.StatusBadRequest, spec.ErrorBadJSON)
 	MissingParam     = newErr(http.StatusBadRequest, spec.ErrorMissingParam)
