@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 
-
 	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/rooms"

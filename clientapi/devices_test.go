@@ -18,10 +18,10 @@ func TestDevices(t *testing.T) {
 	if list.Get("devices.#").Int() != 2 || list.Get("devices.#(device_id==SECOND)").Raw == "" {
 		t.Fatalf("devices: %s", list.Raw)
 	}
-	if list.Get("devices.#(device_id==" + alice.DeviceID + ").last_seen_ts").Int() == 0 {
+	if list.Get("devices.#(device_id=="+alice.DeviceID+").last_seen_ts").Int() == 0 {
 		t.Fatalf("last_seen_ts not recorded: %s", list.Raw)
 	}
-	if list.Get("devices.#(device_id==" + alice.DeviceID + ").last_seen_ip").Str != "127.0.0.1" {
+	if list.Get("devices.#(device_id=="+alice.DeviceID+").last_seen_ip").Str != "127.0.0.1" {
 		t.Fatalf("last_seen_ip not recorded: %s", list.Raw)
 	}
 
