@@ -246,6 +246,12 @@ func (a *API) send(r *http.Request, dev *httpapi.Device, ev rooms.Event) httpapi
 		body = []byte("{}")
 	}
 	if ev.Redacts != "" {
+		var reason struct {
+			Reason *string `json:"reason"`
+		}
+		if err := httpapi.DecodeBytes(body, &reason); err != nil {
+			return httpapi.Fail(err)
+		}
 		// Room version 11 moved redacts into content; servers set both.
 		content["redacts"], _ = json.Marshal(ev.Redacts)
 		if body, err = json.Marshal(content); err != nil {

@@ -57,7 +57,7 @@ func (s *Service) Send(ctx context.Context, roomID string, ev Event) (string, er
 	var id string
 	err := s.write(ctx, func(w *writer) error {
 		if ev.TxnID != "" {
-			prev, err := w.q.EventIDByTxn(ctx, ev.Sender, ev.DeviceID, ev.TxnID)
+			prev, err := w.q.EventIDByTxn(ctx, roomID, ev.Sender, ev.DeviceID, ev.TxnID)
 			if err == nil {
 				id = prev
 				return nil

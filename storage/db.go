@@ -244,3 +244,9 @@ func (q Q) StreamPos(ctx context.Context, stream string) (int64, error) {
 	}
 	return pos, err
 }
+
+// RawRead runs one read-only query that returns a single row, for tests and
+// operator tools that inspect the file.
+func (db *DB) RawRead(ctx context.Context, query string, dest ...any) error {
+	return db.read.QueryRowContext(ctx, query).Scan(dest...)
+}

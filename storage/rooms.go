@@ -129,11 +129,12 @@ func (q Q) EventsByID(ctx context.Context, ids []string) ([]Event, error) {
 	return q.queryEvents(ctx, `SELECT `+eventCols+` FROM events e WHERE e.event_id IN (`+placeholders(len(ids))+`) ORDER BY e.pos`, args...)
 }
 
-// EventIDByTxn finds the event a device already sent with a transaction ID.
-func (q Q) EventIDByTxn(ctx context.Context, sender, deviceID, txnID string) (string, error) {
+// EventIDByTxn finds the event a device already sent into a room with a
+// transaction ID.
+func (q Q) EventIDByTxn(ctx context.Context, roomID, sender, deviceID, txnID string) (string, error) {
 	var id string
-	err := q.c.QueryRowContext(ctx, `SELECT event_id FROM events WHERE sender = ? AND device_id = ? AND txn_id = ?`,
-		sender, deviceID, txnID).Scan(&id)
+	err := q.c.QueryRowContext(ctx, `SELECT event_id FROM events WHERE room_id = ? AND sender = ? AND device_id = ? AND txn_id = ?`,
+		roomID, sender, deviceID, txnID).Scan(&id)
 	return id, notFound(err)
 }
 

@@ -100,13 +100,14 @@ CREATE TABLE events (
     replaces        TEXT,
     redacted_by     TEXT,
     -- The sending device and its transaction ID, for idempotent sends and
-    -- unsigned.transaction_id.
+    -- unsigned.transaction_id. A transaction is scoped to its room, as a
+    -- request path is.
     device_id       TEXT,
     txn_id          TEXT
 );
 CREATE INDEX events_room ON events(room_id, pos);
 CREATE INDEX events_state ON events(room_id, type, state_key, pos) WHERE state_key IS NOT NULL;
-CREATE UNIQUE INDEX events_txn ON events(sender, device_id, txn_id) WHERE txn_id IS NOT NULL;
+CREATE UNIQUE INDEX events_txn ON events(room_id, sender, device_id, txn_id) WHERE txn_id IS NOT NULL;
 
 -- The current state of each room. membership is set for m.room.member rows,
 -- so a user's rooms are one index lookup.
