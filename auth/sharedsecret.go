@@ -41,6 +41,8 @@ type SharedSecretRequest struct {
 	UserType    string `json:"user_type"`
 	MAC         string `json:"mac"`
 	DisplayName string `json:"displayname"`
+	// InhibitLogin creates the user without a device or token.
+	InhibitLogin bool `json:"inhibit_login"`
 }
 
 // SharedSecretRegister creates a user whose request carries a valid MAC, and
@@ -98,6 +100,9 @@ func (s *Service) SharedSecretRegister(ctx context.Context, req SharedSecretRequ
 		if err != nil {
 			return Session{}, err
 		}
+	}
+	if req.InhibitLogin {
+		return Session{UserID: userID}, nil
 	}
 	return s.Login(ctx, userID, "", "", false)
 }

@@ -235,8 +235,11 @@ func (a *API) sharedSecretRegister(r *http.Request) httpapi.Response {
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	return httpapi.OK(map[string]string{"user_id": sess.UserID, "access_token": sess.AccessToken,
-		"device_id": sess.DeviceID, "home_server": a.Cfg.ServerName})
+	res := map[string]string{"user_id": sess.UserID, "home_server": a.Cfg.ServerName}
+	if sess.AccessToken != "" {
+		res["access_token"], res["device_id"] = sess.AccessToken, sess.DeviceID
+	}
+	return httpapi.OK(res)
 }
 
 // GET /_matrix/client/v3/account/whoami
