@@ -118,13 +118,52 @@ func Parse(data []byte) (*Config, error) {
 	dec.KnownFields(true)
 	// An empty file is an empty document: yaml.v3 reports it as io.EOF.
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %s", nameKeys(data, err.Error()))
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
+
+// nameKeys adds the key path to each "line N:" of a YAML error, since type
+// errors name only the line.
+func nameKeys(data []byte, msg string) string {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return msg
+	}
+	keys := map[int]string{}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		if n.Kind == yaml.DocumentNode {
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := prefix + k.Value
+			keys[v.Line] = path
+			walk(v, path+".")
+		}
+	}
+	walk(&root, "")
+	return lineRE.ReplaceAllStringFunc(msg, func(m string) string {
+		var line int
+		fmt.Sscanf(m, "line %d:", &line)
+		if k, ok := keys[line]; ok {
+			return m + " " + k + ":"
+		}
+		return m
+	})
+}
+
+var lineRE = regexp.MustCompile(`line \d+:`)
 
 var serverNameRE = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
 

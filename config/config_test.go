@@ -1,0 +1,130 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSampleMatchesDefaults(t *testing.T) {
+	cfg, err := Load("../config.sample.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if err := def.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, def) {
+		t.Fatalf("config.sample.yaml differs from the defaults:\n%+v\n%+v", cfg, def)
+	}
+}
+
+func TestEmptyFileIsDefaults(t *testing.T) {
+	cfg, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ServerName != "localhost" || cfg.Listen != "127.0.0.1:8008" || cfg.Database != "./redoubt.db" || !cfg.RateLimits.Enabled {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func TestParse(t *testing.T) {
+	cfg, err := Parse([]byte(`
+server_name: hs1
+listen: 127.0.0.1:9999
+database: /tmp/x.db
+registration_shared_secret: s3cret
+registration: {open: true}
+rate_limits: {enabled: false}
+auth: {access_token_lifetime: 1d}
+limits: {max_request_body: 2MiB}
+rooms: {default_version: "12"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ServerName != "hs1" || cfg.PublicBaseURL != "http://127.0.0.1:9999" || !cfg.Registration.Open ||
+		cfg.RateLimits.Enabled || cfg.Auth.AccessTokenLifetime.D() != 24*time.Hour || cfg.Limits.MaxRequestBody != 2<<20 ||
+		cfg.Rooms.DefaultVersion != "12" || cfg.RegistrationSharedSecret != "s3cret" {
+		t.Fatalf("parsed: %+v", cfg)
+	}
+}
+
+func TestSecretFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse([]byte("registration_shared_secret_file: " + path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RegistrationSharedSecret != "from-file" {
+		t.Fatalf("secret %q", cfg.RegistrationSharedSecret)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	for _, tc := range []struct{ yaml, key string }{
+		{"server_nmae: x", "server_nmae"},
+		{"rate_limits: {enabeld: true}", "enabeld"},
+		{"server_name: 'bad name'", "server_name"},
+		{"listen: nowhere", "listen"},
+		{"listen: 127.0.0.1:99999", "listen"},
+		{"database: ''", "database"},
+		{"public_baseurl: ftp://x", "public_baseurl"},
+		{"password: {min_length: -1}", "password.min_length"},
+		{"auth: {access_token_lifetime: 10s}", "auth.access_token_lifetime"},
+		{"auth: {access_token_lifetime: soon}", "invalid duration"},
+		{"rooms: {default_version: '9'}", "rooms.default_version"},
+		{"log: {level: loud}", "log.level"},
+		{"log: {format: xml}", "log.format"},
+		{"limits: {max_request_body: 1KiB}", "limits.max_request_body"},
+		{"limits: {max_request_body: lots}", "invalid size"},
+		{"registration: {open: maybe}", "open"},
+		{"registration_shared_secret: a\nregistration_shared_secret_file: /x", "registration_shared_secret_file"},
+		{"registration_shared_secret_file: /does/not/exist", "registration_shared_secret_file"},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.key) {
+				t.Fatalf("%q: error %v does not name %q", tc.yaml, err, tc.key)
+			}
+		})
+	}
+	// Every problem is reported at once.
+	_, err := Parse([]byte("server_name: 'a b'\nlisten: x\nlog: {level: loud}"))
+	for _, key := range []string{"server_name", "listen", "log.level"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Fatalf("error %v does not name %s", err, key)
+		}
+	}
+}
+
+func TestUnits(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90s": 90 * time.Second, "15m": 15 * time.Minute, "12h": 12 * time.Hour, "30d": 30 * 24 * time.Hour} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("%s: %v %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "d", "-5s", "1.5d", "3w"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	for in, want := range map[string]int64{"65536": 65536, "64KiB": 64 << 10, "100MiB": 100 << 20, "1GiB": 1 << 30, "10MB": 10e6, "5B": 5} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("%s: %v %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1", "1.5MiB", "9999999999GiB"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
