@@ -112,15 +112,9 @@ func (s *Service) canSendState(ctx context.Context, q storage.Q, roomID, userID,
 		}
 		_ = provider.AddEvent(pdu)
 	}
-	pl, err := gomatrixserverlib.NewPowerLevelContentFromAuthEvents(provider, room.Creator)
+	level, pl, err := powerLevel(provider, &room, userID)
 	if err != nil {
 		return false, err
-	}
-	level := pl.UserLevel(spec.SenderID(userID))
-	for _, c := range createEventCreators(provider, room.Version) {
-		if c == userID {
-			return true, nil
-		}
 	}
 	return level >= pl.EventLevel(typ, true), nil
 }

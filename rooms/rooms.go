@@ -250,15 +250,9 @@ func (w *writer) redact(room *storage.Room, redaction gomatrixserverlib.PDU, pro
 	// event; whether it may take effect is decided here: one's own events,
 	// or anyone's with the redact power level.
 	if target.Sender != string(redaction.SenderID()) {
-		pl, err := gomatrixserverlib.NewPowerLevelContentFromAuthEvents(provider, room.Creator)
+		level, pl, err := powerLevel(provider, room, string(redaction.SenderID()))
 		if err != nil {
 			return err
-		}
-		level := pl.UserLevel(redaction.SenderID())
-		for _, c := range createEventCreators(provider, room.Version) {
-			if c == string(redaction.SenderID()) {
-				level = gomatrixserverlib.CreatorPowerLevel
-			}
 		}
 		if level < pl.Redact {
 			return httpapi.Forbidden("you may not redact other users' events")
@@ -275,16 +269,23 @@ func (w *writer) redact(room *storage.Room, redaction gomatrixserverlib.PDU, pro
 	return w.q.ReplaceEventJSON(w.ctx, targetID, redacted, redaction.EventID())
 }
 
-// createEventCreators returns the room's privileged creators in versions
-// that have them (12 and later).
-func createEventCreators(provider gomatrixserverlib.AuthEventProvider, version string) []string {
-	verImpl, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(version))
-	if err != nil || !verImpl.PrivilegedCreators() {
-		return nil
+// powerLevel returns a user's power level in a room and the room's power
+// level content. From room version 12 the room's creators outrank everyone.
+func powerLevel(provider gomatrixserverlib.AuthEventProvider, room *storage.Room, userID string) (int64, gomatrixserverlib.PowerLevelContent, error) {
+	pl, err := gomatrixserverlib.NewPowerLevelContentFromAuthEvents(provider, room.Creator)
+	if err != nil {
+		return 0, pl, err
 	}
-	create, _ := provider.Create()
-	if create == nil {
-		return nil
+	verImpl, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(room.Version))
+	if err != nil {
+		return 0, pl, err
 	}
-	return gomatrixserverlib.CreatorsFromCreateEvent(create)
+	if create, _ := provider.Create(); create != nil && verImpl.PrivilegedCreators() {
+		for _, c := range gomatrixserverlib.CreatorsFromCreateEvent(create) {
+			if c == userID {
+				return gomatrixserverlib.CreatorPowerLevel, pl, nil
+			}
+		}
+	}
+	return pl.UserLevel(spec.SenderID(userID)), pl, nil
 }
