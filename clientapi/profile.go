@@ -205,5 +205,6 @@ func (a *API) setAccountData(r *http.Request, dev *httpapi.Device) httpapi.Respo
 	if err != nil {
 		return httpapi.Fail(err)
 	}
+	a.Notifier.Wake(dev.UserID)
 	return httpapi.OK(httpapi.Empty)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -22,6 +23,8 @@ type API struct {
 	DB    *storage.DB
 	Auth  *auth.Service
 	Rooms *rooms.Service
+	// Notifier wakes the user's /sync after account data changes.
+	Notifier *notifier.Notifier
 }
 
 // Register adds the client API's routes, one a line, grouped as the spec's

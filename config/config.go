@@ -42,6 +42,13 @@ type Config struct {
 	RateLimits   RateLimits   `yaml:"rate_limits"`
 	Log          Log          `yaml:"log"`
 	Limits       Limits       `yaml:"limits"`
+	Presence     Presence     `yaml:"presence"`
+}
+
+// Presence controls online/offline status sharing.
+type Presence struct {
+	// Enabled shares presence with users who share a room.
+	Enabled bool `yaml:"enabled"`
 }
 
 // Registration controls public self-registration through /register.
@@ -98,6 +105,7 @@ func Default() *Config {
 		Log:          Log{Level: "info", Format: "text"},
 		Limits:       Limits{MaxRequestBody: 1 << 20},
 		Registration: Registration{Open: false},
+		Presence:     Presence{Enabled: true},
 	}
 }
 

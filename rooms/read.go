@@ -539,3 +539,61 @@ func (s *Service) JoinedRooms(ctx context.Context, userID string) ([]string, err
 	}
 	return rooms, err
 }
+
+// Visible filters events of one room to those the user may see.
+func (s *Service) Visible(ctx context.Context, q storage.Q, roomID, userID string, evs []storage.Event) ([]storage.Event, error) {
+	if len(evs) == 0 {
+		return evs, nil
+	}
+	v, err := s.newViewer(ctx, q, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := evs[:0:0]
+	for _, e := range evs {
+		if v.canSee(e) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// strippedTypes are the state events an invitee sees of the room.
+var strippedTypes = map[string]bool{
+	spec.MRoomCreate: true, spec.MRoomJoinRules: true, spec.MRoomName: true, "m.room.avatar": true,
+	spec.MRoomCanonicalAlias: true, "m.room.encryption": true, spec.MRoomTopic: true,
+}
+
+// StrippedState is the invite_state of a room for a user invited to it:
+// a few state events in stripped form, the inviter's member event, and the
+// invite itself.
+func (s *Service) StrippedState(ctx context.Context, q storage.Q, roomID, userID string) ([]json.RawMessage, error) {
+	state, err := q.CurrentState(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	var inviter string
+	for _, e := range state {
+		if e.Type == spec.MRoomMember && *e.StateKey == userID {
+			inviter = e.Sender
+		}
+	}
+	var out []json.RawMessage
+	for _, e := range state {
+		isMember := e.Type == spec.MRoomMember && (*e.StateKey == userID || *e.StateKey == inviter)
+		if !strippedTypes[e.Type] && !isMember {
+			continue
+		}
+		ce := toClient(e)
+		stripped := map[string]any{"type": ce.Type, "state_key": ce.StateKey, "content": ce.Content, "sender": ce.Sender}
+		if e.Type == spec.MRoomMember && *e.StateKey == userID {
+			stripped["event_id"], stripped["origin_server_ts"] = ce.EventID, ce.OriginServerTS
+		}
+		b, err := json.Marshal(stripped)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}

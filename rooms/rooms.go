@@ -30,6 +30,9 @@ type Service struct {
 	// DefaultVersion is the room version of /createRoom without room_version.
 	DefaultVersion string
 	Now            func() time.Time
+	// AfterAppend, if set, runs in the transaction that appended an event,
+	// after it is stored (push rule evaluation).
+	AfterAppend func(ctx context.Context, q storage.Q, room *storage.Room, ev *storage.Event) error
 	// Notify, if set, is called after each committed write with the events
 	// it appended.
 	Notify func(events []storage.Event)
@@ -227,6 +230,11 @@ func (w *writer) store(room *storage.Room, pdu gomatrixserverlib.PDU, ev Event) 
 		return nil, err
 	}
 	room.LatestEventID, room.Depth = stored.EventID, pdu.Depth()
+	if w.s.AfterAppend != nil {
+		if err := w.s.AfterAppend(w.ctx, w.q, room, &stored); err != nil {
+			return nil, err
+		}
+	}
 	w.appended = append(w.appended, stored)
 	return &stored, nil
 }

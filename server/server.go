@@ -18,8 +18,11 @@ import (
 	"github.com/redoubt-systems/redoubt/clientapi"
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/notifier"
+	"github.com/redoubt-systems/redoubt/push"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
+	"github.com/redoubt-systems/redoubt/syncapi"
 )
 
 // Server is one running instance.
@@ -28,7 +31,10 @@ type Server struct {
 	DB    *storage.DB
 	Auth  *auth.Service
 	Rooms *rooms.Service
+	Sync  *syncapi.Service
 	Log   *slog.Logger
+	// Notifier wakes waiting /sync requests after each commit.
+	Notifier *notifier.Notifier
 
 	handler http.Handler
 }
@@ -66,15 +72,22 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		db.Close()
 		return nil, err
 	}
-	s := &Server{Cfg: cfg, DB: db, Log: opts.Log}
+	s := &Server{Cfg: cfg, DB: db, Log: opts.Log, Notifier: notifier.New()}
 	s.Auth = &auth.Service{DB: db, Cfg: cfg, Now: opts.Now}
 	s.Rooms = &rooms.Service{
 		DB: db, ServerName: spec.ServerName(cfg.ServerName), KeyID: gomatrixserverlib.KeyID(keyID),
 		Key: ed25519.NewKeyFromSeed(seed), DefaultVersion: cfg.Rooms.DefaultVersion, Now: opts.Now,
+		AfterAppend: push.Process,
 	}
+	s.Sync = &syncapi.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Notifier: s.Notifier, Typing: syncapi.NewTyping(opts.Now()), Now: opts.Now}
+	s.Rooms.Notify = s.Sync.OnEvents
+	s.Sync.Typing.OnChange = s.Sync.OnRoomChange
+
 	h := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Limits.MaxRequestBody)}
 	router := h.NewRouter()
-	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms}).Register(router, h)
+	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier}).Register(router, h)
+	s.Sync.Register(router, h)
+	(&push.API{DB: db, Notifier: s.Notifier}).Register(router, h)
 	s.handler = httpapi.CORS(router)
 	return s, nil
 }

@@ -1,0 +1,104 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"math"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
+
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// Process evaluates a newly stored event against the push rules of every
+// member it may notify, in the transaction that stored it, and records the
+// notifying ones. It is the rooms service's after-append hook.
+func Process(ctx context.Context, q storage.Q, room *storage.Room, ev *storage.Event) error {
+	event := gjson.ParseBytes(ev.JSON)
+	members, err := q.JoinedMembersWithNames(ctx, ev.RoomID)
+	if err != nil {
+		return err
+	}
+	targets := members
+	// An invite notifies its target, who is not yet a member.
+	if ev.Type == spec.MRoomMember && ev.Membership == spec.Invite && ev.StateKey != nil && *ev.StateKey != ev.Sender {
+		targets = append(targets, storage.Member{UserID: *ev.StateKey})
+	}
+	if len(targets) == 0 || (len(targets) == 1 && targets[0].UserID == ev.Sender) {
+		return nil
+	}
+	c := Context{Event: event, MemberCount: len(members)}
+	if err := senderLevels(ctx, q, room, ev.Sender, &c); err != nil {
+		return err
+	}
+	thread := ""
+	if rel := event.Get(`content.m\.relates_to`); rel.Get("rel_type").Str == "m.thread" {
+		thread = rel.Get("event_id").Str
+	}
+	for _, m := range targets {
+		if m.UserID == ev.Sender {
+			continue
+		}
+		stored, err := q.AccountData(ctx, m.UserID, "", "m.push_rules")
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		rs := Parse(m.UserID, stored)
+		c.UserID, c.DisplayName = m.UserID, m.DisplayName
+		res := Evaluate(&rs, &c)
+		if !res.Notify {
+			continue
+		}
+		actions, err := marshalActions(res.Actions)
+		if err != nil {
+			return err
+		}
+		err = q.AddPushAction(ctx, storage.PushAction{UserID: m.UserID, RoomID: ev.RoomID, ThreadID: thread,
+			EventPos: ev.Pos, Highlight: res.Highlight, Actions: actions, TS: ev.OriginTS})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// senderLevels fills in the sender's power level and the room's
+// notification levels, for sender_notification_permission.
+func senderLevels(ctx context.Context, q storage.Q, room *storage.Room, sender string, c *Context) error {
+	c.NotificationLevels = map[string]int64{"room": 50}
+	plEvent, err := q.CurrentStateEvent(ctx, room.RoomID, spec.MRoomPowerLevels, "")
+	if err == nil {
+		verImpl, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(room.Version))
+		if err != nil {
+			return err
+		}
+		var pl gomatrixserverlib.PowerLevelContent
+		pl.Defaults()
+		if err := verImpl.ParsePowerLevels([]byte(gjson.GetBytes(plEvent.JSON, "content").Raw), &pl); err == nil {
+			c.SenderLevel = pl.UserLevel(spec.SenderID(sender))
+			for k, v := range pl.Notifications {
+				c.NotificationLevels[k] = v
+			}
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	// From room version 12 the creators outrank every power level.
+	if room.Version == "12" {
+		create, err := q.CurrentStateEvent(ctx, room.RoomID, spec.MRoomCreate, "")
+		if err != nil {
+			return err
+		}
+		if create.Sender == sender {
+			c.SenderLevel = math.MaxInt64
+		}
+		for _, a := range gjson.GetBytes(create.JSON, "content.additional_creators").Array() {
+			if a.Str == sender {
+				c.SenderLevel = math.MaxInt64
+			}
+		}
+	}
+	return nil
+}

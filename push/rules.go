@@ -1,0 +1,158 @@
+// Package push owns push rules: the spec's default rule set per user, the
+// /pushrules API, and evaluating each new event for every member of its
+// room, which is where notification and highlight counts come from.
+package push
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// Condition is one push rule condition.
+type Condition struct {
+	Kind    string          `json:"kind"`
+	Key     string          `json:"key,omitempty"`
+	Pattern *string         `json:"pattern,omitempty"`
+	Value   json.RawMessage `json:"value,omitempty"`
+	Is      string          `json:"is,omitempty"`
+}
+
+// Rule is one push rule.
+type Rule struct {
+	RuleID     string            `json:"rule_id"`
+	Default    bool              `json:"default"`
+	Enabled    bool              `json:"enabled"`
+	Actions    []json.RawMessage `json:"actions"`
+	Conditions []Condition       `json:"conditions,omitempty"`
+	Pattern    *string           `json:"pattern,omitempty"`
+}
+
+// Ruleset is a user's rules by kind, in evaluation order.
+type Ruleset struct {
+	Override  []Rule `json:"override"`
+	Content   []Rule `json:"content"`
+	Room      []Rule `json:"room"`
+	Sender    []Rule `json:"sender"`
+	Underride []Rule `json:"underride"`
+}
+
+// Kinds are the rule kinds in the order they are evaluated.
+var Kinds = []string{"override", "content", "room", "sender", "underride"}
+
+// Kind returns the rules of one kind, or nil for an unknown kind.
+func (rs *Ruleset) Kind(kind string) *[]Rule {
+	switch kind {
+	case "override":
+		return &rs.Override
+	case "content":
+		return &rs.Content
+	case "room":
+		return &rs.Room
+	case "sender":
+		return &rs.Sender
+	case "underride":
+		return &rs.Underride
+	}
+	return nil
+}
+
+// The spec's server-default rules. USER_ID and LOCALPART are replaced per user.
+const defaultRules = `{
+"override": [
+ {"rule_id": ".m.rule.master", "default": true, "enabled": false, "conditions": [], "actions": []},
+ {"rule_id": ".m.rule.suppress_notices", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_match", "key": "content.msgtype", "pattern": "m.notice"}], "actions": []},
+ {"rule_id": ".m.rule.invite_for_me", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_match", "key": "type", "pattern": "m.room.member"},
+   {"kind": "event_match", "key": "content.membership", "pattern": "invite"},
+   {"kind": "event_match", "key": "state_key", "pattern": "USER_ID"}],
+  "actions": ["notify", {"set_tweak": "sound", "value": "default"}]},
+ {"rule_id": ".m.rule.member_event", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_match", "key": "type", "pattern": "m.room.member"}], "actions": []},
+ {"rule_id": ".m.rule.is_user_mention", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_property_contains", "key": "content.m\\.mentions.user_ids", "value": "USER_ID"}],
+  "actions": ["notify", {"set_tweak": "sound", "value": "default"}, {"set_tweak": "highlight"}]},
+ {"rule_id": ".m.rule.contains_display_name", "default": true, "enabled": true,
+  "conditions": [{"kind": "contains_display_name"}],
+  "actions": ["notify", {"set_tweak": "sound", "value": "default"}, {"set_tweak": "highlight"}]},
+ {"rule_id": ".m.rule.is_room_mention", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_property_is", "key": "content.m\\.mentions.room", "value": true},
+   {"kind": "sender_notification_permission", "key": "room"}],
+  "actions": ["notify", {"set_tweak": "highlight"}]},
+ {"rule_id": ".m.rule.roomnotif", "default": true, "enabled": true,
+  "conditions": [{"kind": "sender_notification_permission", "key": "room"},
+   {"kind": "event_match", "key": "content.body", "pattern": "@room"}],
+  "actions": ["notify", {"set_tweak": "highlight"}]},
+ {"rule_id": ".m.rule.tombstone", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_match", "key": "type", "pattern": "m.room.tombstone"},
+   {"kind": "event_match", "key": "state_key", "pattern": ""}],
+  "actions": ["notify", {"set_tweak": "highlight"}]},
+ {"rule_id": ".m.rule.reaction", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_match", "key": "type", "pattern": "m.reaction"}], "actions": []},
+ {"rule_id": ".m.rule.room.server_acl", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_match", "key": "type", "pattern": "m.room.server_acl"},
+   {"kind": "event_match", "key": "state_key", "pattern": ""}], "actions": []},
+ {"rule_id": ".m.rule.suppress_edits", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_property_is", "key": "content.m\\.relates_to.rel_type", "value": "m.replace"}], "actions": []}
+],
+"content": [
+ {"rule_id": ".m.rule.contains_user_name", "default": true, "enabled": true, "pattern": "LOCALPART",
+  "actions": ["notify", {"set_tweak": "sound", "value": "default"}, {"set_tweak": "highlight"}]}
+],
+"room": [],
+"sender": [],
+"underride": [
+ {"rule_id": ".m.rule.call", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_match", "key": "type", "pattern": "m.call.invite"}],
+  "actions": ["notify", {"set_tweak": "sound", "value": "ring"}]},
+ {"rule_id": ".m.rule.encrypted_room_one_to_one", "default": true, "enabled": true,
+  "conditions": [{"kind": "room_member_count", "is": "2"}, {"kind": "event_match", "key": "type", "pattern": "m.room.encrypted"}],
+  "actions": ["notify", {"set_tweak": "sound", "value": "default"}]},
+ {"rule_id": ".m.rule.room_one_to_one", "default": true, "enabled": true,
+  "conditions": [{"kind": "room_member_count", "is": "2"}, {"kind": "event_match", "key": "type", "pattern": "m.room.message"}],
+  "actions": ["notify", {"set_tweak": "sound", "value": "default"}]},
+ {"rule_id": ".m.rule.message", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_match", "key": "type", "pattern": "m.room.message"}], "actions": ["notify"]},
+ {"rule_id": ".m.rule.encrypted", "default": true, "enabled": true,
+  "conditions": [{"kind": "event_match", "key": "type", "pattern": "m.room.encrypted"}], "actions": ["notify"]}
+]}`
+
+// Defaults returns the server-default rule set for a user.
+func Defaults(userID string) Ruleset {
+	local, _, _ := strings.Cut(strings.TrimPrefix(userID, "@"), ":")
+	userJSON, _ := json.Marshal(userID)
+	localJSON, _ := json.Marshal(local)
+	s := strings.ReplaceAll(defaultRules, `"USER_ID"`, string(userJSON))
+	s = strings.ReplaceAll(s, `"LOCALPART"`, string(localJSON))
+	var rs Ruleset
+	if err := json.Unmarshal([]byte(s), &rs); err != nil {
+		panic("push: default rules do not parse: " + err.Error())
+	}
+	return rs
+}
+
+// Parse reads a stored rule set, falling back to the defaults.
+func Parse(userID string, stored []byte) Ruleset {
+	if len(stored) == 0 {
+		return Defaults(userID)
+	}
+	var wrapper struct {
+		Global Ruleset `json:"global"`
+	}
+	if err := json.Unmarshal(stored, &wrapper); err != nil {
+		return Defaults(userID)
+	}
+	rs := wrapper.Global
+	for _, k := range Kinds {
+		if *rs.Kind(k) == nil {
+			*rs.Kind(k) = []Rule{}
+		}
+	}
+	return rs
+}
+
+// Marshal is the m.push_rules account data content for a rule set.
+func Marshal(rs Ruleset) []byte {
+	b, _ := json.Marshal(map[string]Ruleset{"global": rs})
+	return b
+}

@@ -1,0 +1,134 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+)
+
+// PushAction is what the push rules decided about one event for one user.
+type PushAction struct {
+	UserID, RoomID, ThreadID string
+	EventPos                 int64
+	Highlight                bool
+	Actions                  []byte
+	TS                       int64
+}
+
+// AddPushAction records a notifying event for a user.
+func (q Q) AddPushAction(ctx context.Context, a PushAction) error {
+	_, err := q.c.ExecContext(ctx, `INSERT OR REPLACE INTO push_actions(user_id, event_pos, room_id, thread_id, highlight, actions, ts)
+		VALUES(?, ?, ?, ?, ?, ?, ?)`, a.UserID, a.EventPos, a.RoomID, a.ThreadID, a.Highlight, a.Actions, a.TS)
+	return err
+}
+
+// Unread is a count of notifying events not yet read.
+type Unread struct {
+	Notifications, Highlights int
+}
+
+// ReadPositions returns the event positions a user has read up to in a room:
+// per thread ID as given in threaded receipts ("main" for the main
+// timeline), and "" for unthreaded receipts, which cover every thread.
+func (q Q) ReadPositions(ctx context.Context, userID, roomID string) (map[string]int64, error) {
+	rows, err := q.c.QueryContext(ctx, `SELECT thread_id, MAX(event_pos) FROM receipts
+		WHERE room_id = ? AND user_id = ? AND type IN ('m.read', 'm.read.private') GROUP BY thread_id`, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var t string
+		var p int64
+		if err := rows.Scan(&t, &p); err != nil {
+			return nil, err
+		}
+		out[t] = p
+	}
+	return out, rows.Err()
+}
+
+// UnreadCounts counts a user's unread notifications in a room per thread
+// ("" for the main timeline), each thread read up to its own receipt or the
+// unthreaded one, whichever is later.
+func (q Q) UnreadCounts(ctx context.Context, userID, roomID string) (map[string]Unread, error) {
+	read, err := q.ReadPositions(ctx, userID, roomID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.c.QueryContext(ctx, `SELECT thread_id, event_pos, highlight FROM push_actions
+		WHERE user_id = ? AND room_id = ? AND event_pos > ?`, userID, roomID, read[""])
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]Unread{}
+	for rows.Next() {
+		var thread string
+		var pos int64
+		var hl bool
+		if err := rows.Scan(&thread, &pos, &hl); err != nil {
+			return nil, err
+		}
+		key := thread
+		if key == "" {
+			key = "main"
+		}
+		if pos <= read[key] {
+			continue
+		}
+		u := out[thread]
+		u.Notifications++
+		if hl {
+			u.Highlights++
+		}
+		out[thread] = u
+	}
+	return out, rows.Err()
+}
+
+// Notification is a row of GET /notifications.
+type Notification struct {
+	PushAction
+	Event Event
+	Read  bool
+}
+
+// Notifications lists a user's notifications, newest first, before a
+// position (0: from the newest).
+func (q Q) Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]Notification, error) {
+	if before <= 0 {
+		before = 1 << 62
+	}
+	rows, err := q.c.QueryContext(ctx, `SELECT p.user_id, p.room_id, p.thread_id, p.event_pos, p.highlight, p.actions, p.ts,
+		COALESCE((SELECT MAX(r.event_pos) FROM receipts r WHERE r.room_id = p.room_id AND r.user_id = p.user_id
+			AND r.type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', CASE p.thread_id WHEN '' THEN 'main' ELSE p.thread_id END)), 0)
+		FROM push_actions p WHERE p.user_id = ? AND p.event_pos < ? AND (? = 0 OR p.highlight = 1)
+		ORDER BY p.event_pos DESC LIMIT ?`, userID, before, onlyHighlight, limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []Notification
+	for rows.Next() {
+		var n Notification
+		var readPos sql.NullInt64
+		if err := rows.Scan(&n.UserID, &n.RoomID, &n.ThreadID, &n.EventPos, &n.Highlight, &n.Actions, &n.TS, &readPos); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		n.Read = n.EventPos <= readPos.Int64
+		out = append(out, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		e, err := scanEvent(q.c.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events e WHERE e.pos = ?`, out[i].EventPos))
+		if err != nil {
+			return nil, err
+		}
+		out[i].Event = e
+	}
+	return out, nil
+}

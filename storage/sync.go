@@ -1,0 +1,323 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// Positions is the head of every stored stream, read in one snapshot.
+type Positions struct {
+	Events, AccountData, Receipts, Presence int64
+}
+
+// Positions reads the stream heads. Events use the AUTOINCREMENT high-water
+// mark, which pruning the newest event does not lower.
+func (q Q) Positions(ctx context.Context) (Positions, error) {
+	var p Positions
+	var ev sql.NullInt64
+	err := q.c.QueryRowContext(ctx, `SELECT
+		(SELECT seq FROM sqlite_sequence WHERE name = 'events'),
+		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'account_data'), 0),
+		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'receipts'), 0),
+		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'presence'), 0)`).
+		Scan(&ev, &p.AccountData, &p.Receipts, &p.Presence)
+	p.Events = ev.Int64
+	return p, err
+}
+
+// RoomMembership is a user's current membership in one room.
+type RoomMembership struct {
+	RoomID     string
+	Membership string
+	Pos        int64 // of the membership event
+	Forgotten  bool
+}
+
+// Memberships lists every room a user has a membership in.
+func (q Q) Memberships(ctx context.Context, userID string) ([]RoomMembership, error) {
+	rows, err := q.c.QueryContext(ctx, `SELECT s.room_id, s.membership, s.pos, f.user_id IS NOT NULL
+		FROM room_state s LEFT JOIN forgotten_rooms f ON f.room_id = s.room_id AND f.user_id = s.state_key
+		WHERE s.type = 'm.room.member' AND s.state_key = ? ORDER BY s.pos`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []RoomMembership
+	for rows.Next() {
+		var m RoomMembership
+		if err := rows.Scan(&m.RoomID, &m.Membership, &m.Pos, &m.Forgotten); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// RoomsWithEventsBetween returns the rooms with events in (from, to].
+func (q Q) RoomsWithEventsBetween(ctx context.Context, from, to int64) (map[string]bool, error) {
+	rows, err := q.c.QueryContext(ctx, `SELECT DISTINCT room_id FROM events WHERE pos > ? AND pos <= ?`, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
+// EventsBetween returns a room's events in (from, to], oldest first, at most
+// the newest limit of them; more reports whether older ones were left out.
+func (q Q) EventsBetween(ctx context.Context, roomID string, from, to int64, limit int) (evs []Event, more bool, err error) {
+	evs, err = q.queryEvents(ctx, `SELECT `+eventCols+` FROM events e WHERE e.room_id = ? AND e.pos > ? AND e.pos <= ?
+		ORDER BY e.pos DESC LIMIT ?`, roomID, from, to, limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(evs) > limit {
+		evs, more = evs[:limit], true
+	}
+	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
+		evs[i], evs[j] = evs[j], evs[i]
+	}
+	return evs, more, nil
+}
+
+// StateChangesBetween returns the state events of a room that took effect in
+// (from, to], the latest per (type, state_key).
+func (q Q) StateChangesBetween(ctx context.Context, roomID string, from, to int64) ([]Event, error) {
+	return q.queryEvents(ctx, `SELECT `+eventCols+` FROM events e JOIN (
+			SELECT MAX(pos) AS pos FROM events WHERE room_id = ? AND state_key IS NOT NULL AND pos > ? AND pos <= ?
+			GROUP BY type, state_key
+		) latest ON latest.pos = e.pos ORDER BY e.pos`, roomID, from, to)
+}
+
+// AccountDataEntry is one account data item.
+type AccountDataEntry struct {
+	RoomID, Type string
+	Content      []byte
+}
+
+// AccountDataBetween returns a user's account data changed in (from, to].
+func (q Q) AccountDataBetween(ctx context.Context, userID string, from, to int64) ([]AccountDataEntry, error) {
+	rows, err := q.c.QueryContext(ctx, `SELECT room_id, type, content FROM account_data
+		WHERE user_id = ? AND pos > ? AND pos <= ? ORDER BY pos`, userID, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []AccountDataEntry
+	for rows.Next() {
+		var e AccountDataEntry
+		if err := rows.Scan(&e.RoomID, &e.Type, &e.Content); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// JoinedMembers lists the users joined to a room.
+func (q Q) JoinedMembers(ctx context.Context, roomID string) ([]string, error) {
+	return q.strings(ctx, `SELECT state_key FROM room_state WHERE room_id = ? AND type = 'm.room.member' AND membership = 'join'`, roomID)
+}
+
+// MemberCounts returns a room's joined and invited member counts.
+func (q Q) MemberCounts(ctx context.Context, roomID string) (joined, invited int, err error) {
+	err = q.c.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE membership = 'join'), COUNT(*) FILTER (WHERE membership = 'invite')
+		FROM room_state WHERE room_id = ? AND type = 'm.room.member'`, roomID).Scan(&joined, &invited)
+	return
+}
+
+// Heroes returns up to n members other than userID, for room summaries:
+// joined and invited ones first, else those who left.
+func (q Q) Heroes(ctx context.Context, roomID, userID string, n int) ([]string, error) {
+	heroes, err := q.strings(ctx, `SELECT state_key FROM room_state WHERE room_id = ? AND type = 'm.room.member'
+		AND state_key != ? AND membership IN ('join', 'invite') ORDER BY pos LIMIT ?`, roomID, userID, n)
+	if err != nil || len(heroes) > 0 {
+		return heroes, err
+	}
+	return q.strings(ctx, `SELECT state_key FROM room_state WHERE room_id = ? AND type = 'm.room.member'
+		AND state_key != ? ORDER BY pos LIMIT ?`, roomID, userID, n)
+}
+
+// SharesRoom lists which of users share a joined room with userID
+// (userID itself included).
+func (q Q) UsersSharingRooms(ctx context.Context, userID string) (map[string]bool, error) {
+	users, err := q.strings(ctx, `SELECT DISTINCT o.state_key FROM room_state me
+		JOIN room_state o ON o.room_id = me.room_id AND o.type = 'm.room.member' AND o.membership = 'join'
+		WHERE me.type = 'm.room.member' AND me.state_key = ? AND me.membership = 'join'`, userID)
+	out := map[string]bool{userID: true}
+	for _, u := range users {
+		out[u] = true
+	}
+	return out, err
+}
+
+func (q Q) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := q.c.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Receipt is a user's read receipt in a room.
+type Receipt struct {
+	RoomID, UserID, Type, ThreadID, EventID string
+	EventPos, TS, Pos                       int64
+}
+
+// SetReceipt stores a receipt unless the user already has a later one of the
+// same kind; it reports whether anything changed.
+func (q Q) SetReceipt(ctx context.Context, r Receipt) (bool, error) {
+	var cur int64
+	err := q.c.QueryRowContext(ctx, `SELECT event_pos FROM receipts WHERE room_id = ? AND user_id = ? AND type = ? AND thread_id = ?`,
+		r.RoomID, r.UserID, r.Type, r.ThreadID).Scan(&cur)
+	if err == nil && cur >= r.EventPos {
+		return false, nil
+	}
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, err
+	}
+	if r.Pos, err = q.nextPos(ctx, "receipts"); err != nil {
+		return false, err
+	}
+	_, err = q.c.ExecContext(ctx, `INSERT INTO receipts(room_id, user_id, type, thread_id, event_id, event_pos, ts, pos)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(room_id, user_id, type, thread_id) DO UPDATE SET
+		event_id = excluded.event_id, event_pos = excluded.event_pos, ts = excluded.ts, pos = excluded.pos`,
+		r.RoomID, r.UserID, r.Type, r.ThreadID, r.EventID, r.EventPos, r.TS, r.Pos)
+	return err == nil, err
+}
+
+// ReceiptsBetween returns the receipts of a room set in (from, to].
+func (q Q) ReceiptsBetween(ctx context.Context, roomID string, from, to int64) ([]Receipt, error) {
+	rows, err := q.c.QueryContext(ctx, `SELECT room_id, user_id, type, thread_id, event_id, event_pos, ts, pos FROM receipts
+		WHERE room_id = ? AND pos > ? AND pos <= ? ORDER BY pos`, roomID, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Receipt
+	for rows.Next() {
+		var r Receipt
+		if err := rows.Scan(&r.RoomID, &r.UserID, &r.Type, &r.ThreadID, &r.EventID, &r.EventPos, &r.TS, &r.Pos); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// RoomsWithReceiptsBetween returns the rooms with receipts set in (from, to].
+func (q Q) RoomsWithReceiptsBetween(ctx context.Context, from, to int64) (map[string]bool, error) {
+	ids, err := q.strings(ctx, `SELECT DISTINCT room_id FROM receipts WHERE pos > ? AND pos <= ?`, from, to)
+	out := map[string]bool{}
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, err
+}
+
+// Presence is a user's presence.
+type Presence struct {
+	UserID, State, StatusMsg string
+	LastActiveTS, Pos        int64
+}
+
+// SetPresence stores a user's presence; unchanged presence is not rewritten
+// unless touch is set (activity refreshes last_active_ts).
+func (q Q) SetPresence(ctx context.Context, p Presence, touch bool) (bool, error) {
+	var cur Presence
+	var msg sql.NullString
+	err := q.c.QueryRowContext(ctx, `SELECT state, status_msg, last_active_ts FROM presence WHERE user_id = ?`, p.UserID).
+		Scan(&cur.State, &msg, &cur.LastActiveTS)
+	if err == nil && cur.State == p.State && msg.String == p.StatusMsg && !touch {
+		return false, nil
+	}
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, err
+	}
+	pos, err := q.nextPos(ctx, "presence")
+	if err != nil {
+		return false, err
+	}
+	_, err = q.c.ExecContext(ctx, `INSERT INTO presence(user_id, state, status_msg, last_active_ts, pos) VALUES(?, ?, ?, ?, ?)
+		ON CONFLICT(user_id) DO UPDATE SET state = excluded.state, status_msg = excluded.status_msg,
+		last_active_ts = excluded.last_active_ts, pos = excluded.pos`, p.UserID, p.State, nullString(p.StatusMsg), p.LastActiveTS, pos)
+	return err == nil, err
+}
+
+// GetPresence loads a user's presence.
+func (q Q) GetPresence(ctx context.Context, userID string) (Presence, error) {
+	p := Presence{UserID: userID}
+	var msg sql.NullString
+	err := q.c.QueryRowContext(ctx, `SELECT state, status_msg, last_active_ts, pos FROM presence WHERE user_id = ?`, userID).
+		Scan(&p.State, &msg, &p.LastActiveTS, &p.Pos)
+	p.StatusMsg = msg.String
+	return p, notFound(err)
+}
+
+// PresenceBetween returns presence changes in (from, to].
+func (q Q) PresenceBetween(ctx context.Context, from, to int64) ([]Presence, error) {
+	rows, err := q.c.QueryContext(ctx, `SELECT user_id, state, status_msg, last_active_ts, pos FROM presence
+		WHERE pos > ? AND pos <= ? ORDER BY pos`, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Presence
+	for rows.Next() {
+		var p Presence
+		var msg sql.NullString
+		if err := rows.Scan(&p.UserID, &p.State, &msg, &p.LastActiveTS, &p.Pos); err != nil {
+			return nil, err
+		}
+		p.StatusMsg = msg.String
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Member is a joined member's ID and room display name.
+type Member struct {
+	UserID, DisplayName string
+}
+
+// JoinedMembersWithNames lists a room's joined members with the display
+// names of their member events.
+func (q Q) JoinedMembersWithNames(ctx context.Context, roomID string) ([]Member, error) {
+	rows, err := q.c.QueryContext(ctx, `SELECT s.state_key, COALESCE(json_extract(e.json, '$.content.displayname'), '')
+		FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.room_id = ? AND s.type = 'm.room.member' AND s.membership = 'join'`, roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Member
+	for rows.Next() {
+		var m Member
+		var dn any
+		if err := rows.Scan(&m.UserID, &dn); err != nil {
+			return nil, err
+		}
+		m.DisplayName, _ = dn.(string)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

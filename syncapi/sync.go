@@ -1,0 +1,566 @@
+package syncapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
+
+	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/filter"
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/notifier"
+	"github.com/redoubt-systems/redoubt/push"
+	"github.com/redoubt-systems/redoubt/rooms"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// Service builds sync responses and serves the ephemeral endpoints.
+type Service struct {
+	Cfg      *config.Config
+	DB       *storage.DB
+	Rooms    *rooms.Service
+	Notifier *notifier.Notifier
+	Typing   *Typing
+	Now      func() time.Time
+}
+
+// maxTimeout caps how long one /sync may wait.
+const maxTimeout = 5 * time.Minute
+
+type syncRequest struct {
+	since     *Token
+	timeout   time.Duration
+	fullState bool
+	presence  string
+	filter    *filter.Filter
+}
+
+// GET /_matrix/client/v3/sync
+func (s *Service) sync(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	req, err := s.parse(r, dev)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	ctx := r.Context()
+	if err := s.setPresenceFromSync(ctx, dev.UserID, req.presence); err != nil {
+		return httpapi.Fail(err)
+	}
+	// Listen before reading, so that a commit between the read and the wait
+	// still wakes this request.
+	l := s.Notifier.Listen(dev.UserID)
+	defer l.Close()
+	var timer <-chan time.Time
+	if req.since != nil && !req.fullState && req.timeout > 0 {
+		t := time.NewTimer(req.timeout)
+		defer t.Stop()
+		timer = t.C
+	}
+	for {
+		res, empty, err := s.build(ctx, dev, req)
+		if err != nil {
+			return httpapi.Fail(err)
+		}
+		if !empty || timer == nil {
+			return httpapi.OK(res)
+		}
+		select {
+		case <-l.C:
+		case <-timer:
+			return httpapi.OK(res)
+		case <-ctx.Done():
+			return httpapi.OK(res)
+		}
+	}
+}
+
+func (s *Service) parse(r *http.Request, dev *httpapi.Device) (*syncRequest, error) {
+	q := r.URL.Query()
+	req := &syncRequest{presence: q.Get("set_presence"), filter: &filter.Filter{}}
+	if since := q.Get("since"); since != "" {
+		t, err := ParseToken(since)
+		if err != nil {
+			return nil, err
+		}
+		req.since = &t
+	}
+	if t := q.Get("timeout"); t != "" {
+		ms, err := strconv.ParseInt(t, 10, 64)
+		if err != nil || ms < 0 {
+			return nil, httpapi.InvalidParam("timeout must be a non-negative number of milliseconds")
+		}
+		req.timeout = min(time.Duration(ms)*time.Millisecond, maxTimeout)
+	}
+	switch fs := q.Get("full_state"); fs {
+	case "", "false":
+	case "true":
+		req.fullState = true
+	default:
+		return nil, httpapi.InvalidParam("full_state must be true or false")
+	}
+	switch req.presence {
+	case "", "online", "offline", "unavailable":
+	default:
+		return nil, httpapi.InvalidParam("set_presence must be online, offline or unavailable")
+	}
+	if f := q.Get("filter"); f != "" {
+		var raw []byte
+		if strings.HasPrefix(f, "{") {
+			raw = []byte(f)
+		} else {
+			id, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				return nil, httpapi.InvalidParam("filter is neither a filter ID nor a JSON filter")
+			}
+			raw, err = s.DB.R().Filter(r.Context(), dev.UserID, id)
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, httpapi.InvalidParam("unknown filter ID %d", id)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		parsed, err := filter.Parse(raw)
+		if err != nil {
+			return nil, httpapi.InvalidParam("invalid filter: %v", err)
+		}
+		req.filter = parsed
+	}
+	return req, nil
+}
+
+// Response is a /sync response.
+type Response struct {
+	NextBatch   string        `json:"next_batch"`
+	Rooms       roomsSection  `json:"rooms"`
+	AccountData eventsSection `json:"account_data"`
+	Presence    eventsSection `json:"presence"`
+	ToDevice    eventsSection `json:"to_device"`
+	DeviceLists *deviceLists  `json:"device_lists,omitempty"`
+	// Filled by the end-to-end encryption streams.
+	OTKCounts         map[string]int `json:"device_one_time_keys_count,omitempty"`
+	UnusedFallbackKey []string       `json:"device_unused_fallback_key_types,omitempty"`
+}
+
+type deviceLists struct {
+	Changed []string `json:"changed,omitempty"`
+	Left    []string `json:"left,omitempty"`
+}
+
+type eventsSection struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+type roomsSection struct {
+	Join   map[string]*joinedRoom  `json:"join"`
+	Invite map[string]*invitedRoom `json:"invite"`
+	Leave  map[string]*leftRoom    `json:"leave"`
+	Knock  map[string]any          `json:"knock"`
+}
+
+type timeline struct {
+	Events    []json.RawMessage `json:"events"`
+	Limited   bool              `json:"limited"`
+	PrevBatch string            `json:"prev_batch,omitempty"`
+}
+
+type summary struct {
+	Heroes  []string `json:"m.heroes,omitempty"`
+	Joined  int      `json:"m.joined_member_count"`
+	Invited int      `json:"m.invited_member_count"`
+}
+
+type unreadCounts struct {
+	Notifications int `json:"notification_count"`
+	Highlights    int `json:"highlight_count"`
+}
+
+type joinedRoom struct {
+	Timeline      timeline                `json:"timeline"`
+	State         eventsSection           `json:"state"`
+	Ephemeral     eventsSection           `json:"ephemeral"`
+	AccountData   eventsSection           `json:"account_data"`
+	Summary       *summary                `json:"summary,omitempty"`
+	Unread        unreadCounts            `json:"unread_notifications"`
+	UnreadThreads map[string]unreadCounts `json:"unread_thread_notifications,omitempty"`
+}
+
+type invitedRoom struct {
+	InviteState eventsSection `json:"invite_state"`
+}
+
+type leftRoom struct {
+	Timeline    timeline      `json:"timeline"`
+	State       eventsSection `json:"state"`
+	AccountData eventsSection `json:"account_data"`
+}
+
+// builder assembles one response inside one read transaction.
+type builder struct {
+	s     *Service
+	ctx   context.Context
+	q     storage.Q
+	dev   *httpapi.Device
+	req   *syncRequest
+	since Token // zero for an initial sync
+	to    Token
+	res   *Response
+	empty bool
+	// roomAccountData holds the room account data changed since the token.
+	roomAccountData map[string][]json.RawMessage
+}
+
+// build returns a response, and whether it has nothing new for the client.
+func (s *Service) build(ctx context.Context, dev *httpapi.Device, req *syncRequest) (*Response, bool, error) {
+	b := &builder{s: s, ctx: ctx, dev: dev, req: req, empty: true, roomAccountData: map[string][]json.RawMessage{}}
+	if req.since != nil {
+		b.since = *req.since
+	}
+	err := s.DB.Read(ctx, func(q storage.Q) error {
+		b.q = q
+		pos, err := q.Positions(ctx)
+		if err != nil {
+			return err
+		}
+		b.to = Token{Events: pos.Events, AccountData: pos.AccountData, Receipts: pos.Receipts,
+			Typing: s.Typing.Pos(), Presence: pos.Presence}
+		// A token from the future (another instance's, or hand-made) is
+		// treated as now rather than hiding everything until it is reached.
+		b.clampSince()
+		b.res = &Response{NextBatch: b.to.String(),
+			Rooms:       roomsSection{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}, Knock: map[string]any{}},
+			AccountData: eventsSection{Events: []json.RawMessage{}},
+			Presence:    eventsSection{Events: []json.RawMessage{}},
+			ToDevice:    eventsSection{Events: []json.RawMessage{}},
+		}
+		if err := b.accountData(); err != nil {
+			return err
+		}
+		if err := b.rooms(); err != nil {
+			return err
+		}
+		return b.presence()
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return b.res, b.empty, nil
+}
+
+func (b *builder) clampSince() {
+	if b.req.since == nil {
+		return
+	}
+	s, t := &b.since, b.to
+	s.Events, s.AccountData, s.Receipts = min(s.Events, t.Events), min(s.AccountData, t.AccountData), min(s.Receipts, t.Receipts)
+	s.Typing, s.Presence = min(s.Typing, t.Typing), min(s.Presence, t.Presence)
+}
+
+func (b *builder) initial() bool { return b.req.since == nil }
+
+func accountDataEvent(typ string, content []byte) json.RawMessage {
+	ev, _ := json.Marshal(map[string]any{"type": typ, "content": json.RawMessage(content)})
+	return ev
+}
+
+func (b *builder) accountData() error {
+	entries, err := b.q.AccountDataBetween(b.ctx, b.dev.UserID, b.since.AccountData, b.to.AccountData)
+	if err != nil {
+		return err
+	}
+	f := &b.req.filter.AccountData
+	sawPushRules := false
+	for _, e := range entries {
+		if e.RoomID != "" {
+			if b.req.filter.Room.AccountData.Allows(e.Type, b.dev.UserID) {
+				b.roomAccountData[e.RoomID] = append(b.roomAccountData[e.RoomID], accountDataEvent(e.Type, e.Content))
+			}
+			continue
+		}
+		sawPushRules = sawPushRules || e.Type == "m.push_rules"
+		if f.Allows(e.Type, b.dev.UserID) {
+			b.res.AccountData.Events = append(b.res.AccountData.Events, accountDataEvent(e.Type, e.Content))
+		}
+	}
+	// A user who never changed their push rules has the defaults, which
+	// clients read from account data.
+	if b.initial() && !sawPushRules && f.Allows("m.push_rules", b.dev.UserID) {
+		b.res.AccountData.Events = append(b.res.AccountData.Events, accountDataEvent("m.push_rules", push.Marshal(push.Defaults(b.dev.UserID))))
+	}
+	if len(b.res.AccountData.Events) > 0 {
+		b.empty = false
+	}
+	return nil
+}
+
+func (b *builder) rooms() error {
+	memberships, err := b.q.Memberships(b.ctx, b.dev.UserID)
+	if err != nil {
+		return err
+	}
+	changed := map[string]bool{}
+	receipts := map[string]bool{}
+	if !b.initial() {
+		if changed, err = b.q.RoomsWithEventsBetween(b.ctx, b.since.Events, b.to.Events); err != nil {
+			return err
+		}
+		if receipts, err = b.q.RoomsWithReceiptsBetween(b.ctx, b.since.Receipts, b.to.Receipts); err != nil {
+			return err
+		}
+	}
+	rf := &b.req.filter.Room
+	for _, m := range memberships {
+		if !filter.AllowsRoom(rf.Rooms, rf.NotRooms, m.RoomID) {
+			continue
+		}
+		newMembership := !b.initial() && m.Pos > b.since.Events && m.Pos <= b.to.Events
+		switch m.Membership {
+		case spec.Join:
+			full := b.initial() || newMembership || b.req.fullState
+			if !full && !changed[m.RoomID] && !receipts[m.RoomID] && b.roomAccountData[m.RoomID] == nil &&
+				!b.s.Typing.Changed(m.RoomID, b.since.Typing, b.to.Typing) {
+				continue
+			}
+			if err := b.joinedRoom(m, full, newMembership); err != nil {
+				return err
+			}
+		case spec.Invite:
+			if b.initial() || newMembership {
+				if err := b.invitedRoom(m); err != nil {
+					return err
+				}
+			}
+		case spec.Leave, spec.Ban:
+			// Rooms left since the token are always sent, so clients learn of
+			// kicks and bans; older ones only on request.
+			if m.Forgotten || (!newMembership && !(b.initial() && rf.IncludeLeave)) {
+				continue
+			}
+			if err := b.leftRoom(m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// timelineFor returns the visible, filtered events of a room in (from, to]
+// (the newest limit of them), whether older ones were left out, and the
+// position before the first.
+func (b *builder) timelineFor(roomID string, from, to int64) ([]storage.Event, bool, int64, error) {
+	f := &b.req.filter.Room.Timeline
+	limit := f.LimitOr(10, 500)
+	evs, more, err := b.q.EventsBetween(b.ctx, roomID, from, to, limit)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	before := to
+	if len(evs) > 0 {
+		before = evs[0].Pos - 1
+	}
+	visible, err := b.s.Rooms.Visible(b.ctx, b.q, roomID, b.dev.UserID, evs)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	out := visible[:0:0]
+	for _, e := range visible {
+		if f.AllowsEvent(roomID, e.Type, e.Sender, []byte(gjson.GetBytes(e.JSON, "content").Raw)) {
+			out = append(out, e)
+		}
+	}
+	// Events the user may not see mean the history stops there for them.
+	if len(visible) < len(evs) {
+		more = false
+	}
+	return out, more, before, nil
+}
+
+// stateFor returns the state to send with a timeline: all of it at `before`
+// for a full sync, else what changed between the token and `before`. With
+// lazy loading, only the members the timeline needs.
+func (b *builder) stateFor(roomID string, full bool, before int64, tl []storage.Event) ([]storage.Event, error) {
+	var state []storage.Event
+	var err error
+	switch {
+	case full:
+		state, err = b.q.StateAt(b.ctx, roomID, before)
+	case before > b.since.Events:
+		state, err = b.q.StateChangesBetween(b.ctx, roomID, b.since.Events, before)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f := &b.req.filter.Room.State
+	lazy := f.LazyLoadMembers
+	var needed map[string]bool
+	if lazy {
+		needed = map[string]bool{b.dev.UserID: true}
+		for _, e := range tl {
+			needed[e.Sender] = true
+		}
+		if !full {
+			// Members the timeline needs may not have changed since the
+			// token; send them from the state before the timeline.
+			at, err := b.q.StateAt(b.ctx, roomID, before)
+			if err != nil {
+				return nil, err
+			}
+			have := map[string]bool{}
+			for _, e := range state {
+				have[e.EventID] = true
+			}
+			for _, e := range at {
+				if e.Type == spec.MRoomMember && needed[*e.StateKey] && !have[e.EventID] && *e.StateKey != b.dev.UserID {
+					state = append(state, e)
+				}
+			}
+		}
+	}
+	out := state[:0:0]
+	for _, e := range state {
+		if lazy && e.Type == spec.MRoomMember && !needed[*e.StateKey] {
+			continue
+		}
+		if f.AllowsEvent(roomID, e.Type, e.Sender, nil) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (b *builder) format(evs []storage.Event) ([]json.RawMessage, error) {
+	out, err := b.s.Rooms.Format(b.ctx, b.q, evs, b.dev)
+	if out == nil {
+		out = []json.RawMessage{}
+	}
+	return out, err
+}
+
+func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) error {
+	from := b.since.Events
+	if b.initial() || newlyJoined {
+		from = 0
+	}
+	tl, limited, before, err := b.timelineFor(m.RoomID, from, b.to.Events)
+	if err != nil {
+		return err
+	}
+	state, err := b.stateFor(m.RoomID, full, before, tl)
+	if err != nil {
+		return err
+	}
+	jr := &joinedRoom{Timeline: timeline{Limited: limited, PrevBatch: rooms.Token(before)}}
+	if jr.Timeline.Events, err = b.format(tl); err != nil {
+		return err
+	}
+	if jr.State.Events, err = b.format(state); err != nil {
+		return err
+	}
+	if jr.Ephemeral.Events, err = b.ephemeral(m.RoomID); err != nil {
+		return err
+	}
+	jr.AccountData.Events = b.roomAccountData[m.RoomID]
+	if b.initial() {
+		if jr.AccountData.Events, err = b.allRoomAccountData(m.RoomID); err != nil {
+			return err
+		}
+	}
+	if jr.AccountData.Events == nil {
+		jr.AccountData.Events = []json.RawMessage{}
+	}
+	if jr.Summary, err = b.summary(m.RoomID); err != nil {
+		return err
+	}
+	if err := b.unread(m.RoomID, jr); err != nil {
+		return err
+	}
+	if len(tl) > 0 || len(state) > 0 || len(jr.Ephemeral.Events) > 0 || len(jr.AccountData.Events) > 0 || full {
+		b.empty = false
+	}
+	b.res.Rooms.Join[m.RoomID] = jr
+	return nil
+}
+
+func (b *builder) allRoomAccountData(roomID string) ([]json.RawMessage, error) {
+	entries, err := b.q.AccountDataBetween(b.ctx, b.dev.UserID, 0, b.to.AccountData)
+	if err != nil {
+		return nil, err
+	}
+	var out []json.RawMessage
+	for _, e := range entries {
+		if e.RoomID == roomID && b.req.filter.Room.AccountData.Allows(e.Type, b.dev.UserID) {
+			out = append(out, accountDataEvent(e.Type, e.Content))
+		}
+	}
+	return out, nil
+}
+
+func (b *builder) summary(roomID string) (*summary, error) {
+	joined, invited, err := b.q.MemberCounts(b.ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	heroes, err := b.q.Heroes(b.ctx, roomID, b.dev.UserID, 5)
+	if err != nil {
+		return nil, err
+	}
+	return &summary{Heroes: heroes, Joined: joined, Invited: invited}, nil
+}
+
+func (b *builder) unread(roomID string, jr *joinedRoom) error {
+	counts, err := b.q.UnreadCounts(b.ctx, b.dev.UserID, roomID)
+	if err != nil {
+		return err
+	}
+	perThread := b.req.filter.Room.Timeline.UnreadThreadNotifs
+	for thread, c := range counts {
+		if thread != "" && perThread {
+			if jr.UnreadThreads == nil {
+				jr.UnreadThreads = map[string]unreadCounts{}
+			}
+			jr.UnreadThreads[thread] = unreadCounts{Notifications: c.Notifications, Highlights: c.Highlights}
+			continue
+		}
+		jr.Unread.Notifications += c.Notifications
+		jr.Unread.Highlights += c.Highlights
+	}
+	return nil
+}
+
+func (b *builder) invitedRoom(m storage.RoomMembership) error {
+	stripped, err := b.s.Rooms.StrippedState(b.ctx, b.q, m.RoomID, b.dev.UserID)
+	if err != nil {
+		return err
+	}
+	b.res.Rooms.Invite[m.RoomID] = &invitedRoom{InviteState: eventsSection{Events: stripped}}
+	b.empty = false
+	return nil
+}
+
+func (b *builder) leftRoom(m storage.RoomMembership) error {
+	// History up to and including the leave; nothing after it.
+	tl, limited, before, err := b.timelineFor(m.RoomID, b.since.Events, m.Pos)
+	if err != nil {
+		return err
+	}
+	state, err := b.stateFor(m.RoomID, b.initial(), before, tl)
+	if err != nil {
+		return err
+	}
+	lr := &leftRoom{Timeline: timeline{Limited: limited, PrevBatch: rooms.Token(before)}, AccountData: eventsSection{Events: []json.RawMessage{}}}
+	if lr.Timeline.Events, err = b.format(tl); err != nil {
+		return err
+	}
+	if lr.State.Events, err = b.format(state); err != nil {
+		return err
+	}
+	b.res.Rooms.Leave[m.RoomID] = lr
+	b.empty = false
+	return nil
+}

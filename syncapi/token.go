@@ -1,0 +1,40 @@
+// Package syncapi serves /sync and the ephemeral data it carries: typing,
+// receipts, presence and notification counts. Every change a client syncs
+// has a position in a stream; a sync token is those positions.
+package syncapi
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redoubt-systems/redoubt/httpapi"
+)
+
+// Token is a position in every stream. Events come first so that /messages
+// accepts a sync token as a pagination token.
+type Token struct {
+	Events, AccountData, Receipts, Typing, Presence, ToDevice, DeviceLists int64
+}
+
+func (t Token) String() string {
+	return fmt.Sprintf("s%d_%d_%d_%d_%d_%d_%d", t.Events, t.AccountData, t.Receipts, t.Typing, t.Presence, t.ToDevice, t.DeviceLists)
+}
+
+// ParseToken reads a token made by String.
+func ParseToken(s string) (Token, error) {
+	var t Token
+	parts := strings.Split(strings.TrimPrefix(s, "s"), "_")
+	if !strings.HasPrefix(s, "s") || len(parts) != 7 {
+		return t, httpapi.InvalidParam("invalid sync token")
+	}
+	fields := []*int64{&t.Events, &t.AccountData, &t.Receipts, &t.Typing, &t.Presence, &t.ToDevice, &t.DeviceLists}
+	for i, p := range parts {
+		n, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || n < 0 {
+			return t, httpapi.InvalidParam("invalid sync token")
+		}
+		*fields[i] = n
+	}
+	return t, nil
+}

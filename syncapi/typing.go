@@ -1,0 +1,96 @@
+package syncapi
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// Typing holds who is typing where. It is the one stream kept only in
+// memory: typing notices are worth nothing after a restart. Positions start
+// at the start-up time in milliseconds, so that tokens from before a restart
+// are always behind the new positions.
+type Typing struct {
+	mu      sync.Mutex
+	pos     int64
+	rooms   map[string]map[string]*time.Timer // room → user → expiry
+	changed map[string]int64                  // room → position of its last change
+	// OnChange is called (outside the lock) with a room whose typing changed.
+	OnChange func(roomID string)
+}
+
+// NewTyping returns an empty typing stream.
+func NewTyping(now time.Time) *Typing {
+	return &Typing{pos: now.UnixMilli(), rooms: map[string]map[string]*time.Timer{}, changed: map[string]int64{}}
+}
+
+// Set marks a user as typing for timeout, or as not typing.
+func (t *Typing) Set(roomID, userID string, typing bool, timeout time.Duration) {
+	t.mu.Lock()
+	users := t.rooms[roomID]
+	if users == nil {
+		users = map[string]*time.Timer{}
+		t.rooms[roomID] = users
+	}
+	timer, was := users[userID]
+	if was {
+		timer.Stop()
+		delete(users, userID)
+	}
+	if typing {
+		var self *time.Timer
+		self = time.AfterFunc(timeout, func() { t.expire(roomID, userID, self) })
+		users[userID] = self
+	}
+	changed := was != typing
+	if changed {
+		t.pos++
+		t.changed[roomID] = t.pos
+	}
+	t.mu.Unlock()
+	if changed && t.OnChange != nil {
+		t.OnChange(roomID)
+	}
+}
+
+func (t *Typing) expire(roomID, userID string, timer *time.Timer) {
+	t.mu.Lock()
+	if t.rooms[roomID][userID] != timer {
+		t.mu.Unlock()
+		return // replaced or cleared since
+	}
+	delete(t.rooms[roomID], userID)
+	t.pos++
+	t.changed[roomID] = t.pos
+	t.mu.Unlock()
+	if t.OnChange != nil {
+		t.OnChange(roomID)
+	}
+}
+
+// Pos is the stream's current position.
+func (t *Typing) Pos() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pos
+}
+
+// Changed reports whether a room's typing changed in (since, to].
+func (t *Typing) Changed(roomID string, since, to int64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.changed[roomID]
+	return p > since && p <= to
+}
+
+// Users lists who is typing in a room, sorted.
+func (t *Typing) Users(roomID string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]string, 0, len(t.rooms[roomID]))
+	for u := range t.rooms[roomID] {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	return out
+}
