@@ -84,14 +84,15 @@ func (a *API) getScope(r *http.Request, dev *httpapi.Device) httpapi.Response {
 
 // find returns the rule set, the addressed kind's rules and the rule's index
 // (-1 when absent).
-func (a *API) find(r *http.Request, dev *httpapi.Device) (Ruleset, *[]Rule, int, error) {
+func (a *API) find(r *http.Request, dev *httpapi.Device) (*Ruleset, *[]Rule, int, error) {
 	if err := scope(r); err != nil {
-		return Ruleset{}, nil, 0, err
+		return nil, nil, 0, err
 	}
-	rs, err := a.load(r, dev.UserID)
+	loaded, err := a.load(r, dev.UserID)
 	if err != nil {
-		return rs, nil, 0, err
+		return nil, nil, 0, err
 	}
+	rs := &loaded
 	rules := rs.Kind(mux.Vars(r)["kind"])
 	if rules == nil {
 		return rs, nil, 0, httpapi.InvalidParam("unknown push rule kind")
@@ -208,7 +209,7 @@ func (a *API) putRule(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		}
 	}
 	*rules = slices.Insert(*rules, pos, rule)
-	return emptyOr(a.save(r, dev.UserID, rs))
+	return emptyOr(a.save(r, dev.UserID, *rs))
 }
 
 // DELETE /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
@@ -224,7 +225,7 @@ func (a *API) deleteRule(r *http.Request, dev *httpapi.Device) httpapi.Response 
 		return httpapi.Fail(httpapi.InvalidParam("server-default rules cannot be deleted, only disabled"))
 	}
 	*rules = slices.Delete(*rules, i, i+1)
-	return emptyOr(a.save(r, dev.UserID, rs))
+	return emptyOr(a.save(r, dev.UserID, *rs))
 }
 
 // PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/{enabled|actions}
@@ -257,7 +258,7 @@ func (a *API) putAttr(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		}
 		(*rules)[i].Actions = req.Actions
 	}
-	return emptyOr(a.save(r, dev.UserID, rs))
+	return emptyOr(a.save(r, dev.UserID, *rs))
 }
 
 func emptyOr(err error) httpapi.Response {

@@ -1,0 +1,425 @@
+package syncapi_test
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/redoubt-systems/redoubt/config"
+	ts "github.com/redoubt-systems/redoubt/internal/testserver"
+)
+
+const v3 = "/_matrix/client/v3"
+
+func roomPath(roomID, rest string) string { return v3 + "/rooms/" + ts.PathEscape(roomID) + rest }
+
+// esc escapes an ID for use as a gjson path component.
+func esc(s string) string { return strings.NewReplacer(".", `\.`, "*", `\*`, "?", `\?`).Replace(s) }
+
+// doSync runs one /sync; params are query parameters ("since", "filter", ...).
+func doSync(t *testing.T, c *ts.Client, params ...string) gjson.Result {
+	t.Helper()
+	q := url.Values{}
+	for i := 0; i+1 < len(params); i += 2 {
+		q.Set(params[i], params[i+1])
+	}
+	return c.MustDo(t, "GET", v3+"/sync?"+q.Encode(), nil, 200)
+}
+
+func joined(res gjson.Result, roomID string) gjson.Result {
+	return res.Get("rooms.join." + esc(roomID))
+}
+
+func eventIDs(list gjson.Result) []string {
+	var ids []string
+	for _, e := range list.Array() {
+		ids = append(ids, e.Get("event_id").Str)
+	}
+	return ids
+}
+
+func TestInitialSync(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	room := alice.CreateRoom(t, map[string]any{"name": "general", "preset": "public_chat"})
+	bob.Join(t, room)
+	var sent []string
+	for i := range 15 {
+		sent = append(sent, alice.Send(t, room, fmt.Sprintf("m%d", i)))
+	}
+	invite := carol.CreateRoom(t, map[string]any{"name": "secret plans", "invite": []string{alice.UserID}})
+	alice.MustDo(t, "PUT", v3+"/user/"+alice.UserID+"/account_data/org.example.a", map[string]any{"x": 1}, 200)
+	alice.MustDo(t, "PUT", v3+"/user/"+alice.UserID+"/rooms/"+ts.PathEscape(room)+"/account_data/m.tag", map[string]any{"tags": map[string]any{"u.work": map[string]any{}}}, 200)
+
+	res := doSync(t, alice)
+	if !strings.HasPrefix(res.Get("next_batch").Str, "s") {
+		t.Fatalf("next_batch: %s", res.Get("next_batch").Raw)
+	}
+	jr := joined(res, room)
+	tl := jr.Get("timeline")
+	if n := tl.Get("events.#").Int(); n != 10 || !tl.Get("limited").Bool() {
+		t.Fatalf("timeline: %d events, limited=%v", n, tl.Get("limited").Bool())
+	}
+	if got := eventIDs(tl.Get("events")); got[9] != sent[14] || got[0] != sent[5] {
+		t.Fatalf("timeline order: %v", got)
+	}
+	// The state is the state before the timeline, and complete.
+	state := jr.Get("state.events")
+	for _, want := range []string{"m.room.create", "m.room.power_levels", "m.room.join_rules", "m.room.name"} {
+		if !state.Get(`#(type=="` + want + `")`).Exists() {
+			t.Errorf("state lacks %s", want)
+		}
+	}
+	if state.Get(`#(state_key=="`+bob.UserID+`").content.membership`).Str != "join" {
+		t.Errorf("state lacks bob's membership: %s", state.Raw)
+	}
+	if jr.Get(`summary.m\.joined_member_count`).Int() != 2 || jr.Get(`summary.m\.heroes.0`).Str != bob.UserID {
+		t.Errorf("summary: %s", jr.Get("summary").Raw)
+	}
+	if jr.Get(`account_data.events.#(type=="m.tag")`).Raw == "" {
+		t.Errorf("room account data: %s", jr.Get("account_data").Raw)
+	}
+	if !jr.Get("unread_notifications.notification_count").Exists() {
+		t.Errorf("no unread_notifications: %s", jr.Raw)
+	}
+	// prev_batch continues with /messages.
+	more := alice.MustDo(t, "GET", roomPath(room, "/messages?dir=b&limit=5&from="+tl.Get("prev_batch").Str), nil, 200)
+	if got := eventIDs(more.Get("chunk")); len(got) != 5 || got[0] != sent[4] || got[4] != sent[0] {
+		t.Fatalf("prev_batch pagination: %v", got)
+	}
+	// Global account data, with the default push rules.
+	ad := res.Get("account_data.events")
+	if ad.Get(`#(type=="org.example.a").content.x`).Int() != 1 {
+		t.Errorf("account data: %s", ad.Raw)
+	}
+	if ad.Get(`#(type=="m.push_rules").content.global.override.0.rule_id`).Str != ".m.rule.master" {
+		t.Errorf("push rules in account data: %s", ad.Raw)
+	}
+	// The invite with its stripped state.
+	is := res.Get("rooms.invite." + esc(invite) + ".invite_state.events")
+	if is.Get(`#(type=="m.room.name").content.name`).Str != "secret plans" ||
+		is.Get(`#(state_key=="`+alice.UserID+`").content.membership`).Str != "invite" ||
+		is.Get(`#(type=="m.room.power_levels")`).Exists() {
+		t.Errorf("invite_state: %s", is.Raw)
+	}
+	if _, ok := res.Get("rooms.join").Map()[invite]; ok {
+		t.Error("invited room listed as joined")
+	}
+	// Presence of users sharing a room: syncing set alice online, bob's sync
+	// shows it.
+	bres := doSync(t, bob)
+	if bres.Get(`presence.events.#(sender=="`+alice.UserID+`").content.presence`).Str != "online" {
+		t.Errorf("presence: %s", bres.Get("presence").Raw)
+	}
+	if bres.Get(`presence.events.#(sender=="` + carol.UserID + `")`).Exists() {
+		t.Error("presence leaked to a user sharing no room")
+	}
+}
+
+func TestIncrementalSync(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	bob.Join(t, room)
+	since := doSync(t, alice).Get("next_batch").Str
+
+	// Nothing new: an empty response and the same position.
+	empty := doSync(t, alice, "since", since)
+	if _, ok := empty.Get("rooms.join").Map()[room]; ok {
+		t.Fatalf("unchanged room in incremental sync: %s", empty.Raw)
+	}
+
+	id := bob.Send(t, room, "hello")
+	res := doSync(t, alice, "since", since)
+	jr := joined(res, room)
+	if got := eventIDs(jr.Get("timeline.events")); len(got) != 1 || got[0] != id {
+		t.Fatalf("incremental timeline: %v", got)
+	}
+	if jr.Get("timeline.limited").Bool() || jr.Get("state.events.#").Int() != 0 {
+		t.Fatalf("unlimited incremental sync carries state: %s", jr.Raw)
+	}
+	since = res.Get("next_batch").Str
+
+	// A gap larger than the limit: limited, with the state changes that
+	// happened in the gap but before the timeline.
+	alice.MustDo(t, "PUT", roomPath(room, "/state/m.room.topic/"), map[string]any{"topic": "in the gap"}, 200)
+	var sent []string
+	for i := range 5 {
+		sent = append(sent, bob.Send(t, room, fmt.Sprintf("gap %d", i)))
+	}
+	res = doSync(t, alice, "since", since, "filter", `{"room":{"timeline":{"limit":3}}}`)
+	jr = joined(res, room)
+	if got := eventIDs(jr.Get("timeline.events")); len(got) != 3 || got[2] != sent[4] || !jr.Get("timeline.limited").Bool() {
+		t.Fatalf("limited timeline: %v %s", got, jr.Get("timeline.limited").Raw)
+	}
+	if jr.Get(`state.events.#(type=="m.room.topic").content.topic`).Str != "in the gap" {
+		t.Fatalf("gap state: %s", jr.Get("state").Raw)
+	}
+	// The gap is fillable from prev_batch.
+	gap := alice.MustDo(t, "GET", roomPath(room, "/messages?dir=b&limit=2&from="+jr.Get("timeline.prev_batch").Str), nil, 200)
+	if got := eventIDs(gap.Get("chunk")); len(got) != 2 || got[0] != sent[1] {
+		t.Fatalf("gap pagination: %v", got)
+	}
+	since = res.Get("next_batch").Str
+
+	// A room joined since the token arrives whole.
+	other := bob.CreateRoom(t, map[string]any{"preset": "public_chat", "name": "new room"})
+	alice.Join(t, other)
+	res = doSync(t, alice, "since", since)
+	nr := joined(res, other)
+	if nr.Get(`state.events.#(type=="m.room.name").content.name`).Str != "new room" &&
+		nr.Get(`timeline.events.#(type=="m.room.name").content.name`).Str != "new room" {
+		t.Fatalf("newly joined room: %s", nr.Raw)
+	}
+	since = res.Get("next_batch").Str
+
+	// full_state sends every joined room with its whole state.
+	res = doSync(t, alice, "since", since, "full_state", "true")
+	if !joined(res, room).Get(`state.events.#(type=="m.room.create")`).Exists() || !joined(res, other).Exists() {
+		t.Fatalf("full_state: %s", res.Get("rooms.join").Raw)
+	}
+}
+
+func TestInvitesLeavesKicksBans(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	since := doSync(t, bob).Get("next_batch").Str
+
+	room := alice.CreateRoom(t, map[string]any{"name": "party"})
+	alice.Invite(t, room, bob.UserID)
+	res := doSync(t, bob, "since", since)
+	if res.Get("rooms.invite."+esc(room)+`.invite_state.events.#(type=="m.room.name").content.name`).Str != "party" {
+		t.Fatalf("invite: %s", res.Get("rooms").Raw)
+	}
+	since = res.Get("next_batch").Str
+	// The invite is not repeated.
+	if doSync(t, bob, "since", since).Get("rooms.invite." + esc(room)).Exists() {
+		t.Fatal("invite repeated")
+	}
+
+	bob.Join(t, room)
+	res = doSync(t, bob, "since", since)
+	if !joined(res, room).Exists() || res.Get("rooms.invite."+esc(room)).Exists() {
+		t.Fatalf("join: %s", res.Get("rooms").Raw)
+	}
+	since = res.Get("next_batch").Str
+
+	alice.Send(t, room, "before the kick")
+	alice.MustDo(t, "POST", roomPath(room, "/kick"), map[string]any{"user_id": bob.UserID, "reason": "bye"}, 200)
+	alice.Send(t, room, "after the kick")
+	res = doSync(t, bob, "since", since)
+	left := res.Get("rooms.leave." + esc(room))
+	tl := left.Get("timeline.events")
+	last := tl.Get(fmt.Sprint(tl.Get("#").Int() - 1))
+	if last.Get("type").Str != "m.room.member" || last.Get("content.membership").Str != "leave" || last.Get("content.reason").Str != "bye" {
+		t.Fatalf("kick in leave section: %s", left.Raw)
+	}
+	if strings.Contains(left.Raw, "after the kick") {
+		t.Fatal("events after the kick leaked")
+	}
+	if joined(res, room).Exists() {
+		t.Fatal("kicked room still joined")
+	}
+	since = res.Get("next_batch").Str
+
+	alice.MustDo(t, "POST", roomPath(room, "/ban"), map[string]any{"user_id": bob.UserID}, 200)
+	res = doSync(t, bob, "since", since)
+	if res.Get("rooms.leave."+esc(room)+`.timeline.events.#(content.membership=="ban")`).Raw == "" {
+		t.Fatalf("ban: %s", res.Get("rooms").Raw)
+	}
+
+	// Left rooms appear in an initial sync only with include_leave, and not
+	// once forgotten.
+	if doSync(t, bob).Get("rooms.leave." + esc(room)).Exists() {
+		t.Fatal("left room in initial sync without include_leave")
+	}
+	if !doSync(t, bob, "filter", `{"room":{"include_leave":true}}`).Get("rooms.leave." + esc(room)).Exists() {
+		t.Fatal("include_leave ignored")
+	}
+	bob.MustDo(t, "POST", roomPath(room, "/forget"), map[string]any{}, 200)
+	if doSync(t, bob, "filter", `{"room":{"include_leave":true}}`).Get("rooms.leave." + esc(room)).Exists() {
+		t.Fatal("forgotten room still synced")
+	}
+
+	// Rejecting an invite.
+	room2 := alice.CreateRoom(t, map[string]any{"invite": []string{bob.UserID}})
+	since = doSync(t, bob).Get("next_batch").Str
+	bob.MustDo(t, "POST", roomPath(room2, "/leave"), map[string]any{}, 200)
+	if !doSync(t, bob, "since", since).Get("rooms.leave." + esc(room2)).Exists() {
+		t.Fatal("rejected invite not in leave")
+	}
+}
+
+func TestSyncFilters(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	carol := srv.Register(t, "carol")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	other := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	bob.Join(t, room)
+	carol.Join(t, room)
+	bob.Send(t, room, "from bob")
+	carol.Send(t, room, "from carol")
+	alice.MustDo(t, "PUT", roomPath(room, "/send/m.reaction/r1"), map[string]any{}, 200)
+
+	filterID := alice.MustDo(t, "POST", v3+"/user/"+alice.UserID+"/filter",
+		map[string]any{"room": map[string]any{"timeline": map[string]any{"types": []string{"m.room.message"}}}}, 200).Get("filter_id").Str
+	for _, tc := range []struct {
+		name, filter string
+		check        func(res gjson.Result) error
+	}{
+		{"stored filter", filterID, func(res gjson.Result) error {
+			for _, e := range joined(res, room).Get("timeline.events").Array() {
+				if e.Get("type").Str != "m.room.message" {
+					return fmt.Errorf("type %s passed", e.Get("type").Str)
+				}
+			}
+			return nil
+		}},
+		{"not_types", `{"room":{"timeline":{"not_types":["m.room.message","m.room.member"]}}}`, func(res gjson.Result) error {
+			if strings.Contains(joined(res, room).Get("timeline").Raw, `"m.room.message"`) {
+				return fmt.Errorf("message passed")
+			}
+			return nil
+		}},
+		{"senders", `{"room":{"timeline":{"senders":["` + bob.UserID + `"]}}}`, func(res gjson.Result) error {
+			for _, e := range joined(res, room).Get("timeline.events").Array() {
+				if e.Get("sender").Str != bob.UserID {
+					return fmt.Errorf("sender %s passed", e.Get("sender").Str)
+				}
+			}
+			return nil
+		}},
+		{"rooms", `{"room":{"rooms":["` + other + `"]}}`, func(res gjson.Result) error {
+			if joined(res, room).Exists() || !joined(res, other).Exists() {
+				return fmt.Errorf("rooms filter: %s", res.Get("rooms.join").Raw)
+			}
+			return nil
+		}},
+		{"not_rooms", `{"room":{"not_rooms":["` + other + `"]}}`, func(res gjson.Result) error {
+			if !joined(res, room).Exists() || joined(res, other).Exists() {
+				return fmt.Errorf("not_rooms filter")
+			}
+			return nil
+		}},
+		{"lazy members", `{"room":{"timeline":{"limit":1},"state":{"lazy_load_members":true}}}`, func(res gjson.Result) error {
+			members := joined(res, room).Get(`state.events.#(type=="m.room.member")#.state_key`).Array()
+			// The last event is alice's reaction: only alice's member event.
+			if len(members) != 1 || members[0].Str != alice.UserID {
+				return fmt.Errorf("lazy members: %v", members)
+			}
+			if !joined(res, room).Get(`state.events.#(type=="m.room.create")`).Exists() {
+				return fmt.Errorf("lazy loading dropped non-member state")
+			}
+			return nil
+		}},
+		{"state types", `{"room":{"state":{"types":["m.room.create"]}}}`, func(res gjson.Result) error {
+			for _, e := range joined(res, room).Get("state.events").Array() {
+				if e.Get("type").Str != "m.room.create" {
+					return fmt.Errorf("state filter let %s through", e.Get("type").Str)
+				}
+			}
+			return nil
+		}},
+		{"account data", `{"account_data":{"not_types":["m.push_rules"]}}`, func(res gjson.Result) error {
+			if res.Get(`account_data.events.#(type=="m.push_rules")`).Exists() {
+				return fmt.Errorf("account_data filter ignored")
+			}
+			return nil
+		}},
+		{"presence", `{"presence":{"types":[]}}`, func(res gjson.Result) error {
+			if res.Get("presence.events.#").Int() != 0 {
+				return fmt.Errorf("presence filter ignored")
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.check(doSync(t, alice, "filter", tc.filter)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestSyncErrors(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	bobFilter := bob.MustDo(t, "POST", v3+"/user/"+bob.UserID+"/filter", map[string]any{}, 200).Get("filter_id").Str
+	for _, q := range []string{
+		"since=garbage", "since=s1_2_3", "since=s1_2_3_4_5_6_x", "since=s-1_0_0_0_0_0_0",
+		"timeout=soon", "timeout=-5", "full_state=yes", "set_presence=busy",
+		"filter=999", "filter=" + url.QueryEscape(`{"room":{"timeline":{"limit":"x"}}}`), "filter=abc",
+		"filter=" + url.QueryEscape(`{"event_format":"xml"}`),
+	} {
+		alice.MustFail(t, "GET", v3+"/sync?"+q, nil, 400, "M_INVALID_PARAM")
+	}
+	// Another user's filter ID is unknown to alice (IDs are per user).
+	if bobFilter != "0" {
+		alice.MustFail(t, "GET", v3+"/sync?filter="+bobFilter, nil, 400, "M_INVALID_PARAM")
+	}
+	srv.Anon().MustFail(t, "GET", v3+"/sync", nil, 401, "M_MISSING_TOKEN")
+	// A token from the future is treated as now, not an error.
+	doSync(t, alice, "since", "s999999_0_0_0_0_0_0", "timeout", "0")
+}
+
+// A long-polling sync returns when something arrives for its user.
+func TestLongPollWakes(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	bob.Join(t, room)
+	since := doSync(t, alice).Get("next_batch").Str
+
+	done := make(chan gjson.Result, 1)
+	go func() { done <- doSync(t, alice, "since", since, "timeout", "30000") }()
+	// Wait until the request is registered with the notifier.
+	for srv.Notifier.Waiting() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	id := bob.Send(t, room, "wake up")
+	res := <-done
+	if got := eventIDs(joined(res, room).Get("timeline.events")); len(got) != 1 || got[0] != id {
+		t.Fatalf("woken sync: %v", got)
+	}
+	// A change for someone else does not wake it: it times out empty.
+	other := srv.Register(t, "other")
+	otherRoom := other.CreateRoom(t, nil)
+	since = res.Get("next_batch").Str
+	go func() { done <- doSync(t, alice, "since", since, "timeout", "300") }()
+	other.Send(t, otherRoom, "not for alice")
+	res = <-done
+	if res.Get("rooms.join").Raw != "{}" {
+		t.Fatalf("sync woken by another user's room: %s", res.Get("rooms.join").Raw)
+	}
+}
+
+func TestPresenceDisabled(t *testing.T) {
+	srv := ts.Start(t, func(c *config.Config) { c.Presence.Enabled = false })
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	bob.Join(t, room)
+	alice.MustDo(t, "PUT", v3+"/presence/"+alice.UserID+"/status", map[string]any{"presence": "online", "status_msg": "hi"}, 200)
+	if p := bob.MustDo(t, "GET", v3+"/presence/"+alice.UserID+"/status", nil, 200); p.Get("presence").Str != "offline" {
+		t.Fatalf("presence while disabled: %s", p.Raw)
+	}
+	if doSync(t, bob).Get("presence.events.#").Int() != 0 {
+		t.Fatal("presence synced while disabled")
+	}
+	var n int
+	if err := srv.DB.RawRead(t.Context(), "SELECT COUNT(*) FROM presence", &n); err != nil || n != 0 {
+		t.Fatalf("presence stored while disabled: %d %v", n, err)
+	}
+}
