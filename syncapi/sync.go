@@ -474,8 +474,12 @@ func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) e
 	if jr.AccountData.Events == nil {
 		jr.AccountData.Events = []json.RawMessage{}
 	}
-	if jr.Summary, err = b.summary(m.RoomID); err != nil {
-		return err
+	// The summary changes only with membership, so an incremental sync
+	// sends it only when members came or went.
+	if full || hasMembers(tl) || hasMembers(state) {
+		if jr.Summary, err = b.summary(m.RoomID); err != nil {
+			return err
+		}
 	}
 	if err := b.unread(m.RoomID, jr); err != nil {
 		return err
@@ -485,6 +489,15 @@ func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) e
 	}
 	b.res.Rooms.Join[m.RoomID] = jr
 	return nil
+}
+
+func hasMembers(evs []storage.Event) bool {
+	for _, e := range evs {
+		if e.Type == spec.MRoomMember {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *builder) allRoomAccountData(roomID string) ([]json.RawMessage, error) {

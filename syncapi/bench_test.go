@@ -1,0 +1,86 @@
+package syncapi_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/redoubt-systems/redoubt/config"
+	ts "github.com/redoubt-systems/redoubt/internal/testserver"
+)
+
+// BenchmarkWakeLatency: 100 users long-poll one room; one message is sent.
+// It reports the delay from the send's response to each /sync returning
+// with the message, as p50 and p99 over all wake-ups.
+func BenchmarkWakeLatency(b *testing.B) {
+	const waiters = 100
+	// Presence off: each waiter's first sync would otherwise announce it
+	// online to the others, and this measures wake-ups by a message.
+	srv := ts.Start(b, func(c *config.Config) { c.Presence.Enabled = false })
+	sender := srv.Register(b, "sender")
+	room := sender.CreateRoom(b, map[string]any{"preset": "public_chat"})
+	users := make([]*ts.Client, waiters)
+	tokens := make([]string, waiters)
+	for i := range users {
+		users[i] = srv.Register(b, fmt.Sprintf("waiter%d", i))
+		users[i].Join(b, room)
+	}
+	for i, u := range users {
+		tokens[i] = u.MustDo(b, "GET", v3+"/sync?timeout=0", nil, 200).Get("next_batch").Str
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: waiters + 10}}
+	var latencies []time.Duration
+	b.ResetTimer()
+	for n := range b.N {
+		returned := make([]time.Time, waiters)
+		var wg sync.WaitGroup
+		for i, u := range users {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest("GET", srv.URL+v3+"/sync?timeout=30000&since="+url.QueryEscape(tokens[i]), nil)
+				req.Header.Set("Authorization", "Bearer "+u.Token)
+				res, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer res.Body.Close()
+				body, _ := io.ReadAll(res.Body)
+				returned[i] = time.Now()
+				r := gjson.ParseBytes(body)
+				if r.Get("rooms.join.*.timeline.events.#").Int() != 1 {
+					b.Errorf("waiter %d woke without the message: %s", i, body)
+				}
+				tokens[i] = r.Get("next_batch").Str
+			}()
+		}
+		for deadline := time.Now().Add(10 * time.Second); srv.Notifier.Waiting() < waiters; {
+			if time.Now().After(deadline) {
+				b.Fatalf("only %d of %d syncs are waiting", srv.Notifier.Waiting(), waiters)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		sender.Send(b, room, fmt.Sprintf("wake %d", n))
+		sent := time.Now()
+		wg.Wait()
+		for _, r := range returned {
+			latencies = append(latencies, r.Sub(sent))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(latencies)
+	pct := func(p float64) float64 {
+		return float64(latencies[int(float64(len(latencies)-1)*p)].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
