@@ -13,15 +13,18 @@ import (
 type Typing struct {
 	mu      sync.Mutex
 	pos     int64
-	rooms   map[string]map[string]*time.Timer // room → user → expiry
+	rooms   map[string]map[string]*typist // room → user
 	changed map[string]int64                  // room → position of its last change
 	// OnChange is called (outside the lock) with a room whose typing changed.
 	OnChange func(roomID string)
 }
 
+// typist is one user typing in one room until its timer fires.
+type typist struct{ timer *time.Timer }
+
 // NewTyping returns an empty typing stream.
 func NewTyping(now time.Time) *Typing {
-	return &Typing{pos: now.UnixMilli(), rooms: map[string]map[string]*time.Timer{}, changed: map[string]int64{}}
+	return &Typing{pos: now.UnixMilli(), rooms: map[string]map[string]*typist{}, changed: map[string]int64{}}
 }
 
 // Set marks a user as typing for timeout, or as not typing.
@@ -29,18 +32,20 @@ func (t *Typing) Set(roomID, userID string, typing bool, timeout time.Duration) 
 	t.mu.Lock()
 	users := t.rooms[roomID]
 	if users == nil {
-		users = map[string]*time.Timer{}
+		users = map[string]*typist{}
 		t.rooms[roomID] = users
 	}
-	timer, was := users[userID]
+	old, was := users[userID]
 	if was {
-		timer.Stop()
+		old.timer.Stop()
 		delete(users, userID)
 	}
 	if typing {
-		var self *time.Timer
-		self = time.AfterFunc(timeout, func() { t.expire(roomID, userID, self) })
-		users[userID] = self
+		// The timer's callback knows its typist only by pointer, so it can
+		// tell whether it was replaced meanwhile; the lock covers the rest.
+		ty := &typist{}
+		users[userID] = ty
+		ty.timer = time.AfterFunc(timeout, func() { t.expire(roomID, userID, ty) })
 	}
 	changed := was != typing
 	if changed {
@@ -53,9 +58,9 @@ func (t *Typing) Set(roomID, userID string, typing bool, timeout time.Duration) 
 	}
 }
 
-func (t *Typing) expire(roomID, userID string, timer *time.Timer) {
+func (t *Typing) expire(roomID, userID string, ty *typist) {
 	t.mu.Lock()
-	if t.rooms[roomID][userID] != timer {
+	if t.rooms[roomID][userID] != ty {
 		t.mu.Unlock()
 		return // replaced or cleared since
 	}
