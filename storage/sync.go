@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 )
 
@@ -36,9 +37,29 @@ type RoomMembership struct {
 
 // Memberships lists every room a user has a membership in.
 func (q Q) Memberships(ctx context.Context, userID string) ([]RoomMembership, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT s.room_id, s.membership, s.pos, f.user_id IS NOT NULL
+	return q.memberships(ctx, `SELECT s.room_id, s.membership, s.pos, f.user_id IS NOT NULL
 		FROM room_state s LEFT JOIN forgotten_rooms f ON f.room_id = s.room_id AND f.user_id = s.state_key
 		WHERE s.type = 'm.room.member' AND s.state_key = ? ORDER BY s.pos`, userID)
+}
+
+// MembershipsIn is Memberships restricted to some rooms, so an incremental
+// sync looks only at the rooms that changed.
+func (q Q) MembershipsIn(ctx context.Context, userID string, roomIDs []string) ([]RoomMembership, error) {
+	if len(roomIDs) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(roomIDs)
+	if err != nil {
+		return nil, err
+	}
+	return q.memberships(ctx, `SELECT s.room_id, s.membership, s.pos, f.user_id IS NOT NULL
+		FROM room_state s LEFT JOIN forgotten_rooms f ON f.room_id = s.room_id AND f.user_id = s.state_key
+		WHERE s.type = 'm.room.member' AND s.state_key = ? AND s.room_id IN (SELECT value FROM json_each(?))
+		ORDER BY s.pos`, userID, string(list))
+}
+
+func (q Q) memberships(ctx context.Context, query string, args ...any) ([]RoomMembership, error) {
+	rows, err := q.c.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

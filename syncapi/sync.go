@@ -300,12 +300,13 @@ func (b *builder) accountData() error {
 }
 
 func (b *builder) rooms() error {
-	memberships, err := b.q.Memberships(b.ctx, b.dev.UserID)
-	if err != nil {
-		return err
-	}
+	var memberships []storage.RoomMembership
 	changed := map[string]bool{}
 	receipts := map[string]bool{}
+	var err error
+	if b.initial() || b.req.fullState {
+		memberships, err = b.q.Memberships(b.ctx, b.dev.UserID)
+	}
 	if !b.initial() {
 		if changed, err = b.q.RoomsWithEventsBetween(b.ctx, b.since.Events, b.to.Events); err != nil {
 			return err
@@ -313,6 +314,30 @@ func (b *builder) rooms() error {
 		if receipts, err = b.q.RoomsWithReceiptsBetween(b.ctx, b.since.Receipts, b.to.Receipts); err != nil {
 			return err
 		}
+		if !b.req.fullState {
+			// Only rooms where something happened since the token, not
+			// every room of the user.
+			candidates := map[string]bool{}
+			for _, set := range []map[string]bool{changed, receipts} {
+				for id := range set {
+					candidates[id] = true
+				}
+			}
+			for id := range b.roomAccountData {
+				candidates[id] = true
+			}
+			for _, id := range b.s.Typing.ChangedRooms(b.since.Typing, b.to.Typing) {
+				candidates[id] = true
+			}
+			ids := make([]string, 0, len(candidates))
+			for id := range candidates {
+				ids = append(ids, id)
+			}
+			memberships, err = b.q.MembershipsIn(b.ctx, b.dev.UserID, ids)
+		}
+	}
+	if err != nil {
+		return err
 	}
 	rf := &b.req.filter.Room
 	for _, m := range memberships {

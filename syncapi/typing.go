@@ -99,3 +99,16 @@ func (t *Typing) Users(roomID string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// ChangedRooms lists the rooms whose typing changed in (since, to].
+func (t *Typing) ChangedRooms(since, to int64) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for room, p := range t.changed {
+		if p > since && p <= to {
+			out = append(out, room)
+		}
+	}
+	return out
+}
