@@ -14,7 +14,7 @@ type Typing struct {
 	mu      sync.Mutex
 	pos     int64
 	rooms   map[string]map[string]*typist // room → user
-	changed map[string]int64                  // room → position of its last change
+	changed map[string]int64              // room → position of its last change
 	// OnChange is called (outside the lock) with a room whose typing changed.
 	OnChange func(roomID string)
 }
