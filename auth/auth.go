@@ -25,6 +25,16 @@ type Service struct {
 	DB  *storage.DB
 	Cfg *config.Config
 	Now func() time.Time
+	// OnDevicesDeleted, if set, is told after a user lost devices (their
+	// keys went with them), so others' syncs learn of it.
+	OnDevicesDeleted func(userID string)
+}
+
+func (s *Service) devicesDeleted(userID string, err error) error {
+	if err == nil && s.OnDevicesDeleted != nil {
+		s.OnDevicesDeleted(userID)
+	}
+	return err
 }
 
 // Errors the service returns; the HTTP edge maps them.
@@ -260,12 +270,12 @@ func (s *Service) Logout(ctx context.Context, dev *httpapi.Device) error {
 
 // DeleteDevices deletes devices of one user and their tokens.
 func (s *Service) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
-	return s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevices(ctx, userID, deviceIDs) })
+	return s.devicesDeleted(userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevices(ctx, userID, deviceIDs) }))
 }
 
 // LogoutAll deletes every device of a user.
 func (s *Service) LogoutAll(ctx context.Context, userID string) error {
-	return s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevicesExcept(ctx, userID, "") })
+	return s.devicesDeleted(userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevicesExcept(ctx, userID, "") }))
 }
 
 // SetPassword replaces a user's password; with logoutOthers, every device but
@@ -278,7 +288,7 @@ func (s *Service) SetPassword(ctx context.Context, userID, password string, logo
 	if err != nil {
 		return err
 	}
-	return s.DB.Write(ctx, func(q storage.Q) error {
+	return s.devicesDeleted(userID, s.DB.Write(ctx, func(q storage.Q) error {
 		if err := q.SetPasswordHash(ctx, userID, hash); err != nil {
 			return err
 		}
@@ -286,11 +296,11 @@ func (s *Service) SetPassword(ctx context.Context, userID, password string, logo
 			return q.DeleteDevicesExcept(ctx, userID, keepDevice)
 		}
 		return nil
-	})
+	}))
 }
 
 // Deactivate closes an account: no more logins, devices and tokens gone,
 // profile cleared. The caller leaves the user's rooms first.
 func (s *Service) Deactivate(ctx context.Context, userID string) error {
-	return s.DB.Write(ctx, func(q storage.Q) error { return q.DeactivateUser(ctx, userID) })
+	return s.devicesDeleted(userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeactivateUser(ctx, userID) }))
 }

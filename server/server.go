@@ -17,6 +17,7 @@ import (
 	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/clientapi"
 	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/e2ekeys"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/push"
@@ -81,12 +82,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	s.Sync = &syncapi.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Notifier: s.Notifier, Typing: syncapi.NewTyping(opts.Now()), Now: opts.Now}
 	s.Rooms.Notify = s.Sync.OnEvents
+	keys := &e2ekeys.Service{DB: db, Auth: s.Auth, Notifier: s.Notifier, Now: opts.Now}
+	s.Auth.OnDevicesDeleted = keys.WakeDeviceListChange
 	s.Sync.Typing.OnChange = s.Sync.OnRoomChange
 
 	h := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Limits.MaxRequestBody)}
 	router := h.NewRouter()
 	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier}).Register(router, h)
 	s.Sync.Register(router, h)
+	keys.Register(router, h)
 	(&push.API{DB: db, Notifier: s.Notifier}).Register(router, h)
 	s.handler = httpapi.CORS(router)
 	return s, nil

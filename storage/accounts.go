@@ -62,8 +62,20 @@ func (q Q) DeactivateUser(ctx context.Context, userID string) error {
 		WHERE user_id = ?`, userID); err != nil {
 		return err
 	}
-	_, err := q.c.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ?`, userID)
-	return err
+	return q.deleteDevices(ctx, userID, `DELETE FROM devices WHERE user_id = ?`, userID)
+}
+
+// deleteDevices runs a device deletion and, if it removed any, records the
+// change in the device list stream, so other users learn of it.
+func (q Q) deleteDevices(ctx context.Context, userID, query string, args ...any) error {
+	res, err := q.c.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err
+	}
+	return q.AddDeviceListChange(ctx, userID)
 }
 
 // Device is one login of a user.
@@ -138,7 +150,7 @@ func (q Q) TouchDevice(ctx context.Context, userID, deviceID string, ts int64, i
 // are ignored.
 func (q Q) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
 	for _, id := range deviceIDs {
-		if _, err := q.c.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, id); err != nil {
+		if err := q.deleteDevices(ctx, userID, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, id); err != nil {
 			return err
 		}
 	}
@@ -147,8 +159,7 @@ func (q Q) DeleteDevices(ctx context.Context, userID string, deviceIDs []string)
 
 // DeleteDevicesExcept removes all of a user's devices but one ("" keeps none).
 func (q Q) DeleteDevicesExcept(ctx context.Context, userID, keep string) error {
-	_, err := q.c.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id != ?`, userID, keep)
-	return err
+	return q.deleteDevices(ctx, userID, `DELETE FROM devices WHERE user_id = ? AND device_id != ?`, userID, keep)
 }
 
 // AccessToken is a stored token: only hashes are kept.

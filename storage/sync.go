@@ -9,21 +9,21 @@ import (
 
 // Positions is the head of every stored stream, read in one snapshot.
 type Positions struct {
-	Events, AccountData, Receipts, Presence int64
+	Events, AccountData, Receipts, Presence, ToDevice, DeviceLists int64
 }
 
 // Positions reads the stream heads. Events use the AUTOINCREMENT high-water
 // mark, which pruning the newest event does not lower.
 func (q Q) Positions(ctx context.Context) (Positions, error) {
 	var p Positions
-	var ev sql.NullInt64
 	err := q.c.QueryRowContext(ctx, `SELECT
-		(SELECT seq FROM sqlite_sequence WHERE name = 'events'),
+		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
 		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'account_data'), 0),
 		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'receipts'), 0),
-		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'presence'), 0)`).
-		Scan(&ev, &p.AccountData, &p.Receipts, &p.Presence)
-	p.Events = ev.Int64
+		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'presence'), 0),
+		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'to_device'), 0),
+		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'device_list_changes'), 0)`).
+		Scan(&p.Events, &p.AccountData, &p.Receipts, &p.Presence, &p.ToDevice, &p.DeviceLists)
 	return p, err
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/redoubt-systems/redoubt/push"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
+	"github.com/redoubt-systems/redoubt/streams"
 )
 
 // Service builds sync responses and serves the ephemeral endpoints.
@@ -35,7 +36,7 @@ type Service struct {
 const maxTimeout = 5 * time.Minute
 
 type syncRequest struct {
-	since     *Token
+	since     *streams.Token
 	timeout   time.Duration
 	fullState bool
 	presence  string
@@ -51,6 +52,12 @@ func (s *Service) sync(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	ctx := r.Context()
 	if err := s.setPresenceFromSync(ctx, dev.UserID, req.presence); err != nil {
 		return httpapi.Fail(err)
+	}
+	if req.since != nil {
+		// The token acknowledges the to-device messages delivered before it.
+		if err := s.ackToDevice(ctx, dev, req.since.ToDevice); err != nil {
+			return httpapi.Fail(err)
+		}
 	}
 	// Listen before reading, so that a commit between the read and the wait
 	// still wakes this request.
@@ -84,7 +91,7 @@ func (s *Service) parse(r *http.Request, dev *httpapi.Device) (*syncRequest, err
 	q := r.URL.Query()
 	req := &syncRequest{presence: q.Get("set_presence"), filter: &filter.Filter{}}
 	if since := q.Get("since"); since != "" {
-		t, err := ParseToken(since)
+		t, err := streams.ParseToken(since)
 		if err != nil {
 			return nil, err
 		}
@@ -143,9 +150,9 @@ type Response struct {
 	Presence    eventsSection `json:"presence"`
 	ToDevice    eventsSection `json:"to_device"`
 	DeviceLists *deviceLists  `json:"device_lists,omitempty"`
-	// Filled by the end-to-end encryption streams.
-	OTKCounts         map[string]int `json:"device_one_time_keys_count,omitempty"`
-	UnusedFallbackKey []string       `json:"device_unused_fallback_key_types,omitempty"`
+	// The device's key counts, sent with every response.
+	OTKCounts         map[string]int `json:"device_one_time_keys_count"`
+	UnusedFallbackKey []string       `json:"device_unused_fallback_key_types"`
 }
 
 type deviceLists struct {
@@ -208,8 +215,8 @@ type builder struct {
 	q     storage.Q
 	dev   *httpapi.Device
 	req   *syncRequest
-	since Token // zero for an initial sync
-	to    Token
+	since streams.Token // zero for an initial sync
+	to    streams.Token
 	res   *Response
 	empty bool
 	// roomAccountData holds the room account data changed since the token.
@@ -228,8 +235,8 @@ func (s *Service) build(ctx context.Context, dev *httpapi.Device, req *syncReque
 		if err != nil {
 			return err
 		}
-		b.to = Token{Events: pos.Events, AccountData: pos.AccountData, Receipts: pos.Receipts,
-			Typing: s.Typing.Pos(), Presence: pos.Presence}
+		b.to = streams.Token{Events: pos.Events, AccountData: pos.AccountData, Receipts: pos.Receipts,
+			Typing: s.Typing.Pos(), Presence: pos.Presence, ToDevice: pos.ToDevice, DeviceLists: pos.DeviceLists}
 		// A token from the future (another instance's, or hand-made) is
 		// treated as now rather than hiding everything until it is reached.
 		b.clampSince()
@@ -245,7 +252,14 @@ func (s *Service) build(ctx context.Context, dev *httpapi.Device, req *syncReque
 		if err := b.rooms(); err != nil {
 			return err
 		}
-		return b.presence()
+		if err := b.presence(); err != nil {
+			return err
+		}
+		if err := b.e2ee(); err != nil {
+			return err
+		}
+		b.res.NextBatch = b.to.String()
+		return nil
 	})
 	if err != nil {
 		return nil, false, err
@@ -260,6 +274,7 @@ func (b *builder) clampSince() {
 	s, t := &b.since, b.to
 	s.Events, s.AccountData, s.Receipts = min(s.Events, t.Events), min(s.AccountData, t.AccountData), min(s.Receipts, t.Receipts)
 	s.Typing, s.Presence = min(s.Typing, t.Typing), min(s.Presence, t.Presence)
+	s.ToDevice, s.DeviceLists = min(s.ToDevice, t.ToDevice), min(s.DeviceLists, t.DeviceLists)
 }
 
 func (b *builder) initial() bool { return b.req.since == nil }

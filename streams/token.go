@@ -1,7 +1,7 @@
-// Package syncapi serves /sync and the ephemeral data it carries: typing,
-// receipts, presence and notification counts. Every change a client syncs
-// has a position in a stream; a sync token is those positions.
-package syncapi
+// Package streams defines the sync token: a position in every stream a
+// client syncs (events, account data, receipts, typing, presence,
+// to-device messages, device lists).
+package streams
 
 import (
 	"fmt"

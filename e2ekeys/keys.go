@@ -1,0 +1,391 @@
+// Package e2ekeys is the key server of end-to-end encryption: device,
+// one-time, fallback and cross-signing keys, signatures, to-device
+// messages and server-side key backup. Everything it stores is public or
+// already encrypted by the clients.
+package e2ekeys
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
+
+	"github.com/redoubt-systems/redoubt/auth"
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/notifier"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// Service serves the key endpoints.
+type Service struct {
+	DB       *storage.DB
+	Auth     *auth.Service
+	Notifier *notifier.Notifier
+	Now      func() time.Time
+}
+
+// Register adds the key, to-device and backup routes.
+func (s *Service) Register(r *mux.Router, h *httpapi.API) {
+	authed := func(path string, fn httpapi.AuthHandler, methods ...string) {
+		r.Handle(path, h.Authed(fn)).Methods(methods...)
+	}
+	const c = "/_matrix/client/v3"
+	authed(c+"/keys/upload", s.upload, "POST")
+	authed(c+"/keys/query", s.query, "POST")
+	authed(c+"/keys/claim", s.claim, "POST")
+	authed(c+"/keys/changes", s.changes, "GET")
+	authed(c+"/keys/device_signing/upload", s.uploadCrossSigning, "POST")
+	authed(c+"/keys/signatures/upload", s.uploadSignatures, "POST")
+	authed(c+"/sendToDevice/{eventType}/{txnId}", s.sendToDevice, "PUT")
+
+	authed(c+"/room_keys/version", s.createBackup, "POST")
+	authed(c+"/room_keys/version", s.getBackup, "GET")
+	authed(c+"/room_keys/version/{version}", s.getBackup, "GET")
+	authed(c+"/room_keys/version/{version}", s.updateBackup, "PUT")
+	authed(c+"/room_keys/version/{version}", s.deleteBackup, "DELETE")
+	for _, p := range []string{"/room_keys/keys", "/room_keys/keys/{roomId}", "/room_keys/keys/{roomId}/{sessionId}"} {
+		authed(c+p, s.putBackupKeys, "PUT")
+		authed(c+p, s.getBackupKeys, "GET")
+		authed(c+p, s.deleteBackupKeys, "DELETE")
+	}
+}
+
+// WakeDeviceListChange wakes the syncs of a user and of everyone sharing a
+// room with them, after the user's devices or keys changed.
+func (s *Service) WakeDeviceListChange(userID string) {
+	users, err := s.DB.R().UsersSharingRooms(context.Background(), userID)
+	if err != nil {
+		users = map[string]bool{userID: true}
+	}
+	list := make([]string, 0, len(users))
+	for u := range users {
+		list = append(list, u)
+	}
+	s.Notifier.Wake(list...)
+}
+
+// deviceKeys is the part of uploaded device keys the server checks.
+type deviceKeys struct {
+	UserID     string                       `json:"user_id"`
+	DeviceID   string                       `json:"device_id"`
+	Algorithms []string                     `json:"algorithms"`
+	Keys       map[string]string            `json:"keys"`
+	Signatures map[string]map[string]string `json:"signatures"`
+}
+
+func decodeEd25519(s string) (ed25519.PublicKey, bool) {
+	b, err := base64.RawStdEncoding.DecodeString(s)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, false
+	}
+	return b, true
+}
+
+// verify checks one signature by signer's keyID over a signed JSON object.
+func verify(signer, keyID, publicKey string, object []byte) error {
+	pub, ok := decodeEd25519(publicKey)
+	if !ok {
+		return errors.New("malformed public key")
+	}
+	return gomatrixserverlib.VerifyJSON(signer, gomatrixserverlib.KeyID(keyID), pub, object)
+}
+
+func invalidSignature(msg string) *httpapi.Error {
+	return &httpapi.Error{Status: http.StatusBadRequest, Code: spec.ErrorInvalidSignature, Message: msg}
+}
+
+// POST /_matrix/client/v3/keys/upload
+func (s *Service) upload(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	var req struct {
+		DeviceKeys   json.RawMessage            `json:"device_keys"`
+		OneTimeKeys  map[string]json.RawMessage `json:"one_time_keys"`
+		FallbackKeys map[string]json.RawMessage `json:"fallback_keys"`
+	}
+	if err := httpapi.Decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	ctx := r.Context()
+	var dk *deviceKeys
+	if len(req.DeviceKeys) > 0 && string(req.DeviceKeys) != "null" {
+		dk = &deviceKeys{}
+		if err := json.Unmarshal(req.DeviceKeys, dk); err != nil {
+			return httpapi.Fail(httpapi.BadJSON("device_keys has the wrong shape"))
+		}
+		if dk.UserID != dev.UserID || dk.DeviceID != dev.DeviceID {
+			return httpapi.Fail(httpapi.InvalidParam("device_keys must be for your own user and device"))
+		}
+		edKey := dk.Keys["ed25519:"+dev.DeviceID]
+		if edKey == "" || dk.Keys["curve25519:"+dev.DeviceID] == "" || len(dk.Algorithms) == 0 {
+			return httpapi.Fail(httpapi.BadJSON("device_keys needs algorithms and ed25519 and curve25519 keys named for the device"))
+		}
+		if err := verify(dev.UserID, "ed25519:"+dev.DeviceID, edKey, req.DeviceKeys); err != nil {
+			return httpapi.Fail(invalidSignature("device_keys are not signed by the device's ed25519 key"))
+		}
+	}
+	type key struct{ alg, id string }
+	parse := func(m map[string]json.RawMessage) (map[key]json.RawMessage, error) {
+		out := map[key]json.RawMessage{}
+		for k, v := range m {
+			alg, id, ok := strings.Cut(k, ":")
+			if !ok || alg == "" || id == "" {
+				return nil, httpapi.BadJSON("key ID %q is not algorithm:id", k)
+			}
+			if t := gjson.ParseBytes(v); !t.IsObject() && t.Type != gjson.String {
+				return nil, httpapi.BadJSON("key %q must be a string or an object", k)
+			}
+			out[key{alg, id}] = v
+		}
+		return out, nil
+	}
+	otks, err := parse(req.OneTimeKeys)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	fallbacks, err := parse(req.FallbackKeys)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	var counts map[string]int
+	changed := false
+	err = s.DB.Write(ctx, func(q storage.Q) error {
+		if dk != nil {
+			old, err := q.DeviceKeys(ctx, dev.UserID, dev.DeviceID)
+			switch {
+			case errors.Is(err, storage.ErrNotFound):
+				changed = true
+			case err != nil:
+				return err
+			default:
+				var prev deviceKeys
+				_ = json.Unmarshal(old, &prev)
+				for k, v := range dk.Keys {
+					if prev.Keys[k] != v {
+						return httpapi.InvalidParam("a device's identity keys cannot change; log in as a new device")
+					}
+				}
+			}
+			if err := q.SetDeviceKeys(ctx, dev.UserID, dev.DeviceID, req.DeviceKeys); err != nil {
+				return err
+			}
+			if changed {
+				if err := q.AddDeviceListChange(ctx, dev.UserID); err != nil {
+					return err
+				}
+			}
+		}
+		for k, v := range otks {
+			err := q.AddOneTimeKey(ctx, dev.UserID, dev.DeviceID, k.alg, k.id, v)
+			if errors.Is(err, storage.ErrConflict) {
+				old, err := q.OneTimeKey(ctx, dev.UserID, dev.DeviceID, k.alg, k.id)
+				if err != nil {
+					return err
+				}
+				if !jsonEqual(old, v) {
+					return httpapi.InvalidParam("one-time key %s:%s already exists with other content", k.alg, k.id)
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		for k, v := range fallbacks {
+			if err := q.SetFallbackKey(ctx, dev.UserID, dev.DeviceID, k.alg, k.id, v); err != nil {
+				return err
+			}
+		}
+		var err error
+		counts, err = q.OneTimeKeyCounts(ctx, dev.UserID, dev.DeviceID)
+		return err
+	})
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	if changed {
+		s.WakeDeviceListChange(dev.UserID)
+	}
+	return httpapi.OK(map[string]any{"one_time_key_counts": counts})
+}
+
+func jsonEqual(a, b []byte) bool {
+	ca, err1 := gomatrixserverlib.CanonicalJSON(a)
+	cb, err2 := gomatrixserverlib.CanonicalJSON(b)
+	return err1 == nil && err2 == nil && string(ca) == string(cb)
+}
+
+// withSignatures merges separately uploaded signatures into a key object.
+func withSignatures(keyJSON []byte, sigs []storage.Signature, extraUnsigned map[string]any) (json.RawMessage, error) {
+	var obj map[string]any
+	if err := json.Unmarshal(keyJSON, &obj); err != nil {
+		return nil, err
+	}
+	if len(sigs) > 0 {
+		all, _ := obj["signatures"].(map[string]any)
+		if all == nil {
+			all = map[string]any{}
+		}
+		for _, s := range sigs {
+			bySigner, _ := all[s.SignerUser].(map[string]any)
+			if bySigner == nil {
+				bySigner = map[string]any{}
+				all[s.SignerUser] = bySigner
+			}
+			bySigner[s.SignerKey] = s.Signature
+		}
+		obj["signatures"] = all
+	}
+	if len(extraUnsigned) > 0 {
+		u, _ := obj["unsigned"].(map[string]any)
+		if u == nil {
+			u = map[string]any{}
+		}
+		for k, v := range extraUnsigned {
+			u[k] = v
+		}
+		obj["unsigned"] = u
+	}
+	return json.Marshal(obj)
+}
+
+// crossSigningPublicKey returns the one ed25519 public key of a
+// cross-signing key object.
+func crossSigningPublicKey(keyJSON []byte) string {
+	for k, v := range gjson.GetBytes(keyJSON, "keys").Map() {
+		if strings.HasPrefix(k, "ed25519:") {
+			return v.Str
+		}
+	}
+	return ""
+}
+
+// POST /_matrix/client/v3/keys/query
+func (s *Service) query(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	var req struct {
+		DeviceKeys map[string][]string `json:"device_keys"`
+	}
+	if err := httpapi.Decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	if req.DeviceKeys == nil {
+		return httpapi.Fail(httpapi.MissingParam("device_keys is required"))
+	}
+	res := map[string]any{}
+	deviceKeys := map[string]map[string]json.RawMessage{}
+	master, selfSigning, userSigning := map[string]json.RawMessage{}, map[string]json.RawMessage{}, map[string]json.RawMessage{}
+	ctx := r.Context()
+	err := s.DB.Read(ctx, func(q storage.Q) error {
+		for userID, wanted := range req.DeviceKeys {
+			devices := map[string]json.RawMessage{}
+			deviceKeys[userID] = devices
+			entries, err := q.DeviceKeysOf(ctx, userID)
+			if err != nil {
+				return err
+			}
+			sigs, err := q.SignaturesOf(ctx, userID)
+			if err != nil {
+				return err
+			}
+			sigsFor := func(target string) []storage.Signature {
+				var out []storage.Signature
+				for _, s := range sigs {
+					if s.TargetKey == target {
+						out = append(out, s)
+					}
+				}
+				return out
+			}
+			want := map[string]bool{}
+			for _, d := range wanted {
+				want[d] = true
+			}
+			for _, e := range entries {
+				if len(want) > 0 && !want[e.DeviceID] {
+					continue
+				}
+				var extra map[string]any
+				if e.DisplayName != "" {
+					extra = map[string]any{"device_display_name": e.DisplayName}
+				}
+				k, err := withSignatures(e.Keys, sigsFor(e.DeviceID), extra)
+				if err != nil {
+					return err
+				}
+				devices[e.DeviceID] = k
+			}
+			cs, err := q.CrossSigningKeys(ctx, userID)
+			if err != nil {
+				return err
+			}
+			for purpose, into := range map[string]map[string]json.RawMessage{"master": master, "self_signing": selfSigning, "user_signing": userSigning} {
+				key, ok := cs[purpose]
+				if !ok || (purpose == "user_signing" && userID != dev.UserID) {
+					continue
+				}
+				k, err := withSignatures(key, sigsFor(crossSigningPublicKey(key)), nil)
+				if err != nil {
+					return err
+				}
+				into[userID] = k
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	res["device_keys"], res["master_keys"], res["self_signing_keys"], res["user_signing_keys"] = deviceKeys, master, selfSigning, userSigning
+	res["failures"] = map[string]any{}
+	return httpapi.OK(res)
+}
+
+// POST /_matrix/client/v3/keys/claim
+func (s *Service) claim(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	var req struct {
+		OneTimeKeys map[string]map[string]string `json:"one_time_keys"`
+	}
+	if err := httpapi.Decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	if req.OneTimeKeys == nil {
+		return httpapi.Fail(httpapi.MissingParam("one_time_keys is required"))
+	}
+	claimed := map[string]map[string]map[string]json.RawMessage{}
+	// One transaction on the one write connection: concurrent claims are
+	// serialised, and a key deleted by one is never seen by another.
+	err := s.DB.Write(r.Context(), func(q storage.Q) error {
+		for userID, devices := range req.OneTimeKeys {
+			for deviceID, alg := range devices {
+				keyID, key, err := q.ClaimKey(r.Context(), userID, deviceID, alg)
+				if errors.Is(err, storage.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if claimed[userID] == nil {
+					claimed[userID] = map[string]map[string]json.RawMessage{}
+				}
+				claimed[userID][deviceID] = map[string]json.RawMessage{alg + ":" + keyID: key}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	users := make([]string, 0, len(claimed))
+	for u := range claimed {
+		users = append(users, u)
+	}
+	s.Notifier.Wake(users...) // their key counts fell
+	return httpapi.OK(map[string]any{"one_time_keys": claimed, "failures": map[string]any{}})
+}

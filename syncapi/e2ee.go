@@ -1,0 +1,69 @@
+package syncapi
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/redoubt-systems/redoubt/e2ekeys"
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// toDeviceLimit bounds the to-device messages of one response; the rest
+// follow in the next.
+const toDeviceLimit = 100
+
+// ackToDevice deletes the messages a device received before its token: the
+// token proves the client has them, so they are never delivered twice and
+// kept until then, across restarts too.
+func (s *Service) ackToDevice(ctx context.Context, dev *httpapi.Device, upTo int64) error {
+	pending, err := s.DB.R().HasToDeviceUpTo(ctx, dev.UserID, dev.DeviceID, upTo)
+	if err != nil || !pending {
+		return err
+	}
+	return s.DB.Write(ctx, func(q storage.Q) error {
+		return q.DeleteToDeviceUpTo(ctx, dev.UserID, dev.DeviceID, upTo)
+	})
+}
+
+// e2ee fills the encryption streams: to-device messages, device list
+// changes and the device's key counts.
+func (b *builder) e2ee() error {
+	msgs, err := b.q.ToDeviceFor(b.ctx, b.dev.UserID, b.dev.DeviceID, b.since.ToDevice, b.to.ToDevice, toDeviceLimit)
+	if err != nil {
+		return err
+	}
+	if len(msgs) == toDeviceLimit {
+		b.to.ToDevice = msgs[len(msgs)-1].Pos
+	}
+	for _, m := range msgs {
+		ev, _ := json.Marshal(map[string]any{"type": m.Type, "sender": m.Sender, "content": json.RawMessage(m.Content)})
+		b.res.ToDevice.Events = append(b.res.ToDevice.Events, ev)
+		b.empty = false
+	}
+	if !b.initial() {
+		changed, left, err := e2ekeys.DeviceListDelta(b.ctx, b.q, b.dev.UserID, b.since, b.to)
+		if err != nil {
+			return err
+		}
+		if len(changed) > 0 || len(left) > 0 {
+			b.res.DeviceLists = &deviceLists{Changed: changed, Left: left}
+			b.empty = false
+		}
+	}
+	counts, err := b.q.OneTimeKeyCounts(b.ctx, b.dev.UserID, b.dev.DeviceID)
+	if err != nil {
+		return err
+	}
+	if _, ok := counts["signed_curve25519"]; !ok {
+		counts["signed_curve25519"] = 0
+	}
+	b.res.OTKCounts = counts
+	if b.res.UnusedFallbackKey, err = b.q.UnusedFallbackAlgorithms(b.ctx, b.dev.UserID, b.dev.DeviceID); err != nil {
+		return err
+	}
+	if b.res.UnusedFallbackKey == nil {
+		b.res.UnusedFallbackKey = []string{}
+	}
+	return nil
+}
