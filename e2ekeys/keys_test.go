@@ -54,7 +54,7 @@ func deviceKeys(t *testing.T, c *ts.Client) (json.RawMessage, keypair) {
 	obj := map[string]any{
 		"user_id": c.UserID, "device_id": c.DeviceID,
 		"algorithms": []string{"m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"},
-		"keys": map[string]string{"ed25519:" + c.DeviceID: k.pub, "curve25519:" + c.DeviceID: newKey(t).pub},
+		"keys":       map[string]string{"ed25519:" + c.DeviceID: k.pub, "curve25519:" + c.DeviceID: newKey(t).pub},
 	}
 	return sign(t, obj, c.UserID, "ed25519:"+c.DeviceID, k), k
 }
