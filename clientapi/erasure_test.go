@@ -1,8 +1,6 @@
 package clientapi_test
 
 import (
-	"bytes"
-	"os"
 	"testing"
 
 	ts "github.com/redoubt-systems/redoubt/internal/testserver"
@@ -26,7 +24,7 @@ func TestRedactionErasesContentFromFile(t *testing.T) {
 	if err := srv.DB.Checkpoint(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if !fileContains(t, srv.Cfg.Database, canary) {
+	if !ts.FileContains(t, srv.Cfg.Database, canary) {
 		t.Fatal("canary not found before redaction: the test would prove nothing")
 	}
 	alice.MustDo(t, "PUT", roomPath(room, "/redact/"+id+"/x"), map[string]any{"reason": "oops"}, 200)
@@ -34,24 +32,12 @@ func TestRedactionErasesContentFromFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{srv.Cfg.Database, srv.Cfg.Database + "-wal"} {
-		if fileContains(t, f, canary) {
+		if ts.FileContains(t, f, canary) {
 			t.Fatalf("%s still holds the redacted content", f)
 		}
 	}
 	srv.Stop()
-	if fileContains(t, srv.Cfg.Database, canary) {
+	if ts.FileContains(t, srv.Cfg.Database, canary) {
 		t.Fatal("database file holds the redacted content after close")
 	}
-}
-
-func fileContains(t *testing.T, path, s string) bool {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return false
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Contains(b, []byte(s))
 }

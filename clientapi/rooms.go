@@ -125,7 +125,7 @@ func (a *API) invite(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if err == nil {
 		err = a.Rooms.Invite(r.Context(), id, dev.UserID, req.UserID, req.Reason)
 	}
-	return emptyOr(err)
+	return httpapi.EmptyOr(err)
 }
 
 // POST /_matrix/client/v3/rooms/{roomId}/leave
@@ -134,7 +134,7 @@ func (a *API) leave(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if err == nil {
 		err = a.Rooms.Leave(r.Context(), id, dev.UserID, req.Reason)
 	}
-	return emptyOr(err)
+	return httpapi.EmptyOr(err)
 }
 
 // POST /_matrix/client/v3/rooms/{roomId}/forget
@@ -143,7 +143,7 @@ func (a *API) forget(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if err == nil {
 		err = a.Rooms.Forget(r.Context(), id, dev.UserID)
 	}
-	return emptyOr(err)
+	return httpapi.EmptyOr(err)
 }
 
 // POST /_matrix/client/v3/rooms/{roomId}/{kick|ban|unban}
@@ -160,14 +160,7 @@ func (a *API) moderate(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	default:
 		err = a.Rooms.Unban(r.Context(), id, dev.UserID, req.UserID, req.Reason)
 	}
-	return emptyOr(err)
-}
-
-func emptyOr(err error) httpapi.Response {
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	return httpapi.OK(httpapi.Empty)
+	return httpapi.EmptyOr(err)
 }
 
 // GET /_matrix/client/v3/rooms/{roomId}/state
@@ -408,12 +401,12 @@ func (a *API) putAlias(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if req.RoomID == "" {
 		return httpapi.Fail(httpapi.MissingParam("room_id is required"))
 	}
-	return emptyOr(a.Rooms.AddAlias(r.Context(), dev.UserID, mux.Vars(r)["roomAlias"], req.RoomID))
+	return httpapi.EmptyOr(a.Rooms.AddAlias(r.Context(), dev.UserID, mux.Vars(r)["roomAlias"], req.RoomID))
 }
 
 // DELETE /_matrix/client/v3/directory/room/{roomAlias}
 func (a *API) deleteAlias(r *http.Request, dev *httpapi.Device) httpapi.Response {
-	return emptyOr(a.Rooms.DeleteAlias(r.Context(), dev, mux.Vars(r)["roomAlias"]))
+	return httpapi.EmptyOr(a.Rooms.DeleteAlias(r.Context(), dev, mux.Vars(r)["roomAlias"]))
 }
 
 // GET /_matrix/client/v3/rooms/{roomId}/aliases

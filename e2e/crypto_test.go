@@ -186,7 +186,7 @@ func TestEncryptedConversation(t *testing.T) {
 	// The plaintext never reached the server.
 	srv.Stop()
 	for _, f := range []string{srv.Cfg.Database, srv.Cfg.Database + "-wal"} {
-		if fileContains(t, f, secret) || fileContains(t, f, reply) {
+		if ts.FileContains(t, f, secret) || ts.FileContains(t, f, reply) {
 			t.Fatalf("%s holds plaintext", f)
 		}
 	}
@@ -258,7 +258,7 @@ func TestCrossSigning(t *testing.T) {
 	}
 	raw, _ := json.Marshal(res)
 	r := gjson.ParseBytes(raw)
-	u := esc(alice.UserID.String())
+	u := ts.Esc(alice.UserID.String())
 	master := r.Get("master_keys." + u)
 	selfSigning := r.Get("self_signing_keys." + u)
 	if !master.Exists() || !selfSigning.Exists() {
@@ -270,7 +270,7 @@ func TestCrossSigning(t *testing.T) {
 	masterPub := keys.MasterKey.PublicKey().String()
 	sskPub := keys.SelfSigningKey.PublicKey().String()
 	checkSig(t, selfSigning.Raw, alice.UserID.String(), "ed25519:"+masterPub, masterPub)
-	device := r.Get("device_keys." + u + "." + esc(alice.DeviceID.String()))
+	device := r.Get("device_keys." + u + "." + ts.Esc(alice.DeviceID.String()))
 	checkSig(t, device.Raw, alice.UserID.String(), "ed25519:"+sskPub, sskPub)
 	// And bob's machine, fetching the same, sees alice's device as cross-signed.
 	devices, err := bob.mach.FetchKeys(ctx, []id.UserID{alice.UserID}, true)

@@ -117,7 +117,7 @@ func (s *Service) updateBackup(r *http.Request, dev *httpapi.Device) httpapi.Res
 		}
 		return q.UpdateBackupAuthData(r.Context(), dev.UserID, version, req.AuthData)
 	})
-	return emptyOr(err)
+	return httpapi.EmptyOr(err)
 }
 
 // DELETE /_matrix/client/v3/room_keys/version/{version}
@@ -126,7 +126,7 @@ func (s *Service) deleteBackup(r *http.Request, dev *httpapi.Device) httpapi.Res
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	return emptyOr(s.DB.Write(r.Context(), func(q storage.Q) error {
+	return httpapi.EmptyOr(s.DB.Write(r.Context(), func(q storage.Q) error {
 		return q.DeleteBackupVersion(r.Context(), dev.UserID, version)
 	}))
 }
@@ -318,11 +318,4 @@ func (s *Service) deleteBackupKeys(r *http.Request, dev *httpapi.Device) httpapi
 		return httpapi.Fail(err)
 	}
 	return httpapi.OK(map[string]any{"count": res.Count, "etag": strconv.FormatInt(res.Etag, 10)})
-}
-
-func emptyOr(err error) httpapi.Response {
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	return httpapi.OK(httpapi.Empty)
 }

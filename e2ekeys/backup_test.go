@@ -53,7 +53,7 @@ func TestKeyBackup(t *testing.T) {
 	}
 	alice.MustDo(t, "PUT", rk+"/keys/"+ts.PathEscape(room)+"?version="+v, map[string]any{"sessions": map[string]any{"session2": keyData(0, 0, true, "two")}}, 200)
 	all := alice.MustDo(t, "GET", rk+"/keys?version="+v, nil, 200)
-	if len(all.Get("rooms."+esc(room)+".sessions").Map()) != 2 {
+	if len(all.Get("rooms."+ts.Esc(room)+".sessions").Map()) != 2 {
 		t.Fatalf("all keys: %s", all.Raw)
 	}
 	if r := alice.MustDo(t, "GET", rk+"/keys/"+ts.PathEscape(room)+"?version="+v, nil, 200); len(r.Get("sessions").Map()) != 2 {

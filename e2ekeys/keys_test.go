@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 
@@ -16,8 +15,6 @@ import (
 )
 
 const v3 = "/_matrix/client/v3"
-
-func esc(s string) string { return strings.NewReplacer(".", `\.`, "*", `\*`, "?", `\?`).Replace(s) }
 
 type keypair struct {
 	pub  string
@@ -84,7 +81,7 @@ func TestUploadAndQuery(t *testing.T) {
 	alice.MustDo(t, "PUT", v3+"/devices/"+alice.DeviceID, map[string]any{"display_name": "Alice's laptop"}, 200)
 
 	q := bob.MustDo(t, "POST", v3+"/keys/query", map[string]any{"device_keys": map[string]any{alice.UserID: []string{}}}, 200)
-	got := q.Get("device_keys." + esc(alice.UserID) + "." + alice.DeviceID)
+	got := q.Get("device_keys." + ts.Esc(alice.UserID) + "." + alice.DeviceID)
 	if got.Get("keys.ed25519:"+alice.DeviceID).Str == "" || got.Get("unsigned.device_display_name").Str != "Alice's laptop" {
 		t.Fatalf("query: %s", q.Raw)
 	}
@@ -94,7 +91,7 @@ func TestUploadAndQuery(t *testing.T) {
 	// Asking for a named device; unknown devices and users are absent.
 	q = bob.MustDo(t, "POST", v3+"/keys/query", map[string]any{"device_keys": map[string]any{
 		alice.UserID: []string{"NOPE"}, "@ghost:test.local": []string{}}}, 200)
-	if q.Get("device_keys."+esc(alice.UserID)).Raw != "{}" || q.Get("device_keys."+esc("@ghost:test.local")).Raw != "{}" {
+	if q.Get("device_keys."+ts.Esc(alice.UserID)).Raw != "{}" || q.Get("device_keys."+ts.Esc("@ghost:test.local")).Raw != "{}" {
 		t.Fatalf("unknown device/user: %s", q.Raw)
 	}
 
@@ -141,7 +138,7 @@ func TestUploadErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { alice.MustFail(t, "POST", v3+"/keys/upload", tc.body, tc.status, tc.errcode) })
 	}
 	q := alice.MustDo(t, "POST", v3+"/keys/query", map[string]any{"device_keys": map[string]any{alice.UserID: []string{}}}, 200)
-	if n := len(q.Get("device_keys." + esc(alice.UserID)).Map()); n != 1 {
+	if n := len(q.Get("device_keys." + ts.Esc(alice.UserID)).Map()); n != 1 {
 		t.Fatalf("refused uploads stored keys: %s", q.Raw)
 	}
 	if c := alice.MustDo(t, "POST", v3+"/keys/upload", map[string]any{}, 200); c.Get("one_time_key_counts.signed_curve25519").Int() != 1 {
@@ -176,7 +173,7 @@ func TestConcurrentClaims(t *testing.T) {
 			defer wg.Done()
 			for range 3 { // 60 claims in all: 50 keys, then the fallback
 				res := c.MustDo(t, "POST", v3+"/keys/claim", body, 200)
-				for keyID, key := range res.Get("one_time_keys." + esc(alice.UserID) + "." + alice.DeviceID).Map() {
+				for keyID, key := range res.Get("one_time_keys." + ts.Esc(alice.UserID) + "." + alice.DeviceID).Map() {
 					mu.Lock()
 					got[keyID+"="+key.Get("key").Str]++
 					mu.Unlock()
@@ -327,7 +324,7 @@ func TestDeviceDeletionRemovesKeysAndTellsOthers(t *testing.T) {
 		t.Fatalf("device_lists after deletion: %s", s.Get("device_lists").Raw)
 	}
 	q := bob.MustDo(t, "POST", v3+"/keys/query", map[string]any{"device_keys": map[string]any{alice.UserID: []string{}}}, 200)
-	if q.Get("device_keys." + esc(alice.UserID) + "." + second.DeviceID).Exists() {
+	if q.Get("device_keys." + ts.Esc(alice.UserID) + "." + second.DeviceID).Exists() {
 		t.Fatal("deleted device's keys still served")
 	}
 	for _, table := range []string{"one_time_keys", "to_device", "device_keys"} {

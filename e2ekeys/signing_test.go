@@ -38,12 +38,12 @@ func TestCrossSigningUpload(t *testing.T) {
 	// The first upload needs no password.
 	alice.MustDo(t, "POST", path, map[string]any{"master_key": masterJSON, "self_signing_key": sskJSON, "user_signing_key": uskJSON}, 200)
 	q := bob.MustDo(t, "POST", v3+"/keys/query", map[string]any{"device_keys": map[string]any{alice.UserID: []string{}}}, 200)
-	if q.Get("master_keys."+esc(alice.UserID)+".keys.ed25519:"+master.pub).Str != master.pub || !q.Get("self_signing_keys."+esc(alice.UserID)).Exists() ||
-		q.Get("user_signing_keys."+esc(alice.UserID)).Exists() {
+	if q.Get("master_keys."+ts.Esc(alice.UserID)+".keys.ed25519:"+master.pub).Str != master.pub || !q.Get("self_signing_keys."+ts.Esc(alice.UserID)).Exists() ||
+		q.Get("user_signing_keys."+ts.Esc(alice.UserID)).Exists() {
 		t.Fatalf("query: %s", q.Raw)
 	}
 	own := alice.MustDo(t, "POST", v3+"/keys/query", map[string]any{"device_keys": map[string]any{alice.UserID: []string{}}}, 200)
-	if !own.Get("user_signing_keys." + esc(alice.UserID)).Exists() {
+	if !own.Get("user_signing_keys." + ts.Esc(alice.UserID)).Exists() {
 		t.Fatal("own user-signing key not returned")
 	}
 	// Replacing keys needs the password.
@@ -82,28 +82,28 @@ func TestSignatureUpload(t *testing.T) {
 		alice.UserID: map[string]any{alice.DeviceID: signedDevice, master.pub: signedMaster, "NOPE": signedDevice},
 		bob.UserID:   map[string]any{bobMaster.pub: signedBob},
 	}, 200)
-	if len(res.Get("failures."+esc(alice.UserID)).Map()) != 1 || !res.Get("failures."+esc(alice.UserID)+".NOPE").Exists() {
+	if len(res.Get("failures."+ts.Esc(alice.UserID)).Map()) != 1 || !res.Get("failures."+ts.Esc(alice.UserID)+".NOPE").Exists() {
 		t.Fatalf("failures: %s", res.Raw)
 	}
 	bad := alice.MustDo(t, "POST", v3+"/keys/signatures/upload", map[string]any{alice.UserID: map[string]any{alice.DeviceID: forgedDevice}}, 200)
-	if bad.Get("failures."+esc(alice.UserID)+"."+alice.DeviceID+".errcode").Str != "M_INVALID_SIGNATURE" {
+	if bad.Get("failures."+ts.Esc(alice.UserID)+"."+alice.DeviceID+".errcode").Str != "M_INVALID_SIGNATURE" {
 		t.Fatalf("forged signature accepted: %s", bad.Raw)
 	}
 	// Signing a key that differs from the stored one is refused.
 	device["keys"] = map[string]string{"ed25519:" + alice.DeviceID: newKey(t).pub}
 	swapped := alice.MustDo(t, "POST", v3+"/keys/signatures/upload", map[string]any{alice.UserID: map[string]any{alice.DeviceID: sign(t, device, alice.UserID, "ed25519:"+ssk.pub, ssk)}}, 200)
-	if !swapped.Get("failures." + esc(alice.UserID) + "." + alice.DeviceID).Exists() {
+	if !swapped.Get("failures." + ts.Esc(alice.UserID) + "." + alice.DeviceID).Exists() {
 		t.Fatalf("signature over other keys accepted: %s", swapped.Raw)
 	}
 	// The accepted signatures are merged into queries.
 	q := bob.MustDo(t, "POST", v3+"/keys/query", map[string]any{"device_keys": map[string]any{alice.UserID: []string{}, bob.UserID: []string{}}}, 200)
-	if q.Get("device_keys."+esc(alice.UserID)+"."+alice.DeviceID+".signatures."+esc(alice.UserID)+".ed25519:"+ssk.pub).Str == "" {
+	if q.Get("device_keys."+ts.Esc(alice.UserID)+"."+alice.DeviceID+".signatures."+ts.Esc(alice.UserID)+".ed25519:"+ssk.pub).Str == "" {
 		t.Fatalf("device signature not merged: %s", q.Get("device_keys").Raw)
 	}
-	if q.Get("master_keys."+esc(alice.UserID)+".signatures."+esc(alice.UserID)+".ed25519:"+alice.DeviceID).Str == "" {
+	if q.Get("master_keys."+ts.Esc(alice.UserID)+".signatures."+ts.Esc(alice.UserID)+".ed25519:"+alice.DeviceID).Str == "" {
 		t.Fatalf("master signature not merged: %s", q.Get("master_keys").Raw)
 	}
-	if q.Get("master_keys."+esc(bob.UserID)+".signatures."+esc(alice.UserID)+".ed25519:"+usk.pub).Str == "" {
+	if q.Get("master_keys."+ts.Esc(bob.UserID)+".signatures."+ts.Esc(alice.UserID)+".ed25519:"+usk.pub).Str == "" {
 		t.Fatalf("user-signing signature not merged: %s", q.Get("master_keys").Raw)
 	}
 	alice.MustFail(t, "POST", v3+"/keys/signatures/upload", `[]`, 400, "M_BAD_JSON")

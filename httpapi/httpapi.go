@@ -33,6 +33,14 @@ func OK(v any) Response { return Response{Code: http.StatusOK, JSON: v} }
 // Fail is an error response; see toMatrix for how errors map.
 func Fail(err error) Response { return Response{Err: err} }
 
+// EmptyOr is {} on success, else the error: what most write endpoints answer.
+func EmptyOr(err error) Response {
+	if err != nil {
+		return Fail(err)
+	}
+	return OK(Empty)
+}
+
 // Empty is the {} many endpoints answer with.
 var Empty = json.RawMessage(`{}`)
 

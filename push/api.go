@@ -209,7 +209,7 @@ func (a *API) putRule(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		}
 	}
 	*rules = slices.Insert(*rules, pos, rule)
-	return emptyOr(a.save(r, dev.UserID, *rs))
+	return httpapi.EmptyOr(a.save(r, dev.UserID, *rs))
 }
 
 // DELETE /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
@@ -225,7 +225,7 @@ func (a *API) deleteRule(r *http.Request, dev *httpapi.Device) httpapi.Response 
 		return httpapi.Fail(httpapi.InvalidParam("server-default rules cannot be deleted, only disabled"))
 	}
 	*rules = slices.Delete(*rules, i, i+1)
-	return emptyOr(a.save(r, dev.UserID, *rs))
+	return httpapi.EmptyOr(a.save(r, dev.UserID, *rs))
 }
 
 // PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/{enabled|actions}
@@ -258,12 +258,5 @@ func (a *API) putAttr(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		}
 		(*rules)[i].Actions = req.Actions
 	}
-	return emptyOr(a.save(r, dev.UserID, *rs))
-}
-
-func emptyOr(err error) httpapi.Response {
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	return httpapi.OK(httpapi.Empty)
+	return httpapi.EmptyOr(a.save(r, dev.UserID, *rs))
 }

@@ -220,7 +220,7 @@ func (s *Service) postReceipt(r *http.Request, dev *httpapi.Device) httpapi.Resp
 	if typ == "m.fully_read" && req.ThreadID != "" {
 		return httpapi.Fail(httpapi.InvalidParam("m.fully_read cannot be threaded"))
 	}
-	return emptyOr(s.markRead(r.Context(), dev.UserID, roomID, map[string]string{typ: eventID}, req.ThreadID))
+	return httpapi.EmptyOr(s.markRead(r.Context(), dev.UserID, roomID, map[string]string{typ: eventID}, req.ThreadID))
 }
 
 // POST /_matrix/client/v3/rooms/{roomId}/read_markers
@@ -239,7 +239,7 @@ func (s *Service) postReadMarkers(r *http.Request, dev *httpapi.Device) httpapi.
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	return emptyOr(s.markRead(r.Context(), dev.UserID, roomID, markers, ""))
+	return httpapi.EmptyOr(s.markRead(r.Context(), dev.UserID, roomID, markers, ""))
 }
 
 // markRead stores receipts (m.read, m.read.private) and the fully-read
@@ -339,7 +339,7 @@ func (s *Service) putPresence(r *http.Request, dev *httpapi.Device) httpapi.Resp
 	if len(msg) > 1024 {
 		return httpapi.Fail(httpapi.InvalidParam("status_msg is limited to 1024 bytes"))
 	}
-	return emptyOr(s.setPresence(r.Context(), dev.UserID, req.Presence, msg, true))
+	return httpapi.EmptyOr(s.setPresence(r.Context(), dev.UserID, req.Presence, msg, true))
 }
 
 // setPresenceFromSync applies set_presence (default online) without
@@ -440,11 +440,4 @@ func (s *Service) notifications(r *http.Request, dev *httpapi.Device) httpapi.Re
 		res["next_token"] = next
 	}
 	return httpapi.OK(res)
-}
-
-func emptyOr(err error) httpapi.Response {
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	return httpapi.OK(httpapi.Empty)
 }

@@ -75,21 +75,21 @@ func TestReceiptsAndUnreadCounts(t *testing.T) {
 	if jr.Get("unread_notifications.notification_count").Int() != 2 || jr.Get("unread_notifications.highlight_count").Int() != 1 {
 		t.Fatalf("unread after receipt: %s", jr.Get("unread_notifications").Raw)
 	}
-	if jr.Get(`ephemeral.events.#(type=="m.receipt").content.`+esc(ids[1])+`.m\.read.`+esc(bob.UserID)+`.ts`).Int() == 0 {
+	if jr.Get(`ephemeral.events.#(type=="m.receipt").content.`+ts.Esc(ids[1])+`.m\.read.`+ts.Esc(bob.UserID)+`.ts`).Int() == 0 {
 		t.Fatalf("receipt not synced: %s", jr.Get("ephemeral").Raw)
 	}
 	// Alice sees Bob's public receipt.
-	if !joined(doSync(t, alice), room).Get(`ephemeral.events.#(type=="m.receipt").content.` + esc(ids[1])).Exists() {
+	if !joined(doSync(t, alice), room).Get(`ephemeral.events.#(type=="m.receipt").content.` + ts.Esc(ids[1])).Exists() {
 		t.Fatal("public receipt not shared")
 	}
 	aliceSince := doSync(t, alice).Get("next_batch").Str
 	// A private receipt counts for Bob but is not shown to Alice.
 	bob.MustDo(t, "POST", roomPath(room, "/receipt/m.read.private/"+mention), map[string]any{}, 200)
 	if jr := joined(doSync(t, bob), room); jr.Get("unread_notifications.notification_count").Int() != 0 ||
-		!jr.Get(`ephemeral.events.#(type=="m.receipt").content.`+esc(mention)+`.m\.read\.private`).Exists() {
+		!jr.Get(`ephemeral.events.#(type=="m.receipt").content.`+ts.Esc(mention)+`.m\.read\.private`).Exists() {
 		t.Fatalf("private receipt: %s", jr.Raw)
 	}
-	if res := doSync(t, alice, "since", aliceSince); joined(res, room).Get(`ephemeral.events.#(type=="m.receipt").content.` + esc(mention)).Exists() {
+	if res := doSync(t, alice, "since", aliceSince); joined(res, room).Get(`ephemeral.events.#(type=="m.receipt").content.` + ts.Esc(mention)).Exists() {
 		t.Fatal("private receipt leaked")
 	}
 	// An older receipt does not move the marker back.
@@ -142,7 +142,7 @@ func TestThreadedUnreadCounts(t *testing.T) {
 	}
 	filter := `{"room":{"timeline":{"unread_thread_notifications":true}}}`
 	jr := joined(doSync(t, bob, "filter", filter), room)
-	if jr.Get("unread_notifications.notification_count").Int() != 1 || jr.Get("unread_thread_notifications."+esc(root)+".notification_count").Int() != 2 {
+	if jr.Get("unread_notifications.notification_count").Int() != 1 || jr.Get("unread_thread_notifications."+ts.Esc(root)+".notification_count").Int() != 2 {
 		t.Fatalf("thread counts: %s", jr.Raw)
 	}
 	// Without the flag, threads count in the room total.
@@ -153,7 +153,7 @@ func TestThreadedUnreadCounts(t *testing.T) {
 	last := joined(doSync(t, bob), room).Get("timeline.events.@reverse.0.event_id").Str
 	bob.MustDo(t, "POST", roomPath(room, "/receipt/m.read/"+last), map[string]any{"thread_id": root}, 200)
 	jr = joined(doSync(t, bob, "filter", filter), room)
-	if jr.Get("unread_notifications.notification_count").Int() != 1 || jr.Get("unread_thread_notifications."+esc(root)).Exists() {
+	if jr.Get("unread_notifications.notification_count").Int() != 1 || jr.Get("unread_thread_notifications."+ts.Esc(root)).Exists() {
 		t.Fatalf("after threaded receipt: %s", jr.Raw)
 	}
 }

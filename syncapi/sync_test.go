@@ -17,9 +17,6 @@ const v3 = "/_matrix/client/v3"
 
 func roomPath(roomID, rest string) string { return v3 + "/rooms/" + ts.PathEscape(roomID) + rest }
 
-// esc escapes an ID for use as a gjson path component.
-func esc(s string) string { return strings.NewReplacer(".", `\.`, "*", `\*`, "?", `\?`).Replace(s) }
-
 // doSync runs one /sync; params are query parameters ("since", "filter", ...).
 func doSync(t *testing.T, c *ts.Client, params ...string) gjson.Result {
 	t.Helper()
@@ -31,7 +28,7 @@ func doSync(t *testing.T, c *ts.Client, params ...string) gjson.Result {
 }
 
 func joined(res gjson.Result, roomID string) gjson.Result {
-	return res.Get("rooms.join." + esc(roomID))
+	return res.Get("rooms.join." + ts.Esc(roomID))
 }
 
 func eventIDs(list gjson.Result) []string {
@@ -102,7 +99,7 @@ func TestInitialSync(t *testing.T) {
 		t.Errorf("push rules in account data: %s", ad.Raw)
 	}
 	// The invite with its stripped state.
-	is := res.Get("rooms.invite." + esc(invite) + ".invite_state.events")
+	is := res.Get("rooms.invite." + ts.Esc(invite) + ".invite_state.events")
 	if is.Get(`#(type=="m.room.name").content.name`).Str != "secret plans" ||
 		is.Get(`#(state_key=="`+alice.UserID+`").content.membership`).Str != "invite" ||
 		is.Get(`#(type=="m.room.power_levels")`).Exists() {
@@ -196,18 +193,18 @@ func TestInvitesLeavesKicksBans(t *testing.T) {
 	room := alice.CreateRoom(t, map[string]any{"name": "party"})
 	alice.Invite(t, room, bob.UserID)
 	res := doSync(t, bob, "since", since)
-	if res.Get("rooms.invite."+esc(room)+`.invite_state.events.#(type=="m.room.name").content.name`).Str != "party" {
+	if res.Get("rooms.invite."+ts.Esc(room)+`.invite_state.events.#(type=="m.room.name").content.name`).Str != "party" {
 		t.Fatalf("invite: %s", res.Get("rooms").Raw)
 	}
 	since = res.Get("next_batch").Str
 	// The invite is not repeated.
-	if doSync(t, bob, "since", since).Get("rooms.invite." + esc(room)).Exists() {
+	if doSync(t, bob, "since", since).Get("rooms.invite." + ts.Esc(room)).Exists() {
 		t.Fatal("invite repeated")
 	}
 
 	bob.Join(t, room)
 	res = doSync(t, bob, "since", since)
-	if !joined(res, room).Exists() || res.Get("rooms.invite."+esc(room)).Exists() {
+	if !joined(res, room).Exists() || res.Get("rooms.invite."+ts.Esc(room)).Exists() {
 		t.Fatalf("join: %s", res.Get("rooms").Raw)
 	}
 	since = res.Get("next_batch").Str
@@ -216,7 +213,7 @@ func TestInvitesLeavesKicksBans(t *testing.T) {
 	alice.MustDo(t, "POST", roomPath(room, "/kick"), map[string]any{"user_id": bob.UserID, "reason": "bye"}, 200)
 	alice.Send(t, room, "after the kick")
 	res = doSync(t, bob, "since", since)
-	left := res.Get("rooms.leave." + esc(room))
+	left := res.Get("rooms.leave." + ts.Esc(room))
 	tl := left.Get("timeline.events")
 	last := tl.Get(fmt.Sprint(tl.Get("#").Int() - 1))
 	if last.Get("type").Str != "m.room.member" || last.Get("content.membership").Str != "leave" || last.Get("content.reason").Str != "bye" {
@@ -232,20 +229,20 @@ func TestInvitesLeavesKicksBans(t *testing.T) {
 
 	alice.MustDo(t, "POST", roomPath(room, "/ban"), map[string]any{"user_id": bob.UserID}, 200)
 	res = doSync(t, bob, "since", since)
-	if res.Get("rooms.leave."+esc(room)+`.timeline.events.#(content.membership=="ban")`).Raw == "" {
+	if res.Get("rooms.leave."+ts.Esc(room)+`.timeline.events.#(content.membership=="ban")`).Raw == "" {
 		t.Fatalf("ban: %s", res.Get("rooms").Raw)
 	}
 
 	// Left rooms appear in an initial sync only with include_leave, and not
 	// once forgotten.
-	if doSync(t, bob).Get("rooms.leave." + esc(room)).Exists() {
+	if doSync(t, bob).Get("rooms.leave." + ts.Esc(room)).Exists() {
 		t.Fatal("left room in initial sync without include_leave")
 	}
-	if !doSync(t, bob, "filter", `{"room":{"include_leave":true}}`).Get("rooms.leave." + esc(room)).Exists() {
+	if !doSync(t, bob, "filter", `{"room":{"include_leave":true}}`).Get("rooms.leave." + ts.Esc(room)).Exists() {
 		t.Fatal("include_leave ignored")
 	}
 	bob.MustDo(t, "POST", roomPath(room, "/forget"), map[string]any{}, 200)
-	if doSync(t, bob, "filter", `{"room":{"include_leave":true}}`).Get("rooms.leave." + esc(room)).Exists() {
+	if doSync(t, bob, "filter", `{"room":{"include_leave":true}}`).Get("rooms.leave." + ts.Esc(room)).Exists() {
 		t.Fatal("forgotten room still synced")
 	}
 
@@ -253,7 +250,7 @@ func TestInvitesLeavesKicksBans(t *testing.T) {
 	room2 := alice.CreateRoom(t, map[string]any{"invite": []string{bob.UserID}})
 	since = doSync(t, bob).Get("next_batch").Str
 	bob.MustDo(t, "POST", roomPath(room2, "/leave"), map[string]any{}, 200)
-	if !doSync(t, bob, "since", since).Get("rooms.leave." + esc(room2)).Exists() {
+	if !doSync(t, bob, "since", since).Get("rooms.leave." + ts.Esc(room2)).Exists() {
 		t.Fatal("rejected invite not in leave")
 	}
 }
