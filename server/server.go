@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -38,6 +39,7 @@ type Server struct {
 	Notifier *notifier.Notifier
 
 	handler http.Handler
+	router  *mux.Router
 }
 
 // Options are what a caller may set besides the configuration.
@@ -92,9 +94,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
 	(&push.API{DB: db, Notifier: s.Notifier}).Register(router, h)
-	s.handler = httpapi.CORS(router)
+	s.handler, s.router = httpapi.CORS(router), router
 	return s, nil
 }
+
+// Router is the route table, for tests that walk every route.
+func (s *Server) Router() *mux.Router { return s.router }
 
 // Handler is the instance's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
