@@ -18,6 +18,7 @@ import (
 // data, so clients also receive them through /sync.
 type API struct {
 	DB       *storage.DB
+	Rules    *Rules
 	Notifier *notifier.Notifier
 }
 
@@ -44,10 +45,7 @@ func (a *API) load(r *http.Request, userID string) (Ruleset, error) {
 }
 
 func (a *API) save(r *http.Request, userID string, rs Ruleset) error {
-	err := a.DB.Write(r.Context(), func(q storage.Q) error {
-		_, err := q.SetAccountData(r.Context(), userID, "", "m.push_rules", Marshal(rs))
-		return err
-	})
+	err := a.DB.Write(r.Context(), func(q storage.Q) error { return a.Rules.Save(r.Context(), q, userID, rs) })
 	if err == nil {
 		a.Notifier.Wake(userID)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -12,10 +13,49 @@ import (
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
+// Rules holds each user's parsed push rules, read from their m.push_rules
+// account data. It is a cache of the database, changed only inside write
+// transactions (Process reads, Save writes and invalidates), which the one
+// writer serialises: it is never stale.
+type Rules struct {
+	mu    sync.Mutex
+	cache map[string]*Ruleset
+}
+
+// NewRules returns an empty cache.
+func NewRules() *Rules { return &Rules{cache: map[string]*Ruleset{}} }
+
+func (r *Rules) get(ctx context.Context, q storage.Q, userID string) (*Ruleset, error) {
+	r.mu.Lock()
+	rs := r.cache[userID]
+	r.mu.Unlock()
+	if rs != nil {
+		return rs, nil
+	}
+	stored, err := q.AccountData(ctx, userID, "", "m.push_rules")
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+	parsed := Parse(userID, stored)
+	r.mu.Lock()
+	r.cache[userID] = &parsed
+	r.mu.Unlock()
+	return &parsed, nil
+}
+
+// Save stores a user's rules in the write transaction q.
+func (r *Rules) Save(ctx context.Context, q storage.Q, userID string, rs Ruleset) error {
+	r.mu.Lock()
+	delete(r.cache, userID)
+	r.mu.Unlock()
+	_, err := q.SetAccountData(ctx, userID, "", "m.push_rules", Marshal(rs))
+	return err
+}
+
 // Process evaluates a newly stored event against the push rules of every
 // member it may notify, in the transaction that stored it, and records the
 // notifying ones. It is the rooms service's after-append hook.
-func Process(ctx context.Context, q storage.Q, room *storage.Room, ev *storage.Event) error {
+func (r *Rules) Process(ctx context.Context, q storage.Q, room *storage.Room, ev *storage.Event) error {
 	event := gjson.ParseBytes(ev.JSON)
 	members, err := q.JoinedMembersWithNames(ctx, ev.RoomID)
 	if err != nil {
@@ -41,13 +81,12 @@ func Process(ctx context.Context, q storage.Q, room *storage.Room, ev *storage.E
 		if m.UserID == ev.Sender {
 			continue
 		}
-		stored, err := q.AccountData(ctx, m.UserID, "", "m.push_rules")
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		rs, err := r.get(ctx, q, m.UserID)
+		if err != nil {
 			return err
 		}
-		rs := Parse(m.UserID, stored)
 		c.UserID, c.DisplayName = m.UserID, m.DisplayName
-		res := Evaluate(&rs, &c)
+		res := Evaluate(rs, &c)
 		if !res.Notify {
 			continue
 		}

@@ -117,18 +117,40 @@ const defaultRules = `{
   "conditions": [{"kind": "event_match", "key": "type", "pattern": "m.room.encrypted"}], "actions": ["notify"]}
 ]}`
 
+// defaultTemplate is defaultRules parsed once; Defaults copies it per user.
+var defaultTemplate = func() Ruleset {
+	var rs Ruleset
+	if err := json.Unmarshal([]byte(defaultRules), &rs); err != nil {
+		panic("push: default rules do not parse: " + err.Error())
+	}
+	return rs
+}()
+
 // Defaults returns the server-default rule set for a user.
 func Defaults(userID string) Ruleset {
 	local, _, _ := strings.Cut(strings.TrimPrefix(userID, "@"), ":")
 	userJSON, _ := json.Marshal(userID)
-	localJSON, _ := json.Marshal(local)
-	s := strings.ReplaceAll(defaultRules, `"USER_ID"`, string(userJSON))
-	s = strings.ReplaceAll(s, `"LOCALPART"`, string(localJSON))
-	var rs Ruleset
-	if err := json.Unmarshal([]byte(s), &rs); err != nil {
-		panic("push: default rules do not parse: " + err.Error())
+	fill := func(rules []Rule) []Rule {
+		out := make([]Rule, len(rules))
+		for i, r := range rules {
+			r.Conditions = append([]Condition(nil), r.Conditions...)
+			for j, c := range r.Conditions {
+				if c.Pattern != nil && *c.Pattern == "USER_ID" {
+					r.Conditions[j].Pattern = &userID
+				}
+				if string(c.Value) == `"USER_ID"` {
+					r.Conditions[j].Value = userJSON
+				}
+			}
+			if r.Pattern != nil && *r.Pattern == "LOCALPART" {
+				r.Pattern = &local
+			}
+			out[i] = r
+		}
+		return out
 	}
-	return rs
+	t := &defaultTemplate
+	return Ruleset{Override: fill(t.Override), Content: fill(t.Content), Room: fill(t.Room), Sender: fill(t.Sender), Underride: fill(t.Underride)}
 }
 
 // Parse reads a stored rule set, falling back to the defaults.

@@ -76,11 +76,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		return nil, err
 	}
 	s := &Server{Cfg: cfg, DB: db, Log: opts.Log, Notifier: notifier.New()}
+	rules := push.NewRules()
 	s.Auth = &auth.Service{DB: db, Cfg: cfg, Now: opts.Now}
 	s.Rooms = &rooms.Service{
 		DB: db, ServerName: spec.ServerName(cfg.ServerName), KeyID: gomatrixserverlib.KeyID(keyID),
 		Key: ed25519.NewKeyFromSeed(seed), DefaultVersion: cfg.Rooms.DefaultVersion, Now: opts.Now,
-		AfterAppend: push.Process,
+		AfterAppend: rules.Process,
 	}
 	s.Sync = &syncapi.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Notifier: s.Notifier, Typing: syncapi.NewTyping(opts.Now()), Now: opts.Now}
 	s.Rooms.Notify = s.Sync.OnEvents
@@ -93,7 +94,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier}).Register(router, h)
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
-	(&push.API{DB: db, Notifier: s.Notifier}).Register(router, h)
+	(&push.API{DB: db, Rules: rules, Notifier: s.Notifier}).Register(router, h)
 	s.handler, s.router = httpapi.CORS(router), router
 	return s, nil
 }
