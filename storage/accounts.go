@@ -19,7 +19,7 @@ type User struct {
 
 // CreateUser inserts a user; ErrConflict if the ID is taken.
 func (q Q) CreateUser(ctx context.Context, u User) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO users(user_id, password_hash, is_admin, created_ts, displayname)
+	_, err := q.exec(ctx, `INSERT INTO users(user_id, password_hash, is_admin, created_ts, displayname)
 		VALUES(?, ?, ?, ?, ?)`, u.UserID, nullString(u.PasswordHash), u.IsAdmin, u.CreatedTS, nullString(u.DisplayName))
 	return conflict(err)
 }
@@ -28,7 +28,7 @@ func (q Q) CreateUser(ctx context.Context, u User) error {
 func (q Q) User(ctx context.Context, userID string) (User, error) {
 	var u User
 	var pw, dn, av sql.NullString
-	err := q.c.QueryRowContext(ctx, `SELECT user_id, password_hash, is_admin, deactivated, created_ts, displayname, avatar_url
+	err := q.queryRow(ctx, `SELECT user_id, password_hash, is_admin, deactivated, created_ts, displayname, avatar_url
 		FROM users WHERE user_id = ?`, userID).Scan(&u.UserID, &pw, &u.IsAdmin, &u.Deactivated, &u.CreatedTS, &dn, &av)
 	u.PasswordHash, u.DisplayName, u.AvatarURL = pw.String, dn.String, av.String
 	return u, notFound(err)
@@ -37,7 +37,7 @@ func (q Q) User(ctx context.Context, userID string) (User, error) {
 // UserExists reports whether a user ID is taken (deactivated accounts included).
 func (q Q) UserExists(ctx context.Context, userID string) (bool, error) {
 	var one int
-	err := q.c.QueryRowContext(ctx, `SELECT 1 FROM users WHERE user_id = ?`, userID).Scan(&one)
+	err := q.queryRow(ctx, `SELECT 1 FROM users WHERE user_id = ?`, userID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -68,7 +68,7 @@ func (q Q) DeactivateUser(ctx context.Context, userID string) error {
 // deleteDevices runs a device deletion and, if it removed any, records the
 // change in the device list stream, so other users learn of it.
 func (q Q) deleteDevices(ctx context.Context, userID, query string, args ...any) error {
-	res, err := q.c.ExecContext(ctx, query, args...)
+	res, err := q.exec(ctx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ type Device struct {
 // UpsertDevice creates a device, or keeps an existing one of the same ID
 // (a login may name a device to reuse), setting its display name if given.
 func (q Q) UpsertDevice(ctx context.Context, d Device) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO devices(user_id, device_id, display_name, created_ts)
+	_, err := q.exec(ctx, `INSERT INTO devices(user_id, device_id, display_name, created_ts)
 		VALUES(?, ?, ?, ?)
 		ON CONFLICT(user_id, device_id) DO UPDATE SET display_name = COALESCE(excluded.display_name, display_name)`,
 		d.UserID, d.DeviceID, nullString(d.DisplayName), d.CreatedTS)
@@ -112,13 +112,13 @@ func scanDevice(s interface{ Scan(...any) error }) (Device, error) {
 
 // Device loads one device of a user.
 func (q Q) Device(ctx context.Context, userID, deviceID string) (Device, error) {
-	d, err := scanDevice(q.c.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID))
+	d, err := scanDevice(q.queryRow(ctx, `SELECT `+deviceCols+` FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID))
 	return d, notFound(err)
 }
 
 // Devices lists a user's devices.
 func (q Q) Devices(ctx context.Context, userID string) ([]Device, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE user_id = ? ORDER BY created_ts, device_id`, userID)
+	rows, err := q.query(ctx, `SELECT `+deviceCols+` FROM devices WHERE user_id = ? ORDER BY created_ts, device_id`, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (q Q) SetDeviceName(ctx context.Context, userID, deviceID, name string) err
 
 // TouchDevice records when and from where a device was last seen.
 func (q Q) TouchDevice(ctx context.Context, userID, deviceID string, ts int64, ip, ua string) error {
-	_, err := q.c.ExecContext(ctx, `UPDATE devices SET last_seen_ts = ?, last_seen_ip = ?, last_seen_ua = ?
+	_, err := q.exec(ctx, `UPDATE devices SET last_seen_ts = ?, last_seen_ip = ?, last_seen_ua = ?
 		WHERE user_id = ? AND device_id = ?`, ts, nullString(ip), nullString(ua), userID, deviceID)
 	return err
 }
@@ -178,7 +178,7 @@ func (q Q) AddAccessToken(ctx context.Context, t AccessToken) error {
 	if t.ExpiresTS > 0 {
 		exp = sql.NullInt64{Int64: t.ExpiresTS, Valid: true}
 	}
-	_, err := q.c.ExecContext(ctx, `INSERT INTO access_tokens(token_hash, user_id, device_id, created_ts, expires_ts, refresh_hash)
+	_, err := q.exec(ctx, `INSERT INTO access_tokens(token_hash, user_id, device_id, created_ts, expires_ts, refresh_hash)
 		VALUES(?, ?, ?, ?, ?, ?)`, t.Hash, t.UserID, t.DeviceID, t.CreatedTS, exp, t.RefreshHash)
 	return conflict(err)
 }
@@ -199,7 +199,7 @@ func (q Q) SessionByToken(ctx context.Context, hash []byte) (Session, error) {
 	var s Session
 	var exp, seen sql.NullInt64
 	var ip sql.NullString
-	err := q.c.QueryRowContext(ctx, `SELECT t.user_id, t.device_id, t.expires_ts, u.is_admin, d.last_seen_ts, d.last_seen_ip
+	err := q.queryRow(ctx, `SELECT t.user_id, t.device_id, t.expires_ts, u.is_admin, d.last_seen_ts, d.last_seen_ip
 		FROM access_tokens t
 		JOIN devices d ON d.user_id = t.user_id AND d.device_id = t.device_id
 		JOIN users u ON u.user_id = t.user_id
@@ -212,7 +212,7 @@ func (q Q) SessionByToken(ctx context.Context, hash []byte) (Session, error) {
 func (q Q) TokenByRefresh(ctx context.Context, refreshHash []byte) (AccessToken, error) {
 	var t AccessToken
 	var exp sql.NullInt64
-	err := q.c.QueryRowContext(ctx, `SELECT token_hash, user_id, device_id, created_ts, expires_ts, refresh_hash
+	err := q.queryRow(ctx, `SELECT token_hash, user_id, device_id, created_ts, expires_ts, refresh_hash
 		FROM access_tokens WHERE refresh_hash = ?`, refreshHash).Scan(&t.Hash, &t.UserID, &t.DeviceID, &t.CreatedTS, &exp, &t.RefreshHash)
 	t.ExpiresTS = exp.Int64
 	return t, notFound(err)
@@ -220,20 +220,20 @@ func (q Q) TokenByRefresh(ctx context.Context, refreshHash []byte) (AccessToken,
 
 // DeleteAccessToken removes one token.
 func (q Q) DeleteAccessToken(ctx context.Context, hash []byte) error {
-	_, err := q.c.ExecContext(ctx, `DELETE FROM access_tokens WHERE token_hash = ?`, hash)
+	_, err := q.exec(ctx, `DELETE FROM access_tokens WHERE token_hash = ?`, hash)
 	return err
 }
 
 // AddRegistrationNonce stores a nonce for shared-secret registration.
 func (q Q) AddRegistrationNonce(ctx context.Context, nonce string, ts int64) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO registration_nonces(nonce, created_ts) VALUES(?, ?)`, nonce, ts)
+	_, err := q.exec(ctx, `INSERT INTO registration_nonces(nonce, created_ts) VALUES(?, ?)`, nonce, ts)
 	return err
 }
 
 // TakeRegistrationNonce consumes a nonce issued at or after notBefore,
 // dropping expired ones. ErrNotFound if it is unknown, used or expired.
 func (q Q) TakeRegistrationNonce(ctx context.Context, nonce string, notBefore int64) error {
-	if _, err := q.c.ExecContext(ctx, `DELETE FROM registration_nonces WHERE created_ts < ?`, notBefore); err != nil {
+	if _, err := q.exec(ctx, `DELETE FROM registration_nonces WHERE created_ts < ?`, notBefore); err != nil {
 		return err
 	}
 	return q.execOne(ctx, `DELETE FROM registration_nonces WHERE nonce = ?`, nonce)
@@ -242,7 +242,7 @@ func (q Q) TakeRegistrationNonce(ctx context.Context, nonce string, notBefore in
 // AddFilter stores a filter and returns its per-user ID.
 func (q Q) AddFilter(ctx context.Context, userID string, filter []byte) (int64, error) {
 	var id int64
-	err := q.c.QueryRowContext(ctx, `INSERT INTO filters(user_id, filter_id, filter)
+	err := q.queryRow(ctx, `INSERT INTO filters(user_id, filter_id, filter)
 		VALUES(?, (SELECT COALESCE(MAX(filter_id), -1) + 1 FROM filters WHERE user_id = ?), ?)
 		RETURNING filter_id`, userID, userID, filter).Scan(&id)
 	return id, err
@@ -251,7 +251,7 @@ func (q Q) AddFilter(ctx context.Context, userID string, filter []byte) (int64, 
 // Filter loads a stored filter.
 func (q Q) Filter(ctx context.Context, userID string, filterID int64) ([]byte, error) {
 	var f []byte
-	err := q.c.QueryRowContext(ctx, `SELECT filter FROM filters WHERE user_id = ? AND filter_id = ?`, userID, filterID).Scan(&f)
+	err := q.queryRow(ctx, `SELECT filter FROM filters WHERE user_id = ? AND filter_id = ?`, userID, filterID).Scan(&f)
 	return f, notFound(err)
 }
 
@@ -261,7 +261,7 @@ func (q Q) SetAccountData(ctx context.Context, userID, roomID, typ string, conte
 	if err != nil {
 		return 0, err
 	}
-	_, err = q.c.ExecContext(ctx, `INSERT INTO account_data(user_id, room_id, type, content, pos) VALUES(?, ?, ?, ?, ?)
+	_, err = q.exec(ctx, `INSERT INTO account_data(user_id, room_id, type, content, pos) VALUES(?, ?, ?, ?, ?)
 		ON CONFLICT(user_id, room_id, type) DO UPDATE SET content = excluded.content, pos = excluded.pos`,
 		userID, roomID, typ, content, pos)
 	return pos, err
@@ -270,7 +270,7 @@ func (q Q) SetAccountData(ctx context.Context, userID, roomID, typ string, conte
 // AccountData loads one account data entry.
 func (q Q) AccountData(ctx context.Context, userID, roomID, typ string) ([]byte, error) {
 	var c []byte
-	err := q.c.QueryRowContext(ctx, `SELECT content FROM account_data WHERE user_id = ? AND room_id = ? AND type = ?`,
+	err := q.queryRow(ctx, `SELECT content FROM account_data WHERE user_id = ? AND room_id = ? AND type = ?`,
 		userID, roomID, typ).Scan(&c)
 	return c, notFound(err)
 }
@@ -280,18 +280,18 @@ func (q Q) AccountData(ctx context.Context, userID, roomID, typ string) ([]byte,
 func (q Q) ServerKey(ctx context.Context, gen func() (keyID string, seed []byte, ts int64)) (string, []byte, error) {
 	var id string
 	var seed []byte
-	err := q.c.QueryRowContext(ctx, `SELECT key_id, seed FROM server_keys ORDER BY created_ts LIMIT 1`).Scan(&id, &seed)
+	err := q.queryRow(ctx, `SELECT key_id, seed FROM server_keys ORDER BY created_ts LIMIT 1`).Scan(&id, &seed)
 	if errors.Is(err, sql.ErrNoRows) {
 		var ts int64
 		id, seed, ts = gen()
-		_, err = q.c.ExecContext(ctx, `INSERT INTO server_keys(key_id, seed, created_ts) VALUES(?, ?, ?)`, id, seed, ts)
+		_, err = q.exec(ctx, `INSERT INTO server_keys(key_id, seed, created_ts) VALUES(?, ?, ?)`, id, seed, ts)
 	}
 	return id, seed, err
 }
 
 // execOne runs a statement that must change exactly one row.
 func (q Q) execOne(ctx context.Context, query string, args ...any) error {
-	res, err := q.c.ExecContext(ctx, query, args...)
+	res, err := q.exec(ctx, query, args...)
 	if err != nil {
 		return conflict(err)
 	}
@@ -312,6 +312,6 @@ func nullString(s string) sql.NullString {
 // CountUsers counts the accounts, deactivated ones included.
 func (q Q) CountUsers(ctx context.Context) (int64, error) {
 	var n int64
-	err := q.c.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n)
+	err := q.queryRow(ctx, `SELECT COUNT(*) FROM users`).Scan(&n)
 	return n, err
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -32,18 +33,24 @@ type DB struct {
 	path  string
 	write *sql.DB
 	read  *sql.DB
+	// writer is the one write connection; writeMu makes its transactions
+	// take turns.
+	writer  *pconn
+	writeMu sync.Mutex
+	// readers is the pool of read-only connections.
+	readers chan *pconn
 }
 
-// conn is what both a pool and a transaction offer.
-type conn interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
+// readConns is the size of the read pool.
+const readConns = 8
 
-// Q runs queries, either on the read pool or inside a write transaction.
-// Write methods must only be called on the Q given by DB.Write.
-type Q struct{ c conn }
+// Q runs queries, either inside a transaction (on its connection) or, from
+// DB.R, each on a connection of the read pool. Write methods must only be
+// called on the Q given by DB.Write.
+type Q struct {
+	pc *pconn
+	db *DB
+}
 
 // dsn sets every pragma in the connection string so each pooled connection
 // gets them. busy_timeout comes first so the others can wait for a lock.
@@ -80,28 +87,51 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	if db.writer, err = newPconn(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
 	if mode != "wal" {
+		db.writer.close()
 		w.Close()
 		return nil, fmt.Errorf("open %s: journal_mode is %q, not wal", path, mode)
 	}
 	if err := db.migrate(ctx); err != nil {
+		db.writer.close()
 		w.Close()
 		return nil, err
 	}
 	r, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
+		db.writer.close()
 		w.Close()
 		return nil, err
 	}
-	r.SetMaxOpenConns(8)
-	r.SetMaxIdleConns(8)
+	r.SetMaxOpenConns(readConns)
+	r.SetMaxIdleConns(readConns)
+	r.SetConnMaxLifetime(0)
 	db.read = r
+	db.readers = make(chan *pconn, readConns)
+	for range readConns {
+		p, err := newPconn(ctx, r)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		db.readers <- p
+	}
 	return db, nil
 }
 
 // Close optimises and closes the database.
 func (db *DB) Close() error {
-	_, _ = db.write.Exec("PRAGMA optimize")
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	_, _ = db.writer.conn.ExecContext(context.Background(), "PRAGMA optimize")
+	db.writer.close()
+	for n := len(db.readers); n > 0; n-- {
+		(<-db.readers).close()
+	}
 	err := db.read.Close()
 	if werr := db.write.Close(); err == nil {
 		err = werr
@@ -112,37 +142,35 @@ func (db *DB) Close() error {
 // Path is the database file's path.
 func (db *DB) Path() string { return db.path }
 
-// R queries the read pool.
-func (db *DB) R() Q { return Q{db.read} }
+// R queries the read pool, each query on its own.
+func (db *DB) R() Q { return Q{db: db} }
 
-// Write runs fn in one write transaction: committed if fn returns nil, else
-// rolled back.
+// Write runs fn in one write transaction on the one write connection:
+// committed if fn returns nil, else rolled back.
 func (db *DB) Write(ctx context.Context, fn func(Q) error) error {
-	return withTx(ctx, db.write, nil, fn)
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	return db.writer.tx(ctx, "BEGIN IMMEDIATE", fn)
 }
 
 // Read runs fn in one read transaction, so that it sees one snapshot.
 func (db *DB) Read(ctx context.Context, fn func(Q) error) error {
-	return withTx(ctx, db.read, &sql.TxOptions{ReadOnly: true}, fn)
-}
-
-func withTx(ctx context.Context, d *sql.DB, opts *sql.TxOptions, fn func(Q) error) error {
-	tx, err := d.BeginTx(ctx, opts)
+	p, err := db.reader(ctx)
 	if err != nil {
 		return err
 	}
-	if err := fn(Q{tx}); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	defer db.release(p)
+	return p.tx(ctx, "BEGIN", fn)
 }
 
 // Checkpoint copies the WAL into the database file and truncates it, so that
 // bytes erased by secure_delete are gone from both files.
 func (db *DB) Checkpoint(ctx context.Context) error {
 	var busy, logPages, ckpt int
-	if err := db.write.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &ckpt); err != nil {
+	db.writeMu.Lock()
+	err := db.writer.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &ckpt)
+	db.writeMu.Unlock()
+	if err != nil {
 		return err
 	}
 	if busy != 0 {
@@ -162,7 +190,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	sort.Strings(names)
 	var version int
-	if err := db.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+	if err := db.writer.conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return err
 	}
 	if version > len(names) {
@@ -174,10 +202,11 @@ func (db *DB) migrate(ctx context.Context) error {
 			return err
 		}
 		err = db.Write(ctx, func(q Q) error {
-			if _, err := q.c.ExecContext(ctx, string(body)); err != nil {
+			// A migration is a script of several statements: not prepared.
+			if _, err := q.pc.conn.ExecContext(ctx, string(body)); err != nil {
 				return err
 			}
-			_, err := q.c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
+			_, err := q.pc.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
 			return err
 		})
 		if err != nil {
@@ -190,7 +219,7 @@ func (db *DB) migrate(ctx context.Context) error {
 // SchemaVersion reports the schema version of the open database.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	err := db.read.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	err := db.R().queryRow(ctx, "PRAGMA user_version").Scan(&v)
 	return v, err
 }
 
@@ -230,7 +259,7 @@ func placeholders(n int) string {
 // nextPos advances and returns a named stream's position.
 func (q Q) nextPos(ctx context.Context, stream string) (int64, error) {
 	var pos int64
-	err := q.c.QueryRowContext(ctx, `INSERT INTO stream_positions(stream, pos) VALUES(?, 1)
+	err := q.queryRow(ctx, `INSERT INTO stream_positions(stream, pos) VALUES(?, 1)
 		ON CONFLICT(stream) DO UPDATE SET pos = pos + 1 RETURNING pos`, stream).Scan(&pos)
 	return pos, err
 }
@@ -238,7 +267,7 @@ func (q Q) nextPos(ctx context.Context, stream string) (int64, error) {
 // StreamPos returns a named stream's current position.
 func (q Q) StreamPos(ctx context.Context, stream string) (int64, error) {
 	var pos int64
-	err := q.c.QueryRowContext(ctx, `SELECT pos FROM stream_positions WHERE stream = ?`, stream).Scan(&pos)
+	err := q.queryRow(ctx, `SELECT pos FROM stream_positions WHERE stream = ?`, stream).Scan(&pos)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -248,5 +277,10 @@ func (q Q) StreamPos(ctx context.Context, stream string) (int64, error) {
 // RawRead runs one read-only query that returns a single row, for tests and
 // operator tools that inspect the file.
 func (db *DB) RawRead(ctx context.Context, query string, dest ...any) error {
-	return db.read.QueryRowContext(ctx, query).Scan(dest...)
+	p, err := db.reader(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.release(p)
+	return p.conn.QueryRowContext(ctx, query).Scan(dest...)
 }

@@ -25,7 +25,7 @@ func TestPragmas(t *testing.T) {
 	check := func(who string, q Q) {
 		for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "secure_delete": "1", "busy_timeout": "10000"} {
 			var got string
-			if err := q.c.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+			if err := q.queryRow(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
 				t.Fatal(err)
 			}
 			if got != want {
@@ -38,7 +38,7 @@ func TestPragmas(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Readers cannot write.
-	if _, err := db.R().c.ExecContext(ctx, "INSERT INTO stream_positions(stream, pos) VALUES('x', 1)"); err == nil {
+	if _, err := db.R().exec(ctx, "INSERT INTO stream_positions(stream, pos) VALUES('x', 1)"); err == nil {
 		t.Fatal("a reader wrote")
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // SetDeviceKeys stores a device's identity keys (as uploaded, signatures included).
 func (q Q) SetDeviceKeys(ctx context.Context, userID, deviceID string, keys []byte) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO device_keys(user_id, device_id, keys) VALUES(?, ?, ?)
+	_, err := q.exec(ctx, `INSERT INTO device_keys(user_id, device_id, keys) VALUES(?, ?, ?)
 		ON CONFLICT(user_id, device_id) DO UPDATE SET keys = excluded.keys`, userID, deviceID, keys)
 	return err
 }
@@ -17,7 +17,7 @@ func (q Q) SetDeviceKeys(ctx context.Context, userID, deviceID string, keys []by
 // DeviceKeys loads one device's keys.
 func (q Q) DeviceKeys(ctx context.Context, userID, deviceID string) ([]byte, error) {
 	var k []byte
-	err := q.c.QueryRowContext(ctx, `SELECT keys FROM device_keys WHERE user_id = ? AND device_id = ?`, userID, deviceID).Scan(&k)
+	err := q.queryRow(ctx, `SELECT keys FROM device_keys WHERE user_id = ? AND device_id = ?`, userID, deviceID).Scan(&k)
 	return k, notFound(err)
 }
 
@@ -29,7 +29,7 @@ type DeviceKeysEntry struct {
 
 // DeviceKeysOf lists the keys of all devices of a user that uploaded some.
 func (q Q) DeviceKeysOf(ctx context.Context, userID string) ([]DeviceKeysEntry, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT k.user_id, k.device_id, COALESCE(d.display_name, ''), k.keys
+	rows, err := q.query(ctx, `SELECT k.user_id, k.device_id, COALESCE(d.display_name, ''), k.keys
 		FROM device_keys k JOIN devices d ON d.user_id = k.user_id AND d.device_id = k.device_id
 		WHERE k.user_id = ? ORDER BY k.device_id`, userID)
 	if err != nil {
@@ -50,21 +50,21 @@ func (q Q) DeviceKeysOf(ctx context.Context, userID string) ([]DeviceKeysEntry, 
 // OneTimeKey loads one stored one-time key.
 func (q Q) OneTimeKey(ctx context.Context, userID, deviceID, algorithm, keyID string) ([]byte, error) {
 	var k []byte
-	err := q.c.QueryRowContext(ctx, `SELECT key_json FROM one_time_keys WHERE user_id = ? AND device_id = ? AND algorithm = ? AND key_id = ?`,
+	err := q.queryRow(ctx, `SELECT key_json FROM one_time_keys WHERE user_id = ? AND device_id = ? AND algorithm = ? AND key_id = ?`,
 		userID, deviceID, algorithm, keyID).Scan(&k)
 	return k, notFound(err)
 }
 
 // AddOneTimeKey stores a one-time key.
 func (q Q) AddOneTimeKey(ctx context.Context, userID, deviceID, algorithm, keyID string, key []byte) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO one_time_keys(user_id, device_id, algorithm, key_id, key_json) VALUES(?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, `INSERT INTO one_time_keys(user_id, device_id, algorithm, key_id, key_json) VALUES(?, ?, ?, ?, ?)`,
 		userID, deviceID, algorithm, keyID, key)
 	return conflict(err)
 }
 
 // OneTimeKeyCounts counts a device's unclaimed one-time keys per algorithm.
 func (q Q) OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT algorithm, COUNT(*) FROM one_time_keys WHERE user_id = ? AND device_id = ? GROUP BY algorithm`,
+	rows, err := q.query(ctx, `SELECT algorithm, COUNT(*) FROM one_time_keys WHERE user_id = ? AND device_id = ? GROUP BY algorithm`,
 		userID, deviceID)
 	if err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func (q Q) OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[s
 
 // SetFallbackKey replaces a device's fallback key of one algorithm.
 func (q Q) SetFallbackKey(ctx context.Context, userID, deviceID, algorithm, keyID string, key []byte) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO fallback_keys(user_id, device_id, algorithm, key_id, key_json, used) VALUES(?, ?, ?, ?, ?, 0)
+	_, err := q.exec(ctx, `INSERT INTO fallback_keys(user_id, device_id, algorithm, key_id, key_json, used) VALUES(?, ?, ?, ?, ?, 0)
 		ON CONFLICT(user_id, device_id, algorithm) DO UPDATE SET key_id = excluded.key_id, key_json = excluded.key_json,
 		used = CASE WHEN key_id = excluded.key_id AND key_json = excluded.key_json THEN used ELSE 0 END`,
 		userID, deviceID, algorithm, keyID, key)
@@ -101,27 +101,27 @@ func (q Q) UnusedFallbackAlgorithms(ctx context.Context, userID, deviceID string
 // handed out once; with none left it returns the fallback key, which stays
 // and is marked used. ErrNotFound if there is neither.
 func (q Q) ClaimKey(ctx context.Context, userID, deviceID, algorithm string) (keyID string, key []byte, err error) {
-	err = q.c.QueryRowContext(ctx, `DELETE FROM one_time_keys WHERE rowid = (
+	err = q.queryRow(ctx, `DELETE FROM one_time_keys WHERE rowid = (
 			SELECT rowid FROM one_time_keys WHERE user_id = ? AND device_id = ? AND algorithm = ? ORDER BY key_id LIMIT 1
 		) RETURNING key_id, key_json`, userID, deviceID, algorithm).Scan(&keyID, &key)
 	if !errors.Is(err, sql.ErrNoRows) {
 		return keyID, key, err
 	}
-	err = q.c.QueryRowContext(ctx, `UPDATE fallback_keys SET used = 1 WHERE user_id = ? AND device_id = ? AND algorithm = ?
+	err = q.queryRow(ctx, `UPDATE fallback_keys SET used = 1 WHERE user_id = ? AND device_id = ? AND algorithm = ?
 		RETURNING key_id, key_json`, userID, deviceID, algorithm).Scan(&keyID, &key)
 	return keyID, key, notFound(err)
 }
 
 // SetCrossSigningKey stores a user's master, self_signing or user_signing key.
 func (q Q) SetCrossSigningKey(ctx context.Context, userID, purpose string, key []byte) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO cross_signing_keys(user_id, purpose, key_json) VALUES(?, ?, ?)
+	_, err := q.exec(ctx, `INSERT INTO cross_signing_keys(user_id, purpose, key_json) VALUES(?, ?, ?)
 		ON CONFLICT(user_id, purpose) DO UPDATE SET key_json = excluded.key_json`, userID, purpose, key)
 	return err
 }
 
 // CrossSigningKeys loads a user's cross-signing keys by purpose.
 func (q Q) CrossSigningKeys(ctx context.Context, userID string) (map[string][]byte, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT purpose, key_json FROM cross_signing_keys WHERE user_id = ?`, userID)
+	rows, err := q.query(ctx, `SELECT purpose, key_json FROM cross_signing_keys WHERE user_id = ?`, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -145,14 +145,14 @@ type Signature struct {
 
 // AddSignature stores a signature.
 func (q Q) AddSignature(ctx context.Context, s Signature) error {
-	_, err := q.c.ExecContext(ctx, `INSERT OR REPLACE INTO key_signatures(target_user, target_key, signer_user, signer_key, signature)
+	_, err := q.exec(ctx, `INSERT OR REPLACE INTO key_signatures(target_user, target_key, signer_user, signer_key, signature)
 		VALUES(?, ?, ?, ?, ?)`, s.TargetUser, s.TargetKey, s.SignerUser, s.SignerKey, s.Signature)
 	return err
 }
 
 // SignaturesOf lists the separately uploaded signatures over a user's keys.
 func (q Q) SignaturesOf(ctx context.Context, userID string) ([]Signature, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT target_user, target_key, signer_user, signer_key, signature FROM key_signatures
+	rows, err := q.query(ctx, `SELECT target_user, target_key, signer_user, signer_key, signature FROM key_signatures
 		WHERE target_user = ?`, userID)
 	if err != nil {
 		return nil, err
@@ -171,7 +171,7 @@ func (q Q) SignaturesOf(ctx context.Context, userID string) ([]Signature, error)
 
 // AddDeviceListChange records that a user's devices or keys changed.
 func (q Q) AddDeviceListChange(ctx context.Context, userID string) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO device_list_changes(user_id) VALUES(?)`, userID)
+	_, err := q.exec(ctx, `INSERT INTO device_list_changes(user_id) VALUES(?)`, userID)
 	return err
 }
 
@@ -191,20 +191,20 @@ type ToDevice struct {
 // AddToDeviceTxn records a sendToDevice transaction; ErrConflict if the
 // device already sent it.
 func (q Q) AddToDeviceTxn(ctx context.Context, userID, deviceID, txnID string) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO to_device_txns(user_id, device_id, txn_id) VALUES(?, ?, ?)`, userID, deviceID, txnID)
+	_, err := q.exec(ctx, `INSERT INTO to_device_txns(user_id, device_id, txn_id) VALUES(?, ?, ?)`, userID, deviceID, txnID)
 	return conflict(err)
 }
 
 // AddToDevice queues a message for a device.
 func (q Q) AddToDevice(ctx context.Context, m ToDevice) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO to_device(user_id, device_id, sender, type, content) VALUES(?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, `INSERT INTO to_device(user_id, device_id, sender, type, content) VALUES(?, ?, ?, ?, ?)`,
 		m.UserID, m.DeviceID, m.Sender, m.Type, m.Content)
 	return err
 }
 
 // ToDeviceFor returns up to limit messages for a device in (after, upto].
 func (q Q) ToDeviceFor(ctx context.Context, userID, deviceID string, after, upto int64, limit int) ([]ToDevice, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT pos, user_id, device_id, sender, type, content FROM to_device
+	rows, err := q.query(ctx, `SELECT pos, user_id, device_id, sender, type, content FROM to_device
 		WHERE user_id = ? AND device_id = ? AND pos > ? AND pos <= ? ORDER BY pos LIMIT ?`, userID, deviceID, after, upto, limit)
 	if err != nil {
 		return nil, err
@@ -225,7 +225,7 @@ func (q Q) ToDeviceFor(ctx context.Context, userID, deviceID string, after, upto
 // that is, acknowledged ones still to delete.
 func (q Q) HasToDeviceUpTo(ctx context.Context, userID, deviceID string, pos int64) (bool, error) {
 	var one int
-	err := q.c.QueryRowContext(ctx, `SELECT 1 FROM to_device WHERE user_id = ? AND device_id = ? AND pos <= ? LIMIT 1`,
+	err := q.queryRow(ctx, `SELECT 1 FROM to_device WHERE user_id = ? AND device_id = ? AND pos <= ? LIMIT 1`,
 		userID, deviceID, pos).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
@@ -235,7 +235,7 @@ func (q Q) HasToDeviceUpTo(ctx context.Context, userID, deviceID string, pos int
 
 // DeleteToDeviceUpTo deletes a device's acknowledged messages.
 func (q Q) DeleteToDeviceUpTo(ctx context.Context, userID, deviceID string, pos int64) error {
-	_, err := q.c.ExecContext(ctx, `DELETE FROM to_device WHERE user_id = ? AND device_id = ? AND pos <= ?`, userID, deviceID, pos)
+	_, err := q.exec(ctx, `DELETE FROM to_device WHERE user_id = ? AND device_id = ? AND pos <= ?`, userID, deviceID, pos)
 	return err
 }
 
@@ -251,7 +251,7 @@ type BackupVersion struct {
 // CreateBackupVersion starts a new backup version, which becomes current.
 func (q Q) CreateBackupVersion(ctx context.Context, userID, algorithm string, authData []byte) (int64, error) {
 	var v int64
-	err := q.c.QueryRowContext(ctx, `INSERT INTO backup_versions(user_id, version, algorithm, auth_data)
+	err := q.queryRow(ctx, `INSERT INTO backup_versions(user_id, version, algorithm, auth_data)
 		VALUES(?, (SELECT COALESCE(MAX(version), 0) + 1 FROM backup_versions WHERE user_id = ?), ?, ?) RETURNING version`,
 		userID, userID, algorithm, authData).Scan(&v)
 	return v, err
@@ -265,9 +265,9 @@ func (q Q) GetBackupVersion(ctx context.Context, userID string, version int64) (
 		FROM backup_versions v WHERE v.user_id = ? AND v.deleted = 0 `
 	var err error
 	if version == 0 {
-		err = q.c.QueryRowContext(ctx, query+`ORDER BY v.version DESC LIMIT 1`, userID).Scan(&b.Version, &b.Algorithm, &b.AuthData, &b.Etag, &b.Count)
+		err = q.queryRow(ctx, query+`ORDER BY v.version DESC LIMIT 1`, userID).Scan(&b.Version, &b.Algorithm, &b.AuthData, &b.Etag, &b.Count)
 	} else {
-		err = q.c.QueryRowContext(ctx, query+`AND v.version = ?`, userID, version).Scan(&b.Version, &b.Algorithm, &b.AuthData, &b.Etag, &b.Count)
+		err = q.queryRow(ctx, query+`AND v.version = ?`, userID, version).Scan(&b.Version, &b.Algorithm, &b.AuthData, &b.Etag, &b.Count)
 	}
 	return b, notFound(err)
 }
@@ -279,7 +279,7 @@ func (q Q) UpdateBackupAuthData(ctx context.Context, userID string, version int6
 
 // DeleteBackupVersion deletes a version and its keys; its number is never reused.
 func (q Q) DeleteBackupVersion(ctx context.Context, userID string, version int64) error {
-	if _, err := q.c.ExecContext(ctx, `DELETE FROM backup_keys WHERE user_id = ? AND version = ?`, userID, version); err != nil {
+	if _, err := q.exec(ctx, `DELETE FROM backup_keys WHERE user_id = ? AND version = ?`, userID, version); err != nil {
 		return err
 	}
 	return q.execOne(ctx, `UPDATE backup_versions SET deleted = 1, auth_data = '{}' WHERE user_id = ? AND version = ? AND deleted = 0`, userID, version)
@@ -287,7 +287,7 @@ func (q Q) DeleteBackupVersion(ctx context.Context, userID string, version int64
 
 // BumpBackupEtag marks a version's keys as changed.
 func (q Q) BumpBackupEtag(ctx context.Context, userID string, version int64) error {
-	_, err := q.c.ExecContext(ctx, `UPDATE backup_versions SET etag = etag + 1 WHERE user_id = ? AND version = ?`, userID, version)
+	_, err := q.exec(ctx, `UPDATE backup_versions SET etag = etag + 1 WHERE user_id = ? AND version = ?`, userID, version)
 	return err
 }
 
@@ -305,7 +305,7 @@ type BackupKey struct {
 // the lower forwarded_count. It reports whether anything changed.
 func (q Q) PutBackupKey(ctx context.Context, userID string, version int64, k BackupKey) (bool, error) {
 	var cur BackupKey
-	err := q.c.QueryRowContext(ctx, `SELECT first_message_index, forwarded_count, is_verified FROM backup_keys
+	err := q.queryRow(ctx, `SELECT first_message_index, forwarded_count, is_verified FROM backup_keys
 		WHERE user_id = ? AND version = ? AND room_id = ? AND session_id = ?`, userID, version, k.RoomID, k.SessionID).
 		Scan(&cur.FirstMessageIndex, &cur.ForwardedCount, &cur.IsVerified)
 	if err == nil {
@@ -318,7 +318,7 @@ func (q Q) PutBackupKey(ctx context.Context, userID string, version int64, k Bac
 	} else if !errors.Is(err, sql.ErrNoRows) {
 		return false, err
 	}
-	_, err = q.c.ExecContext(ctx, `INSERT OR REPLACE INTO backup_keys(user_id, version, room_id, session_id, first_message_index,
+	_, err = q.exec(ctx, `INSERT OR REPLACE INTO backup_keys(user_id, version, room_id, session_id, first_message_index,
 		forwarded_count, is_verified, session_data) VALUES(?, ?, ?, ?, ?, ?, ?, ?)`,
 		userID, version, k.RoomID, k.SessionID, k.FirstMessageIndex, k.ForwardedCount, k.IsVerified, []byte(k.SessionData))
 	return err == nil, err
@@ -326,7 +326,7 @@ func (q Q) PutBackupKey(ctx context.Context, userID string, version int64, k Bac
 
 // BackupKeys lists backed-up keys of a version, optionally of one room or session.
 func (q Q) BackupKeys(ctx context.Context, userID string, version int64, roomID, sessionID string) ([]BackupKey, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT room_id, session_id, first_message_index, forwarded_count, is_verified, session_data
+	rows, err := q.query(ctx, `SELECT room_id, session_id, first_message_index, forwarded_count, is_verified, session_data
 		FROM backup_keys WHERE user_id = ? AND version = ? AND (? = '' OR room_id = ?) AND (? = '' OR session_id = ?)
 		ORDER BY room_id, session_id`, userID, version, roomID, roomID, sessionID, sessionID)
 	if err != nil {
@@ -349,7 +349,7 @@ func (q Q) BackupKeys(ctx context.Context, userID string, version int64, roomID,
 // DeleteBackupKeys deletes backed-up keys of a version, optionally of one
 // room or session, and reports how many.
 func (q Q) DeleteBackupKeys(ctx context.Context, userID string, version int64, roomID, sessionID string) (int64, error) {
-	res, err := q.c.ExecContext(ctx, `DELETE FROM backup_keys WHERE user_id = ? AND version = ? AND (? = '' OR room_id = ?) AND (? = '' OR session_id = ?)`,
+	res, err := q.exec(ctx, `DELETE FROM backup_keys WHERE user_id = ? AND version = ? AND (? = '' OR room_id = ?) AND (? = '' OR session_id = ?)`,
 		userID, version, roomID, roomID, sessionID, sessionID)
 	if err != nil {
 		return 0, err
@@ -364,7 +364,7 @@ type MemberChange struct {
 
 // MemberChangesBetween lists the membership events in (from, to].
 func (q Q) MemberChangesBetween(ctx context.Context, from, to int64) ([]MemberChange, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT room_id, state_key, COALESCE(membership, '') FROM events
+	rows, err := q.query(ctx, `SELECT room_id, state_key, COALESCE(membership, '') FROM events
 		WHERE pos > ? AND pos <= ? AND type = 'm.room.member' ORDER BY pos`, from, to)
 	if err != nil {
 		return nil, err

@@ -16,7 +16,7 @@ type PushAction struct {
 
 // AddPushAction records a notifying event for a user.
 func (q Q) AddPushAction(ctx context.Context, a PushAction) error {
-	_, err := q.c.ExecContext(ctx, `INSERT OR REPLACE INTO push_actions(user_id, event_pos, room_id, thread_id, highlight, actions, ts)
+	_, err := q.exec(ctx, `INSERT OR REPLACE INTO push_actions(user_id, event_pos, room_id, thread_id, highlight, actions, ts)
 		VALUES(?, ?, ?, ?, ?, ?, ?)`, a.UserID, a.EventPos, a.RoomID, a.ThreadID, a.Highlight, a.Actions, a.TS)
 	return err
 }
@@ -30,7 +30,7 @@ type Unread struct {
 // per thread ID as given in threaded receipts ("main" for the main
 // timeline), and "" for unthreaded receipts, which cover every thread.
 func (q Q) ReadPositions(ctx context.Context, userID, roomID string) (map[string]int64, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT thread_id, MAX(event_pos) FROM receipts
+	rows, err := q.query(ctx, `SELECT thread_id, MAX(event_pos) FROM receipts
 		WHERE room_id = ? AND user_id = ? AND type IN ('m.read', 'm.read.private') GROUP BY thread_id`, roomID, userID)
 	if err != nil {
 		return nil, err
@@ -56,7 +56,7 @@ func (q Q) UnreadCounts(ctx context.Context, userID, roomID string) (map[string]
 	if err != nil {
 		return nil, err
 	}
-	rows, err := q.c.QueryContext(ctx, `SELECT thread_id, event_pos, highlight FROM push_actions
+	rows, err := q.query(ctx, `SELECT thread_id, event_pos, highlight FROM push_actions
 		WHERE user_id = ? AND room_id = ? AND event_pos > ?`, userID, roomID, read[""])
 	if err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func (q Q) Notifications(ctx context.Context, userID string, before int64, limit
 	if before <= 0 {
 		before = 1 << 62
 	}
-	rows, err := q.c.QueryContext(ctx, `SELECT p.user_id, p.room_id, p.thread_id, p.event_pos, p.highlight, p.actions, p.ts,
+	rows, err := q.query(ctx, `SELECT p.user_id, p.room_id, p.thread_id, p.event_pos, p.highlight, p.actions, p.ts,
 		COALESCE((SELECT MAX(r.event_pos) FROM receipts r WHERE r.room_id = p.room_id AND r.user_id = p.user_id
 			AND r.type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', CASE p.thread_id WHEN '' THEN 'main' ELSE p.thread_id END)), 0)
 		FROM push_actions p WHERE p.user_id = ? AND p.event_pos < ? AND (? = 0 OR p.highlight = 1)
@@ -124,7 +124,7 @@ func (q Q) Notifications(ctx context.Context, userID string, before int64, limit
 		return nil, err
 	}
 	for i := range out {
-		e, err := scanEvent(q.c.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events e WHERE e.pos = ?`, out[i].EventPos))
+		e, err := scanEvent(q.queryRow(ctx, `SELECT `+eventCols+` FROM events e WHERE e.pos = ?`, out[i].EventPos))
 		if err != nil {
 			return nil, err
 		}

@@ -36,7 +36,7 @@ type Event struct {
 
 // CreateRoom inserts a room row; its events follow through AppendEvent.
 func (q Q) CreateRoom(ctx context.Context, r Room) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO rooms(room_id, version, creator, created_ts, latest_event_id, depth)
+	_, err := q.exec(ctx, `INSERT INTO rooms(room_id, version, creator, created_ts, latest_event_id, depth)
 		VALUES(?, ?, ?, ?, ?, ?)`, r.RoomID, r.Version, r.Creator, r.CreatedTS, r.LatestEventID, r.Depth)
 	return conflict(err)
 }
@@ -44,7 +44,7 @@ func (q Q) CreateRoom(ctx context.Context, r Room) error {
 // Room loads a room.
 func (q Q) Room(ctx context.Context, roomID string) (Room, error) {
 	var r Room
-	err := q.c.QueryRowContext(ctx, `SELECT room_id, version, creator, created_ts, latest_event_id, depth FROM rooms WHERE room_id = ?`,
+	err := q.queryRow(ctx, `SELECT room_id, version, creator, created_ts, latest_event_id, depth FROM rooms WHERE room_id = ?`,
 		roomID).Scan(&r.RoomID, &r.Version, &r.Creator, &r.CreatedTS, &r.LatestEventID, &r.Depth)
 	return r, notFound(err)
 }
@@ -55,14 +55,14 @@ func (q Q) Room(ctx context.Context, roomID string) (Room, error) {
 func (q Q) AppendEvent(ctx context.Context, ev *Event, depth int64) (int64, error) {
 	if ev.StateKey != nil {
 		var prev sql.NullString
-		err := q.c.QueryRowContext(ctx, `SELECT event_id FROM room_state WHERE room_id = ? AND type = ? AND state_key = ?`,
+		err := q.queryRow(ctx, `SELECT event_id FROM room_state WHERE room_id = ? AND type = ? AND state_key = ?`,
 			ev.RoomID, ev.Type, *ev.StateKey).Scan(&prev)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return 0, err
 		}
 		ev.Replaces = prev.String
 	}
-	err := q.c.QueryRowContext(ctx, `INSERT INTO events(event_id, room_id, type, state_key, sender, origin_ts, membership, json, replaces, device_id, txn_id)
+	err := q.queryRow(ctx, `INSERT INTO events(event_id, room_id, type, state_key, sender, origin_ts, membership, json, replaces, device_id, txn_id)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING pos`,
 		ev.EventID, ev.RoomID, ev.Type, ev.StateKey, ev.Sender, ev.OriginTS, nullString(ev.Membership), ev.JSON,
 		nullString(ev.Replaces), nullString(ev.DeviceID), nullString(ev.TxnID)).Scan(&ev.Pos)
@@ -70,14 +70,14 @@ func (q Q) AppendEvent(ctx context.Context, ev *Event, depth int64) (int64, erro
 		return 0, conflict(err)
 	}
 	if ev.StateKey != nil {
-		_, err = q.c.ExecContext(ctx, `INSERT INTO room_state(room_id, type, state_key, event_id, pos, membership) VALUES(?, ?, ?, ?, ?, ?)
+		_, err = q.exec(ctx, `INSERT INTO room_state(room_id, type, state_key, event_id, pos, membership) VALUES(?, ?, ?, ?, ?, ?)
 			ON CONFLICT(room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id, pos = excluded.pos, membership = excluded.membership`,
 			ev.RoomID, ev.Type, *ev.StateKey, ev.EventID, ev.Pos, nullString(ev.Membership))
 		if err != nil {
 			return 0, err
 		}
 	}
-	_, err = q.c.ExecContext(ctx, `UPDATE rooms SET latest_event_id = ?, depth = ? WHERE room_id = ?`, ev.EventID, depth, ev.RoomID)
+	_, err = q.exec(ctx, `UPDATE rooms SET latest_event_id = ?, depth = ? WHERE room_id = ?`, ev.EventID, depth, ev.RoomID)
 	return ev.Pos, err
 }
 
@@ -95,7 +95,7 @@ func scanEvent(s interface{ Scan(...any) error }) (Event, error) {
 }
 
 func (q Q) queryEvents(ctx context.Context, query string, args ...any) ([]Event, error) {
-	rows, err := q.c.QueryContext(ctx, query, args...)
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (q Q) queryEvents(ctx context.Context, query string, args ...any) ([]Event,
 
 // Event loads one event by ID.
 func (q Q) Event(ctx context.Context, eventID string) (Event, error) {
-	e, err := scanEvent(q.c.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events e WHERE e.event_id = ?`, eventID))
+	e, err := scanEvent(q.queryRow(ctx, `SELECT `+eventCols+` FROM events e WHERE e.event_id = ?`, eventID))
 	return e, notFound(err)
 }
 
@@ -133,7 +133,7 @@ func (q Q) EventsByID(ctx context.Context, ids []string) ([]Event, error) {
 // transaction ID.
 func (q Q) EventIDByTxn(ctx context.Context, roomID, sender, deviceID, txnID string) (string, error) {
 	var id string
-	err := q.c.QueryRowContext(ctx, `SELECT event_id FROM events WHERE room_id = ? AND sender = ? AND device_id = ? AND txn_id = ?`,
+	err := q.queryRow(ctx, `SELECT event_id FROM events WHERE room_id = ? AND sender = ? AND device_id = ? AND txn_id = ?`,
 		roomID, sender, deviceID, txnID).Scan(&id)
 	return id, notFound(err)
 }
@@ -146,7 +146,7 @@ func (q Q) CurrentState(ctx context.Context, roomID string) ([]Event, error) {
 
 // CurrentStateEvent returns one current state event.
 func (q Q) CurrentStateEvent(ctx context.Context, roomID, typ, stateKey string) (Event, error) {
-	e, err := scanEvent(q.c.QueryRowContext(ctx, `SELECT `+eventCols+` FROM room_state s JOIN events e ON e.event_id = s.event_id
+	e, err := scanEvent(q.queryRow(ctx, `SELECT `+eventCols+` FROM room_state s JOIN events e ON e.event_id = s.event_id
 		WHERE s.room_id = ? AND s.type = ? AND s.state_key = ?`, roomID, typ, stateKey))
 	return e, notFound(err)
 }
@@ -184,7 +184,7 @@ type StateChange struct {
 // first, with one content field (a JSON path such as
 // '$.content.membership') of each.
 func (q Q) StateHistory(ctx context.Context, roomID, typ, stateKey, field string) ([]StateChange, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT pos, event_id, json_extract(json, ?) FROM events
+	rows, err := q.query(ctx, `SELECT pos, event_id, json_extract(json, ?) FROM events
 		WHERE room_id = ? AND type = ? AND state_key = ? ORDER BY pos`, field, roomID, typ, stateKey)
 	if err != nil {
 		return nil, err
@@ -208,7 +208,7 @@ func (q Q) StateHistory(ctx context.Context, roomID, typ, stateKey, field string
 func (q Q) Membership(ctx context.Context, roomID, userID string) (string, int64, error) {
 	var m sql.NullString
 	var pos int64
-	err := q.c.QueryRowContext(ctx, `SELECT membership, pos FROM room_state WHERE room_id = ? AND type = 'm.room.member' AND state_key = ?`,
+	err := q.queryRow(ctx, `SELECT membership, pos FROM room_state WHERE room_id = ? AND type = 'm.room.member' AND state_key = ?`,
 		roomID, userID).Scan(&m, &pos)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, nil
@@ -222,7 +222,7 @@ func (q Q) RoomsWithMembership(ctx context.Context, userID string, memberships .
 	for _, m := range memberships {
 		args = append(args, m)
 	}
-	rows, err := q.c.QueryContext(ctx, `SELECT room_id FROM room_state WHERE type = 'm.room.member' AND state_key = ?
+	rows, err := q.query(ctx, `SELECT room_id FROM room_state WHERE type = 'm.room.member' AND state_key = ?
 		AND membership IN (`+placeholders(len(memberships))+`) ORDER BY pos`, args...)
 	if err != nil {
 		return nil, err
@@ -248,31 +248,31 @@ func (q Q) ReplaceEventJSON(ctx context.Context, eventID string, json []byte, re
 // MaxEventPos is the newest event position of the whole server.
 func (q Q) MaxEventPos(ctx context.Context) (int64, error) {
 	var pos sql.NullInt64
-	err := q.c.QueryRowContext(ctx, `SELECT MAX(pos) FROM events`).Scan(&pos)
+	err := q.queryRow(ctx, `SELECT MAX(pos) FROM events`).Scan(&pos)
 	return pos.Int64, err
 }
 
 // ForgetRoom records that a user forgot a room they left.
 func (q Q) ForgetRoom(ctx context.Context, userID, roomID string) error {
-	_, err := q.c.ExecContext(ctx, `INSERT OR IGNORE INTO forgotten_rooms(user_id, room_id) VALUES(?, ?)`, userID, roomID)
+	_, err := q.exec(ctx, `INSERT OR IGNORE INTO forgotten_rooms(user_id, room_id) VALUES(?, ?)`, userID, roomID)
 	return err
 }
 
 // UnforgetRoom clears the forgotten mark, as joining again does.
 func (q Q) UnforgetRoom(ctx context.Context, userID, roomID string) error {
-	_, err := q.c.ExecContext(ctx, `DELETE FROM forgotten_rooms WHERE user_id = ? AND room_id = ?`, userID, roomID)
+	_, err := q.exec(ctx, `DELETE FROM forgotten_rooms WHERE user_id = ? AND room_id = ?`, userID, roomID)
 	return err
 }
 
 // SetAlias maps a local alias to a room; ErrConflict if the alias is taken.
 func (q Q) SetAlias(ctx context.Context, alias, roomID, creator string) error {
-	_, err := q.c.ExecContext(ctx, `INSERT INTO room_aliases(alias, room_id, creator) VALUES(?, ?, ?)`, alias, roomID, creator)
+	_, err := q.exec(ctx, `INSERT INTO room_aliases(alias, room_id, creator) VALUES(?, ?, ?)`, alias, roomID, creator)
 	return conflict(err)
 }
 
 // Alias resolves an alias to its room and creator.
 func (q Q) Alias(ctx context.Context, alias string) (roomID, creator string, err error) {
-	err = q.c.QueryRowContext(ctx, `SELECT room_id, creator FROM room_aliases WHERE alias = ?`, alias).Scan(&roomID, &creator)
+	err = q.queryRow(ctx, `SELECT room_id, creator FROM room_aliases WHERE alias = ?`, alias).Scan(&roomID, &creator)
 	return roomID, creator, notFound(err)
 }
 
@@ -283,7 +283,7 @@ func (q Q) DeleteAlias(ctx context.Context, alias string) error {
 
 // RoomAliases lists a room's local aliases.
 func (q Q) RoomAliases(ctx context.Context, roomID string) ([]string, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias`, roomID)
+	rows, err := q.query(ctx, `SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias`, roomID)
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ type Positions struct {
 // mark, which pruning the newest event does not lower.
 func (q Q) Positions(ctx context.Context) (Positions, error) {
 	var p Positions
-	err := q.c.QueryRowContext(ctx, `SELECT
+	err := q.queryRow(ctx, `SELECT
 		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
 		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'account_data'), 0),
 		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'receipts'), 0),
@@ -59,7 +59,7 @@ func (q Q) MembershipsIn(ctx context.Context, userID string, roomIDs []string) (
 }
 
 func (q Q) memberships(ctx context.Context, query string, args ...any) ([]RoomMembership, error) {
-	rows, err := q.c.QueryContext(ctx, query, args...)
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (q Q) memberships(ctx context.Context, query string, args ...any) ([]RoomMe
 
 // RoomsWithEventsBetween returns the rooms with events in (from, to].
 func (q Q) RoomsWithEventsBetween(ctx context.Context, from, to int64) (map[string]bool, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT DISTINCT room_id FROM events WHERE pos > ? AND pos <= ?`, from, to)
+	rows, err := q.query(ctx, `SELECT DISTINCT room_id FROM events WHERE pos > ? AND pos <= ?`, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ type AccountDataEntry struct {
 
 // AccountDataBetween returns a user's account data changed in (from, to].
 func (q Q) AccountDataBetween(ctx context.Context, userID string, from, to int64) ([]AccountDataEntry, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT room_id, type, content FROM account_data
+	rows, err := q.query(ctx, `SELECT room_id, type, content FROM account_data
 		WHERE user_id = ? AND pos > ? AND pos <= ? ORDER BY pos`, userID, from, to)
 	if err != nil {
 		return nil, err
@@ -151,7 +151,7 @@ func (q Q) JoinedMembers(ctx context.Context, roomID string) ([]string, error) {
 
 // MemberCounts returns a room's joined and invited member counts.
 func (q Q) MemberCounts(ctx context.Context, roomID string) (joined, invited int, err error) {
-	err = q.c.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE membership = 'join'), COUNT(*) FILTER (WHERE membership = 'invite')
+	err = q.queryRow(ctx, `SELECT COUNT(*) FILTER (WHERE membership = 'join'), COUNT(*) FILTER (WHERE membership = 'invite')
 		FROM room_state WHERE room_id = ? AND type = 'm.room.member'`, roomID).Scan(&joined, &invited)
 	return
 }
@@ -182,7 +182,7 @@ func (q Q) UsersSharingRooms(ctx context.Context, userID string) (map[string]boo
 }
 
 func (q Q) strings(ctx context.Context, query string, args ...any) ([]string, error) {
-	rows, err := q.c.QueryContext(ctx, query, args...)
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ type Receipt struct {
 // same kind; it reports whether anything changed.
 func (q Q) SetReceipt(ctx context.Context, r Receipt) (bool, error) {
 	var cur int64
-	err := q.c.QueryRowContext(ctx, `SELECT event_pos FROM receipts WHERE room_id = ? AND user_id = ? AND type = ? AND thread_id = ?`,
+	err := q.queryRow(ctx, `SELECT event_pos FROM receipts WHERE room_id = ? AND user_id = ? AND type = ? AND thread_id = ?`,
 		r.RoomID, r.UserID, r.Type, r.ThreadID).Scan(&cur)
 	if err == nil && cur >= r.EventPos {
 		return false, nil
@@ -219,7 +219,7 @@ func (q Q) SetReceipt(ctx context.Context, r Receipt) (bool, error) {
 	if r.Pos, err = q.nextPos(ctx, "receipts"); err != nil {
 		return false, err
 	}
-	_, err = q.c.ExecContext(ctx, `INSERT INTO receipts(room_id, user_id, type, thread_id, event_id, event_pos, ts, pos)
+	_, err = q.exec(ctx, `INSERT INTO receipts(room_id, user_id, type, thread_id, event_id, event_pos, ts, pos)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(room_id, user_id, type, thread_id) DO UPDATE SET
 		event_id = excluded.event_id, event_pos = excluded.event_pos, ts = excluded.ts, pos = excluded.pos`,
 		r.RoomID, r.UserID, r.Type, r.ThreadID, r.EventID, r.EventPos, r.TS, r.Pos)
@@ -228,7 +228,7 @@ func (q Q) SetReceipt(ctx context.Context, r Receipt) (bool, error) {
 
 // ReceiptsBetween returns the receipts of a room set in (from, to].
 func (q Q) ReceiptsBetween(ctx context.Context, roomID string, from, to int64) ([]Receipt, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT room_id, user_id, type, thread_id, event_id, event_pos, ts, pos FROM receipts
+	rows, err := q.query(ctx, `SELECT room_id, user_id, type, thread_id, event_id, event_pos, ts, pos FROM receipts
 		WHERE room_id = ? AND pos > ? AND pos <= ? ORDER BY pos`, roomID, from, to)
 	if err != nil {
 		return nil, err
@@ -266,7 +266,7 @@ type Presence struct {
 func (q Q) SetPresence(ctx context.Context, p Presence, touch bool) (bool, error) {
 	var cur Presence
 	var msg sql.NullString
-	err := q.c.QueryRowContext(ctx, `SELECT state, status_msg, last_active_ts FROM presence WHERE user_id = ?`, p.UserID).
+	err := q.queryRow(ctx, `SELECT state, status_msg, last_active_ts FROM presence WHERE user_id = ?`, p.UserID).
 		Scan(&cur.State, &msg, &cur.LastActiveTS)
 	if err == nil && cur.State == p.State && msg.String == p.StatusMsg && !touch {
 		return false, nil
@@ -278,7 +278,7 @@ func (q Q) SetPresence(ctx context.Context, p Presence, touch bool) (bool, error
 	if err != nil {
 		return false, err
 	}
-	_, err = q.c.ExecContext(ctx, `INSERT INTO presence(user_id, state, status_msg, last_active_ts, pos) VALUES(?, ?, ?, ?, ?)
+	_, err = q.exec(ctx, `INSERT INTO presence(user_id, state, status_msg, last_active_ts, pos) VALUES(?, ?, ?, ?, ?)
 		ON CONFLICT(user_id) DO UPDATE SET state = excluded.state, status_msg = excluded.status_msg,
 		last_active_ts = excluded.last_active_ts, pos = excluded.pos`, p.UserID, p.State, nullString(p.StatusMsg), p.LastActiveTS, pos)
 	return err == nil, err
@@ -288,7 +288,7 @@ func (q Q) SetPresence(ctx context.Context, p Presence, touch bool) (bool, error
 func (q Q) GetPresence(ctx context.Context, userID string) (Presence, error) {
 	p := Presence{UserID: userID}
 	var msg sql.NullString
-	err := q.c.QueryRowContext(ctx, `SELECT state, status_msg, last_active_ts, pos FROM presence WHERE user_id = ?`, userID).
+	err := q.queryRow(ctx, `SELECT state, status_msg, last_active_ts, pos FROM presence WHERE user_id = ?`, userID).
 		Scan(&p.State, &msg, &p.LastActiveTS, &p.Pos)
 	p.StatusMsg = msg.String
 	return p, notFound(err)
@@ -296,7 +296,7 @@ func (q Q) GetPresence(ctx context.Context, userID string) (Presence, error) {
 
 // PresenceBetween returns presence changes in (from, to].
 func (q Q) PresenceBetween(ctx context.Context, from, to int64) ([]Presence, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT user_id, state, status_msg, last_active_ts, pos FROM presence
+	rows, err := q.query(ctx, `SELECT user_id, state, status_msg, last_active_ts, pos FROM presence
 		WHERE pos > ? AND pos <= ? ORDER BY pos`, from, to)
 	if err != nil {
 		return nil, err
@@ -323,7 +323,7 @@ type Member struct {
 // JoinedMembersWithNames lists a room's joined members with the display
 // names of their member events.
 func (q Q) JoinedMembersWithNames(ctx context.Context, roomID string) ([]Member, error) {
-	rows, err := q.c.QueryContext(ctx, `SELECT s.state_key, COALESCE(json_extract(e.json, '$.content.displayname'), '')
+	rows, err := q.query(ctx, `SELECT s.state_key, COALESCE(json_extract(e.json, '$.content.displayname'), '')
 		FROM room_state s JOIN events e ON e.event_id = s.event_id
 		WHERE s.room_id = ? AND s.type = 'm.room.member' AND s.membership = 'join'`, roomID)
 	if err != nil {

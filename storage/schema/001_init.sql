@@ -106,8 +106,10 @@ CREATE TABLE events (
     txn_id          TEXT
 );
 CREATE INDEX events_room ON events(room_id, pos);
-CREATE INDEX events_state ON events(room_id, type, state_key, pos) WHERE state_key IS NOT NULL;
-CREATE UNIQUE INDEX events_txn ON events(room_id, sender, device_id, txn_id) WHERE txn_id IS NOT NULL;
+-- Full indexes, not partial ones: a query whose bound parameters decide
+-- whether a partial index applies is re-prepared on every execution.
+CREATE INDEX events_state ON events(room_id, type, state_key, pos);
+CREATE UNIQUE INDEX events_txn ON events(room_id, sender, device_id, txn_id); -- NULLs are distinct
 
 -- The current state of each room. membership is set for m.room.member rows,
 -- so a user's rooms are one index lookup.
@@ -120,7 +122,7 @@ CREATE TABLE room_state (
     membership  TEXT,
     PRIMARY KEY (room_id, type, state_key)
 );
-CREATE INDEX room_state_member ON room_state(state_key, membership) WHERE type = 'm.room.member';
+CREATE INDEX room_state_member ON room_state(state_key, type, membership);
 
 -- Rooms a user has forgotten after leaving them.
 CREATE TABLE forgotten_rooms (

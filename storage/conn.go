@@ -1,0 +1,166 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// pconn is one SQLite connection with the statements prepared on it. It is
+// used by one goroutine at a time: the writer under its mutex, a reader
+// while it holds the connection from the pool.
+type pconn struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+func newPconn(ctx context.Context, db *sql.DB) (*pconn, error) {
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pconn{conn: c, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+// stmt returns the statement for a query, preparing it on first use:
+// parsing SQL costs more than running most of these queries.
+func (p *pconn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st := p.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := p.conn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	p.stmts[query] = st
+	return st, nil
+}
+
+func (p *pconn) close() {
+	for _, st := range p.stmts {
+		st.Close()
+	}
+	p.conn.Close()
+}
+
+// tx runs fn between begin and COMMIT, or ROLLBACK if it fails. The end of
+// the transaction does not use ctx: a cancelled request must still roll
+// back, or the connection would stay inside its transaction.
+func (p *pconn) tx(ctx context.Context, begin string, fn func(Q) error) error {
+	if _, err := p.conn.ExecContext(ctx, begin); err != nil {
+		return err
+	}
+	if err := fn(Q{pc: p}); err != nil {
+		_, _ = p.conn.ExecContext(context.Background(), "ROLLBACK")
+		return err
+	}
+	if _, err := p.conn.ExecContext(context.Background(), "COMMIT"); err != nil {
+		_, _ = p.conn.ExecContext(context.Background(), "ROLLBACK")
+		return err
+	}
+	return nil
+}
+
+// reader takes a read connection from the pool.
+func (db *DB) reader(ctx context.Context) (*pconn, error) {
+	select {
+	case p := <-db.readers:
+		return p, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (db *DB) release(p *pconn) { db.readers <- p }
+
+// Rows is *sql.Rows that, outside a transaction, gives its connection back
+// to the pool when closed.
+type Rows struct {
+	*sql.Rows
+	release func()
+}
+
+// Close closes the rows and releases their connection.
+func (r *Rows) Close() error {
+	err := r.Rows.Close()
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+	return err
+}
+
+func (q Q) query(ctx context.Context, query string, args ...any) (*Rows, error) {
+	p, release, err := q.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.stmt(ctx, query)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &Rows{Rows: rows, release: release}, nil
+}
+
+func (q Q) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	p, release, err := q.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	st, err := p.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// row is a single-row result whose Scan releases the connection.
+type row struct {
+	rows *Rows
+	err  error
+}
+
+func (r row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	return r.rows.Close()
+}
+
+func (q Q) queryRow(ctx context.Context, query string, args ...any) row {
+	rows, err := q.query(ctx, query, args...)
+	return row{rows: rows, err: err}
+}
+
+// conn is the transaction's connection, or a reader from the pool for a
+// query outside any transaction.
+func (q Q) conn(ctx context.Context) (*pconn, func(), error) {
+	if q.pc != nil {
+		return q.pc, func() {}, nil
+	}
+	if q.db == nil {
+		return nil, nil, errors.New("storage: query on a zero Q")
+	}
+	p, err := q.db.reader(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, func() { q.db.release(p) }, nil
+}
