@@ -208,8 +208,7 @@ func TestToDevice(t *testing.T) {
 	srv := ts.Start(t)
 	alice := srv.Register(t, "alice")
 	bob := srv.Register(t, "bob")
-	login := map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "bob"}, "password": ts.Password("bob")}
-	bob2 := srv.As(srv.Anon().MustDo(t, "POST", v3+"/login", login, 200).Get("access_token").Str)
+	bob2 := srv.Login(t, "bob")
 	since := bob.MustDo(t, "GET", v3+"/sync", nil, 200).Get("next_batch").Str
 
 	path := v3 + "/sendToDevice/m.room_key_request/txn1"
@@ -308,17 +307,14 @@ func TestDeviceDeletionRemovesKeysAndTellsOthers(t *testing.T) {
 	bob := srv.Register(t, "bob")
 	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
 	bob.Join(t, room)
-	login := map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "alice"}, "password": ts.Password("alice")}
-	res := srv.Anon().MustDo(t, "POST", v3+"/login", login, 200)
-	second := srv.As(res.Get("access_token").Str)
-	second.DeviceID, second.UserID = res.Get("device_id").Str, alice.UserID
+	second := srv.Login(t, "alice")
 	dk, _ := deviceKeys(t, second)
 	second.MustDo(t, "POST", v3+"/keys/upload", map[string]any{"device_keys": dk, "one_time_keys": otks("d", 3)}, 200)
 	bob.MustDo(t, "PUT", v3+"/sendToDevice/m.x/1", map[string]any{"messages": map[string]any{alice.UserID: map[string]any{second.DeviceID: map[string]any{}}}}, 200)
 	since := bob.MustDo(t, "GET", v3+"/sync", nil, 200).Get("next_batch").Str
 
 	alice.MustDo(t, "POST", v3+"/delete_devices", map[string]any{"devices": []string{second.DeviceID},
-		"auth": map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "alice"}, "password": ts.Password("alice")}}, 200)
+		"auth": ts.PasswordAuth("alice")}, 200)
 	s := bob.MustDo(t, "GET", v3+"/sync?since="+since, nil, 200)
 	if s.Get("device_lists.changed.0").Str != alice.UserID {
 		t.Fatalf("device_lists after deletion: %s", s.Get("device_lists").Raw)

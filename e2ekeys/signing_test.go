@@ -53,7 +53,7 @@ func TestCrossSigningUpload(t *testing.T) {
 		t.Fatalf("replacement without auth: %s", ch.Raw)
 	}
 	alice.MustDo(t, "POST", path, map[string]any{"master_key": crossKey(alice.UserID, "master", newMaster),
-		"auth": map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "alice"}, "password": ts.Password("alice")}}, 200)
+		"auth": ts.PasswordAuth("alice")}, 200)
 }
 
 func TestSignatureUpload(t *testing.T) {

@@ -130,6 +130,19 @@ func (s *Server) register(t testing.TB, name string, admin bool) *Client {
 	return &Client{UserID: res.Get("user_id").Str, DeviceID: res.Get("device_id").Str, Token: res.Get("access_token").Str, srv: s}
 }
 
+// Login logs a user made by Register in again, as a new device.
+func (s *Server) Login(t testing.TB, name string) *Client {
+	t.Helper()
+	res := s.Anon().MustDo(t, "POST", "/_matrix/client/v3/login", map[string]any{"type": "m.login.password",
+		"identifier": map[string]any{"type": "m.id.user", "user": name}, "password": Password(name)}, 200)
+	return &Client{UserID: res.Get("user_id").Str, DeviceID: res.Get("device_id").Str, Token: res.Get("access_token").Str, srv: s}
+}
+
+// PasswordAuth is the user-interactive auth dict of a user made by Register.
+func PasswordAuth(name string) map[string]any {
+	return map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": name}, "password": Password(name)}
+}
+
 // Password is the password Register gives a user.
 func Password(name string) string { return name + "-password" }
 
