@@ -702,6 +702,12 @@ func TestAliases(t *testing.T) {
 		alice.MustFail(t, "PUT", tc.path, tc.body, tc.status, tc.errcode)
 	}
 	alice.MustFail(t, "GET", v3+"/directory/room/%23missing:test.local", nil, 404, "M_NOT_FOUND")
+	// A canonical alias must be an alias of the room.
+	alice.MustDo(t, "PUT", roomPath(room, "/state/m.room.canonical_alias/"), map[string]any{"alias": "#team:test.local"}, 200)
+	alice.CreateRoom(t, map[string]any{"room_alias_name": "other"})
+	for _, bad := range []map[string]any{{"alias": "#nope:test.local"}, {"alias": "#other:test.local"}, {"alt_aliases": []string{"#nope:test.local"}}, {"alias": 5}} {
+		alice.MustFail(t, "PUT", roomPath(room, "/state/m.room.canonical_alias/"), bad, 400, "M_BAD_ALIAS")
+	}
 	// Eve (not in the room) cannot delete it; Alice (room admin) can delete
 	// an alias Bob made.
 	eve.MustFail(t, "DELETE", alias, nil, 403, "M_FORBIDDEN")

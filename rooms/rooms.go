@@ -73,6 +73,11 @@ func (s *Service) Send(ctx context.Context, roomID string, ev Event) (string, er
 		if err != nil {
 			return err
 		}
+		if ev.Type == spec.MRoomCanonicalAlias && ev.StateKey != nil && *ev.StateKey == "" {
+			if err := w.checkCanonicalAlias(roomID, ev.Content); err != nil {
+				return err
+			}
+		}
 		stored, err := w.append(room, ev)
 		if err != nil {
 			return err
@@ -111,6 +116,27 @@ func (w *writer) room(roomID string) (*storage.Room, error) {
 		return nil, httpapi.NotFound("unknown room")
 	}
 	return &r, err
+}
+
+// checkCanonicalAlias requires every alias a canonical alias event names to
+// exist and point to the room, as the spec asks (M_BAD_ALIAS).
+func (w *writer) checkCanonicalAlias(roomID string, content json.RawMessage) error {
+	c := gjson.ParseBytes(content)
+	aliases := []gjson.Result{c.Get("alias")}
+	aliases = append(aliases, c.Get("alt_aliases").Array()...)
+	for _, a := range aliases {
+		if !a.Exists() || a.Type == gjson.Null {
+			continue
+		}
+		target, _, err := w.q.Alias(w.ctx, a.Str)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && target != roomID) || a.Type != gjson.String {
+			return httpapi.BadAlias("%s is not an alias of this room", a.Raw)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // authState loads the current state events needed to authorise ev, as PDUs.
