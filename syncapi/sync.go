@@ -393,7 +393,11 @@ func (b *builder) rooms() error {
 // timelineFor returns the visible, filtered events of a room in (from, to]
 // (the newest limit of them), whether older ones were left out, and the
 // position before the first.
-func (b *builder) timelineFor(roomID string, from, to int64) ([]storage.Event, bool, int64, error) {
+//
+// joinedAt is the position of the user's current join (0 if they are not
+// joined): every event after it is visible to them, so the history
+// visibility rules need not be read for those.
+func (b *builder) timelineFor(roomID string, from, to, joinedAt int64) ([]storage.Event, bool, int64, error) {
 	f := &b.req.filter.Room.Timeline
 	limit := f.LimitOr(10, 500)
 	evs, more, err := b.q.EventsBetween(b.ctx, roomID, from, to, limit)
@@ -404,9 +408,11 @@ func (b *builder) timelineFor(roomID string, from, to int64) ([]storage.Event, b
 	if len(evs) > 0 {
 		before = evs[0].Pos - 1
 	}
-	visible, err := b.s.Rooms.Visible(b.ctx, b.q, roomID, b.dev.UserID, evs)
-	if err != nil {
-		return nil, false, 0, err
+	visible := evs
+	if len(evs) > 0 && (joinedAt == 0 || evs[0].Pos <= joinedAt) {
+		if visible, err = b.s.Rooms.Visible(b.ctx, b.q, roomID, b.dev.UserID, evs); err != nil {
+			return nil, false, 0, err
+		}
 	}
 	out := visible[:0:0]
 	for _, e := range visible {
@@ -487,7 +493,7 @@ func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) e
 	if b.initial() || newlyJoined {
 		from = 0
 	}
-	tl, limited, before, err := b.timelineFor(m.RoomID, from, b.to.Events)
+	tl, limited, before, err := b.timelineFor(m.RoomID, from, b.to.Events, m.Pos)
 	if err != nil {
 		return err
 	}
@@ -598,7 +604,7 @@ func (b *builder) invitedRoom(m storage.RoomMembership) error {
 
 func (b *builder) leftRoom(m storage.RoomMembership) error {
 	// History up to and including the leave; nothing after it.
-	tl, limited, before, err := b.timelineFor(m.RoomID, b.since.Events, m.Pos)
+	tl, limited, before, err := b.timelineFor(m.RoomID, b.since.Events, m.Pos, 0)
 	if err != nil {
 		return err
 	}
