@@ -17,13 +17,20 @@ import (
 // users whose devices or keys changed, users who newly share a room with
 // them, and users they stopped sharing every room with.
 func DeviceListDelta(ctx context.Context, q storage.Q, userID string, from, to streams.Token) (changed, left []string, err error) {
-	updated, err := q.DeviceListChangesBetween(ctx, from.DeviceLists, to.DeviceLists)
-	if err != nil {
-		return nil, nil, err
+	var updated []string
+	var members []storage.MemberChange
+	if from.DeviceLists < to.DeviceLists {
+		if updated, err = q.DeviceListChangesBetween(ctx, from.DeviceLists, to.DeviceLists); err != nil {
+			return nil, nil, err
+		}
 	}
-	members, err := q.MemberChangesBetween(ctx, from.Events, to.Events)
-	if err != nil || (len(updated) == 0 && len(members) == 0) {
-		return nil, nil, err // the common case: nothing to look up
+	if from.Events < to.Events {
+		if members, err = q.MemberChangesBetween(ctx, from.Events, to.Events); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(updated) == 0 && len(members) == 0 {
+		return nil, nil, nil // the common case: nothing to look up
 	}
 	sharing, err := q.UsersSharingRooms(ctx, userID)
 	if err != nil {

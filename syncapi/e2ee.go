@@ -29,9 +29,12 @@ func (s *Service) ackToDevice(ctx context.Context, dev *httpapi.Device, upTo int
 // e2ee fills the encryption streams: to-device messages, device list
 // changes and the device's key counts.
 func (b *builder) e2ee() error {
-	msgs, err := b.q.ToDeviceFor(b.ctx, b.dev.UserID, b.dev.DeviceID, b.since.ToDevice, b.to.ToDevice, toDeviceLimit)
-	if err != nil {
-		return err
+	var msgs []storage.ToDevice
+	if b.since.ToDevice < b.to.ToDevice {
+		var err error
+		if msgs, err = b.q.ToDeviceFor(b.ctx, b.dev.UserID, b.dev.DeviceID, b.since.ToDevice, b.to.ToDevice, toDeviceLimit); err != nil {
+			return err
+		}
 	}
 	if len(msgs) == toDeviceLimit {
 		b.to.ToDevice = msgs[len(msgs)-1].Pos
@@ -41,7 +44,7 @@ func (b *builder) e2ee() error {
 		b.res.ToDevice.Events = append(b.res.ToDevice.Events, ev)
 		b.empty = false
 	}
-	if !b.initial() {
+	if !b.initial() && (b.since.DeviceLists < b.to.DeviceLists || b.since.Events < b.to.Events) {
 		changed, left, err := e2ekeys.DeviceListDelta(b.ctx, b.q, b.dev.UserID, b.since, b.to)
 		if err != nil {
 			return err

@@ -83,7 +83,7 @@ func (b *builder) ephemeral(roomID string) ([]json.RawMessage, error) {
 			out = append(out, ev)
 		}
 	}
-	if !f.Allows("m.receipt", "") {
+	if !f.Allows("m.receipt", "") || (!b.initial() && b.since.Receipts == b.to.Receipts) {
 		return out, nil
 	}
 	receipts, err := b.q.ReceiptsBetween(b.ctx, roomID, b.since.Receipts, b.to.Receipts)
@@ -119,7 +119,7 @@ func (b *builder) ephemeral(roomID string) ([]json.RawMessage, error) {
 
 // presence adds the presence of users who share a room with the syncing user.
 func (b *builder) presence() error {
-	if !b.s.Cfg.Presence.Enabled {
+	if !b.s.Cfg.Presence.Enabled || b.since.Presence == b.to.Presence {
 		return nil
 	}
 	changes, err := b.q.PresenceBetween(b.ctx, b.since.Presence, b.to.Presence)

@@ -285,6 +285,10 @@ func accountDataEvent(typ string, content []byte) json.RawMessage {
 }
 
 func (b *builder) accountData() error {
+	// Each stream is read only when its position moved.
+	if !b.initial() && b.since.AccountData == b.to.AccountData {
+		return nil
+	}
 	entries, err := b.q.AccountDataBetween(b.ctx, b.dev.UserID, b.since.AccountData, b.to.AccountData)
 	if err != nil {
 		return err
@@ -323,11 +327,15 @@ func (b *builder) rooms() error {
 		memberships, err = b.q.Memberships(b.ctx, b.dev.UserID)
 	}
 	if !b.initial() {
-		if changed, err = b.q.RoomsWithEventsBetween(b.ctx, b.since.Events, b.to.Events); err != nil {
-			return err
+		if b.since.Events < b.to.Events {
+			if changed, err = b.q.RoomsWithEventsBetween(b.ctx, b.since.Events, b.to.Events); err != nil {
+				return err
+			}
 		}
-		if receipts, err = b.q.RoomsWithReceiptsBetween(b.ctx, b.since.Receipts, b.to.Receipts); err != nil {
-			return err
+		if b.since.Receipts < b.to.Receipts {
+			if receipts, err = b.q.RoomsWithReceiptsBetween(b.ctx, b.since.Receipts, b.to.Receipts); err != nil {
+				return err
+			}
 		}
 		if !b.req.fullState {
 			// Only rooms where something happened since the token, not
