@@ -26,16 +26,38 @@ type Unread struct {
 	Notifications, Highlights int
 }
 
+// ReadPositions returns the event positions a user has read up to in a room:
+// per thread ID as given in threaded receipts ("main" for the main
+// timeline), and "" for unthreaded receipts, which cover every thread.
+func (q Q) ReadPositions(ctx context.Context, userID, roomID string) (map[string]int64, error) {
+	rows, err := q.query(ctx, `SELECT thread_id, MAX(event_pos) FROM receipts
+		WHERE room_id = ? AND user_id = ? AND type IN ('m.read', 'm.read.private') GROUP BY thread_id`, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var t string
+		var p int64
+		if err := rows.Scan(&t, &p); err != nil {
+			return nil, err
+		}
+		out[t] = p
+	}
+	return out, rows.Err()
+}
+
 // UnreadCounts counts a user's unread notifications in a room per thread
-// ("" for the main timeline), each thread read up to its own receipt
-// ("main" for the main timeline) or the unthreaded one, whichever is later.
+// ("" for the main timeline), each thread read up to its own receipt or the
+// unthreaded one, whichever is later.
 func (q Q) UnreadCounts(ctx context.Context, userID, roomID string) (map[string]Unread, error) {
-	rows, err := q.query(ctx, `SELECT p.thread_id, COUNT(*), SUM(p.highlight) FROM push_actions p
-		WHERE p.user_id = ?1 AND p.room_id = ?2 AND p.event_pos > COALESCE((
-			SELECT MAX(r.event_pos) FROM receipts r WHERE r.room_id = ?2 AND r.user_id = ?1
-			AND r.type IN ('m.read', 'm.read.private')
-			AND r.thread_id IN ('', CASE p.thread_id WHEN '' THEN 'main' ELSE p.thread_id END)), 0)
-		GROUP BY p.thread_id`, userID, roomID)
+	read, err := q.ReadPositions(ctx, userID, roomID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.query(ctx, `SELECT thread_id, event_pos, highlight FROM push_actions
+		WHERE user_id = ? AND room_id = ? AND event_pos > ?`, userID, roomID, read[""])
 	if err != nil {
 		return nil, err
 	}
@@ -43,9 +65,22 @@ func (q Q) UnreadCounts(ctx context.Context, userID, roomID string) (map[string]
 	out := map[string]Unread{}
 	for rows.Next() {
 		var thread string
-		var u Unread
-		if err := rows.Scan(&thread, &u.Notifications, &u.Highlights); err != nil {
+		var pos int64
+		var hl bool
+		if err := rows.Scan(&thread, &pos, &hl); err != nil {
 			return nil, err
+		}
+		key := thread
+		if key == "" {
+			key = "main"
+		}
+		if pos <= read[key] {
+			continue
+		}
+		u := out[thread]
+		u.Notifications++
+		if hl {
+			u.Highlights++
 		}
 		out[thread] = u
 	}

@@ -324,7 +324,9 @@ func (b *builder) rooms() error {
 	receipts := map[string]bool{}
 	var err error
 	if b.initial() || b.req.fullState {
-		memberships, err = b.q.Memberships(b.ctx, b.dev.UserID)
+		if memberships, err = b.q.Memberships(b.ctx, b.dev.UserID); err != nil {
+			return err
+		}
 	}
 	if !b.initial() {
 		if b.since.Events < b.to.Events {
@@ -356,11 +358,10 @@ func (b *builder) rooms() error {
 			for id := range candidates {
 				ids = append(ids, id)
 			}
-			memberships, err = b.q.MembershipsIn(b.ctx, b.dev.UserID, ids)
+			if memberships, err = b.q.MembershipsIn(b.ctx, b.dev.UserID, ids); err != nil {
+				return err
+			}
 		}
-	}
-	if err != nil {
-		return err
 	}
 	rf := &b.req.filter.Room
 	for _, m := range memberships {
