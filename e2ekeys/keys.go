@@ -103,37 +103,46 @@ func invalidSignature(msg string) *httpapi.Error {
 	return &httpapi.Error{Status: http.StatusBadRequest, Code: spec.ErrorInvalidSignature, Message: msg}
 }
 
-// POST /_matrix/client/v3/keys/upload
-func (s *Service) upload(r *http.Request, dev *httpapi.Device) httpapi.Response {
-	var req struct {
-		DeviceKeys   json.RawMessage            `json:"device_keys"`
-		OneTimeKeys  map[string]json.RawMessage `json:"one_time_keys"`
-		FallbackKeys map[string]json.RawMessage `json:"fallback_keys"`
-	}
-	if err := httpapi.Decode(r, &req); err != nil {
-		return httpapi.Fail(err)
-	}
-	ctx := r.Context()
-	var dk *deviceKeys
+// keyUpload is a validated /keys/upload body (also part of a dehydrated
+// device).
+type keyUpload struct {
+	deviceKeys json.RawMessage // nil when absent
+	identity   map[string]string
+	otks       map[keyRef]json.RawMessage
+	fallbacks  map[keyRef]json.RawMessage
+}
+
+type keyRef struct{ alg, id string }
+
+type uploadRequest struct {
+	DeviceKeys   json.RawMessage            `json:"device_keys"`
+	OneTimeKeys  map[string]json.RawMessage `json:"one_time_keys"`
+	FallbackKeys map[string]json.RawMessage `json:"fallback_keys"`
+}
+
+// parseUpload checks uploaded keys for one device: device keys must be that
+// device's, with an ed25519 and a curve25519 key, self-signed.
+func parseUpload(req uploadRequest, userID, deviceID string) (*keyUpload, error) {
+	up := &keyUpload{}
 	if len(req.DeviceKeys) > 0 && string(req.DeviceKeys) != "null" {
-		dk = &deviceKeys{}
-		if err := json.Unmarshal(req.DeviceKeys, dk); err != nil {
-			return httpapi.Fail(httpapi.BadJSON("device_keys has the wrong shape"))
+		var dk deviceKeys
+		if err := json.Unmarshal(req.DeviceKeys, &dk); err != nil {
+			return nil, httpapi.BadJSON("device_keys has the wrong shape")
 		}
-		if dk.UserID != dev.UserID || dk.DeviceID != dev.DeviceID {
-			return httpapi.Fail(httpapi.InvalidParam("device_keys must be for your own user and device"))
+		if dk.UserID != userID || dk.DeviceID != deviceID {
+			return nil, httpapi.InvalidParam("device_keys must be for your own user and device")
 		}
-		edKey := dk.Keys["ed25519:"+dev.DeviceID]
-		if edKey == "" || dk.Keys["curve25519:"+dev.DeviceID] == "" || len(dk.Algorithms) == 0 {
-			return httpapi.Fail(httpapi.BadJSON("device_keys needs algorithms and ed25519 and curve25519 keys named for the device"))
+		edKey := dk.Keys["ed25519:"+deviceID]
+		if edKey == "" || dk.Keys["curve25519:"+deviceID] == "" || len(dk.Algorithms) == 0 {
+			return nil, httpapi.BadJSON("device_keys needs algorithms and ed25519 and curve25519 keys named for the device")
 		}
-		if err := verify(dev.UserID, "ed25519:"+dev.DeviceID, edKey, req.DeviceKeys); err != nil {
-			return httpapi.Fail(invalidSignature("device_keys are not signed by the device's ed25519 key"))
+		if err := verify(userID, "ed25519:"+deviceID, edKey, req.DeviceKeys); err != nil {
+			return nil, invalidSignature("device_keys are not signed by the device's ed25519 key")
 		}
+		up.deviceKeys, up.identity = req.DeviceKeys, dk.Keys
 	}
-	type key struct{ alg, id string }
-	parse := func(m map[string]json.RawMessage) (map[key]json.RawMessage, error) {
-		out := map[key]json.RawMessage{}
+	parse := func(m map[string]json.RawMessage) (map[keyRef]json.RawMessage, error) {
+		out := map[keyRef]json.RawMessage{}
 		for k, v := range m {
 			alg, id, ok := strings.Cut(k, ":")
 			if !ok || alg == "" || id == "" {
@@ -142,68 +151,91 @@ func (s *Service) upload(r *http.Request, dev *httpapi.Device) httpapi.Response 
 			if t := gjson.ParseBytes(v); !t.IsObject() && t.Type != gjson.String {
 				return nil, httpapi.BadJSON("key %q must be a string or an object", k)
 			}
-			out[key{alg, id}] = v
+			out[keyRef{alg, id}] = v
 		}
 		return out, nil
 	}
-	otks, err := parse(req.OneTimeKeys)
+	var err error
+	if up.otks, err = parse(req.OneTimeKeys); err != nil {
+		return nil, err
+	}
+	if up.fallbacks, err = parse(req.FallbackKeys); err != nil {
+		return nil, err
+	}
+	return up, nil
+}
+
+// store writes validated keys for a device in the transaction q and reports
+// whether its device keys are new (a device list change).
+func (up *keyUpload) store(ctx context.Context, q storage.Q, userID, deviceID string) (bool, error) {
+	changed := false
+	if up.deviceKeys != nil {
+		old, err := q.DeviceKeys(ctx, userID, deviceID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			changed = true
+		case err != nil:
+			return false, err
+		default:
+			var prev deviceKeys
+			_ = json.Unmarshal(old, &prev)
+			for k, v := range up.identity {
+				if prev.Keys[k] != v {
+					return false, httpapi.InvalidParam("a device's identity keys cannot change; log in as a new device")
+				}
+			}
+		}
+		if err := q.SetDeviceKeys(ctx, userID, deviceID, up.deviceKeys); err != nil {
+			return false, err
+		}
+		if changed {
+			if err := q.AddDeviceListChange(ctx, userID); err != nil {
+				return false, err
+			}
+		}
+	}
+	for k, v := range up.otks {
+		err := q.AddOneTimeKey(ctx, userID, deviceID, k.alg, k.id, v)
+		if errors.Is(err, storage.ErrConflict) {
+			old, err := q.OneTimeKey(ctx, userID, deviceID, k.alg, k.id)
+			if err != nil {
+				return false, err
+			}
+			if !jsonEqual(old, v) {
+				return false, httpapi.InvalidParam("one-time key %s:%s already exists with other content", k.alg, k.id)
+			}
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	for k, v := range up.fallbacks {
+		if err := q.SetFallbackKey(ctx, userID, deviceID, k.alg, k.id, v); err != nil {
+			return false, err
+		}
+	}
+	return changed, nil
+}
+
+// POST /_matrix/client/v3/keys/upload
+func (s *Service) upload(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	var req uploadRequest
+	if err := httpapi.Decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	up, err := parseUpload(req, dev.UserID, dev.DeviceID)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	fallbacks, err := parse(req.FallbackKeys)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
+	ctx := r.Context()
 	var counts map[string]int
 	changed := false
 	err = s.DB.Write(ctx, func(q storage.Q) error {
-		if dk != nil {
-			old, err := q.DeviceKeys(ctx, dev.UserID, dev.DeviceID)
-			switch {
-			case errors.Is(err, storage.ErrNotFound):
-				changed = true
-			case err != nil:
-				return err
-			default:
-				var prev deviceKeys
-				_ = json.Unmarshal(old, &prev)
-				for k, v := range dk.Keys {
-					if prev.Keys[k] != v {
-						return httpapi.InvalidParam("a device's identity keys cannot change; log in as a new device")
-					}
-				}
-			}
-			if err := q.SetDeviceKeys(ctx, dev.UserID, dev.DeviceID, req.DeviceKeys); err != nil {
-				return err
-			}
-			if changed {
-				if err := q.AddDeviceListChange(ctx, dev.UserID); err != nil {
-					return err
-				}
-			}
-		}
-		for k, v := range otks {
-			err := q.AddOneTimeKey(ctx, dev.UserID, dev.DeviceID, k.alg, k.id, v)
-			if errors.Is(err, storage.ErrConflict) {
-				old, err := q.OneTimeKey(ctx, dev.UserID, dev.DeviceID, k.alg, k.id)
-				if err != nil {
-					return err
-				}
-				if !jsonEqual(old, v) {
-					return httpapi.InvalidParam("one-time key %s:%s already exists with other content", k.alg, k.id)
-				}
-				continue
-			}
-			if err != nil {
-				return err
-			}
-		}
-		for k, v := range fallbacks {
-			if err := q.SetFallbackKey(ctx, dev.UserID, dev.DeviceID, k.alg, k.id, v); err != nil {
-				return err
-			}
-		}
 		var err error
+		if changed, err = up.store(ctx, q, dev.UserID, dev.DeviceID); err != nil {
+			return err
+		}
 		counts, err = q.OneTimeKeyCounts(ctx, dev.UserID, dev.DeviceID)
 		return err
 	})
