@@ -57,6 +57,7 @@ func (s *Service) Register(r *mux.Router, h *httpapi.API) {
 		authed(c+p, s.getBackupKeys, "GET")
 		authed(c+p, s.deleteBackupKeys, "DELETE")
 	}
+	s.registerDehydrated(r, h)
 }
 
 // WakeDeviceListChange wakes the syncs of a user and of everyone sharing a

@@ -380,3 +380,24 @@ func (q Q) MemberChangesBetween(ctx context.Context, from, to int64) ([]MemberCh
 	}
 	return out, rows.Err()
 }
+
+// DehydratedDevice is a user's dehydrated device.
+type DehydratedDevice struct {
+	DeviceID string
+	Data     []byte
+}
+
+// GetDehydratedDevice loads a user's dehydrated device.
+func (q Q) GetDehydratedDevice(ctx context.Context, userID string) (DehydratedDevice, error) {
+	var d DehydratedDevice
+	err := q.queryRow(ctx, `SELECT device_id, device_data FROM dehydrated_devices WHERE user_id = ?`, userID).Scan(&d.DeviceID, &d.Data)
+	return d, notFound(err)
+}
+
+// SetDehydratedDevice records a user's dehydrated device; the device row
+// must exist.
+func (q Q) SetDehydratedDevice(ctx context.Context, userID string, d DehydratedDevice) error {
+	_, err := q.exec(ctx, `INSERT INTO dehydrated_devices(user_id, device_id, device_data) VALUES(?, ?, ?)
+		ON CONFLICT(user_id) DO UPDATE SET device_id = excluded.device_id, device_data = excluded.device_data`, userID, d.DeviceID, d.Data)
+	return err
+}
