@@ -33,7 +33,7 @@ func TestDehydratedDevice(t *testing.T) {
 		t.Fatalf("query: %s", q.Raw)
 	}
 	c := bob.MustDo(t, "POST", v3+"/keys/claim", map[string]any{"one_time_keys": map[string]any{alice.UserID: map[string]string{"PARKED1": "signed_curve25519"}}}, 200)
-	if len(c.Get("one_time_keys." + ts.Esc(alice.UserID) + ".PARKED1").Map()) != 1 {
+	if len(c.Get("one_time_keys."+ts.Esc(alice.UserID)+".PARKED1").Map()) != 1 {
 		t.Fatalf("claim: %s", c.Raw)
 	}
 	for i, txn := range []string{"a", "b", "c"} {
