@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redoubt-systems/redoubt/config"
@@ -137,7 +138,7 @@ func (s *Service) VerifyPassword(ctx context.Context, userID, password string) e
 	if errors.Is(err, storage.ErrNotFound) {
 		// Spend the same time as a real check, so timing does not reveal
 		// which user IDs exist.
-		_, _ = CheckPassword(dummyHash, password)
+		_, _ = CheckPassword(dummyHash(), password)
 		return ErrBadLogin
 	}
 	if err != nil {
@@ -159,7 +160,12 @@ func (s *Service) VerifyPassword(ctx context.Context, userID, password string) e
 	return nil
 }
 
-var dummyHash, _ = HashPassword("redoubt-dummy")
+// dummyHash is made on first use, not at start-up: hashing costs tens of
+// milliseconds and 19 MiB.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := HashPassword("redoubt-dummy")
+	return h
+})
 
 // Session is a new login's credentials.
 type Session struct {
