@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/redoubt-systems/redoubt/auth"
+	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/rooms"
 )
@@ -27,7 +28,7 @@ func (a *API) wellKnown(*http.Request) httpapi.Response { return httpapi.OK(a.we
 // GET /_matrix/client/v3/capabilities
 func (a *API) capabilities(*http.Request, *httpapi.Device) httpapi.Response {
 	available := map[string]string{}
-	for _, v := range []string{"10", "11", "12"} {
+	for _, v := range config.SupportedRoomVersions {
 		available[v] = "stable"
 	}
 	return httpapi.OK(map[string]any{"capabilities": map[string]any{

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -214,10 +215,8 @@ func (c *Config) Validate() error {
 	if c.Auth.AccessTokenLifetime < Duration(time.Minute) {
 		bad("auth.access_token_lifetime", "must be at least 1m")
 	}
-	switch c.Rooms.DefaultVersion {
-	case "10", "11", "12":
-	default:
-		bad("rooms.default_version", "%q is not one of 10, 11, 12", c.Rooms.DefaultVersion)
+	if !slices.Contains(SupportedRoomVersions, c.Rooms.DefaultVersion) {
+		bad("rooms.default_version", "%q is not one of %s", c.Rooms.DefaultVersion, strings.Join(SupportedRoomVersions, ", "))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -11,12 +11,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 
+	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -38,8 +40,8 @@ type Service struct {
 	Notify func(events []storage.Event)
 }
 
-// Supported room versions.
-func Supported(v string) bool { return v == "10" || v == "11" || v == "12" }
+// Supported reports whether this server creates and serves a room version.
+func Supported(v string) bool { return slices.Contains(config.SupportedRoomVersions, v) }
 
 // Event is what a client asks to send into a room.
 type Event struct {

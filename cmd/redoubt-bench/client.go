@@ -92,18 +92,6 @@ func register(ctx context.Context, base, secret, name string, hc *http.Client) (
 		token: res.Get("access_token").Str}, nil
 }
 
-// login adds another device for a user registered by register.
-func (c *client) login(ctx context.Context, name string) (*client, error) {
-	anon := &client{base: c.base, http: c.http}
-	res, err := anon.do(ctx, "POST", "/_matrix/client/v3/login", map[string]any{"type": "m.login.password",
-		"identifier": map[string]any{"type": "m.id.user", "user": name}, "password": "bench-" + name + "-password"})
-	if err != nil {
-		return nil, err
-	}
-	return &client{base: c.base, http: c.http, UserID: res.Get("user_id").Str, Device: res.Get("device_id").Str,
-		token: res.Get("access_token").Str}, nil
-}
-
 func roomPath(roomID, rest string) string {
 	return "/_matrix/client/v3/rooms/" + url.PathEscape(roomID) + rest
 }
