@@ -3,13 +3,12 @@ package push
 import (
 	"context"
 	"errors"
-	"math"
 	"sync"
 
-	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 
+	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -106,38 +105,13 @@ func (r *Rules) Process(ctx context.Context, q storage.Q, room *storage.Room, ev
 // senderLevels fills in the sender's power level and the room's
 // notification levels, for sender_notification_permission.
 func senderLevels(ctx context.Context, q storage.Q, room *storage.Room, sender string, c *Context) error {
-	c.NotificationLevels = map[string]int64{"room": 50}
-	plEvent, err := q.CurrentStateEvent(ctx, room.RoomID, spec.MRoomPowerLevels, "")
-	if err == nil {
-		verImpl, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(room.Version))
-		if err != nil {
-			return err
-		}
-		var pl gomatrixserverlib.PowerLevelContent
-		pl.Defaults()
-		if err := verImpl.ParsePowerLevels([]byte(gjson.GetBytes(plEvent.JSON, "content").Raw), &pl); err == nil {
-			c.SenderLevel = pl.UserLevel(spec.SenderID(sender))
-			for k, v := range pl.Notifications {
-				c.NotificationLevels[k] = v
-			}
-		}
-	} else if !errors.Is(err, storage.ErrNotFound) {
+	level, pl, err := rooms.PowerOf(ctx, q, room, sender)
+	if err != nil {
 		return err
 	}
-	// From room version 12 the creators outrank every power level.
-	if room.Version == "12" {
-		create, err := q.CurrentStateEvent(ctx, room.RoomID, spec.MRoomCreate, "")
-		if err != nil {
-			return err
-		}
-		if create.Sender == sender {
-			c.SenderLevel = math.MaxInt64
-		}
-		for _, a := range gjson.GetBytes(create.JSON, "content.additional_creators").Array() {
-			if a.Str == sender {
-				c.SenderLevel = math.MaxInt64
-			}
-		}
+	c.SenderLevel, c.NotificationLevels = level, map[string]int64{"room": 50}
+	for k, v := range pl.Notifications {
+		c.NotificationLevels[k] = v
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/redoubt-systems/redoubt/httpapi"
@@ -97,22 +96,7 @@ func (s *Service) canSendState(ctx context.Context, q storage.Q, roomID, userID,
 	if err != nil {
 		return false, err
 	}
-	provider, _ := gomatrixserverlib.NewAuthEvents(nil)
-	for _, t := range []string{spec.MRoomCreate, spec.MRoomPowerLevels} {
-		e, err := q.CurrentStateEvent(ctx, roomID, t, "")
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		pdu, err := toPDU(room.Version, e)
-		if err != nil {
-			return false, err
-		}
-		_ = provider.AddEvent(pdu)
-	}
-	level, pl, err := powerLevel(provider, &room, userID)
+	level, pl, err := PowerOf(ctx, q, &room, userID)
 	if err != nil {
 		return false, err
 	}

@@ -305,6 +305,29 @@ func (w *writer) redact(room *storage.Room, redaction gomatrixserverlib.PDU, pro
 	return w.q.ReplaceEventJSON(w.ctx, targetID, redacted, redaction.EventID())
 }
 
+// PowerOf returns a user's power level in a room and the room's power level
+// content, from its current state.
+func PowerOf(ctx context.Context, q storage.Q, room *storage.Room, userID string) (int64, gomatrixserverlib.PowerLevelContent, error) {
+	provider, _ := gomatrixserverlib.NewAuthEvents(nil)
+	for _, t := range []string{spec.MRoomCreate, spec.MRoomPowerLevels} {
+		e, err := q.CurrentStateEvent(ctx, room.RoomID, t, "")
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, gomatrixserverlib.PowerLevelContent{}, err
+		}
+		pdu, err := toPDU(room.Version, e)
+		if err != nil {
+			return 0, gomatrixserverlib.PowerLevelContent{}, err
+		}
+		if err := provider.AddEvent(pdu); err != nil {
+			return 0, gomatrixserverlib.PowerLevelContent{}, err
+		}
+	}
+	return powerLevel(provider, room, userID)
+}
+
 // powerLevel returns a user's power level in a room and the room's power
 // level content. From room version 12 the room's creators outrank everyone.
 func powerLevel(provider gomatrixserverlib.AuthEventProvider, room *storage.Room, userID string) (int64, gomatrixserverlib.PowerLevelContent, error) {
