@@ -30,12 +30,8 @@ type API struct {
 // Register adds the client API's routes, one a line, grouped as the spec's
 // table of contents.
 func (a *API) Register(r *mux.Router, h *httpapi.API) {
-	pub := func(path string, fn httpapi.Handler, methods ...string) {
-		r.Handle(path, h.Public(fn)).Methods(methods...)
-	}
-	authed := func(path string, fn httpapi.AuthHandler, methods ...string) {
-		r.Handle(path, h.Authed(fn)).Methods(methods...)
-	}
+	rt := httpapi.Routes{R: r, API: h}
+	pub, authed := rt.Public, rt.Authed
 	const c = "/_matrix/client/v3"
 
 	// Server discovery and capabilities

@@ -20,10 +20,11 @@ import (
 const dehydratedPrefix = "/_matrix/client/unstable/org.matrix.msc3814.v1"
 
 func (s *Service) registerDehydrated(r *mux.Router, h *httpapi.API) {
-	r.Handle(dehydratedPrefix+"/dehydrated_device", h.Authed(s.putDehydrated)).Methods("PUT")
-	r.Handle(dehydratedPrefix+"/dehydrated_device", h.Authed(s.getDehydrated)).Methods("GET")
-	r.Handle(dehydratedPrefix+"/dehydrated_device", h.Authed(s.deleteDehydrated)).Methods("DELETE")
-	r.Handle(dehydratedPrefix+"/dehydrated_device/{deviceId}/events", h.Authed(s.dehydratedEvents)).Methods("POST")
+	authed := httpapi.Routes{R: r, API: h}.Authed
+	authed(dehydratedPrefix+"/dehydrated_device", s.putDehydrated, "PUT")
+	authed(dehydratedPrefix+"/dehydrated_device", s.getDehydrated, "GET")
+	authed(dehydratedPrefix+"/dehydrated_device", s.deleteDehydrated, "DELETE")
+	authed(dehydratedPrefix+"/dehydrated_device/{deviceId}/events", s.dehydratedEvents, "POST")
 }
 
 // PUT .../dehydrated_device: replaces the user's dehydrated device.

@@ -35,9 +35,7 @@ type Service struct {
 
 // Register adds the key, to-device and backup routes.
 func (s *Service) Register(r *mux.Router, h *httpapi.API) {
-	authed := func(path string, fn httpapi.AuthHandler, methods ...string) {
-		r.Handle(path, h.Authed(fn)).Methods(methods...)
-	}
+	authed := httpapi.Routes{R: r, API: h}.Authed
 	const c = "/_matrix/client/v3"
 	authed(c+"/keys/upload", s.upload, "POST")
 	authed(c+"/keys/query", s.query, "POST")

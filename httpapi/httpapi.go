@@ -273,6 +273,22 @@ func CORS(next http.Handler) http.Handler {
 	})
 }
 
+// Routes registers handlers on a router, one route a line.
+type Routes struct {
+	R   *mux.Router
+	API *API
+}
+
+// Public adds an endpoint that needs no access token.
+func (rt Routes) Public(path string, fn Handler, methods ...string) {
+	rt.R.Handle(path, rt.API.Public(fn)).Methods(methods...)
+}
+
+// Authed adds an endpoint that requires an access token.
+func (rt Routes) Authed(path string, fn AuthHandler, methods ...string) {
+	rt.R.Handle(path, rt.API.Authed(fn)).Methods(methods...)
+}
+
 // NewRouter is a gorilla/mux router set up as the spec needs: paths are not
 // cleaned (IDs may contain slashes, encoded), and unknown paths or methods
 // answer M_UNRECOGNIZED.

@@ -25,15 +25,15 @@ type API struct {
 // Register adds the push rule routes.
 func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	const p = "/_matrix/client/v3/pushrules"
-	get := func(path string, fn httpapi.AuthHandler) { r.Handle(p+path, h.Authed(fn)).Methods("GET") }
-	get("/", a.getAll)
-	get("/{scope}", a.getScope)
-	get("/{scope}/", a.getScope)
-	get("/{scope}/{kind}/{ruleId}", a.getRule)
-	get("/{scope}/{kind}/{ruleId}/{attr:enabled|actions}", a.getAttr)
-	r.Handle(p+"/{scope}/{kind}/{ruleId}", h.Authed(a.putRule)).Methods("PUT")
-	r.Handle(p+"/{scope}/{kind}/{ruleId}", h.Authed(a.deleteRule)).Methods("DELETE")
-	r.Handle(p+"/{scope}/{kind}/{ruleId}/{attr:enabled|actions}", h.Authed(a.putAttr)).Methods("PUT")
+	authed := httpapi.Routes{R: r, API: h}.Authed
+	authed(p+"/", a.getAll, "GET")
+	authed(p+"/{scope}", a.getScope, "GET")
+	authed(p+"/{scope}/", a.getScope, "GET")
+	authed(p+"/{scope}/{kind}/{ruleId}", a.getRule, "GET")
+	authed(p+"/{scope}/{kind}/{ruleId}", a.putRule, "PUT")
+	authed(p+"/{scope}/{kind}/{ruleId}", a.deleteRule, "DELETE")
+	authed(p+"/{scope}/{kind}/{ruleId}/{attr:enabled|actions}", a.getAttr, "GET")
+	authed(p+"/{scope}/{kind}/{ruleId}/{attr:enabled|actions}", a.putAttr, "PUT")
 }
 
 func (a *API) load(r *http.Request, userID string) (Ruleset, error) {

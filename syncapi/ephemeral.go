@@ -17,9 +17,7 @@ import (
 
 // Register adds the sync routes.
 func (s *Service) Register(r *mux.Router, h *httpapi.API) {
-	authed := func(path string, fn httpapi.AuthHandler, methods ...string) {
-		r.Handle(path, h.Authed(fn)).Methods(methods...)
-	}
+	authed := httpapi.Routes{R: r, API: h}.Authed
 	const c = "/_matrix/client/v3"
 	authed(c+"/sync", s.sync, "GET")
 	authed(c+"/rooms/{roomId}/typing/{userId}", s.putTyping, "PUT")
