@@ -139,6 +139,15 @@ func (c *cryptoClient) decrypt(t *testing.T, eventID id.EventID) string {
 	return gjson.GetBytes(dec.Content.VeryRaw, "body").Str
 }
 
+// aliceAndBob starts a server with two users, each logged in with a machine.
+func aliceAndBob(t *testing.T) (*ts.Server, *cryptoClient, *cryptoClient) {
+	t.Helper()
+	srv := ts.Start(t)
+	srv.Register(t, "alice")
+	srv.Register(t, "bob")
+	return srv, login(t, srv, "alice"), login(t, srv, "bob")
+}
+
 func newEncryptedRoom(t *testing.T, owner *cryptoClient, invite ...*cryptoClient) id.RoomID {
 	t.Helper()
 	ctx := context.Background()
@@ -167,10 +176,7 @@ func newEncryptedRoom(t *testing.T, owner *cryptoClient, invite ...*cryptoClient
 // (a) Two users in an encrypted room: each decrypts the other's exact
 // plaintext; the server only ever holds ciphertext.
 func TestEncryptedConversation(t *testing.T) {
-	srv := ts.Start(t)
-	srv.Register(t, "alice")
-	srv.Register(t, "bob")
-	alice, bob := login(t, srv, "alice"), login(t, srv, "bob")
+	srv, alice, bob := aliceAndBob(t)
 	room := newEncryptedRoom(t, alice, bob)
 
 	secret := "the eagle lands at midnight"
@@ -194,10 +200,7 @@ func TestEncryptedConversation(t *testing.T) {
 
 // (b) A user logs in a second device; a later message is decryptable there.
 func TestSecondDevice(t *testing.T) {
-	srv := ts.Start(t)
-	srv.Register(t, "alice")
-	srv.Register(t, "bob")
-	alice, bob := login(t, srv, "alice"), login(t, srv, "bob")
+	srv, alice, bob := aliceAndBob(t)
 	room := newEncryptedRoom(t, alice, bob)
 	first := alice.sendEncrypted(t, room, "before the new device")
 	if got := bob.decrypt(t, first); got != "before the new device" {
@@ -228,10 +231,7 @@ func TestSecondDevice(t *testing.T) {
 // self-signing key, itself signed by the master key.
 func TestCrossSigning(t *testing.T) {
 	ctx := context.Background()
-	srv := ts.Start(t)
-	srv.Register(t, "alice")
-	srv.Register(t, "bob")
-	alice, bob := login(t, srv, "alice"), login(t, srv, "bob")
+	_, alice, bob := aliceAndBob(t)
 	newEncryptedRoom(t, alice, bob)
 
 	keys, err := alice.mach.GenerateCrossSigningKeys()
@@ -301,10 +301,7 @@ func checkSig(t *testing.T, object, signer, keyID, pub string) {
 // the backup and decrypts earlier history.
 func TestKeyBackupRestore(t *testing.T) {
 	ctx := context.Background()
-	srv := ts.Start(t)
-	srv.Register(t, "alice")
-	srv.Register(t, "bob")
-	alice, bob := login(t, srv, "alice"), login(t, srv, "bob")
+	srv, alice, bob := aliceAndBob(t)
 	room := newEncryptedRoom(t, alice, bob)
 	history := bob.sendEncrypted(t, room, "history worth keeping")
 	if got := alice.decrypt(t, history); got != "history worth keeping" {
