@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 func (cfg *config) users(ctx context.Context, tag string, n int) ([]*client, error) {
@@ -217,48 +219,26 @@ func benchFanout(ctx context.Context, cfg *config) ([]row, error) {
 		var lat []time.Duration
 		misses := 0
 		for r := range rounds {
-			returned := make([]time.Time, n)
-			got := make([]bool, n)
-			var wg sync.WaitGroup
-			var errMu sync.Mutex
-			var firstErr error
-			for i, w := range waiters {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					// Loop until the message arrives: a sync may return
-					// early with something else (a join, presence).
-					for !got[i] {
-						res, err := w.sync(ctx, "timeout=60000&filter="+filter+"&since="+url.QueryEscape(tokens[i]))
-						if err != nil {
-							errMu.Lock()
-							firstErr = err
-							errMu.Unlock()
-							return
-						}
-						tokens[i] = res.Get("next_batch").Str
-						if strings.Contains(res.Get("rooms.join").Raw, fmt.Sprintf(`"fanout round %d"`, r)) {
-							returned[i], got[i] = time.Now(), true
-						}
-					}
-				}()
-			}
+			marker := fmt.Sprintf(`"fanout round %d"`, r)
+			wait := longPoll(ctx, waiters, tokens, "filter="+filter, func(res gjson.Result) bool {
+				return strings.Contains(res.Get("rooms.join").Raw, marker)
+			})
 			// Give every request time to reach its wait.
 			time.Sleep(500*time.Millisecond + time.Duration(n)*2*time.Millisecond)
 			if _, err := sender.do(ctx, "PUT", roomPath(room, "/send/m.room.message/"+txn()), map[string]any{"msgtype": "m.text", "body": fmt.Sprintf("fanout round %d", r)}); err != nil {
 				return rows, err
 			}
 			sent := time.Now()
-			wg.Wait()
-			if firstErr != nil {
-				return rows, firstErr
+			returned, err := wait()
+			if err != nil {
+				return rows, err
 			}
-			for i := range waiters {
-				if !got[i] {
+			for _, at := range returned {
+				if at.IsZero() {
 					misses++
 					continue
 				}
-				lat = append(lat, max(returned[i].Sub(sent), 0))
+				lat = append(lat, max(at.Sub(sent), 0))
 			}
 		}
 		name := fmt.Sprintf("sync fan-out, %d clients", n)
@@ -498,32 +478,14 @@ func benchToDevice(ctx context.Context, cfg *config) ([]row, error) {
 		}
 		tokens[i] = res.Get("next_batch").Str
 	}
-	returned := make([]time.Time, n)
-	got := make([]bool, n)
-	var wg sync.WaitGroup
-	var firstErr error
-	var errMu sync.Mutex
-	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !got[i] {
-				res, err := t.sync(ctx, "timeout=60000&since="+url.QueryEscape(tokens[i]))
-				if err != nil {
-					errMu.Lock()
-					firstErr = err
-					errMu.Unlock()
-					return
-				}
-				tokens[i] = res.Get("next_batch").Str
-				for _, e := range res.Get("to_device.events").Array() {
-					if e.Get("content.bench").Str == cfg.prefix {
-						returned[i], got[i] = time.Now(), true
-					}
-				}
+	wait := longPoll(ctx, targets, tokens, "", func(res gjson.Result) bool {
+		for _, e := range res.Get("to_device.events").Array() {
+			if e.Get("content.bench").Str == cfg.prefix {
+				return true
 			}
-		}()
-	}
+		}
+		return false
+	})
 	time.Sleep(500*time.Millisecond + time.Duration(n)*2*time.Millisecond)
 	messages := map[string]any{}
 	for _, t := range targets {
@@ -535,20 +497,55 @@ func benchToDevice(ctx context.Context, cfg *config) ([]row, error) {
 	}
 	sendTook := time.Since(t0)
 	sent := time.Now()
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	returned, err := wait()
+	if err != nil {
+		return nil, err
 	}
 	var lat []time.Duration
-	for i := range targets {
-		if !got[i] {
+	for i, at := range returned {
+		if at.IsZero() {
 			return nil, fmt.Errorf("device %d never received the message", i)
 		}
-		lat = append(lat, max(returned[i].Sub(sent), 0))
+		lat = append(lat, max(at.Sub(sent), 0))
 	}
 	name := fmt.Sprintf("to-device to %d devices", n)
 	rows := []row{{name, "sendToDevice request", fmt.Sprintf("%.2f ms", float64(sendTook.Microseconds())/1000)}}
 	return append(rows, latencyRows(name+", delivery delay", lat)...), nil
+}
+
+// longPoll has each client long-poll /sync from its token (kept up to date
+// in tokens) until match accepts a response: a sync may return early with
+// something else. wait returns when every client is done, with the time
+// each one's matching response arrived.
+func longPoll(ctx context.Context, clients []*client, tokens []string, query string, match func(gjson.Result) bool) (wait func() ([]time.Time, error)) {
+	returned := make([]time.Time, len(clients))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				res, err := c.sync(ctx, query+"&timeout=60000&since="+url.QueryEscape(tokens[i]))
+				if err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					return
+				}
+				tokens[i] = res.Get("next_batch").Str
+				if match(res) {
+					returned[i] = time.Now()
+					return
+				}
+			}
+		}()
+	}
+	return func() ([]time.Time, error) {
+		wg.Wait()
+		return returned, firstErr
+	}
 }
 
 type procSnapshot struct {
