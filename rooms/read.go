@@ -75,7 +75,8 @@ func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, 
 		ce := toClient(e)
 		u := map[string]any{"age": now - e.OriginTS}
 		if viewer != nil && e.TxnID != "" && e.Sender == viewer.UserID && e.DeviceID == viewer.DeviceID {
-			u["transaction_id"] = e.TxnID[2:] // strip the endpoint's prefix, see TxnKey
+			_, txn, _ := strings.Cut(e.TxnID, ":") // drop the endpoint, see TxnKey
+			u["transaction_id"] = txn
 		}
 		if prev, ok := related[e.Replaces]; ok {
 			u["replaces_state"] = prev.EventID

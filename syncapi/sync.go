@@ -53,7 +53,7 @@ func (s *Service) sync(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if err := s.setPresenceFromSync(ctx, dev.UserID, req.presence); err != nil {
 		return httpapi.Fail(err)
 	}
-	if req.since != nil {
+	if req.since != nil && req.since.ToDevice > 0 {
 		// The token acknowledges the to-device messages delivered before it.
 		if err := s.ackToDevice(ctx, dev, req.since.ToDevice); err != nil {
 			return httpapi.Fail(err)
