@@ -258,7 +258,7 @@ func (s *Service) Authenticate(ctx context.Context, token string, r *http.Reques
 			return nil, err
 		}
 	}
-	return &httpapi.Device{UserID: sess.UserID, DeviceID: sess.DeviceID, IsAdmin: sess.IsAdmin, TokenHash: hash}, nil
+	return &httpapi.Device{UserID: sess.UserID, DeviceID: sess.DeviceID, IsAdmin: sess.IsAdmin}, nil
 }
 
 func clientIP(r *http.Request) string {

@@ -49,8 +49,6 @@ type Device struct {
 	UserID   string
 	DeviceID string
 	IsAdmin  bool
-	// TokenHash identifies the access token used, for /logout.
-	TokenHash []byte
 }
 
 // Authenticator turns an access token into the device it belongs to.

@@ -30,7 +30,6 @@ var schemaFS embed.FS
 
 // DB is an open instance database.
 type DB struct {
-	path  string
 	write *sql.DB
 	read  *sql.DB
 	// writer is the one write connection; writeMu makes its transactions
@@ -81,7 +80,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	db := &DB{path: path, write: w}
+	db := &DB{write: w}
 	var mode string
 	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		w.Close()
@@ -138,9 +137,6 @@ func (db *DB) Close() error {
 	}
 	return err
 }
-
-// Path is the database file's path.
-func (db *DB) Path() string { return db.path }
 
 // R queries the read pool, each query on its own.
 func (db *DB) R() Q { return Q{db: db} }
