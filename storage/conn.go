@@ -12,6 +12,11 @@ import (
 type pconn struct {
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
+	// uncancellable is set on the write connection. A cancelled context
+	// interrupts SQLite, which can roll back the whole transaction, and a
+	// transaction holds a batch of other requests' writes: those must not
+	// be lost because one client went away.
+	uncancellable bool
 }
 
 func newPconn(ctx context.Context, db *sql.DB) (*pconn, error) {
@@ -95,6 +100,9 @@ func (q Q) query(ctx context.Context, query string, args ...any) (*Rows, error) 
 	if err != nil {
 		return nil, err
 	}
+	if p.uncancellable {
+		ctx = context.WithoutCancel(ctx)
+	}
 	st, err := p.stmt(ctx, query)
 	if err != nil {
 		release()
@@ -112,6 +120,9 @@ func (q Q) exec(ctx context.Context, query string, args ...any) (sql.Result, err
 	p, release, err := q.conn(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if p.uncancellable {
+		ctx = context.WithoutCancel(ctx)
 	}
 	defer release()
 	st, err := p.stmt(ctx, query)

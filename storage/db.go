@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -32,10 +33,14 @@ var schemaFS embed.FS
 type DB struct {
 	write *sql.DB
 	read  *sql.DB
-	// writer is the one write connection; writeMu makes its transactions
-	// take turns.
+	// writer is the one write connection. Whoever holds lead (a channel
+	// of one) may use it; queue holds the writes waiting for it.
 	writer  *pconn
-	writeMu sync.Mutex
+	lead    chan struct{}
+	queueMu sync.Mutex
+	queue   []*writeReq
+	// shared counts writes that shared their transaction with others.
+	shared atomic.Int64
 	// readers is the pool of read-only connections.
 	readers chan *pconn
 }
@@ -80,7 +85,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	db := &DB{write: w}
+	db := &DB{write: w, lead: make(chan struct{}, 1)}
 	var mode string
 	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		w.Close()
@@ -90,6 +95,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
+	db.writer.uncancellable = true
 	if mode != "wal" {
 		db.writer.close()
 		w.Close()
@@ -124,10 +130,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 // Close optimises and closes the database.
 func (db *DB) Close() error {
-	db.writeMu.Lock()
-	defer db.writeMu.Unlock()
-	_, _ = db.writer.conn.ExecContext(context.Background(), "PRAGMA optimize")
-	db.writer.close()
+	_ = db.exclusive(func(p *pconn) error {
+		_, _ = p.conn.ExecContext(context.Background(), "PRAGMA optimize")
+		p.close()
+		return nil
+	})
 	for n := len(db.readers); n > 0; n-- {
 		(<-db.readers).close()
 	}
@@ -140,14 +147,6 @@ func (db *DB) Close() error {
 
 // R queries the read pool, each query on its own.
 func (db *DB) R() Q { return Q{db: db} }
-
-// Write runs fn in one write transaction on the one write connection:
-// committed if fn returns nil, else rolled back.
-func (db *DB) Write(ctx context.Context, fn func(Q) error) error {
-	db.writeMu.Lock()
-	defer db.writeMu.Unlock()
-	return db.writer.tx(ctx, "BEGIN IMMEDIATE", fn)
-}
 
 // Read runs fn in one read transaction, so that it sees one snapshot.
 func (db *DB) Read(ctx context.Context, fn func(Q) error) error {
@@ -163,9 +162,9 @@ func (db *DB) Read(ctx context.Context, fn func(Q) error) error {
 // bytes erased by secure_delete are gone from both files.
 func (db *DB) Checkpoint(ctx context.Context) error {
 	var busy, logPages, ckpt int
-	db.writeMu.Lock()
-	err := db.writer.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &ckpt)
-	db.writeMu.Unlock()
+	err := db.exclusive(func(p *pconn) error {
+		return p.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &ckpt)
+	})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -125,5 +126,68 @@ func TestConcurrentStreamPositions(t *testing.T) {
 	}
 	if last, _ := db.R().StreamPos(ctx, "test"); last != goroutines*each {
 		t.Fatalf("last position %d", last)
+	}
+}
+
+// Writes that arrive together share a transaction, yet each succeeds or
+// fails alone: a failing, panicking or cancelled write leaves nothing
+// behind and takes nothing of the others with it.
+func TestGroupCommitIsolatesWrites(t *testing.T) {
+	db := open(t)
+	boom := errors.New("boom")
+	const goroutines, each = 32, 30
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	want := map[string]bool{} // user ID -> must exist
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				id := fmt.Sprintf("@u%d-%d:x", g, i)
+				ctx := context.Background()
+				kind := (g + i) % 4
+				if kind == 3 {
+					c, cancel := context.WithCancel(ctx)
+					cancel()
+					ctx = c
+				}
+				var err error
+				func() {
+					defer func() {
+						if v := recover(); v != nil {
+							err = fmt.Errorf("panic: %v", v)
+						}
+					}()
+					err = db.Write(ctx, func(q Q) error {
+						if err := q.CreateUser(context.Background(), User{UserID: id, CreatedTS: 1}); err != nil {
+							return err
+						}
+						switch kind {
+						case 1:
+							return boom
+						case 2:
+							panic("write panicked on purpose")
+						}
+						return nil
+					})
+				}()
+				mu.Lock()
+				want[id] = err == nil
+				mu.Unlock()
+				if (err == nil) != (kind == 0) {
+					t.Errorf("%s (kind %d): %v", id, kind, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for id, exists := range want {
+		if ok, err := db.R().UserExists(context.Background(), id); err != nil || ok != exists {
+			t.Errorf("%s exists=%v, want %v (%v)", id, ok, exists, err)
+		}
+	}
+	if db.shared.Load() == 0 {
+		t.Error("no two writes ever shared a transaction")
 	}
 }
