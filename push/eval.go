@@ -19,6 +19,23 @@ type Context struct {
 	// SenderLevel and NotificationLevels decide sender_notification_permission.
 	SenderLevel        int64
 	NotificationLevels map[string]int64
+
+	// fields memoises lookups of the event by key: the same Context is
+	// evaluated for every member of a room, against mostly the same rules.
+	fields map[string]gjson.Result
+}
+
+// field returns the event's value at a dotted push-rule key.
+func (c *Context) field(key string) gjson.Result {
+	if v, ok := c.fields[key]; ok {
+		return v
+	}
+	if c.fields == nil {
+		c.fields = map[string]gjson.Result{}
+	}
+	v := lookup(c.Event, key)
+	c.fields[key] = v
+	return v
 }
 
 // Result is what the first matching rule decided.
@@ -31,7 +48,7 @@ type Result struct {
 // Evaluate runs a rule set against an event. No matching rule, or a
 // matching rule without "notify", means no notification.
 func Evaluate(rs *Ruleset, c *Context) Result {
-	roomID, sender := c.Event.Get("room_id").Str, c.Event.Get("sender").Str
+	roomID, sender := c.field("room_id").Str, c.field("sender").Str
 	for _, kind := range Kinds {
 		for _, r := range *rs.Kind(kind) {
 			if !r.Enabled {
@@ -40,7 +57,7 @@ func Evaluate(rs *Ruleset, c *Context) Result {
 			var match bool
 			switch kind {
 			case "content":
-				match = r.Pattern != nil && globMatch(*r.Pattern, c.Event.Get("content.body").Str, true)
+				match = r.Pattern != nil && globMatch(*r.Pattern, c.field("content.body").Str, true)
 			case "room":
 				match = r.RuleID == roomID
 			case "sender":
@@ -86,16 +103,16 @@ func (c *Context) allMatch(conds []Condition) bool {
 func (c *Context) match(cond Condition) bool {
 	switch cond.Kind {
 	case "event_match":
-		v := lookup(c.Event, cond.Key)
+		v := c.field(cond.Key)
 		if cond.Pattern == nil || v.Type != gjson.String {
 			return false
 		}
 		return globMatch(*cond.Pattern, v.Str, cond.Key == "content.body")
 	case "event_property_is":
-		v := lookup(c.Event, cond.Key)
+		v := c.field(cond.Key)
 		return v.Exists() && jsonEqual(v, gjson.ParseBytes(cond.Value))
 	case "event_property_contains":
-		v := lookup(c.Event, cond.Key)
+		v := c.field(cond.Key)
 		want := gjson.ParseBytes(cond.Value)
 		for _, item := range v.Array() {
 			if v.IsArray() && jsonEqual(item, want) {
@@ -104,7 +121,7 @@ func (c *Context) match(cond Condition) bool {
 		}
 		return false
 	case "contains_display_name":
-		return c.DisplayName != "" && globMatch(c.DisplayName, c.Event.Get("content.body").Str, true)
+		return c.DisplayName != "" && globMatch(c.DisplayName, c.field("content.body").Str, true)
 	case "room_member_count":
 		return compareCount(cond.Is, c.MemberCount)
 	case "sender_notification_permission":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 
@@ -54,9 +55,9 @@ func (r *Rules) Save(ctx context.Context, q storage.Q, userID string, rs Ruleset
 // Process evaluates a newly stored event against the push rules of every
 // member it may notify, in the transaction that stored it, and records the
 // notifying ones. It is the rooms service's after-append hook.
-func (r *Rules) Process(ctx context.Context, q storage.Q, room *storage.Room, ev *storage.Event) error {
+func (r *Rules) Process(ctx context.Context, q storage.Q, room *storage.Room, ev *storage.Event, auth gomatrixserverlib.AuthEventProvider) error {
 	event := gjson.ParseBytes(ev.JSON)
-	members, err := q.JoinedMembersWithNames(ctx, ev.RoomID)
+	members, err := joinedMembers(ctx, q, ev.RoomID, event)
 	if err != nil {
 		return err
 	}
@@ -69,13 +70,14 @@ func (r *Rules) Process(ctx context.Context, q storage.Q, room *storage.Room, ev
 		return nil
 	}
 	c := Context{Event: event, MemberCount: len(members)}
-	if err := senderLevels(ctx, q, room, ev.Sender, &c); err != nil {
+	if err := senderLevels(auth, room, ev.Sender, &c); err != nil {
 		return err
 	}
 	thread := ""
 	if rel := event.Get(`content.m\.relates_to`); rel.Get("rel_type").Str == "m.thread" {
 		thread = rel.Get("event_id").Str
 	}
+	var notified []storage.PushAction
 	for _, m := range targets {
 		if m.UserID == ev.Sender {
 			continue
@@ -93,19 +95,31 @@ func (r *Rules) Process(ctx context.Context, q storage.Q, room *storage.Room, ev
 		if err != nil {
 			return err
 		}
-		err = q.AddPushAction(ctx, storage.PushAction{UserID: m.UserID, RoomID: ev.RoomID, ThreadID: thread,
-			EventPos: ev.Pos, Highlight: res.Highlight, Actions: actions, TS: ev.OriginTS})
-		if err != nil {
-			return err
-		}
+		notified = append(notified, storage.PushAction{UserID: m.UserID, Highlight: res.Highlight, Actions: actions})
 	}
-	return nil
+	return q.AddPushActions(ctx, ev.Pos, ev.RoomID, thread, ev.OriginTS, notified)
+}
+
+// joinedMembers lists a room's members, with display names only if the
+// event has a body they could be mentioned in (contains_display_name):
+// encrypted events have none, and reading names costs a JSON parse each.
+func joinedMembers(ctx context.Context, q storage.Q, roomID string, event gjson.Result) ([]storage.Member, error) {
+	if event.Get("content.body").Type == gjson.String {
+		return q.JoinedMembersWithNames(ctx, roomID)
+	}
+	ids, err := q.JoinedMembers(ctx, roomID)
+	members := make([]storage.Member, len(ids))
+	for i, id := range ids {
+		members[i].UserID = id
+	}
+	return members, err
 }
 
 // senderLevels fills in the sender's power level and the room's
-// notification levels, for sender_notification_permission.
-func senderLevels(ctx context.Context, q storage.Q, room *storage.Room, sender string, c *Context) error {
-	level, pl, err := rooms.PowerOf(ctx, q, room, sender)
+// notification levels, for sender_notification_permission, from the state
+// the event was authorised against.
+func senderLevels(auth gomatrixserverlib.AuthEventProvider, room *storage.Room, sender string, c *Context) error {
+	level, pl, err := rooms.Power(auth, room, sender)
 	if err != nil {
 		return err
 	}

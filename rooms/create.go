@@ -318,7 +318,7 @@ func (w *writer) createEvent(creator, version string, content json.RawMessage) (
 	if err := w.q.CreateRoom(w.ctx, *room); err != nil {
 		return nil, err
 	}
-	if _, err := w.store(room, pdu, Event{}); err != nil {
+	if _, err := w.store(room, pdu, Event{}, provider); err != nil {
 		return nil, err
 	}
 	return room, nil

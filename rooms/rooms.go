@@ -33,8 +33,9 @@ type Service struct {
 	DefaultVersion string
 	Now            func() time.Time
 	// AfterAppend, if set, runs in the transaction that appended an event,
-	// after it is stored (push rule evaluation).
-	AfterAppend func(ctx context.Context, q storage.Q, room *storage.Room, ev *storage.Event) error
+	// after it is stored (push rule evaluation). auth is the room state the
+	// event was authorised against (see Power).
+	AfterAppend func(ctx context.Context, q storage.Q, room *storage.Room, ev *storage.Event, auth gomatrixserverlib.AuthEventProvider) error
 	// Notify, if set, is called after each committed write with the events
 	// it appended.
 	Notify func(events []storage.Event)
@@ -226,7 +227,7 @@ func (w *writer) append(room *storage.Room, ev Event) (*storage.Event, error) {
 	if err := gomatrixserverlib.Allowed(pdu, provider, userIDForSender); err != nil {
 		return nil, err
 	}
-	stored, err := w.store(room, pdu, ev)
+	stored, err := w.store(room, pdu, ev, provider)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +240,7 @@ func (w *writer) append(room *storage.Room, ev Event) (*storage.Event, error) {
 }
 
 // store appends a built, authorised event.
-func (w *writer) store(room *storage.Room, pdu gomatrixserverlib.PDU, ev Event) (*storage.Event, error) {
+func (w *writer) store(room *storage.Room, pdu gomatrixserverlib.PDU, ev Event, auth gomatrixserverlib.AuthEventProvider) (*storage.Event, error) {
 	stored := storage.Event{
 		EventID:  pdu.EventID(),
 		RoomID:   room.RoomID,
@@ -259,7 +260,7 @@ func (w *writer) store(room *storage.Room, pdu gomatrixserverlib.PDU, ev Event) 
 	}
 	room.LatestEventID, room.Depth = stored.EventID, pdu.Depth()
 	if w.s.AfterAppend != nil {
-		if err := w.s.AfterAppend(w.ctx, w.q, room, &stored); err != nil {
+		if err := w.s.AfterAppend(w.ctx, w.q, room, &stored, auth); err != nil {
 			return nil, err
 		}
 	}
@@ -286,7 +287,7 @@ func (w *writer) redact(room *storage.Room, redaction gomatrixserverlib.PDU, pro
 	// event; whether it may take effect is decided here: one's own events,
 	// or anyone's with the redact power level.
 	if target.Sender != string(redaction.SenderID()) {
-		level, pl, err := powerLevel(provider, room, string(redaction.SenderID()))
+		level, pl, err := Power(provider, room, string(redaction.SenderID()))
 		if err != nil {
 			return err
 		}
@@ -325,12 +326,13 @@ func PowerOf(ctx context.Context, q storage.Q, room *storage.Room, userID string
 			return 0, gomatrixserverlib.PowerLevelContent{}, err
 		}
 	}
-	return powerLevel(provider, room, userID)
+	return Power(provider, room, userID)
 }
 
-// powerLevel returns a user's power level in a room and the room's power
-// level content. From room version 12 the room's creators outrank everyone.
-func powerLevel(provider gomatrixserverlib.AuthEventProvider, room *storage.Room, userID string) (int64, gomatrixserverlib.PowerLevelContent, error) {
+// Power returns a user's power level in a room and the room's power level
+// content, from auth state holding its create and power levels events. From
+// room version 12 the room's creators outrank everyone.
+func Power(provider gomatrixserverlib.AuthEventProvider, room *storage.Room, userID string) (int64, gomatrixserverlib.PowerLevelContent, error) {
 	pl, err := gomatrixserverlib.NewPowerLevelContentFromAuthEvents(provider, room.Creator)
 	if err != nil {
 		return 0, pl, err

@@ -67,6 +67,9 @@ func dsn(path string, writer bool) string {
 	v.Add("_pragma", "synchronous(NORMAL)")
 	v.Add("_pragma", "foreign_keys(ON)")
 	v.Add("_pragma", "secure_delete(ON)")
+	// Statement and savepoint journals (every multi-row statement, every
+	// write of a group commit) in memory, not in temporary files.
+	v.Add("_pragma", "temp_store(MEMORY)")
 	if writer {
 		v.Add("_txlock", "immediate")
 	} else {
