@@ -91,6 +91,8 @@ type Log struct {
 type Limits struct {
 	// MaxRequestBody is the largest JSON request body accepted.
 	MaxRequestBody Size `yaml:"max_request_body"`
+	// Memory is a soft limit for the server's Go heap (0: none).
+	Memory Size `yaml:"memory"`
 }
 
 // Default returns the configuration `redoubt` runs with when given no file.
@@ -104,7 +106,7 @@ func Default() *Config {
 		Rooms:        Rooms{DefaultVersion: "11"},
 		RateLimits:   RateLimits{Enabled: true},
 		Log:          Log{Level: "info", Format: "text"},
-		Limits:       Limits{MaxRequestBody: 1 << 20},
+		Limits:       Limits{MaxRequestBody: 1 << 20, Memory: 96 << 20},
 		Registration: Registration{Open: false},
 		Presence:     Presence{Enabled: true},
 	}
@@ -230,6 +232,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxRequestBody < 64<<10 {
 		bad("limits.max_request_body", "must be at least 64KiB")
+	}
+	if c.Limits.Memory != 0 && c.Limits.Memory < 32<<20 {
+		bad("limits.memory", "must be 0 (no limit) or at least 32MiB")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))

@@ -86,6 +86,7 @@ func TestInvalid(t *testing.T) {
 		{"log: {format: xml}", "log.format"},
 		{"limits: {max_request_body: 1KiB}", "limits.max_request_body"},
 		{"limits: {max_request_body: lots}", "invalid size"},
+		{"limits: {memory: 1MiB}", "limits.memory"},
 		{"registration: {open: maybe}", "open"},
 		{"registration_shared_secret: a\nregistration_shared_secret_file: /x", "registration_shared_secret_file"},
 		{"registration_shared_secret_file: /does/not/exist", "registration_shared_secret_file"},
