@@ -44,6 +44,39 @@ type Config struct {
 	Log          Log          `yaml:"log"`
 	Limits       Limits       `yaml:"limits"`
 	Presence     Presence     `yaml:"presence"`
+	Media        Media        `yaml:"media"`
+}
+
+// Media controls the media repository.
+type Media struct {
+	// MaxUploadSize is the largest file accepted.
+	MaxUploadSize Size `yaml:"max_upload_size"`
+	// Path, if set, is a directory that holds media bytes instead of the
+	// database file.
+	Path string `yaml:"path"`
+	// LegacyUnauthenticated serves the deprecated /_matrix/media/v3/download
+	// and /thumbnail endpoints, which need no access token.
+	LegacyUnauthenticated bool       `yaml:"legacy_unauthenticated"`
+	URLPreview            URLPreview `yaml:"url_preview"`
+}
+
+// URLPreview controls /preview_url, which makes the server fetch pages.
+type URLPreview struct {
+	Enabled bool `yaml:"enabled"`
+	// DenyIPRanges are the networks the server never connects to, in CIDR.
+	DenyIPRanges []string `yaml:"deny_ip_ranges"`
+	// MaxPageSize bounds the bytes read of a page (and of its image).
+	MaxPageSize Size     `yaml:"max_page_size"`
+	Timeout     Duration `yaml:"timeout"`
+}
+
+// DefaultDenyIPRanges are private, loopback, link-local and other
+// non-public networks: a preview must not reach into the operator's network.
+var DefaultDenyIPRanges = []string{
+	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+	"192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+	"203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
+	"::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "100::/64", "2001:db8::/32", "fc00::/7", "fe80::/10", "ff00::/8",
 }
 
 // Presence controls online/offline status sharing.
@@ -109,6 +142,8 @@ func Default() *Config {
 		Limits:       Limits{MaxRequestBody: 1 << 20, Memory: 96 << 20},
 		Registration: Registration{Open: false},
 		Presence:     Presence{Enabled: true},
+		Media: Media{MaxUploadSize: 100 << 20, URLPreview: URLPreview{
+			DenyIPRanges: DefaultDenyIPRanges, MaxPageSize: 1 << 20, Timeout: Duration(10 * time.Second)}},
 	}
 }
 
@@ -235,6 +270,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.Memory != 0 && c.Limits.Memory < 32<<20 {
 		bad("limits.memory", "must be 0 (no limit) or at least 32MiB")
+	}
+	if c.Media.MaxUploadSize < 1<<10 {
+		bad("media.max_upload_size", "must be at least 1KiB")
+	}
+	for _, r := range c.Media.URLPreview.DenyIPRanges {
+		if _, _, err := net.ParseCIDR(r); err != nil {
+			bad("media.url_preview.deny_ip_ranges", "%q is not a CIDR range", r)
+		}
+	}
+	if c.Media.URLPreview.MaxPageSize < 1<<10 {
+		bad("media.url_preview.max_page_size", "must be at least 1KiB")
+	}
+	if c.Media.URLPreview.Timeout < Duration(time.Second) {
+		bad("media.url_preview.timeout", "must be at least 1s")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))

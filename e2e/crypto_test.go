@@ -96,6 +96,12 @@ func (c *cryptoClient) sync(t *testing.T) *mautrix.RespSync {
 // devices and sends an encrypted text message.
 func (c *cryptoClient) sendEncrypted(t *testing.T, roomID id.RoomID, text string) id.EventID {
 	t.Helper()
+	return c.sendEncryptedContent(t, roomID, &event.MessageEventContent{MsgType: event.MsgText, Body: text})
+}
+
+// sendEncryptedContent sends any m.room.message content encrypted.
+func (c *cryptoClient) sendEncryptedContent(t *testing.T, roomID id.RoomID, content *event.MessageEventContent) id.EventID {
+	t.Helper()
 	ctx := context.Background()
 	members, err := c.JoinedMembers(ctx, roomID)
 	if err != nil {
@@ -108,7 +114,7 @@ func (c *cryptoClient) sendEncrypted(t *testing.T, roomID id.RoomID, text string
 	if err := c.mach.ShareGroupSession(ctx, roomID, users); err != nil {
 		t.Fatalf("share group session: %v", err)
 	}
-	enc, err := c.mach.EncryptMegolmEvent(ctx, roomID, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText, Body: text})
+	enc, err := c.mach.EncryptMegolmEvent(ctx, roomID, event.EventMessage, content)
 	if err != nil {
 		t.Fatalf("encrypt: %v", err)
 	}
@@ -119,8 +125,14 @@ func (c *cryptoClient) sendEncrypted(t *testing.T, roomID id.RoomID, text string
 	return resp.EventID
 }
 
-// decrypt syncs until the event has arrived, then decrypts it.
+// decrypt syncs until the event has arrived, then decrypts its body.
 func (c *cryptoClient) decrypt(t *testing.T, eventID id.EventID) string {
+	t.Helper()
+	return gjson.GetBytes(c.decryptEvent(t, eventID).Content.VeryRaw, "body").Str
+}
+
+// decryptEvent syncs until the event has arrived, then decrypts it.
+func (c *cryptoClient) decryptEvent(t *testing.T, eventID id.EventID) *event.Event {
 	t.Helper()
 	for range 5 {
 		if _, ok := c.timeline[eventID]; ok {
@@ -136,7 +148,7 @@ func (c *cryptoClient) decrypt(t *testing.T, eventID id.EventID) string {
 	if err != nil {
 		t.Fatalf("%s cannot decrypt %s: %v", c.UserID, eventID, err)
 	}
-	return gjson.GetBytes(dec.Content.VeryRaw, "body").Str
+	return dec
 }
 
 // aliceAndBob starts a server with two users, each logged in with a machine.

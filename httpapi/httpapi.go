@@ -25,6 +25,9 @@ type Response struct {
 	JSON   any // marshalled; []byte and json.RawMessage are written as they are
 	Err    error
 	Header http.Header
+	// Stream, if set, writes a body that is not JSON (media) after Header
+	// and Code. An error it returns can only cut the response short.
+	Stream func(w io.Writer) error
 }
 
 // OK is a 200 with a JSON body.
@@ -152,6 +155,18 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, res Response, start 
 	}
 	var body any = res.JSON
 	code := res.Code
+	if res.Stream != nil && res.Err == nil {
+		if code == 0 {
+			code = http.StatusOK
+		}
+		w.WriteHeader(code)
+		if err := res.Stream(w); err != nil {
+			a.Log.Warn("response cut short", "route", routeName(r), "err", err)
+		}
+		a.Log.Debug("request", "method", r.Method, "route", routeName(r), "status", code,
+			"ms", float64(time.Since(start).Microseconds())/1000)
+		return
+	}
 	if res.Err != nil {
 		e, internal := toMatrix(res.Err)
 		if internal {

@@ -20,6 +20,7 @@ import (
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/e2ekeys"
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/mediaapi"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/push"
 	"github.com/redoubt-systems/redoubt/rooms"
@@ -95,6 +96,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
 	(&push.API{DB: db, Rules: rules, Notifier: s.Notifier}).Register(router, h)
+	media := &mediaapi.Service{Cfg: cfg, DB: db, Now: opts.Now}
+	if err := media.RecoverUploads(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize)}
+	media.Register(router, h, upload)
 	s.handler, s.router = httpapi.CORS(router), router
 	return s, nil
 }
