@@ -243,14 +243,17 @@ func (s *Service) Authenticate(ctx context.Context, token string, r *http.Reques
 	if sess.ExpiresTS != 0 && now.UnixMilli() >= sess.ExpiresTS {
 		return nil, httpapi.UnknownToken("access token expired", true)
 	}
-	ip := clientIP(r)
 	// Last-seen is for the user's session list; a minute's precision is
-	// enough, and it spares a write on most requests.
-	if now.UnixMilli()-sess.LastSeenTS > time.Minute.Milliseconds() || ip != sess.LastSeenIP {
-		ua := r.UserAgent()
+	// enough, and it spares a write on most requests. IP and user agent
+	// only when the operator keeps connection records.
+	ip, ua := "", ""
+	if s.Cfg.Privacy.RecordIPs {
+		ip, ua = clientIP(r), r.UserAgent()
 		if len(ua) > 512 {
 			ua = ua[:512]
 		}
+	}
+	if now.UnixMilli()-sess.LastSeenTS > time.Minute.Milliseconds() || ip != sess.LastSeenIP {
 		err := s.DB.Write(ctx, func(q storage.Q) error {
 			return q.TouchDevice(ctx, sess.UserID, sess.DeviceID, now.UnixMilli(), ip, ua)
 		})

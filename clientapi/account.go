@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -288,6 +289,13 @@ func (a *API) deactivate(r *http.Request, dev *httpapi.Device) httpapi.Response 
 	}
 	if err := a.Auth.Deactivate(r.Context(), dev.UserID); err != nil {
 		return httpapi.Fail(err)
+	}
+	if req.Erase {
+		// The account is closed already; erasing finishes even if the
+		// client goes away.
+		if err := a.Erase(context.WithoutCancel(r.Context()), dev.UserID); err != nil {
+			return httpapi.Fail(err)
+		}
 	}
 	return httpapi.OK(map[string]string{"id_server_unbind_result": "no-support"})
 }

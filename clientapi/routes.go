@@ -4,6 +4,7 @@
 package clientapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -25,6 +26,8 @@ type API struct {
 	Rooms *rooms.Service
 	// Notifier wakes the user's /sync after account data changes.
 	Notifier *notifier.Notifier
+	// Erase deletes a deactivated account's data (deactivate with erase).
+	Erase func(ctx context.Context, userID string) error
 }
 
 // Register adds the client API's routes, one a line, grouped as the spec's

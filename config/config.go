@@ -45,6 +45,31 @@ type Config struct {
 	Limits       Limits       `yaml:"limits"`
 	Presence     Presence     `yaml:"presence"`
 	Media        Media        `yaml:"media"`
+	Retention    Retention    `yaml:"retention"`
+	Privacy      Privacy      `yaml:"privacy"`
+}
+
+// Retention is how long messages and media are kept. A zero duration is
+// "no limit".
+type Retention struct {
+	// DefaultMaxLifetime is the lifetime of messages in rooms without an
+	// m.room.retention policy (off when zero).
+	DefaultMaxLifetime Duration `yaml:"default_max_lifetime"`
+	// MinLifetime and MaxLifetime bound what m.room.retention may ask for.
+	MinLifetime Duration `yaml:"min_lifetime"`
+	MaxLifetime Duration `yaml:"max_lifetime"`
+	// MediaMaxLifetime is the lifetime of uploaded media (off when zero).
+	MediaMaxLifetime Duration `yaml:"media_max_lifetime"`
+	// Interval is how often the pruner runs.
+	Interval Duration `yaml:"interval"`
+}
+
+// Privacy controls the connection records kept of users.
+type Privacy struct {
+	// RecordIPs keeps each device's last IP address and user agent.
+	RecordIPs bool `yaml:"record_ips"`
+	// IPRetention is how long a device's connection record is kept.
+	IPRetention Duration `yaml:"ip_retention"`
 }
 
 // Media controls the media repository.
@@ -118,6 +143,10 @@ type RateLimits struct {
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+	// File, if set, is where the log goes instead of standard error: rotated
+	// daily, files older than MaxAge deleted.
+	File   string   `yaml:"file"`
+	MaxAge Duration `yaml:"max_age"`
 }
 
 // Limits bounds what one request may carry.
@@ -138,12 +167,14 @@ func Default() *Config {
 		Auth:         Auth{AccessTokenLifetime: Duration(5 * time.Minute)},
 		Rooms:        Rooms{DefaultVersion: "11"},
 		RateLimits:   RateLimits{Enabled: true},
-		Log:          Log{Level: "info", Format: "text"},
+		Log:          Log{Level: "info", Format: "text", MaxAge: Duration(30 * 24 * time.Hour)},
 		Limits:       Limits{MaxRequestBody: 1 << 20, Memory: 96 << 20},
 		Registration: Registration{Open: false},
 		Presence:     Presence{Enabled: true},
 		Media: Media{MaxUploadSize: 100 << 20, URLPreview: URLPreview{
 			DenyIPRanges: DefaultDenyIPRanges, MaxPageSize: 1 << 20, Timeout: Duration(10 * time.Second)}},
+		Retention: Retention{Interval: Duration(time.Hour)},
+		Privacy:   Privacy{RecordIPs: true, IPRetention: Duration(30 * 24 * time.Hour)},
 	}
 }
 
@@ -270,6 +301,25 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.Memory != 0 && c.Limits.Memory < 32<<20 {
 		bad("limits.memory", "must be 0 (no limit) or at least 32MiB")
+	}
+	r := c.Retention
+	if r.MinLifetime != 0 && r.MaxLifetime != 0 && r.MinLifetime > r.MaxLifetime {
+		bad("retention.min_lifetime", "is longer than retention.max_lifetime")
+	}
+	if r.DefaultMaxLifetime != 0 && r.MaxLifetime != 0 && r.DefaultMaxLifetime > r.MaxLifetime {
+		bad("retention.default_max_lifetime", "is longer than retention.max_lifetime")
+	}
+	if r.DefaultMaxLifetime != 0 && r.DefaultMaxLifetime < r.MinLifetime {
+		bad("retention.default_max_lifetime", "is shorter than retention.min_lifetime")
+	}
+	if r.Interval < Duration(time.Second) {
+		bad("retention.interval", "must be at least 1s")
+	}
+	if c.Privacy.IPRetention < Duration(time.Minute) {
+		bad("privacy.ip_retention", "must be at least 1m")
+	}
+	if c.Log.MaxAge < Duration(24*time.Hour) {
+		bad("log.max_age", "must be at least 1d")
 	}
 	if c.Media.MaxUploadSize < 1<<10 {
 		bad("media.max_upload_size", "must be at least 1KiB")

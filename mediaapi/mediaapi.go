@@ -11,7 +11,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/internal/shred"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -198,7 +198,7 @@ func (s *Service) receive(r *http.Request, m storage.Media) error {
 // discard removes a failed upload's bytes.
 func (s *Service) discard(ctx context.Context, m storage.Media) {
 	if m.InDir {
-		s.removeFile(m.MediaID)
+		_ = s.removeFile(m.MediaID)
 	}
 	_ = s.DB.Write(ctx, func(q storage.Q) error { return q.AbandonMediaUpload(ctx, m.MediaID) })
 }
@@ -212,7 +212,7 @@ func (s *Service) RecoverUploads(ctx context.Context) error {
 	if s.Cfg.Media.Path != "" {
 		partial, _ := filepath.Glob(filepath.Join(s.Cfg.Media.Path, "*", ".upload-*"))
 		for _, f := range partial {
-			os.Remove(f)
+			_, _ = shred.File(f)
 		}
 	}
 	return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/redoubt-systems/redoubt/internal/shred"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -38,7 +39,7 @@ func (s *Service) store(ctx context.Context, m storage.Media, body io.Reader) (i
 			err = os.Rename(f.Name(), s.filePath(m.MediaID))
 		}
 		if err != nil {
-			os.Remove(f.Name())
+			_, _ = shred.File(f.Name())
 			return 0, "", err
 		}
 	} else {
@@ -118,6 +119,31 @@ func (s *Service) createFile(mediaID string) (*os.File, error) {
 	return os.CreateTemp(dir, ".upload-*")
 }
 
-func (s *Service) removeFile(mediaID string) {
-	_ = os.Remove(s.filePath(mediaID))
+// removeFile shreds a media file: deleted media should not stay readable
+// in the file system's free blocks.
+func (s *Service) removeFile(mediaID string) error {
+	_, err := shred.File(s.filePath(mediaID))
+	return err
+}
+
+// Delete removes media: its bytes in bounded steps (a large file is many
+// chunks, and secure_delete overwrites each), then its file, thumbnails
+// and entry.
+func (s *Service) Delete(ctx context.Context, m storage.Media) error {
+	for more := true; more; {
+		err := s.DB.Write(ctx, func(q storage.Q) error {
+			var err error
+			more, err = q.DeleteMediaChunks(ctx, m.MediaID, 8)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if m.InDir {
+		if err := s.removeFile(m.MediaID); err != nil {
+			return err
+		}
+	}
+	return s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteMedia(ctx, m.MediaID) })
 }

@@ -85,6 +85,11 @@ func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, 
 		}
 		if r, ok := related[e.RedactedBy]; ok {
 			u["redacted_because"] = toClient(r)
+		} else if e.RedactedBy == storage.ErasedBy {
+			// No redaction event exists: the sender's account was erased.
+			u["redacted_because"] = clientEvent{Type: spec.MRoomRedaction, Sender: e.Sender, RoomID: e.RoomID,
+				EventID: "$erased-" + strings.TrimPrefix(e.EventID, "$"), OriginServerTS: e.OriginTS, Redacts: e.EventID,
+				Content: json.RawMessage(`{"reason":"account erased"}`)}
 		}
 		ce.Unsigned = u
 		b, err := json.Marshal(ce)

@@ -350,3 +350,51 @@ func Power(provider gomatrixserverlib.AuthEventProvider, room *storage.Room, use
 	}
 	return pl.UserLevel(spec.SenderID(userID)), pl, nil
 }
+
+// EraseSender makes every event a user sent redacted, for everyone, with
+// the content gone from the database: the last step of erasing an account.
+// It works in batches, each its own write, so that other writes are not
+// held up behind a prolific sender.
+func (s *Service) EraseSender(ctx context.Context, userID string) (int, error) {
+	var after int64
+	total := 0
+	versions := map[string]gomatrixserverlib.IRoomVersion{}
+	for {
+		var batch []storage.Event
+		err := s.DB.Write(ctx, func(q storage.Q) error {
+			var err error
+			if batch, err = q.SentEvents(ctx, userID, after, 200); err != nil {
+				return err
+			}
+			for _, e := range batch {
+				verImpl := versions[e.RoomID]
+				if verImpl == nil {
+					room, err := q.Room(ctx, e.RoomID)
+					if err != nil {
+						return err
+					}
+					if verImpl, err = gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(room.Version)); err != nil {
+						return err
+					}
+					versions[e.RoomID] = verImpl
+				}
+				redacted, err := verImpl.RedactEventJSON(e.JSON)
+				if err != nil {
+					return fmt.Errorf("erase %s: %w", e.EventID, err)
+				}
+				if err := q.EraseEvent(ctx, e.EventID, redacted); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		if len(batch) == 0 {
+			return total, nil
+		}
+		total += len(batch)
+		after = batch[len(batch)-1].Pos
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/redoubt-systems/redoubt/mediaapi"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/push"
+	"github.com/redoubt-systems/redoubt/retention"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 	"github.com/redoubt-systems/redoubt/syncapi"
@@ -35,7 +36,9 @@ type Server struct {
 	Auth  *auth.Service
 	Rooms *rooms.Service
 	Sync  *syncapi.Service
-	Log   *slog.Logger
+	// Retention prunes what has outlived its lifetime; serve runs it.
+	Retention *retention.Service
+	Log       *slog.Logger
 	// Notifier wakes waiting /sync requests after each commit.
 	Notifier *notifier.Notifier
 
@@ -92,17 +95,19 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 
 	h := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Limits.MaxRequestBody)}
 	router := h.NewRouter()
-	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier}).Register(router, h)
+	media := &mediaapi.Service{Cfg: cfg, DB: db, Now: opts.Now}
+	s.Retention = &retention.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Media: media, Now: opts.Now, Log: opts.Log}
+	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser}).Register(router, h)
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
 	(&push.API{DB: db, Rules: rules, Notifier: s.Notifier}).Register(router, h)
-	media := &mediaapi.Service{Cfg: cfg, DB: db, Now: opts.Now}
 	if err := media.RecoverUploads(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize)}
 	media.Register(router, h, upload)
+	s.Retention.Register(router, h)
 	s.handler, s.router = httpapi.CORS(router), router
 	return s, nil
 }

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/logfile"
 	"github.com/redoubt-systems/redoubt/server"
 )
 
@@ -41,8 +42,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return serve(args[1:], stderr)
 		case "user":
 			return userCmd(args[1:], stdout)
+		case "destroy":
+			return destroy(args[1:], stdout)
 		default:
-			return fmt.Errorf("unknown command %q (commands: serve, user)", args[0])
+			return fmt.Errorf("unknown command %q (commands: serve, user, destroy)", args[0])
 		}
 	}
 	return serve(args, stderr)
@@ -76,7 +79,16 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
+	logTo := stderr
+	if cfg.Log.File != "" {
+		f, err := logfile.Open(cfg.Log.File, cfg.Log.MaxAge.D(), time.Now)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logTo = f
+	}
+	log := newLogger(cfg, logTo)
 	// A soft limit for the Go heap: the collector works harder near it
 	// rather than letting the heap double between collections. GOMEMLIMIT,
 	// when set, wins.
@@ -101,6 +113,10 @@ func serve(args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "\nNo users yet. Create the first admin with:\n  redoubt user add NAME --admin%s\n\n",
 			map[bool]string{true: " --config " + *cfgPath, false: ""}[*cfgPath != ""])
 	}
+	pruneCtx, stopPruning := context.WithCancel(ctx)
+	pruned := make(chan struct{})
+	go func() { srv.Retention.Run(pruneCtx); close(pruned) }()
+	defer func() { stopPruning(); <-pruned }() // before srv.Close: the pruner stops first
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	select {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,5 +86,85 @@ func TestBadInvocations(t *testing.T) {
 	err := run([]string{"--config", cfgPath}, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "enabeld") {
 		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+// destroy refuses a wrong name and a running server, and otherwise leaves
+// no file of the instance behind: database, WAL, media directory, logs.
+func TestDestroy(t *testing.T) {
+	dir := t.TempDir()
+	media, logPath := filepath.Join(dir, "media"), filepath.Join(dir, "logs", "redoubt.log")
+	cfgPath, dbPath := writeConfig(t, "listen: 127.0.0.1:1\nmedia: {path: "+media+"}\nlog: {file: "+logPath+"}\n")
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	for _, f := range []string{filepath.Join(media, "ab", "abcdef"), logPath, logPath + ".2026-11-24", dbPath + "-wal"} {
+		os.MkdirAll(filepath.Dir(f), 0o700)
+		if err := os.WriteFile(f, []byte("tenant data"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	instance := func() []string {
+		var left []string
+		for _, root := range []string{filepath.Dir(dbPath), filepath.Dir(logPath)} {
+			filepath.WalkDir(root, func(p string, d os.DirEntry, _ error) error {
+				if d != nil && !d.IsDir() && p != cfgPath {
+					left = append(left, p)
+				}
+				return nil
+			})
+		}
+		return left
+	}
+	before := instance()
+	var out bytes.Buffer
+	for _, args := range [][]string{
+		{"destroy", "--config", cfgPath},
+		{"destroy", "--config", cfgPath, "--confirm", "example.com"},
+		{"destroy", "--confirm", "example.org"},
+	} {
+		if err := run(args, &out, &out); err == nil {
+			t.Fatalf("%v succeeded", args)
+		}
+	}
+	if left := instance(); len(left) != len(before) {
+		t.Fatalf("a refused destroy removed files: %v", left)
+	}
+	if err := run([]string{"destroy", "--config", cfgPath, "--confirm", "example.org"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if left := instance(); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+	if _, err := os.Stat(media); !os.IsNotExist(err) {
+		t.Fatalf("media directory: %v", err)
+	}
+	if !strings.Contains(out.String(), "instance example.org destroyed") || !strings.Contains(out.String(), dbPath) {
+		t.Fatalf("report: %s", out.String())
+	}
+}
+
+func TestDestroyRefusesWhileRunning(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go http.Serve(ln, http.NotFoundHandler())
+	cfgPath, dbPath := writeConfig(t, "listen: "+ln.Addr().String()+"\n")
+	os.WriteFile(dbPath, []byte("x"), 0o600)
+	var out bytes.Buffer
+	err = run([]string{"destroy", "--config", cfgPath, "--confirm", "example.org"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "stop it first") {
+		t.Fatalf("destroy of a running instance: %v", err)
+	}
+	if _, err := os.Stat(dbPath); err != nil {
+		t.Fatal("database removed while running")
 	}
 }

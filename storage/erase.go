@@ -1,0 +1,64 @@
+package storage
+
+import "context"
+
+// ErasedBy is the redacted_by of events whose sender's account was erased:
+// redacted by no event, served as redacted to everyone.
+const ErasedBy = "erased"
+
+// EraseUserData deletes what an erased account leaves besides its events
+// and media: keys, key backups, signatures, account data (push rules
+// included), filters, receipts, presence, notifications, forgotten rooms
+// and to-device messages it sent. Devices (and what hangs off them) go
+// with DeactivateUser.
+func (q Q) EraseUserData(ctx context.Context, userID string) error {
+	for _, query := range []string{
+		`DELETE FROM cross_signing_keys WHERE user_id = ?1`,
+		`DELETE FROM key_signatures WHERE target_user = ?1 OR signer_user = ?1`,
+		`DELETE FROM backup_versions WHERE user_id = ?1`,
+		`DELETE FROM account_data WHERE user_id = ?1`,
+		`DELETE FROM filters WHERE user_id = ?1`,
+		`DELETE FROM receipts WHERE user_id = ?1`,
+		`DELETE FROM presence WHERE user_id = ?1`,
+		`DELETE FROM push_actions WHERE user_id = ?1`,
+		`DELETE FROM forgotten_rooms WHERE user_id = ?1`,
+		`DELETE FROM to_device WHERE sender = ?1`,
+	} {
+		if _, err := q.exec(ctx, query, userID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SentEvents returns up to limit events sent by a user after a position
+// that are not yet redacted, oldest first.
+func (q Q) SentEvents(ctx context.Context, userID string, after int64, limit int) ([]Event, error) {
+	return q.queryEvents(ctx, `SELECT `+eventCols+` FROM events e
+		WHERE e.pos > ? AND e.sender = ? AND e.redacted_by IS NULL ORDER BY e.pos LIMIT ?`, after, userID, limit)
+}
+
+// EraseEvent replaces an erased user's event by its redacted form and
+// forgets the device and transaction it was sent with.
+func (q Q) EraseEvent(ctx context.Context, eventID string, redacted []byte) error {
+	return q.execOne(ctx, `UPDATE events SET json = ?, redacted_by = ?, device_id = NULL, txn_id = NULL
+		WHERE event_id = ?`, redacted, ErasedBy, eventID)
+}
+
+// MediaOf lists up to limit media entries a user uploaded.
+func (q Q) MediaOf(ctx context.Context, userID string, limit int) ([]Media, error) {
+	rows, err := q.query(ctx, `SELECT media_id, in_dir FROM media WHERE uploader = ? LIMIT ?`, userID, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Media
+	for rows.Next() {
+		var m Media
+		if err := rows.Scan(&m.MediaID, &m.InDir); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
