@@ -35,7 +35,7 @@ type Service struct {
 const (
 	// eventBatch is how many events one pruning transaction looks at; a
 	// batch takes a few milliseconds.
-	eventBatch = 200
+	eventBatch = 32
 	// pause is left between batches for client writes.
 	pause = time.Millisecond
 )

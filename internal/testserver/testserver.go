@@ -15,7 +15,9 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -29,14 +31,23 @@ const Secret = "test-shared-secret"
 // Server is a running test instance.
 type Server struct {
 	*server.Server
-	URL  string
-	Cfg  *config.Config
-	http *httptest.Server
-	t    testing.TB
+	URL string
+	Cfg *config.Config
+	// Clock is the server's clock: real time plus what a test advanced it.
+	Clock *Clock
+	http  *httptest.Server
+	t     testing.TB
+	logTo io.Writer
 }
 
 // Start runs a server on a fresh database; edit may adjust the configuration.
 func Start(t testing.TB, edit ...func(*config.Config)) *Server {
+	t.Helper()
+	return StartLogged(t, nil, edit...)
+}
+
+// StartLogged is Start with the server's log, at debug level, written to w.
+func StartLogged(t testing.TB, w io.Writer, edit ...func(*config.Config)) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.ServerName = "test.local"
@@ -50,7 +61,7 @@ func Start(t testing.TB, edit ...func(*config.Config)) *Server {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Cfg: cfg, t: t}
+	s := &Server{Cfg: cfg, t: t, Clock: &Clock{}, logTo: w}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -59,10 +70,12 @@ func Start(t testing.TB, edit ...func(*config.Config)) *Server {
 func (s *Server) start() {
 	s.t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	if s.logTo != nil {
+		log = slog.New(slog.NewTextHandler(s.logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&testWriter{s.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	srv, err := server.New(context.Background(), s.Cfg, server.Options{Log: log})
+	srv, err := server.New(context.Background(), s.Cfg, server.Options{Log: log, Now: s.Clock.Now})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -76,6 +89,26 @@ type testWriter struct{ t testing.TB }
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// Clock is a clock tests can move forward.
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now is the current time plus the offset.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
 }
 
 // Stop stops the server and closes its database; calling it twice is fine.
