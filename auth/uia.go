@@ -8,6 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/storage"
 )
 
 // AuthDict is the "auth" object of a user-interactive request.
@@ -15,7 +16,8 @@ type AuthDict struct {
 	Type       string `json:"type"`
 	Session    string `json:"session"`
 	Password   string `json:"password"`
-	User       string `json:"user"` // deprecated form of identifier
+	Token      string `json:"token"` // m.login.registration_token
+	User       string `json:"user"`  // deprecated form of identifier
 	Identifier struct {
 		Type string `json:"type"`
 		User string `json:"user"`
@@ -82,4 +84,35 @@ func RequireDummy(a *AuthDict) error {
 		return challenge(stage, a, &httpapi.Error{Code: spec.ErrorForbidden, Message: "unsupported auth type"})
 	}
 	return nil
+}
+
+// UseRegistrationToken completes the m.login.registration_token stage,
+// counting one use of a valid token, or returns the 401 that asks for one.
+func (s *Service) UseRegistrationToken(ctx context.Context, a *AuthDict) error {
+	const stage = "m.login.registration_token"
+	if a == nil || a.Type == "" {
+		return challenge(stage, a, nil)
+	}
+	if a.Type != stage {
+		return challenge(stage, a, httpapi.Forbidden("unsupported auth type %q", a.Type))
+	}
+	var ok bool
+	err := s.DB.Write(ctx, func(q storage.Q) error {
+		var err error
+		ok, err = q.UseRegistrationToken(ctx, a.Token, s.Now().UnixMilli())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return challenge(stage, a, &httpapi.Error{Status: http.StatusUnauthorized, Code: spec.ErrorForbidden, Message: "invalid registration token"})
+	}
+	return nil
+}
+
+// ReturnRegistrationToken gives back a use of a token whose registration
+// failed after it was counted.
+func (s *Service) ReturnRegistrationToken(ctx context.Context, token string) {
+	_ = s.DB.Write(ctx, func(q storage.Q) error { return q.ReturnRegistrationToken(ctx, token) })
 }

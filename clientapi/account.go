@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/rooms"
+	"github.com/redoubt-systems/redoubt/storage"
 )
 
 // GET /_matrix/client/versions
@@ -161,7 +163,7 @@ func (a *API) register(r *http.Request) httpapi.Response {
 	} else if kind != "" && kind != "user" {
 		return httpapi.Fail(httpapi.InvalidParam("kind must be user or guest"))
 	}
-	if !a.Cfg.Registration.Open {
+	if !a.Cfg.Registration.Open && !a.Cfg.Registration.RequireToken {
 		return httpapi.Fail(httpapi.Forbidden("registration is disabled; ask your administrator for an account"))
 	}
 	var req registerRequest
@@ -186,16 +188,44 @@ func (a *API) register(r *http.Request) httpapi.Response {
 	if err := a.Auth.CheckPasswordPolicy(req.Password); err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := auth.RequireDummy(req.Auth); err != nil {
-		return httpapi.Fail(err)
-	}
-	if err := a.Auth.CreateUser(r.Context(), userID, req.Password, false); err != nil {
-		return httpapi.Fail(err)
+	if a.Cfg.Registration.RequireToken {
+		// The token is used up in the same step: a registration that then
+		// fails gives its use back.
+		if err := a.Auth.UseRegistrationToken(r.Context(), req.Auth); err != nil {
+			return httpapi.Fail(err)
+		}
+		if err := a.Auth.CreateUser(r.Context(), userID, req.Password, false); err != nil {
+			a.Auth.ReturnRegistrationToken(context.WithoutCancel(r.Context()), req.Auth.Token)
+			return httpapi.Fail(err)
+		}
+	} else {
+		if err := auth.RequireDummy(req.Auth); err != nil {
+			return httpapi.Fail(err)
+		}
+		if err := a.Auth.CreateUser(r.Context(), userID, req.Password, false); err != nil {
+			return httpapi.Fail(err)
+		}
 	}
 	if req.InhibitLogin {
 		return httpapi.OK(map[string]string{"user_id": userID, "home_server": a.Cfg.ServerName})
 	}
 	return a.startSession(r, userID, req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
+}
+
+// GET /_matrix/client/v1/register/m.login.registration_token/validity
+func (a *API) registrationTokenValidity(r *http.Request) httpapi.Response {
+	if !a.Cfg.Registration.RequireToken {
+		return httpapi.Fail(httpapi.Forbidden("registration with a token is disabled"))
+	}
+	token := r.URL.Query().Get("token")
+	if token == "" {
+		return httpapi.Fail(httpapi.MissingParam("token is required"))
+	}
+	t, err := a.DB.R().RegistrationTokenByName(r.Context(), token)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(map[string]bool{"valid": err == nil && t.Valid(a.Auth.Now().UnixMilli())})
 }
 
 // GET /_matrix/client/v3/register/available

@@ -50,6 +50,7 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	pub(c+"/refresh", a.refresh, "POST")
 	pub(c+"/register", a.register, "POST")
 	pub(c+"/register/available", a.registerAvailable, "GET")
+	pub("/_matrix/client/v1/register/m.login.registration_token/validity", a.registrationTokenValidity, "GET")
 	pub("/_synapse/admin/v1/register", a.sharedSecretNonce, "GET")
 	pub("/_synapse/admin/v1/register", a.sharedSecretRegister, "POST")
 

@@ -36,17 +36,28 @@ type Config struct {
 	RegistrationSharedSecret     string `yaml:"registration_shared_secret"`
 	RegistrationSharedSecretFile string `yaml:"registration_shared_secret_file"`
 
-	Registration Registration `yaml:"registration"`
-	Password     Password     `yaml:"password"`
-	Auth         Auth         `yaml:"auth"`
-	Rooms        Rooms        `yaml:"rooms"`
-	RateLimits   RateLimits   `yaml:"rate_limits"`
-	Log          Log          `yaml:"log"`
-	Limits       Limits       `yaml:"limits"`
-	Presence     Presence     `yaml:"presence"`
-	Media        Media        `yaml:"media"`
-	Retention    Retention    `yaml:"retention"`
-	Privacy      Privacy      `yaml:"privacy"`
+	Registration  Registration  `yaml:"registration"`
+	Password      Password      `yaml:"password"`
+	Auth          Auth          `yaml:"auth"`
+	Rooms         Rooms         `yaml:"rooms"`
+	RateLimits    RateLimits    `yaml:"rate_limits"`
+	Log           Log           `yaml:"log"`
+	Limits        Limits        `yaml:"limits"`
+	Presence      Presence      `yaml:"presence"`
+	Media         Media         `yaml:"media"`
+	Retention     Retention     `yaml:"retention"`
+	Privacy       Privacy       `yaml:"privacy"`
+	ServerNotices ServerNotices `yaml:"server_notices"`
+}
+
+// Version is the Redoubt release this binary is.
+const Version = "0.1.0"
+
+// ServerNotices is the account administrators' notices come from.
+type ServerNotices struct {
+	Localpart   string `yaml:"localpart"`
+	DisplayName string `yaml:"display_name"`
+	RoomName    string `yaml:"room_name"`
 }
 
 // Retention is how long messages and media are kept. A zero duration is
@@ -115,6 +126,9 @@ type Registration struct {
 	// Open allows anyone to register with the m.login.dummy stage. Off by
 	// default: a tenant's admin creates its users.
 	Open bool `yaml:"open"`
+	// RequireToken allows registration with a registration token (the
+	// m.login.registration_token stage) that an admin handed out.
+	RequireToken bool `yaml:"require_token"`
 }
 
 // Password is the password policy.
@@ -173,8 +187,9 @@ func Default() *Config {
 		Presence:     Presence{Enabled: true},
 		Media: Media{MaxUploadSize: 100 << 20, URLPreview: URLPreview{
 			DenyIPRanges: DefaultDenyIPRanges, MaxPageSize: 1 << 20, Timeout: Duration(10 * time.Second)}},
-		Retention: Retention{Interval: Duration(time.Hour)},
-		Privacy:   Privacy{RecordIPs: true, IPRetention: Duration(30 * 24 * time.Hour)},
+		Retention:     Retention{Interval: Duration(time.Hour)},
+		Privacy:       Privacy{RecordIPs: true, IPRetention: Duration(30 * 24 * time.Hour)},
+		ServerNotices: ServerNotices{Localpart: "notices", DisplayName: "Server Notices", RoomName: "Server Notices"},
 	}
 }
 
@@ -241,6 +256,8 @@ func nameKeys(data []byte, msg string) string {
 }
 
 var lineRE = regexp.MustCompile(`line \d+:`)
+
+var localpartRE = regexp.MustCompile(`^[a-z0-9._=/+-]+$`)
 
 var serverNameRE = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
 
@@ -317,6 +334,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Privacy.IPRetention < Duration(time.Minute) {
 		bad("privacy.ip_retention", "must be at least 1m")
+	}
+	if !localpartRE.MatchString(c.ServerNotices.Localpart) {
+		bad("server_notices.localpart", "%q is not a valid user localpart", c.ServerNotices.Localpart)
 	}
 	if c.Log.MaxAge < Duration(24*time.Hour) {
 		bad("log.max_age", "must be at least 1d")

@@ -101,7 +101,8 @@ func (s *Service) Prune(ctx context.Context) (Stats, error) {
 	if st != (Stats{}) {
 		s.checkpoint(ctx)
 	}
-	return st, nil
+	err = s.DB.Write(ctx, func(q storage.Q) error { return q.SetInstanceState(ctx, "last_prune_ts", now.UnixMilli()) })
+	return st, err
 }
 
 // Lifetime is how long a room keeps its messages (0: forever): its
@@ -208,7 +209,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 // content of every event it sent (served as redacted from then on). The
 // caller has left its rooms and deactivated it.
 func (s *Service) EraseUser(ctx context.Context, userID string) error {
-	err := s.DB.Write(ctx, func(q storage.Q) error { return q.EraseUserData(ctx, userID) })
+	err := s.DB.Write(ctx, func(q storage.Q) error {
+		if err := q.EraseUserData(ctx, userID); err != nil {
+			return err
+		}
+		return q.MarkErased(ctx, userID)
+	})
 	if err != nil {
 		return err
 	}

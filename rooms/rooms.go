@@ -118,7 +118,51 @@ func (w *writer) room(roomID string) (*storage.Room, error) {
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, httpapi.NotFound("unknown room")
 	}
-	return &r, err
+	if err != nil {
+		return nil, err
+	}
+	if blocked, err := w.q.RoomBlocked(w.ctx, roomID); err != nil || blocked {
+		if err == nil {
+			err = httpapi.Forbidden("this room was deleted by an administrator")
+		}
+		return nil, err
+	}
+	return &r, nil
+}
+
+// DeleteRoom is an administrator's removal of a room: every member and
+// invitee leaves (as themselves, so their clients learn the room is gone),
+// then everything but the create event and those leaves is deleted and the
+// room is blocked. It returns who was removed and how many events went.
+func (s *Service) DeleteRoom(ctx context.Context, roomID, admin string) ([]string, int64, error) {
+	var removed []string
+	err := s.write(ctx, func(w *writer) error {
+		room, err := w.room(roomID)
+		if err != nil {
+			return err
+		}
+		if removed, err = w.q.RoomMembers(ctx, roomID, spec.Join, spec.Invite, spec.Knock); err != nil {
+			return err
+		}
+		for _, u := range removed {
+			if err := w.sendMember(room, u, u, map[string]any{"membership": spec.Leave}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	var purged int64
+	err = s.DB.Write(ctx, func(q storage.Q) error {
+		var err error
+		if purged, err = q.PurgeRoom(ctx, roomID); err != nil {
+			return err
+		}
+		return q.BlockRoom(ctx, roomID, admin, s.Now().UnixMilli())
+	})
+	return removed, purged, err
 }
 
 // checkCanonicalAlias requires every alias a canonical alias event names to

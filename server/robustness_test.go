@@ -18,6 +18,9 @@ func TestNoInputCausesServerError(t *testing.T) {
 	alice := srv.Register(t, "alice")
 	room := alice.CreateRoom(t, map[string]any{"name": "r"})
 	event := alice.Send(t, room, "x")
+	// The walk runs as an admin, so the admin API's handlers see the
+	// garbage too; alice and her room are what the real IDs name.
+	root := srv.RegisterAdmin(t, "root")
 
 	type route struct{ path, method string }
 	var routes []route
@@ -28,6 +31,9 @@ func TestNoInputCausesServerError(t *testing.T) {
 		}
 		if strings.Contains(tmpl, "/logout") {
 			return nil // would end the session the rest of the walk uses
+		}
+		if strings.HasPrefix(tmpl, "/admin") {
+			return nil // the panel's static files
 		}
 		methods, _ := r.GetMethods()
 		for _, m := range methods {
@@ -57,7 +63,7 @@ func TestNoInputCausesServerError(t *testing.T) {
 					if r.method == http.MethodGet && body != "" {
 						continue
 					}
-					code, res := alice.Do(t, r.method, path+q, body)
+					code, res := root.Do(t, r.method, path+q, body)
 					if code >= 500 {
 						t.Errorf("%s %s%s with %.40q: %d %s", r.method, r.path, q, body, code, res.Raw)
 					}
@@ -69,7 +75,7 @@ func TestNoInputCausesServerError(t *testing.T) {
 		}
 	}
 	// The server is still healthy.
-	alice.MustDo(t, "GET", "/_matrix/client/v3/account/whoami", nil, 200)
+	root.MustDo(t, "GET", "/_matrix/client/v3/account/whoami", nil, 200)
 }
 
 // fillTemplate replaces each {name} or {name:regexp} of a route template

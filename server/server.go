@@ -15,6 +15,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/redoubt-systems/redoubt/adminapi"
 	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/clientapi"
 	"github.com/redoubt-systems/redoubt/config"
@@ -108,6 +109,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize)}
 	media.Register(router, h, upload)
 	s.Retention.Register(router, h)
+	(&adminapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Media: media, Retention: s.Retention,
+		Notifier: s.Notifier, Now: opts.Now}).Register(router, h)
 	s.handler, s.router = httpapi.CORS(router), router
 	return s, nil
 }

@@ -1,0 +1,209 @@
+// Package adminapi is the tenant administrator's API: the commonly used
+// subset of Synapse's admin API (same paths, fields and paging, so tools
+// written for Synapse work), Redoubt's own /_redoubt/admin/v1 endpoints,
+// and the embedded admin panel at /admin. Only users with the admin flag
+// may call it; every action is recorded in the audit log.
+package adminapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/redoubt-systems/redoubt/auth"
+	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/mediaapi"
+	"github.com/redoubt-systems/redoubt/notifier"
+	"github.com/redoubt-systems/redoubt/retention"
+	"github.com/redoubt-systems/redoubt/rooms"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// API serves the admin endpoints.
+type API struct {
+	Cfg       *config.Config
+	DB        *storage.DB
+	Auth      *auth.Service
+	Rooms     *rooms.Service
+	Media     *mediaapi.Service
+	Retention *retention.Service
+	Notifier  *notifier.Notifier
+	Now       func() time.Time
+	// Export, when set, serves GET /_redoubt/admin/v1/export.
+	Export httpapi.AuthHandler
+
+	mu       sync.Mutex
+	deletes  map[string]map[string]any // room deletion results by delete_id
+	noticeMu sync.Mutex
+}
+
+const (
+	v1 = "/_synapse/admin/v1"
+	v2 = "/_synapse/admin/v2"
+	rv = "/_redoubt/admin/v1"
+)
+
+// Register adds the admin routes and the panel.
+func (a *API) Register(r *mux.Router, h *httpapi.API) {
+	rt := httpapi.Routes{R: r, API: h}
+	admin := func(path string, fn httpapi.AuthHandler, methods ...string) { rt.Authed(path, a.admin(fn), methods...) }
+	rt.Public(v1+"/server_version", a.serverVersion, "GET")
+
+	admin(v2+"/users", a.listUsers, "GET")
+	admin(v2+"/users/{userId}", a.getUser, "GET")
+	admin(v2+"/users/{userId}", a.putUser, "PUT")
+	admin(v1+"/deactivate/{userId}", a.deactivate, "POST")
+	admin(v1+"/reset_password/{userId}", a.resetPassword, "POST")
+	admin(v1+"/whois/{userId}", a.whois, "GET")
+	admin(v2+"/users/{userId}/devices", a.listDevices, "GET")
+	admin(v2+"/users/{userId}/devices/{deviceId}", a.getDevice, "GET")
+	admin(v2+"/users/{userId}/devices/{deviceId}", a.deleteDevice, "DELETE")
+	admin(v2+"/users/{userId}/delete_devices", a.deleteDevices, "POST")
+	admin(v1+"/users/{userId}/media", a.userMedia, "GET")
+	admin(v1+"/users/{userId}/media", a.deleteUserMedia, "DELETE")
+	admin(v1+"/media/{serverName}/{mediaId}", a.deleteMedia, "DELETE")
+
+	admin(v1+"/rooms", a.listRooms, "GET")
+	admin(v1+"/rooms/{roomId}", a.getRoom, "GET")
+	admin(v1+"/rooms/{roomId}/members", a.roomMembers, "GET")
+	admin(v1+"/rooms/{roomId}/state", a.roomState, "GET")
+	admin(v1+"/rooms/{roomId}", a.deleteRoomV1, "DELETE")
+	admin(v2+"/rooms/{roomId}", a.deleteRoomV2, "DELETE")
+	admin(v2+"/rooms/delete_status/{deleteId}", a.deleteStatus, "GET")
+
+	admin(v1+"/send_server_notice", a.sendServerNotice, "POST")
+	admin(v1+"/send_server_notice/{txnId}", a.sendServerNotice, "PUT")
+
+	admin(v1+"/registration_tokens", a.listTokens, "GET")
+	admin(v1+"/registration_tokens/new", a.createToken, "POST")
+	admin(v1+"/registration_tokens/{token}", a.getToken, "GET")
+	admin(v1+"/registration_tokens/{token}", a.updateToken, "PUT")
+	admin(v1+"/registration_tokens/{token}", a.deleteToken, "DELETE")
+
+	admin(rv+"/summary", a.summary, "GET")
+	admin(rv+"/audit", a.audit, "GET")
+	admin(rv+"/export", a.export, "GET")
+
+	a.registerPanel(r)
+}
+
+// admin lets only admins through.
+func (a *API) admin(fn httpapi.AuthHandler) httpapi.AuthHandler {
+	return func(r *http.Request, dev *httpapi.Device) httpapi.Response {
+		if !dev.IsAdmin {
+			return httpapi.Fail(httpapi.Forbidden("you are not a server admin"))
+		}
+		return fn(r, dev)
+	}
+}
+
+// record adds an action to the audit log: who, what, to whom; never
+// content.
+func (a *API) record(ctx context.Context, dev *httpapi.Device, action, target, detail string) error {
+	return a.DB.Write(context.WithoutCancel(ctx), func(q storage.Q) error {
+		return q.AddAudit(ctx, storage.AuditEntry{TS: a.Now().UnixMilli(), Admin: dev.UserID, Action: action, Target: target, Detail: detail})
+	})
+}
+
+func (a *API) serverVersion(*http.Request) httpapi.Response {
+	return httpapi.OK(map[string]string{"server_version": "Redoubt " + config.Version})
+}
+
+// page reads the from and limit query parameters (Synapse's paging).
+func page(r *http.Request, defaultLimit int) (from, limit int, err error) {
+	q := r.URL.Query()
+	from, limit = 0, defaultLimit
+	for _, p := range []struct {
+		name string
+		v    *int
+	}{{"from", &from}, {"limit", &limit}} {
+		raw := q.Get(p.name)
+		if raw == "" {
+			continue
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 0 {
+			return 0, 0, httpapi.InvalidParam("query parameter %s must be a non-negative integer", p.name)
+		}
+		*p.v = n
+	}
+	return from, min(limit, 1000), nil
+}
+
+// direction reads dir: f (default) or b.
+func direction(r *http.Request) (backwards bool, err error) {
+	switch r.URL.Query().Get("dir") {
+	case "", "f":
+		return false, nil
+	case "b":
+		return true, nil
+	}
+	return false, httpapi.InvalidParam("dir must be f or b")
+}
+
+// boolParam reads an optional true/false query parameter.
+func boolParam(r *http.Request, name string, def bool) (bool, error) {
+	switch r.URL.Query().Get(name) {
+	case "":
+		return def, nil
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, httpapi.InvalidParam("%s must be true or false", name)
+}
+
+// nextToken is Synapse's next_token: present only when more follow.
+func nextToken(body map[string]any, from, n, total int) {
+	if from+n < total {
+		body["next_token"] = strconv.Itoa(from + n)
+	}
+}
+
+// localUser returns the path's user ID if it is a user of this server.
+func (a *API) localUser(r *http.Request) (string, error) {
+	userID := mux.Vars(r)["userId"]
+	if !strings.HasPrefix(userID, "@") || !strings.HasSuffix(userID, ":"+a.Cfg.ServerName) {
+		return "", httpapi.InvalidParam("%q is not a user of this server", userID)
+	}
+	return userID, nil
+}
+
+// existingUser is localUser for a user that exists.
+func (a *API) existingUser(r *http.Request) (string, error) {
+	userID, err := a.localUser(r)
+	if err != nil {
+		return "", err
+	}
+	ok, err := a.DB.R().UserExists(r.Context(), userID)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", httpapi.NotFound("unknown user")
+	}
+	return userID, nil
+}
+
+func decode(r *http.Request, v any) error { return httpapi.Decode(r, v) }
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullableTS(ts int64) any {
+	if ts == 0 {
+		return nil
+	}
+	return ts
+}

@@ -1,0 +1,438 @@
+package adminapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// listedUser is a user in Synapse's list format (creation_ts in ms).
+func listedUser(u storage.UserListing) map[string]any {
+	return map[string]any{
+		"name": u.UserID, "displayname": nullable(u.DisplayName), "avatar_url": nullable(u.AvatarURL),
+		"admin": u.IsAdmin, "deactivated": u.Deactivated, "erased": u.Erased, "is_guest": false,
+		"shadow_banned": false, "locked": false, "approved": true, "user_type": nil,
+		"creation_ts": u.CreatedTS, "last_seen_ts": nullableTS(u.LastSeenTS),
+	}
+}
+
+// queriedUser is a user in Synapse's query format (creation_ts in s).
+func queriedUser(u storage.UserListing) map[string]any {
+	m := listedUser(u)
+	m["creation_ts"] = u.CreatedTS / 1000
+	m["threepids"], m["external_ids"] = []any{}, []any{}
+	m["appservice_id"], m["consent_server_notice_sent"], m["consent_version"], m["consent_ts"] = nil, nil, nil, nil
+	return m
+}
+
+// GET /_synapse/admin/v2/users
+func (a *API) listUsers(r *http.Request, _ *httpapi.Device) httpapi.Response {
+	from, limit, err := page(r, 100)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	back, err := direction(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	order := r.URL.Query().Get("order_by")
+	if _, ok := storage.UserOrders[order]; order != "" && !ok {
+		return httpapi.Fail(httpapi.InvalidParam("unknown order_by %q", order))
+	}
+	deactivated, err := boolParam(r, "deactivated", false)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	if _, err := boolParam(r, "guests", true); err != nil { // there are no guests
+		return httpapi.Fail(err)
+	}
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		name = r.URL.Query().Get("user_id")
+	}
+	users, total, err := a.DB.R().ListUsers(r.Context(), storage.UserFilter{From: from, Limit: limit, Name: name,
+		Deactivated: deactivated, OrderBy: order, Backwards: back})
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	list := make([]map[string]any, 0, len(users))
+	for _, u := range users {
+		list = append(list, listedUser(u))
+	}
+	body := map[string]any{"users": list, "total": total}
+	nextToken(body, from, len(users), total)
+	return httpapi.OK(body)
+}
+
+// GET /_synapse/admin/v2/users/{userId}
+func (a *API) getUser(r *http.Request, _ *httpapi.Device) httpapi.Response {
+	userID, err := a.existingUser(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	u, err := a.DB.R().UserListingOf(r.Context(), userID)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(queriedUser(u))
+}
+
+// PUT /_synapse/admin/v2/users/{userId}: create (201) or modify (200).
+func (a *API) putUser(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	userID, err := a.localUser(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	var req struct {
+		Password      *string `json:"password"`
+		LogoutDevices *bool   `json:"logout_devices"`
+		DisplayName   *string `json:"displayname"`
+		AvatarURL     *string `json:"avatar_url"`
+		Admin         *bool   `json:"admin"`
+		Deactivated   *bool   `json:"deactivated"`
+	}
+	if err := decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	ctx := r.Context()
+	if _, err := a.Auth.UserID(localpart(userID)); err != nil {
+		return httpapi.Fail(err)
+	}
+	existing, err := a.DB.R().User(ctx, userID)
+	created := errors.Is(err, storage.ErrNotFound)
+	if err != nil && !created {
+		return httpapi.Fail(err)
+	}
+	if req.Password != nil {
+		if err := a.Auth.CheckPasswordPolicy(*req.Password); err != nil {
+			return httpapi.Fail(err)
+		}
+	}
+	var changes []string
+	if created {
+		if req.Deactivated != nil && *req.Deactivated {
+			return httpapi.Fail(httpapi.InvalidParam("a new user cannot be deactivated"))
+		}
+		pw := ""
+		if req.Password != nil {
+			pw = *req.Password
+		}
+		if err := a.Auth.CreateUser(ctx, userID, pw, req.Admin != nil && *req.Admin); err != nil {
+			return httpapi.Fail(err)
+		}
+		changes = append(changes, "created")
+	} else {
+		if req.Deactivated != nil && *req.Deactivated && !existing.Deactivated {
+			if err := a.deactivateUser(ctx, userID, false); err != nil {
+				return httpapi.Fail(err)
+			}
+			changes = append(changes, "deactivated")
+		}
+		if req.Deactivated != nil && !*req.Deactivated && existing.Deactivated {
+			if req.Password == nil {
+				return httpapi.Fail(httpapi.InvalidParam("reactivating a user needs a password"))
+			}
+			if err := a.DB.Write(ctx, func(q storage.Q) error { return q.ReactivateUser(ctx, userID) }); err != nil {
+				return httpapi.Fail(err)
+			}
+			changes = append(changes, "reactivated")
+		}
+		if req.Password != nil {
+			logout := req.LogoutDevices == nil || *req.LogoutDevices
+			if err := a.Auth.SetPassword(ctx, userID, *req.Password, logout, ""); err != nil {
+				return httpapi.Fail(err)
+			}
+			changes = append(changes, "password")
+		}
+		if req.Admin != nil && *req.Admin != existing.IsAdmin {
+			if err := a.DB.Write(ctx, func(q storage.Q) error { return q.SetAdmin(ctx, userID, *req.Admin) }); err != nil {
+				return httpapi.Fail(err)
+			}
+			changes = append(changes, fmt.Sprintf("admin=%v", *req.Admin))
+		}
+	}
+	if req.DisplayName != nil || req.AvatarURL != nil {
+		if err := a.Rooms.SetProfile(ctx, userID, req.DisplayName, req.AvatarURL); err != nil {
+			return httpapi.Fail(err)
+		}
+		changes = append(changes, "profile")
+	}
+	action := "modify_user"
+	if created {
+		action = "create_user"
+	}
+	if err := a.record(ctx, dev, action, userID, joinChanges(changes)); err != nil {
+		return httpapi.Fail(err)
+	}
+	u, err := a.DB.R().UserListingOf(ctx, userID)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	res := httpapi.OK(queriedUser(u))
+	if created {
+		res.Code = http.StatusCreated
+	}
+	return res
+}
+
+func joinChanges(c []string) string {
+	out := ""
+	for i, s := range c {
+		if i > 0 {
+			out += ","
+		}
+		out += s
+	}
+	return out
+}
+
+func localpart(userID string) string {
+	for i := 1; i < len(userID); i++ {
+		if userID[i] == ':' {
+			return userID[1:i]
+		}
+	}
+	return userID
+}
+
+// deactivateUser leaves every room, closes the account and, with erase,
+// deletes its data.
+func (a *API) deactivateUser(ctx context.Context, userID string, erase bool) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := a.Rooms.LeaveAll(ctx, userID); err != nil {
+		return err
+	}
+	if err := a.Auth.Deactivate(ctx, userID); err != nil {
+		return err
+	}
+	if erase {
+		return a.Retention.EraseUser(ctx, userID)
+	}
+	return nil
+}
+
+// POST /_synapse/admin/v1/deactivate/{userId}
+func (a *API) deactivate(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	userID, err := a.existingUser(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	var req struct {
+		Erase bool `json:"erase"`
+	}
+	if err := decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := a.deactivateUser(r.Context(), userID, req.Erase); err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := a.record(r.Context(), dev, "deactivate_user", userID, fmt.Sprintf("erase=%v", req.Erase)); err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(map[string]string{"id_server_unbind_result": "success"})
+}
+
+// POST /_synapse/admin/v1/reset_password/{userId}
+func (a *API) resetPassword(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	userID, err := a.existingUser(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	var req struct {
+		NewPassword   string `json:"new_password"`
+		LogoutDevices *bool  `json:"logout_devices"`
+	}
+	if err := decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	if req.NewPassword == "" {
+		return httpapi.Fail(httpapi.MissingParam("new_password is required"))
+	}
+	logout := req.LogoutDevices == nil || *req.LogoutDevices
+	if err := a.Auth.SetPassword(r.Context(), userID, req.NewPassword, logout, ""); err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := a.record(r.Context(), dev, "reset_password", userID, fmt.Sprintf("logout_devices=%v", logout)); err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(httpapi.Empty)
+}
+
+// GET /_synapse/admin/v1/whois/{userId}
+func (a *API) whois(r *http.Request, _ *httpapi.Device) httpapi.Response {
+	userID, err := a.existingUser(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	devices, err := a.DB.R().Devices(r.Context(), userID)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	conns := []map[string]any{}
+	for _, d := range devices {
+		if d.LastSeenTS == 0 {
+			continue
+		}
+		conns = append(conns, map[string]any{"ip": nullable(d.LastSeenIP), "last_seen": d.LastSeenTS, "user_agent": nullable(d.LastSeenUA)})
+	}
+	return httpapi.OK(map[string]any{"user_id": userID,
+		"devices": map[string]any{"": map[string]any{"sessions": []any{map[string]any{"connections": conns}}}}})
+}
+
+func deviceJSON(d storage.Device) map[string]any {
+	return map[string]any{"device_id": d.DeviceID, "display_name": nullable(d.DisplayName), "user_id": d.UserID,
+		"last_seen_ip": nullable(d.LastSeenIP), "last_seen_ts": nullableTS(d.LastSeenTS), "last_seen_user_agent": nullable(d.LastSeenUA)}
+}
+
+// GET /_synapse/admin/v2/users/{userId}/devices
+func (a *API) listDevices(r *http.Request, _ *httpapi.Device) httpapi.Response {
+	userID, err := a.existingUser(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	devices, err := a.DB.R().Devices(r.Context(), userID)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	list := []map[string]any{}
+	for _, d := range devices {
+		list = append(list, deviceJSON(d))
+	}
+	return httpapi.OK(map[string]any{"devices": list, "total": len(list)})
+}
+
+// GET /_synapse/admin/v2/users/{userId}/devices/{deviceId}
+func (a *API) getDevice(r *http.Request, _ *httpapi.Device) httpapi.Response {
+	userID, err := a.existingUser(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	devices, err := a.DB.R().Devices(r.Context(), userID)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	for _, d := range devices {
+		if d.DeviceID == mux.Vars(r)["deviceId"] {
+			return httpapi.OK(deviceJSON(d))
+		}
+	}
+	return httpapi.Fail(httpapi.NotFound("unknown device"))
+}
+
+// DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId}
+func (a *API) deleteDevice(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	userID, err := a.existingUser(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	deviceID := mux.Vars(r)["deviceId"]
+	if err := a.Auth.DeleteDevices(r.Context(), userID, []string{deviceID}); err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.EmptyOr(a.record(r.Context(), dev, "delete_device", userID, deviceID))
+}
+
+// POST /_synapse/admin/v2/users/{userId}/delete_devices
+func (a *API) deleteDevices(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	userID, err := a.existingUser(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	var req struct {
+		Devices []string `json:"devices"`
+	}
+	if err := decode(r, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	if req.Devices == nil {
+		return httpapi.Fail(httpapi.MissingParam("devices is required"))
+	}
+	if err := a.Auth.DeleteDevices(r.Context(), userID, req.Devices); err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.EmptyOr(a.record(r.Context(), dev, "delete_devices", userID, fmt.Sprintf("%d devices", len(req.Devices))))
+}
+
+// GET /_synapse/admin/v1/users/{userId}/media
+func (a *API) userMedia(r *http.Request, _ *httpapi.Device) httpapi.Response {
+	userID, err := a.existingUser(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	from, limit, err := page(r, 100)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	if _, err := direction(r); err != nil {
+		return httpapi.Fail(err)
+	}
+	media, total, err := a.DB.R().MediaPage(r.Context(), userID, from, limit)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	list := []map[string]any{}
+	for _, m := range media {
+		list = append(list, map[string]any{"media_id": m.MediaID, "media_type": m.ContentType, "media_length": m.Size,
+			"upload_name": nullable(m.Filename), "created_ts": m.CreatedTS, "last_access_ts": nil,
+			"quarantined_by": nil, "safe_from_quarantine": false})
+	}
+	body := map[string]any{"media": list, "total": total}
+	nextToken(body, from, len(media), total)
+	return httpapi.OK(body)
+}
+
+// DELETE /_synapse/admin/v1/users/{userId}/media
+func (a *API) deleteUserMedia(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	userID, err := a.existingUser(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	deleted := []string{}
+	for {
+		media, err := a.DB.R().MediaOf(r.Context(), userID, 50)
+		if err != nil {
+			return httpapi.Fail(err)
+		}
+		if len(media) == 0 {
+			break
+		}
+		for _, m := range media {
+			if err := a.Media.Delete(context.WithoutCancel(r.Context()), m); err != nil {
+				return httpapi.Fail(err)
+			}
+			deleted = append(deleted, m.MediaID)
+		}
+	}
+	if err := a.record(r.Context(), dev, "delete_user_media", userID, fmt.Sprintf("%d files", len(deleted))); err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(map[string]any{"deleted_media": deleted, "total": len(deleted)})
+}
+
+// DELETE /_synapse/admin/v1/media/{serverName}/{mediaId}
+func (a *API) deleteMedia(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	vars := mux.Vars(r)
+	if vars["serverName"] != a.Cfg.ServerName {
+		return httpapi.Fail(httpapi.BadRequest("can only delete local media"))
+	}
+	m, err := a.DB.R().Media(r.Context(), vars["mediaId"])
+	if errors.Is(err, storage.ErrNotFound) {
+		return httpapi.Fail(httpapi.NotFound("unknown media"))
+	}
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := a.Media.Delete(context.WithoutCancel(r.Context()), m); err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := a.record(r.Context(), dev, "delete_media", "mxc://"+a.Cfg.ServerName+"/"+m.MediaID, ""); err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(map[string]any{"deleted_media": []string{m.MediaID}, "total": 1})
+}
