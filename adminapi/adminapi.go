@@ -103,11 +103,16 @@ func (a *API) admin(fn httpapi.AuthHandler) httpapi.AuthHandler {
 	}
 }
 
-// record adds an action to the audit log: who, what, to whom; never
-// content.
+// record adds an API action to the audit log.
 func (a *API) record(ctx context.Context, dev *httpapi.Device, action, target, detail string) error {
+	return a.Record(ctx, dev.UserID, action, target, detail)
+}
+
+// Record adds an action to the audit log: who (a user ID, or the operator
+// at the command line), what, to whom; never content.
+func (a *API) Record(ctx context.Context, actor, action, target, detail string) error {
 	return a.DB.Write(context.WithoutCancel(ctx), func(q storage.Q) error {
-		return q.AddAudit(ctx, storage.AuditEntry{TS: a.Now().UnixMilli(), Admin: dev.UserID, Action: action, Target: target, Detail: detail})
+		return q.AddAudit(ctx, storage.AuditEntry{TS: a.Now().UnixMilli(), Admin: actor, Action: action, Target: target, Detail: detail})
 	})
 }
 

@@ -129,7 +129,7 @@ func (a *API) putUser(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		changes = append(changes, "created")
 	} else {
 		if req.Deactivated != nil && *req.Deactivated && !existing.Deactivated {
-			if err := a.deactivateUser(ctx, userID, false); err != nil {
+			if err := a.DeactivateUser(ctx, userID, false); err != nil {
 				return httpapi.Fail(err)
 			}
 			changes = append(changes, "deactivated")
@@ -201,9 +201,9 @@ func localpart(userID string) string {
 	return userID
 }
 
-// deactivateUser leaves every room, closes the account and, with erase,
+// DeactivateUser leaves every room, closes the account and, with erase,
 // deletes its data.
-func (a *API) deactivateUser(ctx context.Context, userID string, erase bool) error {
+func (a *API) DeactivateUser(ctx context.Context, userID string, erase bool) error {
 	ctx = context.WithoutCancel(ctx)
 	if err := a.Rooms.LeaveAll(ctx, userID); err != nil {
 		return err
@@ -229,7 +229,7 @@ func (a *API) deactivate(r *http.Request, dev *httpapi.Device) httpapi.Response 
 	if err := decode(r, &req); err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := a.deactivateUser(r.Context(), userID, req.Erase); err != nil {
+	if err := a.DeactivateUser(r.Context(), userID, req.Erase); err != nil {
 		return httpapi.Fail(err)
 	}
 	if err := a.record(r.Context(), dev, "deactivate_user", userID, fmt.Sprintf("erase=%v", req.Erase)); err != nil {

@@ -39,7 +39,9 @@ type Server struct {
 	Sync  *syncapi.Service
 	// Retention prunes what has outlived its lifetime; serve runs it.
 	Retention *retention.Service
-	Log       *slog.Logger
+	// Admin is the admin API, also behind the command line's admin commands.
+	Admin *adminapi.API
+	Log   *slog.Logger
 	// Notifier wakes waiting /sync requests after each commit.
 	Notifier *notifier.Notifier
 
@@ -109,8 +111,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize)}
 	media.Register(router, h, upload)
 	s.Retention.Register(router, h)
-	(&adminapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Media: media, Retention: s.Retention,
-		Notifier: s.Notifier, Now: opts.Now}).Register(router, h)
+	s.Admin = &adminapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Media: media, Retention: s.Retention,
+		Notifier: s.Notifier, Now: opts.Now}
+	s.Admin.Register(router, h)
 	s.handler, s.router = httpapi.CORS(router), router
 	return s, nil
 }

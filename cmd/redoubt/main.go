@@ -42,10 +42,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return serve(args[1:], stderr)
 		case "user":
 			return userCmd(args[1:], stdout)
+		case "token":
+			return tokenCmd(args[1:], stdout)
 		case "destroy":
 			return destroy(args[1:], stdout)
 		default:
-			return fmt.Errorf("unknown command %q (commands: serve, user, destroy)", args[0])
+			return fmt.Errorf("unknown command %q (commands: serve, user, token, destroy)", args[0])
 		}
 	}
 	return serve(args, stderr)
@@ -130,57 +132,6 @@ func serve(args []string, stderr io.Writer) error {
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	return nil
-}
-
-func userCmd(args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "add" {
-		return errors.New("usage: redoubt user add NAME [--admin] [--password-file F] [--config FILE]")
-	}
-	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
-	cfgPath := fs.String("config", "", "configuration file (YAML)")
-	admin := fs.Bool("admin", false, "make the user an administrator")
-	pwFile := fs.String("password-file", "", "read the password from this file (default: prompt)")
-	// Accept the name before or after the flags.
-	rest := args[1:]
-	var name string
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		name, rest = rest[0], rest[1:]
-	}
-	if err := fs.Parse(rest); err != nil {
-		return err
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
-	}
-	if name == "" {
-		return errors.New("usage: redoubt user add NAME [--admin] [--password-file F] [--config FILE]")
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	password, err := readPassword(*pwFile)
-	if err != nil {
-		return err
-	}
-	ctx := context.Background()
-	srv, err := server.New(ctx, cfg, server.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	userID, err := srv.Auth.UserID(strings.TrimPrefix(strings.SplitN(name, ":", 2)[0], "@"))
-	if err != nil {
-		return err
-	}
-	if err := srv.Auth.CheckPasswordPolicy(password); err != nil {
-		return err
-	}
-	if err := srv.Auth.CreateUser(ctx, userID, password, *admin); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "created %s%s\n", userID, map[bool]string{true: " (admin)", false: ""}[*admin])
 	return nil
 }
 

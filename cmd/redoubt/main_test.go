@@ -168,3 +168,63 @@ func TestDestroyRefusesWhileRunning(t *testing.T) {
 		t.Fatal("database removed while running")
 	}
 }
+
+func TestUserAndTokenCommands(t *testing.T) {
+	cfgPath, _ := writeConfig(t, "")
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("correct horse battery\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runOK := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(append(args, "--config", cfgPath), &out, &out); err != nil {
+			t.Fatalf("%v: %v (%s)", args, err, out.String())
+		}
+		return out.String()
+	}
+	runOK("user", "add", "ann", "--password-file", pw)
+	runOK("user", "add", "ben", "--password-file", pw)
+	if out := runOK("user", "list"); !strings.Contains(out, "@ann:example.org") || !strings.Contains(out, "@ben:example.org") {
+		t.Fatalf("list: %s", out)
+	}
+	runOK("user", "reset-password", "ann", "--password-file", pw)
+	if out := runOK("user", "deactivate", "ben", "--erase"); !strings.Contains(out, "erased") {
+		t.Fatalf("deactivate: %s", out)
+	}
+	if out := runOK("user", "list"); strings.Contains(out, "@ben") {
+		t.Fatalf("deactivated user listed by default: %s", out)
+	}
+	if out := runOK("user", "list", "--deactivated"); !strings.Contains(out, "deactivated, erased") {
+		t.Fatalf("list --deactivated: %s", out)
+	}
+	token := strings.TrimSpace(runOK("token", "create", "--uses", "3", "--expires", "7d"))
+	if len(token) != 16 {
+		t.Fatalf("token %q", token)
+	}
+	if out := runOK("token", "list"); !strings.Contains(out, token) || !strings.Contains(out, "3") {
+		t.Fatalf("token list: %s", out)
+	}
+	runOK("token", "delete", token)
+	var out bytes.Buffer
+	for _, args := range [][]string{{"user"}, {"user", "frobnicate", "x"}, {"user", "deactivate"}, {"user", "deactivate", "nobody"},
+		{"token", "delete", "nope"}, {"token", "create", "--expires", "soon"}} {
+		if err := run(append(args, "--config", cfgPath), &out, &out); err == nil {
+			t.Errorf("%v succeeded", args)
+		}
+	}
+	// The operator's actions are in the audit log.
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	entries, _, err := srv.DB.R().Audit(context.Background(), 0, 100)
+	if err != nil || len(entries) != 6 || entries[0].Action != "delete_registration_token" || entries[0].Admin != "operator (command line)" {
+		t.Fatalf("audit: %+v %v", entries, err)
+	}
+}
