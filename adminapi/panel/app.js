@@ -73,6 +73,7 @@ function confirmDialog({ title, text, erase, password }) {
 }
 
 function show(view) {
+  status("");
   for (const s of document.querySelectorAll("main > section")) s.hidden = s.id !== "view-" + view;
   for (const b of document.querySelectorAll("nav button[data-view]")) {
     if (b.dataset.view === view) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");

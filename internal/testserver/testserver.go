@@ -275,3 +275,16 @@ func (c *Client) Invite(t testing.TB, roomID, userID string) {
 	t.Helper()
 	c.MustDo(t, "POST", "/_matrix/client/v3/rooms/"+PathEscape(roomID)+"/invite", map[string]any{"user_id": userID}, 200)
 }
+
+// Raw sends a request without a body and returns the response as it is,
+// for responses that are not JSON; the caller closes its body.
+func (c *Client) Raw(method, path string) (*http.Response, error) {
+	req, err := http.NewRequest(method, c.srv.URL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	return http.DefaultClient.Do(req)
+}

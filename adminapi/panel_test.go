@@ -1,0 +1,193 @@
+package adminapi_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	ts "github.com/redoubt-systems/redoubt/internal/testserver"
+)
+
+// browser starts headless Chromium (Debian's chromium; .ci/run installs
+// it). Without it the browser tests are skipped, not failed, so that the
+// rest of the suite runs on machines without a browser.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := os.Getenv("CHROMIUM")
+	if path == "" {
+		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+			if p, err := exec.LookPath(name); err == nil {
+				path = p
+				break
+			}
+		}
+	}
+	if path == "" {
+		if os.Getenv("REDOUBT_REQUIRE_BROWSER") != "" {
+			t.Fatal("no chromium found, and REDOUBT_REQUIRE_BROWSER is set")
+		}
+		t.Skip("no chromium found (set CHROMIUM): browser tests skipped")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.WindowSize(1280, 900))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	// Newer Chromium sends DOM events this chromedp does not know; they are
+	// harmless, so they go to the test log rather than standard error.
+	ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+// artifacts is where screenshots go: $ARTIFACTS_DIR (CI keeps it) or a
+// temporary directory.
+func artifacts(t *testing.T) string {
+	dir := os.Getenv("ARTIFACTS_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "redoubt-artifacts")
+	}
+	dir = filepath.Join(dir, "admin-panel")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func screenshot(t *testing.T, dir, name string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var png []byte
+		// Quality 100 makes a PNG; below it, a JPEG.
+		if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+	})
+}
+
+// An admin logs in to the panel, creates a user (who then logs in through
+// the client API), deactivates them with erase, and their login fails;
+// each page is screenshotted, also at a phone's size.
+func TestPanelInBrowser(t *testing.T) {
+	ctx := browser(t)
+	srv := ts.Start(t)
+	srv.RegisterAdmin(t, "root")
+	dir := artifacts(t)
+	newUser := "@newhire:test.local"
+	row := `tr[data-user="` + newUser + `"]`
+	var status, dialogText string
+	err := chromedp.Run(ctx,
+		chromedp.Navigate(srv.URL+"/admin"),
+		chromedp.WaitVisible("#login-user", chromedp.ByID),
+		screenshot(t, dir, "01-login"),
+		chromedp.SendKeys("#login-user", "root", chromedp.ByID),
+		chromedp.SendKeys("#login-password", ts.Password("root"), chromedp.ByID),
+		chromedp.Click("#login-submit", chromedp.ByID),
+		chromedp.WaitVisible(`tr[data-user="@root:test.local"]`),
+		screenshot(t, dir, "02-users"),
+		chromedp.SendKeys("#new-user-name", "newhire", chromedp.ByID),
+		chromedp.SendKeys("#new-user-password", "newhire-pass-123", chromedp.ByID),
+		chromedp.Click("#new-user-submit", chromedp.ByID),
+		chromedp.WaitVisible(row),
+		chromedp.Text("#status", &status, chromedp.ByID),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(status, "Created "+newUser) {
+		t.Fatalf("status after create: %q", status)
+	}
+	if code, _ := login(srv, t, "newhire", "newhire-pass-123"); code != 200 {
+		t.Fatalf("the new user cannot log in: %d", code)
+	}
+	err = chromedp.Run(ctx,
+		chromedp.Click(row+" button.deactivate"),
+		chromedp.WaitVisible("#confirm", chromedp.ByID),
+		chromedp.Text("#confirm-text", &dialogText, chromedp.ByID),
+		chromedp.Click("#confirm-erase", chromedp.ByID),
+		screenshot(t, dir, "03-deactivate-confirm"),
+		chromedp.Click("#confirm-ok", chromedp.ByID),
+		chromedp.WaitNotPresent(row),
+		chromedp.Text("#status", &status, chromedp.ByID),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dialogText, newUser) {
+		t.Fatalf("the confirmation does not name the user: %q", dialogText)
+	}
+	if !strings.Contains(status, "deactivated and their data erased") {
+		t.Fatalf("status after deactivate: %q", status)
+	}
+	if code, _ := login(srv, t, "newhire", "newhire-pass-123"); code != 403 {
+		t.Fatalf("the deactivated user logs in: %d", code)
+	}
+	var erased int
+	if err := srv.DB.RawRead(t.Context(), `SELECT erased FROM users WHERE user_id = '@newhire:test.local'`, &erased); err != nil || erased != 1 {
+		t.Fatalf("erased = %d (%v)", erased, err)
+	}
+
+	// The other pages, a token created on the way, and a phone-sized view.
+	var tokenRows, roomsTitle, summary, audit string
+	err = chromedp.Run(ctx,
+		chromedp.Click(`nav button[data-view="tokens"]`),
+		chromedp.SendKeys("#new-token-uses", "5", chromedp.ByID),
+		chromedp.Click(`#new-token button[type="submit"]`),
+		chromedp.WaitVisible("#token-rows tr"),
+		chromedp.Text("#token-rows", &tokenRows, chromedp.ByID),
+		screenshot(t, dir, "04-tokens"),
+		chromedp.Click(`nav button[data-view="rooms"]`),
+		chromedp.WaitVisible("#view-rooms", chromedp.ByID),
+		chromedp.Text("#room-page", &roomsTitle, chromedp.ByID),
+		screenshot(t, dir, "05-rooms"),
+		chromedp.Click(`nav button[data-view="summary"]`),
+		chromedp.WaitVisible("#summary dt"),
+		chromedp.Text("#summary", &summary, chromedp.ByID),
+		screenshot(t, dir, "06-instance"),
+		chromedp.Click(`nav button[data-view="audit"]`),
+		chromedp.WaitVisible("#audit-rows tr"),
+		chromedp.Text("#audit-rows", &audit, chromedp.ByID),
+		screenshot(t, dir, "07-audit"),
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Click(`nav button[data-view="users"]`),
+		chromedp.WaitVisible(`tr[data-user="@root:test.local"]`),
+		screenshot(t, dir, "08-users-phone"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(tokenRows, "5") || !strings.Contains(summary, "test.local") ||
+		!strings.Contains(audit, "deactivate_user") || !strings.Contains(audit, "create_user") {
+		t.Fatalf("tokens %q, summary %q, audit %q", tokenRows, summary, audit)
+	}
+	t.Logf("screenshots in %s", dir)
+}
+
+// The panel's pages carry a strict Content-Security-Policy, and the token
+// is kept in sessionStorage only.
+func TestPanelHeaders(t *testing.T) {
+	srv := ts.Start(t)
+	for _, path := range []string{"/admin/", "/admin/app.js", "/admin/app.css"} {
+		res, err := srv.Anon().Raw("GET", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		csp := res.Header.Get("Content-Security-Policy")
+		if res.StatusCode != 200 || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") ||
+			strings.Contains(csp, "unsafe-inline") || res.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatalf("%s: %d, CSP %q", path, res.StatusCode, csp)
+		}
+	}
+	js, _ := os.ReadFile("panel/app.js")
+	if strings.Contains(string(js), "localStorage") || strings.Contains(string(js), "document.cookie") {
+		t.Fatal("the panel keeps its token beyond the session")
+	}
+}
