@@ -39,6 +39,8 @@ type DB struct {
 	lead    chan struct{}
 	queueMu sync.Mutex
 	queue   []*writeReq
+	// path is the database file's.
+	path string
 	// shared counts writes that shared their transaction with others.
 	shared atomic.Int64
 	// readers is the pool of read-only connections.
@@ -88,7 +90,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	db := &DB{write: w, lead: make(chan struct{}, 1)}
+	db := &DB{write: w, lead: make(chan struct{}, 1), path: path}
 	var mode string
 	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		w.Close()
@@ -281,4 +283,19 @@ func (db *DB) RawRead(ctx context.Context, query string, dest ...any) error {
 	}
 	defer db.release(p)
 	return p.conn.QueryRowContext(ctx, query).Scan(dest...)
+}
+
+// Snapshot writes a consistent copy of the database to path (which must not
+// exist) while the server keeps serving: VACUUM INTO reads one snapshot on a
+// connection of its own, so neither readers nor the writer wait for it.
+func (db *DB) Snapshot(ctx context.Context, path string) error {
+	v := url.Values{}
+	v.Add("_pragma", "busy_timeout(10000)")
+	c, err := sql.Open("sqlite", "file:"+db.path+"?"+v.Encode())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.ExecContext(ctx, "VACUUM INTO ?", path)
+	return err
 }

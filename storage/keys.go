@@ -401,3 +401,10 @@ func (q Q) SetDehydratedDevice(ctx context.Context, userID string, d DehydratedD
 		ON CONFLICT(user_id) DO UPDATE SET device_id = excluded.device_id, device_data = excluded.device_data`, userID, d.DeviceID, d.Data)
 	return err
 }
+
+// DropOneTimeKeys deletes every one-time key: done to a restored backup,
+// whose keys may have been claimed since it was taken.
+func (q Q) DropOneTimeKeys(ctx context.Context) error {
+	_, err := q.exec(ctx, `DELETE FROM one_time_keys`)
+	return err
+}

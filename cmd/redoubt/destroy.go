@@ -16,8 +16,8 @@ import (
 
 // destroy deletes everything an instance keeps: the database file with its
 // WAL and shared-memory files (users, rooms, keys, the server's signing
-// key and, unless media.path is set, media), the media directory and the
-// log files. Each file is overwritten before it is unlinked. The
+// key and, unless media.path is set, media), the media directory, the
+// local backups (backup.dir) and the log files. Each file is overwritten before it is unlinked. The
 // configuration file stays: it is the operator's.
 func destroy(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("destroy", flag.ContinueOnError)
@@ -58,6 +58,11 @@ func destroy(args []string, stdout io.Writer) error {
 	}
 	if cfg.Media.Path != "" {
 		if err := shred.Tree(cfg.Media.Path, report); err != nil {
+			return err
+		}
+	}
+	if cfg.Backup.Dir != "" {
+		if err := shred.Tree(cfg.Backup.Dir, report); err != nil {
 			return err
 		}
 	}

@@ -18,11 +18,13 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/redoubt-systems/redoubt/backup"
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/logfile"
 	"github.com/redoubt-systems/redoubt/server"
@@ -46,8 +48,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return tokenCmd(args[1:], stdout)
 		case "destroy":
 			return destroy(args[1:], stdout)
+		case "backup":
+			return backupCmd(args[1:], stdout)
+		case "restore":
+			return restoreCmd(args[1:], stdout)
+		case "verify":
+			return verifyCmd(args[1:], stdout)
+		case "export":
+			return exportCmd(args[1:], stdout)
 		default:
-			return fmt.Errorf("unknown command %q (commands: serve, user, token, destroy)", args[0])
+			return fmt.Errorf("unknown command %q (commands: serve, user, token, backup, restore, verify, export, destroy)", args[0])
 		}
 	}
 	return serve(args, stderr)
@@ -115,10 +125,12 @@ func serve(args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "\nNo users yet. Create the first admin with:\n  redoubt user add NAME --admin%s\n\n",
 			map[bool]string{true: " --config " + *cfgPath, false: ""}[*cfgPath != ""])
 	}
-	pruneCtx, stopPruning := context.WithCancel(ctx)
-	pruned := make(chan struct{})
-	go func() { srv.Retention.Run(pruneCtx); close(pruned) }()
-	defer func() { stopPruning(); <-pruned }() // before srv.Close: the pruner stops first
+	// The pruner and scheduled backups stop before the database closes.
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	var jobs sync.WaitGroup
+	jobs.Go(func() { srv.Retention.Run(jobsCtx) })
+	jobs.Go(func() { backup.Run(jobsCtx, cfg, srv.DB, log, time.Now) })
+	defer func() { stopJobs(); jobs.Wait() }()
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	select {
