@@ -394,7 +394,6 @@ func TestSummary(t *testing.T) {
 		s.Get("last_prune_ts").Type == gjson.Null || s.Get("last_backup_ts").Type != gjson.Null || !s.Get("media.count").Exists() {
 		t.Fatalf("summary: %s", s.Raw)
 	}
-	root.MustFail(t, "GET", rv+"/export", nil, 404, "M_UNRECOGNIZED")
 }
 
 // The fields synapse-admin (the common web tool for Synapse's admin API)

@@ -35,12 +35,10 @@ type API struct {
 	Retention *retention.Service
 	Notifier  *notifier.Notifier
 	Now       func() time.Time
-	// Export, when set, serves GET /_redoubt/admin/v1/export.
-	Export httpapi.AuthHandler
-
-	mu       sync.Mutex
-	deletes  map[string]map[string]any // room deletion results by delete_id
-	noticeMu sync.Mutex
+	mu        sync.Mutex
+	exports   map[string]*exportJob
+	deletes   map[string]map[string]any // room deletion results by delete_id
+	noticeMu  sync.Mutex
 }
 
 const (
@@ -88,7 +86,9 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 
 	admin(rv+"/summary", a.summary, "GET")
 	admin(rv+"/audit", a.audit, "GET")
-	admin(rv+"/export", a.export, "GET")
+	admin(rv+"/export", a.startExport, "POST")
+	admin(rv+"/export/{exportId}", a.exportStatus, "GET")
+	admin(rv+"/export/{exportId}/download", a.downloadExport, "GET")
 
 	a.registerPanel(r)
 }

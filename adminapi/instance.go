@@ -58,11 +58,3 @@ func (a *API) audit(r *http.Request, _ *httpapi.Device) httpapi.Response {
 	nextToken(body, from, len(entries), total)
 	return httpapi.OK(body)
 }
-
-// GET /_redoubt/admin/v1/export: the export capability plugs in here.
-func (a *API) export(r *http.Request, dev *httpapi.Device) httpapi.Response {
-	if a.Export == nil {
-		return httpapi.Fail(httpapi.Unrecognized("export is not available in this build"))
-	}
-	return a.Export(r, dev)
-}

@@ -150,6 +150,8 @@ func TestPanelInBrowser(t *testing.T) {
 		chromedp.Click(`nav button[data-view="summary"]`),
 		chromedp.WaitVisible("#summary dt"),
 		chromedp.Text("#summary", &summary, chromedp.ByID),
+		chromedp.Click("#export-start", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("export-status").textContent.startsWith("exported")`, nil, chromedp.WithPollingTimeout(30*time.Second)),
 		screenshot(t, dir, "06-instance"),
 		chromedp.Click(`nav button[data-view="audit"]`),
 		chromedp.WaitVisible("#audit-rows tr"),

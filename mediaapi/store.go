@@ -147,3 +147,8 @@ func (s *Service) Delete(ctx context.Context, m storage.Media) error {
 	}
 	return s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteMedia(ctx, m.MediaID) })
 }
+
+// OpenReady returns a reader of ready media's bytes, for exports.
+func (s *Service) OpenReady(ctx context.Context, m storage.Media) (io.ReadCloser, error) {
+	return s.open(ctx, m)
+}

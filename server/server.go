@@ -41,6 +41,8 @@ type Server struct {
 	Retention *retention.Service
 	// Admin is the admin API, also behind the command line's admin commands.
 	Admin *adminapi.API
+	// Media is the media repository (exports read it).
+	Media *mediaapi.Service
 	Log   *slog.Logger
 	// Notifier wakes waiting /sync requests after each commit.
 	Notifier *notifier.Notifier
@@ -113,6 +115,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Retention.Register(router, h)
 	s.Admin = &adminapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Media: media, Retention: s.Retention,
 		Notifier: s.Notifier, Now: opts.Now}
+	s.Media = media
 	s.Admin.Register(router, h)
 	s.handler, s.router = httpapi.CORS(router), router
 	return s, nil

@@ -290,6 +290,37 @@ async function loadSummary() {
   }
 }
 
+// exportInstance starts an export, polls it, then saves the archive.
+async function exportInstance() {
+  const btn = $("export-start");
+  btn.disabled = true;
+  try {
+    const { export_id: id } = await api("POST", "/_redoubt/admin/v1/export", {});
+    let st;
+    do {
+      await new Promise((r) => setTimeout(r, 500));
+      st = await api("GET", "/_redoubt/admin/v1/export/" + id);
+      $("export-status").textContent = st.status;
+    } while (st.status === "running");
+    if (st.status !== "complete") throw new Error("export failed: " + (st.error || st.status));
+    const res = await fetch(`/_redoubt/admin/v1/export/${id}/download`, { headers: { Authorization: "Bearer " + state.token } });
+    if (!res.ok) throw new Error("download failed: HTTP " + res.status);
+    const url = URL.createObjectURL(await res.blob());
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = `redoubt-export-${state.server}.tar.zst`;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    $("export-status").textContent = `exported (${(st.bytes / 1048576).toFixed(1)} MiB)`;
+  } catch (err) {
+    status(err.message, true);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
 async function loadAudit() {
   const res = await api("GET", "/_redoubt/admin/v1/audit?limit=100");
   const rows = $("audit-rows");
@@ -312,5 +343,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("room-next").addEventListener("click", () => { state.roomFrom += state.pageSize; loadRooms(); });
   $("new-user").addEventListener("submit", createUser);
   $("new-token").addEventListener("submit", createToken);
+  $("export-start").addEventListener("click", exportInstance);
   if (state.token) start(); else show("login");
 });

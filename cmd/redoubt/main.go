@@ -115,6 +115,11 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	// Exports started through the admin API before a stop are not
+	// finished business: their archives go (shredded).
+	if err := srv.Admin.ClearExports(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
