@@ -108,6 +108,13 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(c+"/directory/room/{roomAlias}", a.putAlias, "PUT")
 	authed(c+"/directory/room/{roomAlias}", a.deleteAlias, "DELETE")
 	authed(c+"/rooms/{roomId}/aliases", a.roomAliases, "GET")
+
+	// Room tags, and what has little to do here
+	authed(c+"/user/{userId}/rooms/{roomId}/tags", a.getTags, "GET")
+	authed(c+"/user/{userId}/rooms/{roomId}/tags/{tag}", a.setTag, "PUT", "DELETE")
+	authed(c+"/thirdparty/protocols", a.thirdPartyProtocols, "GET")
+	authed(c+"/account/3pid", a.threePIDs, "GET")
+	authed(c+"/voip/turnServer", a.turnServer, "GET")
 }
 
 // queryInt reads an optional non-negative integer query parameter.

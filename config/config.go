@@ -50,6 +50,16 @@ type Config struct {
 	Privacy       Privacy       `yaml:"privacy"`
 	ServerNotices ServerNotices `yaml:"server_notices"`
 	Backup        Backup        `yaml:"backup"`
+	TURN          TURN          `yaml:"turn"`
+}
+
+// TURN is the TURN service handed to clients for calls: the URIs, and the
+// secret shared with the TURN server (coturn's use-auth-secret) that
+// time-limited credentials are made with.
+type TURN struct {
+	URIs         []string `yaml:"uris"`
+	SharedSecret string   `yaml:"shared_secret"`
+	Lifetime     Duration `yaml:"lifetime"`
 }
 
 // Backup is where and how often serve writes encrypted backups.
@@ -205,6 +215,7 @@ func Default() *Config {
 		Privacy:       Privacy{RecordIPs: true, IPRetention: Duration(30 * 24 * time.Hour)},
 		ServerNotices: ServerNotices{Localpart: "notices", DisplayName: "Server Notices", RoomName: "Server Notices"},
 		Backup:        Backup{Keep: 7, Recipients: []string{}},
+		TURN:          TURN{URIs: []string{}, Lifetime: Duration(24 * time.Hour)},
 	}
 }
 
