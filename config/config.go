@@ -51,6 +51,14 @@ type Config struct {
 	ServerNotices ServerNotices `yaml:"server_notices"`
 	Backup        Backup        `yaml:"backup"`
 	TURN          TURN          `yaml:"turn"`
+	UserDirectory UserDirectory `yaml:"user_directory"`
+}
+
+// UserDirectory controls who /user_directory/search finds.
+type UserDirectory struct {
+	// SearchAllUsers finds every user of the instance (one organisation);
+	// off, only users sharing a room with the searcher or in a public room.
+	SearchAllUsers bool `yaml:"search_all_users"`
 }
 
 // TURN is the TURN service handed to clients for calls: the URIs, and the
@@ -216,6 +224,7 @@ func Default() *Config {
 		ServerNotices: ServerNotices{Localpart: "notices", DisplayName: "Server Notices", RoomName: "Server Notices"},
 		Backup:        Backup{Keep: 7, Recipients: []string{}},
 		TURN:          TURN{URIs: []string{}, Lifetime: Duration(24 * time.Hour)},
+		UserDirectory: UserDirectory{SearchAllUsers: true},
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/clientapi"
 	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/directory"
 	"github.com/redoubt-systems/redoubt/e2ekeys"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/mediaapi"
@@ -113,6 +114,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize)}
 	media.Register(router, h, upload)
 	s.Retention.Register(router, h)
+	(&directory.API{Cfg: cfg, DB: db}).Register(router, h)
 	s.Admin = &adminapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Media: media, Retention: s.Retention,
 		Notifier: s.Notifier, Now: opts.Now}
 	s.Media = media
