@@ -103,6 +103,13 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(c+"/rooms/{roomId}/members", a.members, "GET")
 	authed(c+"/rooms/{roomId}/joined_members", a.joinedMembers, "GET")
 
+	// Relations and threads
+	const v1 = "/_matrix/client/v1"
+	authed(v1+"/rooms/{roomId}/relations/{eventId}", a.relations, "GET")
+	authed(v1+"/rooms/{roomId}/relations/{eventId}/{relType}", a.relations, "GET")
+	authed(v1+"/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", a.relations, "GET")
+	authed(v1+"/rooms/{roomId}/threads", a.threads, "GET")
+
 	// Room aliases
 	authed(c+"/directory/room/{roomAlias}", a.getAlias, "GET")
 	authed(c+"/directory/room/{roomAlias}", a.putAlias, "PUT")

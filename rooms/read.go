@@ -70,10 +70,17 @@ func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, 
 		}
 	}
 	now := s.Now().UnixMilli()
+	bundles, err := s.bundles(ctx, q, evs, viewer)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]json.RawMessage, 0, len(evs))
 	for _, e := range evs {
 		ce := toClient(e)
 		u := map[string]any{"age": now - e.OriginTS}
+		if b := bundles[e.EventID]; b != nil {
+			u["m.relations"] = b
+		}
 		if viewer != nil && e.TxnID != "" && e.Sender == viewer.UserID && e.DeviceID == viewer.DeviceID {
 			_, txn, _ := strings.Cut(e.TxnID, ":") // drop the endpoint, see TxnKey
 			u["transaction_id"] = txn
@@ -97,6 +104,59 @@ func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, 
 			return nil, err
 		}
 		out = append(out, b)
+	}
+	return out, nil
+}
+
+// bundles are the aggregations of relations bundled into each event's
+// unsigned.m.relations: for a thread root its latest reply, reply count
+// and whether the viewer took part; for an edited event its latest edit.
+func (s *Service) bundles(ctx context.Context, q storage.Q, evs []storage.Event, viewer *httpapi.Device) (map[string]map[string]any, error) {
+	ids := make([]string, 0, len(evs))
+	sender := map[string]string{}
+	for _, e := range evs {
+		ids = append(ids, e.EventID)
+		sender[e.EventID] = e.Sender
+	}
+	viewerID := ""
+	if viewer != nil {
+		viewerID = viewer.UserID
+	}
+	aggs, err := q.Aggregations(ctx, ids, viewerID)
+	if err != nil || len(aggs) == 0 {
+		return nil, err
+	}
+	var positions []int64
+	for _, byType := range aggs {
+		for _, a := range byType {
+			positions = append(positions, a.LatestPos)
+		}
+	}
+	latest, err := q.EventsByPos(ctx, positions)
+	if err != nil {
+		return nil, err
+	}
+	byPos := map[int64]storage.Event{}
+	for _, e := range latest {
+		byPos[e.Pos] = e
+	}
+	out := map[string]map[string]any{}
+	for parent, byType := range aggs {
+		b := map[string]any{}
+		if a, ok := byType["m.thread"]; ok {
+			if e, ok := byPos[a.LatestPos]; ok {
+				b["m.thread"] = map[string]any{"latest_event": toClient(e), "count": a.Count,
+					"current_user_participated": a.Participated || (viewerID != "" && sender[parent] == viewerID)}
+			}
+		}
+		if a, ok := byType["m.replace"]; ok {
+			if e, ok := byPos[a.LatestPos]; ok {
+				b["m.replace"] = toClient(e)
+			}
+		}
+		if len(b) > 0 {
+			out[parent] = b
+		}
 	}
 	return out, nil
 }

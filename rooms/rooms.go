@@ -299,6 +299,9 @@ func (w *writer) store(room *storage.Room, pdu gomatrixserverlib.PDU, ev Event, 
 	if pdu.Type() == spec.MRoomMember {
 		stored.Membership, _ = pdu.Membership()
 	}
+	if rel := gjson.GetBytes(pdu.Content(), `m\.relates_to`); rel.IsObject() {
+		stored.RelatesTo, stored.RelType = rel.Get("event_id").Str, rel.Get("rel_type").Str
+	}
 	if _, err := w.q.AppendEvent(w.ctx, &stored, pdu.Depth()); err != nil {
 		return nil, err
 	}

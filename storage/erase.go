@@ -41,8 +41,11 @@ func (q Q) SentEvents(ctx context.Context, userID string, after int64, limit int
 // EraseEvent replaces an erased user's event by its redacted form and
 // forgets the device and transaction it was sent with.
 func (q Q) EraseEvent(ctx context.Context, eventID string, redacted []byte) error {
-	return q.execOne(ctx, `UPDATE events SET json = ?, redacted_by = ?, device_id = NULL, txn_id = NULL
-		WHERE event_id = ?`, redacted, ErasedBy, eventID)
+	if err := q.execOne(ctx, `UPDATE events SET json = ?, redacted_by = ?, device_id = NULL, txn_id = NULL
+		WHERE event_id = ?`, redacted, ErasedBy, eventID); err != nil {
+		return err
+	}
+	return q.dropRelation(ctx, eventID)
 }
 
 // MediaOf lists up to limit media entries a user uploaded.

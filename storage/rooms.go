@@ -32,6 +32,9 @@ type Event struct {
 	RedactedBy string
 	DeviceID   string
 	TxnID      string
+	// RelatesTo and RelType are the event's m.relates_to (set when
+	// appending; not read back).
+	RelatesTo, RelType string
 }
 
 // CreateRoom inserts a room row; its events follow through AppendEvent.
@@ -73,6 +76,13 @@ func (q Q) AppendEvent(ctx context.Context, ev *Event, depth int64) (int64, erro
 		_, err = q.exec(ctx, `INSERT INTO room_state(room_id, type, state_key, event_id, pos, membership) VALUES(?, ?, ?, ?, ?, ?)
 			ON CONFLICT(room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id, pos = excluded.pos, membership = excluded.membership`,
 			ev.RoomID, ev.Type, *ev.StateKey, ev.EventID, ev.Pos, nullString(ev.Membership))
+		if err != nil {
+			return 0, err
+		}
+	}
+	if ev.RelatesTo != "" && ev.RelType != "" {
+		_, err = q.exec(ctx, `INSERT INTO event_relations(event_pos, room_id, relates_to, rel_type, event_type, sender)
+			VALUES(?, ?, ?, ?, ?, ?)`, ev.Pos, ev.RoomID, ev.RelatesTo, ev.RelType, ev.Type, ev.Sender)
 		if err != nil {
 			return 0, err
 		}
@@ -242,7 +252,10 @@ func (q Q) RoomsWithMembership(ctx context.Context, userID string, memberships .
 // ReplaceEventJSON overwrites an event's stored JSON, as redaction does, and
 // records which event redacted it.
 func (q Q) ReplaceEventJSON(ctx context.Context, eventID string, json []byte, redactedBy string) error {
-	return q.execOne(ctx, `UPDATE events SET json = ?, redacted_by = ? WHERE event_id = ?`, json, nullString(redactedBy), eventID)
+	if err := q.execOne(ctx, `UPDATE events SET json = ?, redacted_by = ? WHERE event_id = ?`, json, nullString(redactedBy), eventID); err != nil {
+		return err
+	}
+	return q.dropRelation(ctx, eventID)
 }
 
 // MaxEventPos is the newest event position of the whole server.
@@ -297,4 +310,11 @@ func (q Q) RoomAliases(ctx context.Context, roomID string) ([]string, error) {
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// dropRelation forgets an event's relation: its content, which held it,
+// is gone.
+func (q Q) dropRelation(ctx context.Context, eventID string) error {
+	_, err := q.exec(ctx, `DELETE FROM event_relations WHERE event_pos = (SELECT pos FROM events WHERE event_id = ?)`, eventID)
+	return err
 }
