@@ -110,6 +110,9 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(v1+"/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", a.relations, "GET")
 	authed(v1+"/rooms/{roomId}/threads", a.threads, "GET")
 
+	// Search
+	authed(c+"/search", a.search, "POST")
+
 	// Room aliases
 	authed(c+"/directory/room/{roomAlias}", a.getAlias, "GET")
 	authed(c+"/directory/room/{roomAlias}", a.putAlias, "PUT")

@@ -1,0 +1,156 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
+
+	"github.com/redoubt-systems/redoubt/filter"
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// SearchRequest is the room_events category of a /search request.
+type SearchRequest struct {
+	Term         string
+	Keys         []string
+	Rooms        []string // limits the search to these rooms, if set
+	Recent       bool
+	Limit        int
+	NextBatch    string
+	BeforeLimit  int
+	AfterLimit   int
+	WithContext  bool
+	WithProfiles bool
+}
+
+// SearchResults is the room_events category of a /search response.
+type SearchResults struct {
+	Results    []map[string]any `json:"results"`
+	Count      int              `json:"count"`
+	Highlights []string         `json:"highlights"`
+	NextBatch  string           `json:"next_batch,omitempty"`
+}
+
+// Search finds unencrypted messages, names and topics in the rooms the user
+// is in, as they may see them. Encrypted rooms hold only ciphertext: the
+// server cannot search them, by design.
+func (s *Service) Search(ctx context.Context, dev *httpapi.Device, req SearchRequest) (*SearchResults, error) {
+	res := &SearchResults{Results: []map[string]any{}, Highlights: []string{}}
+	from := 0
+	if req.NextBatch != "" {
+		n, err := strconv.Atoi(req.NextBatch)
+		if err != nil || n < 0 {
+			return nil, httpapi.InvalidParam("invalid next_batch")
+		}
+		from = n
+	}
+	for _, w := range strings.Fields(req.Term) {
+		res.Highlights = append(res.Highlights, w)
+	}
+	err := s.DB.Read(ctx, func(q storage.Q) error {
+		joined, err := q.RoomsWithMembership(ctx, dev.UserID, spec.Join)
+		if err != nil {
+			return err
+		}
+		roomIDs := joined
+		if req.Rooms != nil {
+			roomIDs = nil
+			for _, r := range req.Rooms {
+				if slices.Contains(joined, r) {
+					roomIDs = append(roomIDs, r)
+				}
+			}
+		}
+		hits, total, err := q.Search(ctx, storage.SearchQuery{Term: req.Term, Keys: req.Keys, RoomIDs: roomIDs,
+			Recent: req.Recent, From: from, Limit: req.Limit})
+		if err != nil {
+			return err
+		}
+		res.Count = total
+		if from+len(hits) < total {
+			res.NextBatch = strconv.Itoa(from + len(hits))
+		}
+		viewers := map[string]*viewer{}
+		for _, h := range hits {
+			v := viewers[h.Event.RoomID]
+			if v == nil {
+				if v, err = s.newViewer(ctx, q, h.Event.RoomID, dev.UserID); err != nil {
+					return err
+				}
+				viewers[h.Event.RoomID] = v
+			}
+			if !v.canSee(h.Event) {
+				continue
+			}
+			formatted, err := s.Format(ctx, q, []storage.Event{h.Event}, dev)
+			if err != nil {
+				return err
+			}
+			result := map[string]any{"rank": -h.Rank, "result": formatted[0]}
+			if req.WithContext {
+				c, err := s.searchContext(ctx, q, v, dev, h.Event, req)
+				if err != nil {
+					return err
+				}
+				result["context"] = c
+			}
+			res.Results = append(res.Results, result)
+		}
+		return nil
+	})
+	return res, err
+}
+
+// searchContext is the events around a hit, as /search's event_context asks.
+func (s *Service) searchContext(ctx context.Context, q storage.Q, v *viewer, dev *httpapi.Device, e storage.Event, req SearchRequest) (map[string]any, error) {
+	before, start, _, err := s.page(ctx, q, v, e.RoomID, e.Pos-1, -1, true, req.BeforeLimit, &filter.RoomEventFilter{})
+	if err != nil {
+		return nil, err
+	}
+	after, end, _, err := s.page(ctx, q, v, e.RoomID, e.Pos, -1, false, req.AfterLimit, &filter.RoomEventFilter{})
+	if err != nil {
+		return nil, err
+	}
+	fb, err := s.Format(ctx, q, before, dev)
+	if err != nil {
+		return nil, err
+	}
+	fa, err := s.Format(ctx, q, after, dev)
+	if err != nil {
+		return nil, err
+	}
+	if fb == nil {
+		fb = []json.RawMessage{}
+	}
+	if fa == nil {
+		fa = []json.RawMessage{}
+	}
+	c := map[string]any{"events_before": fb, "events_after": fa, "start": Token(start), "end": Token(end)}
+	if req.WithProfiles {
+		profiles := map[string]any{}
+		for _, ev := range append(append([]storage.Event{e}, before...), after...) {
+			if _, ok := profiles[ev.Sender]; ok {
+				continue
+			}
+			if m, err := q.CurrentStateEvent(ctx, e.RoomID, spec.MRoomMember, ev.Sender); err == nil {
+				p := map[string]any{}
+				for _, k := range []string{"displayname", "avatar_url"} {
+					if val := jsonField(m.JSON, "content."+k); val != "" {
+						p[k] = val
+					}
+				}
+				profiles[ev.Sender] = p
+			}
+		}
+		c["profile_info"] = profiles
+	}
+	return c, nil
+}
+
+func jsonField(b []byte, path string) string { return gjson.GetBytes(b, path).Str }
