@@ -52,6 +52,18 @@ type Config struct {
 	Backup        Backup        `yaml:"backup"`
 	TURN          TURN          `yaml:"turn"`
 	UserDirectory UserDirectory `yaml:"user_directory"`
+	Push          Push          `yaml:"push"`
+}
+
+// Push controls notifications sent to phones through push gateways: the
+// only outbound connections Redoubt makes.
+type Push struct {
+	// GatewayAllowList holds the push gateway URLs (exact, or a prefix
+	// ending in /) pushers may use. Empty: no pushers.
+	GatewayAllowList []string `yaml:"gateway_allow_list"`
+	// IncludeContent sends the event's type, sender and content to the
+	// gateway when the pusher asks for it. Off: event_id_only, always.
+	IncludeContent bool `yaml:"include_content"`
 }
 
 // UserDirectory controls who /user_directory/search finds.
@@ -225,6 +237,7 @@ func Default() *Config {
 		Backup:        Backup{Keep: 7, Recipients: []string{}},
 		TURN:          TURN{URIs: []string{}, Lifetime: Duration(24 * time.Hour)},
 		UserDirectory: UserDirectory{SearchAllUsers: true},
+		Push:          Push{GatewayAllowList: []string{}},
 	}
 }
 

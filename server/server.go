@@ -42,6 +42,8 @@ type Server struct {
 	Retention *retention.Service
 	// Admin is the admin API, also behind the command line's admin commands.
 	Admin *adminapi.API
+	// Gateway sends push notifications (tests shorten its retries).
+	Gateway *push.Gateway
 	// Media is the media repository (exports read it).
 	Media *mediaapi.Service
 	Log   *slog.Logger
@@ -94,7 +96,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		AfterAppend: rules.Process,
 	}
 	s.Sync = &syncapi.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Notifier: s.Notifier, Typing: syncapi.NewTyping(opts.Now()), Now: opts.Now}
-	s.Rooms.Notify = s.Sync.OnEvents
+	gateway := &push.Gateway{Cfg: cfg, DB: db, Log: opts.Log}
+	if err := gateway.Start(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.Rooms.Notify = func(evs []storage.Event) {
+		s.Sync.OnEvents(evs)
+		gateway.OnEvents(evs)
+	}
 	keys := &e2ekeys.Service{DB: db, Auth: s.Auth, Notifier: s.Notifier, Now: opts.Now}
 	s.Auth.OnDevicesDeleted = keys.WakeDeviceListChange
 	s.Sync.Typing.OnChange = s.Sync.OnRoomChange
@@ -107,6 +117,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
 	(&push.API{DB: db, Rules: rules, Notifier: s.Notifier}).Register(router, h)
+	gateway.Register(router, h)
+	s.Gateway = gateway
 	if err := media.RecoverUploads(ctx); err != nil {
 		db.Close()
 		return nil, err

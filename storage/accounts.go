@@ -62,6 +62,10 @@ func (q Q) DeactivateUser(ctx context.Context, userID string) error {
 		WHERE user_id = ?`, userID); err != nil {
 		return err
 	}
+	// A closed account's phones get no more notifications.
+	if _, err := q.exec(ctx, `DELETE FROM pushers WHERE user_id = ?`, userID); err != nil {
+		return err
+	}
 	return q.deleteDevices(ctx, userID, `DELETE FROM devices WHERE user_id = ?`, userID)
 }
 

@@ -23,6 +23,7 @@ func (q Q) EraseUserData(ctx context.Context, userID string) error {
 		`DELETE FROM push_actions WHERE user_id = ?1`,
 		`DELETE FROM forgotten_rooms WHERE user_id = ?1`,
 		`DELETE FROM to_device WHERE sender = ?1`,
+		`DELETE FROM pushers WHERE user_id = ?1`,
 	} {
 		if _, err := q.exec(ctx, query, userID); err != nil {
 			return err
