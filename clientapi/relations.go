@@ -59,3 +59,32 @@ func (a *API) threads(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	}
 	return httpapi.OK(page)
 }
+
+// GET /_matrix/client/v1/rooms/{roomId}/hierarchy
+func (a *API) hierarchy(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	q := r.URL.Query()
+	limit, err := queryInt(r, "limit", 50)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	depth, err := queryInt(r, "max_depth", -1)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	if q.Get("max_depth") == "" {
+		depth = -1
+	}
+	req := rooms.HierarchyRequest{RoomID: mux.Vars(r)["roomId"], MaxDepth: depth, Limit: max(1, min(limit, 100)), From: q.Get("from")}
+	switch q.Get("suggested_only") {
+	case "", "false":
+	case "true":
+		req.SuggestedOnly = true
+	default:
+		return httpapi.Fail(httpapi.InvalidParam("suggested_only must be true or false"))
+	}
+	res, err := a.Rooms.Hierarchy(r.Context(), dev, req)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(res)
+}

@@ -109,6 +109,7 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(v1+"/rooms/{roomId}/relations/{eventId}/{relType}", a.relations, "GET")
 	authed(v1+"/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", a.relations, "GET")
 	authed(v1+"/rooms/{roomId}/threads", a.threads, "GET")
+	authed(v1+"/rooms/{roomId}/hierarchy", a.hierarchy, "GET")
 
 	// Search
 	authed(c+"/search", a.search, "POST")
