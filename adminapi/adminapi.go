@@ -75,6 +75,7 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	admin(v2+"/rooms/{roomId}", a.deleteRoomV2, "DELETE")
 	admin(v2+"/rooms/delete_status/{deleteId}", a.deleteStatus, "GET")
 
+	admin(v1+"/event_reports", a.eventReports, "GET")
 	admin(v1+"/send_server_notice", a.sendServerNotice, "POST")
 	admin(v1+"/send_server_notice/{txnId}", a.sendServerNotice, "PUT")
 

@@ -58,3 +58,18 @@ func (a *API) audit(r *http.Request, _ *httpapi.Device) httpapi.Response {
 	nextToken(body, from, len(entries), total)
 	return httpapi.OK(body)
 }
+
+// GET /_synapse/admin/v1/event_reports
+func (a *API) eventReports(r *http.Request, _ *httpapi.Device) httpapi.Response {
+	from, limit, err := page(r, 100)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	reports, total, err := a.DB.R().EventReports(r.Context(), from, limit)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	body := map[string]any{"event_reports": reports, "total": total}
+	nextToken(body, from, len(reports), total)
+	return httpapi.OK(body)
+}

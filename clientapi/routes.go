@@ -88,6 +88,10 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(c+"/rooms/{roomId}/leave", a.leave, "POST")
 	authed(c+"/rooms/{roomId}/forget", a.forget, "POST")
 	authed(c+"/rooms/{roomId}/{action:kick|ban|unban}", a.moderate, "POST")
+	authed(c+"/knock/{roomIdOrAlias}", a.knock, "POST")
+	authed(c+"/rooms/{roomId}/upgrade", a.upgrade, "POST")
+	authed(c+"/rooms/{roomId}/report/{eventId}", a.report, "POST")
+	authed("/_matrix/client/v1/rooms/{roomId}/timestamp_to_event", a.timestampToEvent, "GET")
 
 	// Rooms: state and events
 	authed(c+"/rooms/{roomId}/state", a.getState, "GET")

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
 
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/storage"
@@ -87,10 +88,78 @@ func (s *Service) Join(ctx context.Context, roomID, userID, reason string) error
 		if err != nil {
 			return err
 		}
-		if err := w.sendMember(room, userID, userID, memberContent(spec.Join, profile, reason)); err != nil {
+		content := memberContent(spec.Join, profile, reason)
+		if current != spec.Invite {
+			if via, err := w.restrictedJoinVia(room, userID); err != nil {
+				return err
+			} else if via != "" {
+				content["join_authorised_via_users_server"] = via
+			}
+		}
+		if err := w.sendMember(room, userID, userID, content); err != nil {
 			return err
 		}
 		return w.q.UnforgetRoom(ctx, userID, roomID)
+	})
+}
+
+// restrictedJoinVia, for a room with a restricted join rule that the user
+// may join through membership of an allowed room, names a member who may
+// invite: the auth rules need one to vouch for the join. Otherwise "".
+func (w *writer) restrictedJoinVia(room *storage.Room, userID string) (string, error) {
+	jr, err := w.q.CurrentStateEvent(w.ctx, room.RoomID, spec.MRoomJoinRules, "")
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", nil
+	} else if err != nil {
+		return "", err
+	}
+	c := gjson.GetBytes(jr.JSON, "content")
+	if rule := c.Get("join_rule").Str; rule != "restricted" && rule != "knock_restricted" {
+		return "", nil
+	}
+	allowed := false
+	for _, a := range c.Get("allow").Array() {
+		if a.Get("type").Str != "m.room_membership" {
+			continue
+		}
+		if m, _, err := w.q.Membership(w.ctx, a.Get("room_id").Str, userID); err != nil {
+			return "", err
+		} else if m == spec.Join {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		return "", httpapi.Forbidden("this room is only for members of the rooms it names")
+	}
+	members, err := w.q.RoomMembers(w.ctx, room.RoomID, spec.Join)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range members {
+		level, pl, err := PowerOf(w.ctx, w.q, room, m)
+		if err != nil {
+			return "", err
+		}
+		if level >= pl.Invite {
+			return m, nil
+		}
+	}
+	return "", httpapi.Forbidden("no member of this room can let you in")
+}
+
+// Knock asks to be let into a room whose join rule allows knocking.
+func (s *Service) Knock(ctx context.Context, roomID, userID, reason string) error {
+	return s.write(ctx, func(w *writer) error {
+		room, err := w.room(roomID)
+		if err != nil {
+			return err
+		}
+		profile, err := w.q.User(ctx, userID)
+		if err != nil {
+			return err
+		}
+		return w.sendMember(room, userID, userID, memberContent(spec.Knock, profile, reason))
 	})
 }
 

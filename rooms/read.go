@@ -663,3 +663,35 @@ func (s *Service) StrippedState(ctx context.Context, q storage.Q, roomID, userID
 	}
 	return out, nil
 }
+
+// EventNear is the event closest to a time in a direction that the user
+// may see (timestamp_to_event): the first visible one found from there.
+func (s *Service) EventNear(ctx context.Context, dev *httpapi.Device, roomID string, ts int64, forwards bool) (storage.Event, error) {
+	var found storage.Event
+	err := s.DB.Read(ctx, func(q storage.Q) error {
+		v, err := s.readableViewer(ctx, q, roomID, dev.UserID)
+		if err != nil {
+			return err
+		}
+		for range 1000 {
+			e, err := q.EventNear(ctx, roomID, ts, forwards)
+			if errors.Is(err, storage.ErrNotFound) {
+				return httpapi.NotFound("no event found")
+			}
+			if err != nil {
+				return err
+			}
+			if v.canSee(e) {
+				found = e
+				return nil
+			}
+			if forwards {
+				ts = e.OriginTS + 1
+			} else {
+				ts = e.OriginTS - 1
+			}
+		}
+		return httpapi.NotFound("no event found")
+	})
+	return found, err
+}

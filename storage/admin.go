@@ -462,3 +462,49 @@ func (q Q) ReturnRegistrationToken(ctx context.Context, token string) error {
 	_, err := q.exec(ctx, `UPDATE registration_tokens SET completed = completed - 1 WHERE token = ? AND completed > 0`, token)
 	return err
 }
+
+// EventReport is a user's report of an event.
+type EventReport struct {
+	ID       int64  `json:"id"`
+	TS       int64  `json:"received_ts"`
+	Reporter string `json:"user_id"`
+	RoomID   string `json:"room_id"`
+	EventID  string `json:"event_id"`
+	Reason   string `json:"reason,omitempty"`
+	Score    *int64 `json:"score,omitempty"`
+}
+
+// AddEventReport stores a report.
+func (q Q) AddEventReport(ctx context.Context, r EventReport) error {
+	_, err := q.exec(ctx, `INSERT INTO event_reports(ts, reporter, room_id, event_id, reason, score) VALUES(?, ?, ?, ?, ?, ?)`,
+		r.TS, r.Reporter, r.RoomID, r.EventID, nullString(r.Reason), r.Score)
+	return err
+}
+
+// EventReports returns a page of reports, newest first, and their count.
+func (q Q) EventReports(ctx context.Context, from, limit int) ([]EventReport, int, error) {
+	var total int
+	if err := q.queryRow(ctx, `SELECT COUNT(*) FROM event_reports`).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := q.query(ctx, `SELECT id, ts, reporter, room_id, event_id, reason, score FROM event_reports ORDER BY id DESC LIMIT ? OFFSET ?`, limit, from)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	out := []EventReport{}
+	for rows.Next() {
+		var r EventReport
+		var reason sql.NullString
+		var score sql.NullInt64
+		if err := rows.Scan(&r.ID, &r.TS, &r.Reporter, &r.RoomID, &r.EventID, &reason, &score); err != nil {
+			return nil, 0, err
+		}
+		r.Reason = reason.String
+		if score.Valid {
+			r.Score = &score.Int64
+		}
+		out = append(out, r)
+	}
+	return out, total, rows.Err()
+}

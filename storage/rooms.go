@@ -318,3 +318,14 @@ func (q Q) dropRelation(ctx context.Context, eventID string) error {
 	_, err := q.exec(ctx, `DELETE FROM event_relations WHERE event_pos = (SELECT pos FROM events WHERE event_id = ?)`, eventID)
 	return err
 }
+
+// EventNear returns the room's first event at or after ts (forwards) or
+// its last at or before ts (backwards).
+func (q Q) EventNear(ctx context.Context, roomID string, ts int64, forwards bool) (Event, error) {
+	query := `SELECT ` + eventCols + ` FROM events e WHERE e.room_id = ? AND e.origin_ts >= ? ORDER BY e.origin_ts, e.pos LIMIT 1`
+	if !forwards {
+		query = `SELECT ` + eventCols + ` FROM events e WHERE e.room_id = ? AND e.origin_ts <= ? ORDER BY e.origin_ts DESC, e.pos DESC LIMIT 1`
+	}
+	e, err := scanEvent(q.queryRow(ctx, query, roomID, ts))
+	return e, notFound(err)
+}
