@@ -13,7 +13,11 @@ func TestKnockAndRestrictedJoin(t *testing.T) {
 	alice, bob, carol := srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "carol")
 	knockable := alice.CreateRoom(t, map[string]any{"initial_state": []any{map[string]any{"type": "m.room.join_rules", "state_key": "",
 		"content": map[string]any{"join_rule": "knock"}}}})
+	since := bob.MustDo(t, "GET", "/_matrix/client/v3/sync", nil, 200).Get("next_batch").Str
 	bob.MustDo(t, "POST", "/_matrix/client/v3/knock/"+ts.PathEscape(knockable), map[string]any{"reason": "let me in"}, 200)
+	if ks := bob.MustDo(t, "GET", "/_matrix/client/v3/sync?since="+since, nil, 200).Get("rooms.knock." + ts.Esc(knockable) + ".knock_state.events"); !ks.Get(`#(type=="m.room.member").content.membership`).Exists() {
+		t.Fatalf("knock in sync: %s", ks.Raw)
+	}
 	if m := alice.MustDo(t, "GET", roomPath(knockable, "/state/m.room.member/"+bob.UserID), nil, 200); m.Get("membership").Str != "knock" {
 		t.Fatalf("knock: %s", m.Raw)
 	}

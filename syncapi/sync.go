@@ -385,6 +385,15 @@ func (b *builder) rooms() error {
 					return err
 				}
 			}
+		case spec.Knock:
+			if b.initial() || newMembership {
+				stripped, err := b.s.Rooms.StrippedState(b.ctx, b.q, m.RoomID, b.dev.UserID)
+				if err != nil {
+					return err
+				}
+				b.res.Rooms.Knock[m.RoomID] = map[string]any{"knock_state": eventsSection{Events: stripped}}
+				b.empty = false
+			}
 		case spec.Leave, spec.Ban:
 			// Rooms left since the token are always sent, so clients learn of
 			// kicks and bans; older ones only on request.
