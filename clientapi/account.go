@@ -17,7 +17,7 @@ import (
 func (a *API) versions(*http.Request) httpapi.Response {
 	return httpapi.OK(map[string]any{
 		"versions":          []string{"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12"},
-		"unstable_features": map[string]bool{"org.matrix.msc3814": true},
+		"unstable_features": map[string]bool{"org.matrix.msc3814": true, "org.matrix.simplified_msc3575": true},
 	})
 }
 

@@ -342,3 +342,72 @@ func (q Q) JoinedMembersWithNames(ctx context.Context, roomID string) ([]Member,
 	}
 	return out, rows.Err()
 }
+
+// RoomSummary is what sliding sync needs of a room to list it: the user's
+// membership, the room's latest activity (bump stamp), type, name, avatar,
+// encryption and member counts.
+type RoomSummary struct {
+	RoomID, Membership  string
+	MembershipPos, Bump int64
+	Type, Name, Avatar  string
+	Encrypted           bool
+	Joined, Invited     int
+}
+
+// bumpTypes are the events that move a room up a sliding sync list.
+const bumpTypes = `('m.room.create', 'm.room.message', 'm.room.encrypted', 'm.sticker', 'm.call.invite', 'm.poll.start', 'm.beacon_info')`
+
+// RoomSummaries lists every room the user has a membership in, with what
+// sliding sync orders and filters lists by. Invites and knocks are bumped
+// by the membership event itself: the room's activity is not theirs to see.
+func (q Q) RoomSummaries(ctx context.Context, userID string) ([]RoomSummary, error) {
+	rows, err := q.query(ctx, `SELECT s.room_id, s.membership, s.pos,
+		CASE WHEN s.membership = 'join' THEN COALESCE((SELECT MAX(e.pos) FROM events e WHERE e.room_id = s.room_id AND e.type IN `+bumpTypes+`), s.pos) ELSE s.pos END,
+		COALESCE((SELECT json_extract(e.json, '$.content.type') FROM room_state c JOIN events e ON e.event_id = c.event_id
+			WHERE c.room_id = s.room_id AND c.type = 'm.room.create' AND c.state_key = ''), ''),
+		COALESCE((SELECT json_extract(e.json, '$.content.name') FROM room_state c JOIN events e ON e.event_id = c.event_id
+			WHERE c.room_id = s.room_id AND c.type = 'm.room.name' AND c.state_key = ''), ''),
+		COALESCE((SELECT json_extract(e.json, '$.content.url') FROM room_state c JOIN events e ON e.event_id = c.event_id
+			WHERE c.room_id = s.room_id AND c.type = 'm.room.avatar' AND c.state_key = ''), ''),
+		EXISTS (SELECT 1 FROM room_state c WHERE c.room_id = s.room_id AND c.type = 'm.room.encryption' AND c.state_key = ''),
+		(SELECT COUNT(*) FROM room_state c WHERE c.room_id = s.room_id AND c.type = 'm.room.member' AND c.membership = 'join'),
+		(SELECT COUNT(*) FROM room_state c WHERE c.room_id = s.room_id AND c.type = 'm.room.member' AND c.membership = 'invite')
+		FROM room_state s WHERE s.type = 'm.room.member' AND s.state_key = ?
+		AND NOT EXISTS (SELECT 1 FROM forgotten_rooms f WHERE f.user_id = s.state_key AND f.room_id = s.room_id)`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []RoomSummary
+	for rows.Next() {
+		var r RoomSummary
+		var typ, name, avatar any
+		if err := rows.Scan(&r.RoomID, &r.Membership, &r.MembershipPos, &r.Bump, &typ, &name, &avatar, &r.Encrypted, &r.Joined, &r.Invited); err != nil {
+			return nil, err
+		}
+		r.Type, _ = typ.(string)
+		r.Name, _ = name.(string)
+		r.Avatar, _ = avatar.(string)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// SpaceChildren lists the rooms a space names as children.
+func (q Q) SpaceChildren(ctx context.Context, spaceID string) ([]string, error) {
+	rows, err := q.query(ctx, `SELECT s.state_key FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.room_id = ? AND s.type = 'm.space.child' AND json_array_length(e.json, '$.content.via') > 0`, spaceID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}

@@ -30,6 +30,8 @@ type Service struct {
 	Notifier *notifier.Notifier
 	Typing   *Typing
 	Now      func() time.Time
+
+	sliding slidingConns
 }
 
 // maxTimeout caps how long one /sync may wait.
@@ -225,6 +227,16 @@ type builder struct {
 
 // build returns a response, and whether it has nothing new for the client.
 func (s *Service) build(ctx context.Context, dev *httpapi.Device, req *syncRequest) (*Response, bool, error) {
+	b, err := s.run(ctx, dev, req, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	return b.res, b.empty, nil
+}
+
+// run builds a response in one read transaction and returns the builder
+// (sliding sync reads its parts); then, if set, runs in that transaction.
+func (s *Service) run(ctx context.Context, dev *httpapi.Device, req *syncRequest, then func(b *builder) error) (*builder, error) {
 	b := &builder{s: s, ctx: ctx, dev: dev, req: req, empty: true, roomAccountData: map[string][]json.RawMessage{}}
 	if req.since != nil {
 		b.since = *req.since
@@ -259,12 +271,12 @@ func (s *Service) build(ctx context.Context, dev *httpapi.Device, req *syncReque
 			return err
 		}
 		b.res.NextBatch = b.to.String()
+		if then != nil {
+			return then(b)
+		}
 		return nil
 	})
-	if err != nil {
-		return nil, false, err
-	}
-	return b.res, b.empty, nil
+	return b, err
 }
 
 func (b *builder) clampSince() {
