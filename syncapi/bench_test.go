@@ -1,6 +1,8 @@
 package syncapi_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,6 +67,73 @@ func BenchmarkWakeLatency(b *testing.B) {
 		for deadline := time.Now().Add(10 * time.Second); srv.Notifier.Waiting() < waiters; {
 			if time.Now().After(deadline) {
 				b.Fatalf("only %d of %d syncs are waiting", srv.Notifier.Waiting(), waiters)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		sender.Send(b, room, fmt.Sprintf("wake %d", n))
+		sent := time.Now()
+		wg.Wait()
+		for _, r := range returned {
+			latencies = append(latencies, r.Sub(sent))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(latencies)
+	pct := func(p float64) float64 {
+		return float64(latencies[int(float64(len(latencies)-1)*p)].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkSlidingWakeLatency is BenchmarkWakeLatency for 100 sliding sync
+// connections on one room.
+func BenchmarkSlidingWakeLatency(b *testing.B) {
+	const waiters = 100
+	srv := ts.Start(b, func(c *config.Config) { c.Presence.Enabled = false })
+	sender := srv.Register(b, "sender")
+	room := sender.CreateRoom(b, map[string]any{"preset": "public_chat"})
+	body := map[string]any{"lists": map[string]any{"all": map[string]any{"ranges": [][]int{{0, 19}}, "timeline_limit": 1}}}
+	users := make([]*ts.Client, waiters)
+	pos := make([]string, waiters)
+	for i := range users {
+		users[i] = srv.Register(b, fmt.Sprintf("waiter%d", i))
+		users[i].Join(b, room)
+	}
+	for i, u := range users { // after every join, so no position is behind
+		pos[i] = u.MustDo(b, "POST", ssPath, body, 200).Get("pos").Str
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: waiters + 10}}
+	raw, _ := json.Marshal(body)
+	var latencies []time.Duration
+	b.ResetTimer()
+	for n := range b.N {
+		returned := make([]time.Time, waiters)
+		var wg sync.WaitGroup
+		for i, u := range users {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest("POST", srv.URL+ssPath+"?timeout=30000&pos="+url.QueryEscape(pos[i]), bytes.NewReader(raw))
+				req.Header.Set("Authorization", "Bearer "+u.Token)
+				res, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer res.Body.Close()
+				resp, _ := io.ReadAll(res.Body)
+				returned[i] = time.Now()
+				r := gjson.ParseBytes(resp)
+				if r.Get("rooms.*.timeline.#").Int() != 1 {
+					b.Errorf("waiter %d woke without the message: %s", i, resp)
+				}
+				pos[i] = r.Get("pos").Str
+			}()
+		}
+		for deadline := time.Now().Add(10 * time.Second); srv.Notifier.Waiting() < waiters; {
+			if time.Now().After(deadline) {
+				b.Fatalf("only %d of %d connections are waiting", srv.Notifier.Waiting(), waiters)
 			}
 			time.Sleep(100 * time.Microsecond)
 		}

@@ -435,8 +435,24 @@ func (s *Service) slidingRoom(b *builder, dev *httpapi.Device, rs storage.RoomSu
 	for _, e := range events {
 		senders[gjson.GetBytes(e, "sender").Str] = true
 	}
+	// The state before the timeline, then the timeline's own state events:
+	// required_state is the room's state as of the response.
+	var order []string
+	latest := map[string]json.RawMessage{}
+	for _, e := range append(slices.Clone(state), tl.Events...) {
+		key := gjson.GetBytes(e, "state_key")
+		if !key.Exists() {
+			continue
+		}
+		k := gjson.GetBytes(e, "type").Str + "\x00" + key.Str
+		if _, seen := latest[k]; !seen {
+			order = append(order, k)
+		}
+		latest[k] = e
+	}
 	var required []json.RawMessage
-	for _, e := range state {
+	for _, k := range order {
+		e := latest[k]
 		typ, key := gjson.GetBytes(e, "type").Str, gjson.GetBytes(e, "state_key").Str
 		if wanted(c.RequiredState, typ, key, dev.UserID, senders) {
 			required = append(required, e)
