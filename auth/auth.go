@@ -18,6 +18,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/ratelimit"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -26,6 +27,8 @@ type Service struct {
 	DB  *storage.DB
 	Cfg *config.Config
 	Now func() time.Time
+	// Backoff, if set, slows down repeated failed logins per account.
+	Backoff *ratelimit.Backoff
 	// OnDevicesDeleted, if set, is told after a user lost devices (their
 	// keys went with them), so others' syncs learn of it.
 	OnDevicesDeleted func(userID string)
@@ -134,6 +137,24 @@ func localpartOf(userID string) string {
 // VerifyPassword checks a user's password. A wrong password, an unknown user
 // and an account without a password all look the same.
 func (s *Service) VerifyPassword(ctx context.Context, userID, password string) error {
+	// Failed attempts on one account slow its next ones down, whoever
+	// makes them: guessing a password takes longer than anyone waits.
+	if s.Backoff != nil {
+		if wait := s.Backoff.Wait(userID); wait > 0 {
+			return httpapi.LimitExceeded(wait, "too many failed attempts for this account")
+		}
+		err := s.verifyPassword(ctx, userID, password)
+		if errors.Is(err, ErrBadLogin) {
+			s.Backoff.Failed(userID)
+		} else if err == nil {
+			s.Backoff.Succeeded(userID)
+		}
+		return err
+	}
+	return s.verifyPassword(ctx, userID, password)
+}
+
+func (s *Service) verifyPassword(ctx context.Context, userID, password string) error {
 	u, err := s.DB.R().User(ctx, userID)
 	if errors.Is(err, storage.ErrNotFound) {
 		// Spend the same time as a real check, so timing does not reveal

@@ -19,6 +19,8 @@ import (
 
 	"filippo.io/age"
 	"gopkg.in/yaml.v3"
+
+	"github.com/redoubt-systems/redoubt/ratelimit"
 )
 
 // Config is the whole configuration of one Redoubt instance.
@@ -192,10 +194,16 @@ type Rooms struct {
 	DefaultVersion string `yaml:"default_version"`
 }
 
-// RateLimits switches request rate limiting.
+// RateLimits switches request rate limiting and sets its buckets: per IP
+// address for login, register and shared_secret_register; per user for
+// send, create_room, media and to_device.
 type RateLimits struct {
-	Enabled bool `yaml:"enabled"`
+	Enabled bool                      `yaml:"enabled"`
+	Rules   map[string]ratelimit.Rule `yaml:"rules"`
 }
+
+// RateLimitBuckets are the buckets rate_limits.rules may set.
+var RateLimitBuckets = []string{"login", "register", "shared_secret_register", "send", "create_room", "media", "to_device"}
 
 // Log controls the server's log.
 type Log struct {
@@ -218,13 +226,17 @@ type Limits struct {
 // Default returns the configuration `redoubt` runs with when given no file.
 func Default() *Config {
 	return &Config{
-		ServerName:   "localhost",
-		Listen:       "127.0.0.1:8008",
-		Database:     "./redoubt.db",
-		Password:     Password{MinLength: 8},
-		Auth:         Auth{AccessTokenLifetime: Duration(5 * time.Minute)},
-		Rooms:        Rooms{DefaultVersion: "11"},
-		RateLimits:   RateLimits{Enabled: true},
+		ServerName: "localhost",
+		Listen:     "127.0.0.1:8008",
+		Database:   "./redoubt.db",
+		Password:   Password{MinLength: 8},
+		Auth:       Auth{AccessTokenLifetime: Duration(5 * time.Minute)},
+		Rooms:      Rooms{DefaultVersion: "11"},
+		RateLimits: RateLimits{Enabled: true, Rules: map[string]ratelimit.Rule{
+			"login": {PerSecond: 0.2, Burst: 10}, "register": {PerSecond: 0.05, Burst: 3}, "shared_secret_register": {PerSecond: 0.5, Burst: 20},
+			"send": {PerSecond: 10, Burst: 50}, "create_room": {PerSecond: 0.2, Burst: 10}, "media": {PerSecond: 1, Burst: 20},
+			"to_device": {PerSecond: 20, Burst: 100},
+		}},
 		Log:          Log{Level: "info", Format: "text", MaxAge: Duration(30 * 24 * time.Hour)},
 		Limits:       Limits{MaxRequestBody: 1 << 20, Memory: 96 << 20},
 		Registration: Registration{Open: false},
@@ -366,6 +378,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.Memory != 0 && c.Limits.Memory < 32<<20 {
 		bad("limits.memory", "must be 0 (no limit) or at least 32MiB")
+	}
+	for name, rule := range c.RateLimits.Rules {
+		if !slices.Contains(RateLimitBuckets, name) {
+			bad("rate_limits.rules", "unknown bucket %q (buckets: %s)", name, strings.Join(RateLimitBuckets, ", "))
+		} else if rule.PerSecond <= 0 || rule.Burst < 1 {
+			bad("rate_limits.rules."+name, "per_second must be positive and burst at least 1")
+		}
 	}
 	r := c.Retention
 	if r.MinLifetime != 0 && r.MaxLifetime != 0 && r.MinLifetime > r.MaxLifetime {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -18,6 +19,15 @@ type Error struct {
 	Message string
 	// Extra fields merged into the error body (e.g. retry_after_ms).
 	Extra map[string]any
+	// RetryAfter, if set, is also sent as the Retry-After header.
+	RetryAfter time.Duration
+}
+
+// LimitExceeded is 429 M_LIMIT_EXCEEDED with the wait, in the body
+// (retry_after_ms) and the Retry-After header (whole seconds, rounded up).
+func LimitExceeded(wait time.Duration, format string, args ...any) *Error {
+	return &Error{Status: http.StatusTooManyRequests, Code: spec.ErrorLimitExceeded, Message: fmt.Sprintf(format, args...),
+		Extra: map[string]any{"retry_after_ms": wait.Milliseconds()}, RetryAfter: wait}
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,6 +66,9 @@ type API struct {
 	Log     *slog.Logger
 	Auth    Authenticator
 	MaxBody int64
+	// Limit, if set, may refuse a request (rate limits) before its
+	// handler runs; dev is nil on endpoints without authentication.
+	Limit func(r *http.Request, dev *Device) error
 }
 
 // Handler serves a request that needs no access token.
@@ -74,7 +79,14 @@ type AuthHandler func(r *http.Request, dev *Device) Response
 
 // Public wraps a handler for an endpoint without authentication.
 func (a *API) Public(h Handler) http.Handler {
-	return a.wrap(func(r *http.Request) Response { return h(r) })
+	return a.wrap(func(r *http.Request) Response {
+		if a.Limit != nil {
+			if err := a.Limit(r, nil); err != nil {
+				return Fail(err)
+			}
+		}
+		return h(r)
+	})
 }
 
 // Authed wraps a handler for an endpoint that requires an access token.
@@ -83,6 +95,11 @@ func (a *API) Authed(h AuthHandler) http.Handler {
 		dev, err := a.authenticate(r)
 		if err != nil {
 			return Fail(err)
+		}
+		if a.Limit != nil {
+			if err := a.Limit(r, dev); err != nil {
+				return Fail(err)
+			}
 		}
 		return h(r, dev)
 	})
@@ -171,6 +188,9 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, res Response, start 
 		e, internal := toMatrix(res.Err)
 		if internal {
 			a.Log.Error("request failed", "route", routeName(r), "method", r.Method, "err", res.Err)
+		}
+		if e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(e.RetryAfter.Seconds())), 10))
 		}
 		code, body = e.Status, e.body()
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/redoubt-systems/redoubt/mediaapi"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/push"
+	"github.com/redoubt-systems/redoubt/ratelimit"
 	"github.com/redoubt-systems/redoubt/retention"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
@@ -110,6 +111,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Sync.Typing.OnChange = s.Sync.OnRoomChange
 
 	h := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Limits.MaxRequestBody)}
+	if cfg.RateLimits.Enabled {
+		h.Limit = limit(&ratelimit.Limiter{Rules: cfg.RateLimits.Rules, Now: opts.Now})
+		s.Auth.Backoff = &ratelimit.Backoff{Free: 5, Base: time.Second, Max: 15 * time.Minute, Now: opts.Now}
+	}
 	router := h.NewRouter()
 	media := &mediaapi.Service{Cfg: cfg, DB: db, Now: opts.Now}
 	s.Retention = &retention.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Media: media, Now: opts.Now, Log: opts.Log}
@@ -123,7 +128,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		db.Close()
 		return nil, err
 	}
-	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize)}
+	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize), Limit: h.Limit}
 	media.Register(router, h, upload)
 	s.Retention.Register(router, h)
 	(&directory.API{Cfg: cfg, DB: db}).Register(router, h)

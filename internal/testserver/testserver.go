@@ -131,6 +131,7 @@ func (s *Server) Restart() {
 type Client struct {
 	UserID, DeviceID, Token string
 	srv                     *Server
+	room                    string
 }
 
 // Register creates a user by shared-secret registration and returns a client
@@ -287,4 +288,13 @@ func (c *Client) Raw(method, path string) (*http.Response, error) {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	return http.DefaultClient.Do(req)
+}
+
+// CreateRoomOnce returns a room of the client's, created on first use.
+func (c *Client) CreateRoomOnce(t testing.TB) string {
+	t.Helper()
+	if c.room == "" {
+		c.room = c.CreateRoom(t, nil)
+	}
+	return c.room
 }

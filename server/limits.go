@@ -1,0 +1,58 @@
+package server
+
+import (
+	"net"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/ratelimit"
+)
+
+// limitedRoutes names the rate limit bucket of each limited endpoint
+// (method and route template); perUser buckets count per user, the others
+// per IP address.
+var limitedRoutes = map[string]string{
+	"POST /_matrix/client/v3/login":                                         "login",
+	"POST /_matrix/client/v3/register":                                      "register",
+	"POST /_synapse/admin/v1/register":                                      "shared_secret_register",
+	"PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}":        "send",
+	"PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}":               "send",
+	"PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey:.*}": "send",
+	"PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}":        "send",
+	"POST /_matrix/client/v3/createRoom":                                    "create_room",
+	"POST /_matrix/media/v3/upload":                                         "media",
+	"PUT /_matrix/media/v3/upload/{serverName}/{mediaId}":                   "media",
+	"POST /_matrix/media/v1/create":                                         "media",
+	"PUT /_matrix/client/v3/sendToDevice/{eventType}/{txnId}":               "to_device",
+}
+
+// limit is the HTTP layer's rate limit check.
+func limit(l *ratelimit.Limiter) func(r *http.Request, dev *httpapi.Device) error {
+	return func(r *http.Request, dev *httpapi.Device) error {
+		route := mux.CurrentRoute(r)
+		if route == nil {
+			return nil
+		}
+		tmpl, err := route.GetPathTemplate()
+		if err != nil {
+			return nil
+		}
+		bucket, ok := limitedRoutes[r.Method+" "+tmpl]
+		if !ok {
+			return nil
+		}
+		key := r.RemoteAddr
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			key = host
+		}
+		if dev != nil {
+			key = dev.UserID
+		}
+		if ok, wait := l.Allow(bucket, key); !ok {
+			return httpapi.LimitExceeded(wait, "too many requests; try again later")
+		}
+		return nil
+	}
+}
