@@ -55,7 +55,28 @@ type Config struct {
 	TURN          TURN          `yaml:"turn"`
 	UserDirectory UserDirectory `yaml:"user_directory"`
 	Push          Push          `yaml:"push"`
+	TLS           TLS           `yaml:"tls"`
+	// PlainHTTP allows serving plain HTTP on an address other than loopback
+	// (behind a reverse proxy that terminates TLS).
+	PlainHTTP bool `yaml:"plain_http"`
+	// TrustedProxies are the addresses (CIDR) whose X-Forwarded-For header
+	// is believed for the client's address.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
+
+// TLS is the server's certificate: files (reloaded on SIGHUP), or one
+// obtained automatically by ACME for the given domains.
+type TLS struct {
+	CertFile    string   `yaml:"cert_file"`
+	KeyFile     string   `yaml:"key_file"`
+	ACMEDomains []string `yaml:"acme_domains"`
+	ACMEEmail   string   `yaml:"acme_email"`
+}
+
+// Enabled reports whether the server serves TLS.
+func (t TLS) Enabled() bool { return t.CertFile != "" || len(t.ACMEDomains) > 0 }
 
 // Push controls notifications sent to phones through push gateways: the
 // only outbound connections Redoubt makes.
@@ -243,13 +264,16 @@ func Default() *Config {
 		Presence:     Presence{Enabled: true},
 		Media: Media{MaxUploadSize: 100 << 20, URLPreview: URLPreview{
 			DenyIPRanges: DefaultDenyIPRanges, MaxPageSize: 1 << 20, Timeout: Duration(10 * time.Second)}},
-		Retention:     Retention{Interval: Duration(time.Hour)},
-		Privacy:       Privacy{RecordIPs: true, IPRetention: Duration(30 * 24 * time.Hour)},
-		ServerNotices: ServerNotices{Localpart: "notices", DisplayName: "Server Notices", RoomName: "Server Notices"},
-		Backup:        Backup{Keep: 7, Recipients: []string{}},
-		TURN:          TURN{URIs: []string{}, Lifetime: Duration(24 * time.Hour)},
-		UserDirectory: UserDirectory{SearchAllUsers: true},
-		Push:          Push{GatewayAllowList: []string{}},
+		Retention:       Retention{Interval: Duration(time.Hour)},
+		Privacy:         Privacy{RecordIPs: true, IPRetention: Duration(30 * 24 * time.Hour)},
+		ServerNotices:   ServerNotices{Localpart: "notices", DisplayName: "Server Notices", RoomName: "Server Notices"},
+		Backup:          Backup{Keep: 7, Recipients: []string{}},
+		TURN:            TURN{URIs: []string{}, Lifetime: Duration(24 * time.Hour)},
+		UserDirectory:   UserDirectory{SearchAllUsers: true},
+		Push:            Push{GatewayAllowList: []string{}},
+		TLS:             TLS{ACMEDomains: []string{}},
+		TrustedProxies:  []string{},
+		ShutdownTimeout: Duration(10 * time.Second),
 	}
 }
 
@@ -335,6 +359,25 @@ func (c *Config) Validate() error {
 		bad("listen", "%q is not host:port", c.Listen)
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		bad("listen", "%q has an invalid port", c.Listen)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls.cert_file", "give both tls.cert_file and tls.key_file, or neither")
+	}
+	if c.TLS.CertFile != "" && len(c.TLS.ACMEDomains) > 0 {
+		bad("tls.acme_domains", "give certificate files or ACME domains, not both")
+	}
+	if host, _, err := net.SplitHostPort(c.Listen); err == nil && !c.TLS.Enabled() && !c.PlainHTTP {
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			bad("listen", "plain HTTP on %q, which is not a loopback address: configure tls, or set plain_http: true behind a TLS-terminating proxy", c.Listen)
+		}
+	}
+	if c.ShutdownTimeout < Duration(time.Second) {
+		bad("shutdown_timeout", "must be at least 1s")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			bad("trusted_proxies", "%q is not a CIDR range", p)
+		}
 	}
 	if c.Database == "" {
 		bad("database", "must name the SQLite file")

@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -136,7 +137,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		Notifier: s.Notifier, Now: opts.Now}
 	s.Media = media
 	s.Admin.Register(router, h)
-	s.handler, s.router = httpapi.CORS(router), router
+	httpapi.Routes{R: router, API: h}.Public("/health", s.health, "GET")
+	var trusted []*net.IPNet
+	for _, c := range cfg.TrustedProxies {
+		if _, n, err := net.ParseCIDR(c); err == nil {
+			trusted = append(trusted, n)
+		}
+	}
+	handler := realIP(trusted, httpapi.CORS(router))
+	if cfg.TLS.Enabled() {
+		handler = hsts(handler)
+	}
+	s.handler, s.router = handler, router
 	return s, nil
 }
 

@@ -82,6 +82,13 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 func serve(args []string, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return serveUntil(ctx, args, stderr)
+}
+
+// serveUntil serves until ctx ends (a signal, or a test), then shuts down.
+func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "configuration file (YAML); embedded defaults when not given")
 	if err := fs.Parse(args); err != nil {
@@ -107,9 +114,6 @@ func serve(args []string, stderr io.Writer) error {
 	if cfg.Limits.Memory > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(cfg.Limits.Memory))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
 	srv, err := server.New(ctx, cfg, server.Options{Log: log})
 	if err != nil {
 		return err
@@ -124,7 +128,13 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Requests run under a context that shutdown cancels: waiting
+	// long-polls return at once (writes ignore cancellation and finish).
+	baseCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10, BaseContext: func(net.Listener) context.Context { return baseCtx }}
+	httpSrv.RegisterOnShutdown(cancelRequests)
 	log.Info("redoubt serving", "server_name", cfg.ServerName, "listen", ln.Addr().String(), "database", cfg.Database)
 	if n, err := srv.DB.R().CountUsers(ctx); err == nil && n == 0 {
 		fmt.Fprintf(stderr, "\nNo users yet. Create the first admin with:\n  redoubt user add NAME --admin%s\n\n",
@@ -136,15 +146,26 @@ func serve(args []string, stderr io.Writer) error {
 	jobs.Go(func() { srv.Retention.Run(jobsCtx) })
 	jobs.Go(func() { backup.Run(jobsCtx, cfg, srv.DB, log, time.Now) })
 	defer func() { stopJobs(); jobs.Wait() }()
+	stopTLS := make(chan struct{})
+	defer close(stopTLS)
+	tc, err := tlsConfig(cfg, log, stopTLS)
+	if err != nil {
+		return err
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- httpSrv.Serve(ln) }()
+	if tc != nil {
+		httpSrv.TLSConfig = tc
+		go func() { errc <- httpSrv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- httpSrv.Serve(ln) }()
+	}
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
 	defer cancel()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

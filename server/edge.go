@@ -1,0 +1,59 @@
+package server
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/redoubt-systems/redoubt/httpapi"
+)
+
+// realIP takes the client's address from X-Forwarded-For, but only from a
+// trusted proxy: the right-most address the trusted proxies did not add.
+func realIP(trusted []*net.IPNet, next http.Handler) http.Handler {
+	if len(trusted) == 0 {
+		return next
+	}
+	isTrusted := func(s string) bool {
+		ip := net.ParseIP(strings.TrimSpace(s))
+		for _, n := range trusted {
+			if ip != nil && n.Contains(ip) {
+				return true
+			}
+		}
+		return false
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err == nil && isTrusted(host) {
+			if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+				hops := strings.Split(xff, ",")
+				for i := len(hops) - 1; i >= 0; i-- {
+					hop := strings.TrimSpace(hops[i])
+					if net.ParseIP(hop) != nil && (!isTrusted(hop) || i == 0) {
+						r.RemoteAddr = net.JoinHostPort(hop, "0")
+						break
+					}
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hsts tells browsers to use only HTTPS for this host from now on.
+func hsts(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// health is GET /health for load balancers: the database answers.
+func (s *Server) health(r *http.Request) httpapi.Response {
+	var one int
+	if err := s.DB.RawRead(r.Context(), "SELECT 1", &one); err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(map[string]string{"status": "ok"})
+}
