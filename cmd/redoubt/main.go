@@ -56,8 +56,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return verifyCmd(args[1:], stdout)
 		case "export":
 			return exportCmd(args[1:], stdout)
+		case "health":
+			return healthCmd(args[1:], stdout)
 		default:
-			return fmt.Errorf("unknown command %q (commands: serve, user, token, backup, restore, verify, export, destroy)", args[0])
+			return fmt.Errorf("unknown command %q (commands: serve, user, token, backup, restore, verify, export, health, destroy)", args[0])
 		}
 	}
 	return serve(args, stderr)
