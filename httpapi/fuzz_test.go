@@ -1,0 +1,32 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+)
+
+// Request bodies: any bytes decode or give a Matrix error (M_NOT_JSON or
+// M_BAD_JSON, 400), never a panic or another error.
+func FuzzDecodeBytes(f *testing.F) {
+	for _, seed := range []string{`{}`, `{"a":1}`, ``, `[]`, `null`, `"s"`, `{"type":5}`, `{"auth":{"type":"m.login.password"}}`, "\xff\xfe", `{"a":{"b":{"c":[1,2,{"d":null}]}}}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var v struct {
+			Type string            `json:"type"`
+			Auth map[string]any    `json:"auth"`
+			N    *int              `json:"n"`
+			Raw  json.RawMessage   `json:"raw"`
+			M    map[string]string `json:"m"`
+		}
+		err := DecodeBytes(b, &v)
+		if err == nil {
+			return
+		}
+		var me *Error
+		if !errors.As(err, &me) || me.Status != 400 || (me.Code != "M_NOT_JSON" && me.Code != "M_BAD_JSON") {
+			t.Fatalf("%q: %v", b, err)
+		}
+	})
+}
