@@ -71,7 +71,7 @@ func ToDir(ctx context.Context, cfg *config.Config, db *storage.DB, dir string, 
 
 // Run writes a backup every backup.interval into backup.dir, keeping the
 // newest backup.keep, until ctx ends.
-func Run(ctx context.Context, cfg *config.Config, db *storage.DB, log *slog.Logger, now func() time.Time) {
+func Run(ctx context.Context, cfg *config.Config, db *storage.DB, log *slog.Logger, now func() time.Time, done func(error)) {
 	if cfg.Backup.Interval == 0 {
 		return
 	}
@@ -84,6 +84,9 @@ func Run(ctx context.Context, cfg *config.Config, db *storage.DB, log *slog.Logg
 		path, err := ToDir(ctx, cfg, db, cfg.Backup.Dir, now())
 		if ctx.Err() != nil {
 			return
+		}
+		if done != nil {
+			done(err)
 		}
 		if err != nil {
 			log.Error("backup failed", "err", err)

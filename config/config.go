@@ -64,6 +64,13 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	Metrics         Metrics  `yaml:"metrics"`
+}
+
+// Metrics is the Prometheus endpoint.
+type Metrics struct {
+	// Listen, if set, serves /metrics on this host:port (keep it private).
+	Listen string `yaml:"listen"`
 }
 
 // TLS is the server's certificate: files (reloaded on SIGHUP), or one
@@ -369,6 +376,11 @@ func (c *Config) Validate() error {
 	if host, _, err := net.SplitHostPort(c.Listen); err == nil && !c.TLS.Enabled() && !c.PlainHTTP {
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			bad("listen", "plain HTTP on %q, which is not a loopback address: configure tls, or set plain_http: true behind a TLS-terminating proxy", c.Listen)
+		}
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "%q is not host:port", c.Metrics.Listen)
 		}
 	}
 	if c.ShutdownTimeout < Duration(time.Second) {

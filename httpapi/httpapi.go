@@ -69,6 +69,9 @@ type API struct {
 	// Limit, if set, may refuse a request (rate limits) before its
 	// handler runs; dev is nil on endpoints without authentication.
 	Limit func(r *http.Request, dev *Device) error
+	// Observe, if set, is told of each request (metrics): its route
+	// template, method, status and duration.
+	Observe func(route, method string, status int, d time.Duration)
 }
 
 // Handler serves a request that needs no access token.
@@ -182,6 +185,9 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, res Response, start 
 		}
 		a.Log.Debug("request", "method", r.Method, "route", routeName(r), "status", code,
 			"ms", float64(time.Since(start).Microseconds())/1000)
+		if a.Observe != nil {
+			a.Observe(routeName(r), r.Method, code, time.Since(start))
+		}
 		return
 	}
 	if res.Err != nil {
@@ -212,6 +218,9 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, res Response, start 
 	// queries may carry access tokens.
 	a.Log.Log(r.Context(), level, "request", "method", r.Method, "route", routeName(r), "status", code,
 		"ms", float64(time.Since(start).Microseconds())/1000)
+	if a.Observe != nil {
+		a.Observe(routeName(r), r.Method, code, time.Since(start))
+	}
 }
 
 // WriteJSON writes a JSON body with its status.

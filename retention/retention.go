@@ -30,6 +30,8 @@ type Service struct {
 	Media *mediaapi.Service
 	Now   func() time.Time
 	Log   *slog.Logger
+	// OnPrune, if set, is told of each pass (metrics).
+	OnPrune func(st Stats, err error)
 }
 
 const (
@@ -52,6 +54,9 @@ func (s *Service) Run(ctx context.Context) {
 		st, err := s.Prune(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if s.OnPrune != nil {
+			s.OnPrune(st, err)
 		}
 		if err != nil {
 			s.Log.Error("pruning failed", "err", err)

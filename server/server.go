@@ -24,6 +24,7 @@ import (
 	"github.com/redoubt-systems/redoubt/e2ekeys"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/mediaapi"
+	"github.com/redoubt-systems/redoubt/metrics"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/push"
 	"github.com/redoubt-systems/redoubt/ratelimit"
@@ -46,6 +47,8 @@ type Server struct {
 	Admin *adminapi.API
 	// Gateway sends push notifications (tests shorten its retries).
 	Gateway *push.Gateway
+	// Metrics are the Prometheus series; serve exposes them when asked.
+	Metrics *metrics.Metrics
 	// Media is the media repository (exports read it).
 	Media *mediaapi.Service
 	Log   *slog.Logger
@@ -90,6 +93,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		return nil, err
 	}
 	s := &Server{Cfg: cfg, DB: db, Log: opts.Log, Notifier: notifier.New()}
+	s.Metrics = metrics.New(func() float64 { return float64(s.Notifier.Waiting()) }, func() float64 { return float64(db.QueueDepth()) })
+	db.OnCommit = s.Metrics.Commit
 	rules := push.NewRules()
 	s.Auth = &auth.Service{DB: db, Cfg: cfg, Now: opts.Now}
 	s.Rooms = &rooms.Service{
@@ -111,14 +116,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Auth.OnDevicesDeleted = keys.WakeDeviceListChange
 	s.Sync.Typing.OnChange = s.Sync.OnRoomChange
 
-	h := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Limits.MaxRequestBody)}
+	h := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Limits.MaxRequestBody), Observe: s.Metrics.Request}
 	if cfg.RateLimits.Enabled {
 		h.Limit = limit(&ratelimit.Limiter{Rules: cfg.RateLimits.Rules, Now: opts.Now})
 		s.Auth.Backoff = &ratelimit.Backoff{Free: 5, Base: time.Second, Max: 15 * time.Minute, Now: opts.Now}
 	}
 	router := h.NewRouter()
 	media := &mediaapi.Service{Cfg: cfg, DB: db, Now: opts.Now}
-	s.Retention = &retention.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Media: media, Now: opts.Now, Log: opts.Log}
+	s.Retention = &retention.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Media: media, Now: opts.Now, Log: opts.Log,
+		OnPrune: func(st retention.Stats, err error) { s.Metrics.Prune(st.Events, st.Media, st.Connections, err) }}
 	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser}).Register(router, h)
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
@@ -129,7 +135,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		db.Close()
 		return nil, err
 	}
-	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize), Limit: h.Limit}
+	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize), Limit: h.Limit, Observe: s.Metrics.Request}
 	media.Register(router, h, upload)
 	s.Retention.Register(router, h)
 	(&directory.API{Cfg: cfg, DB: db}).Register(router, h)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -41,6 +42,8 @@ type DB struct {
 	queue   []*writeReq
 	// path is the database file's.
 	path string
+	// OnCommit, if set, is told of each write transaction (metrics).
+	OnCommit func(d time.Duration, writes int)
 	// shared counts writes that shared their transaction with others.
 	shared atomic.Int64
 	// readers is the pool of read-only connections.

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Group commit. Every write goes through the one write connection, and the
@@ -69,8 +70,19 @@ func (db *DB) exclusive(fn func(p *pconn) error) error {
 	return fn(db.writer)
 }
 
+// QueueDepth is how many writes wait for the writer.
+func (db *DB) QueueDepth() int {
+	db.queueMu.Lock()
+	defer db.queueMu.Unlock()
+	return len(db.queue)
+}
+
 // writeBatch runs a batch of writes in one transaction and answers each.
 func (db *DB) writeBatch(batch []*writeReq) {
+	if db.OnCommit != nil {
+		start := time.Now()
+		defer func() { db.OnCommit(time.Since(start), len(batch)) }()
+	}
 	if len(batch) == 1 {
 		r := batch[0]
 		r.done <- db.writer.tx(r.ctx, "BEGIN IMMEDIATE", func(q Q) error { return run(r, q) })

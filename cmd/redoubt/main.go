@@ -146,7 +146,19 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	jobsCtx, stopJobs := context.WithCancel(ctx)
 	var jobs sync.WaitGroup
 	jobs.Go(func() { srv.Retention.Run(jobsCtx) })
-	jobs.Go(func() { backup.Run(jobsCtx, cfg, srv.DB, log, time.Now) })
+	jobs.Go(func() { backup.Run(jobsCtx, cfg, srv.DB, log, time.Now, srv.Metrics.Backup) })
+	if cfg.Metrics.Listen != "" {
+		// A listener of its own, so /metrics is never public by accident.
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", srv.Metrics.Handler())
+		metricsSrv := &http.Server{Addr: cfg.Metrics.Listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := metricsSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener failed", "err", err)
+			}
+		}()
+		defer metricsSrv.Close()
+	}
 	defer func() { stopJobs(); jobs.Wait() }()
 	stopTLS := make(chan struct{})
 	defer close(stopTLS)
