@@ -249,6 +249,8 @@ type Limits struct {
 	MaxRequestBody Size `yaml:"max_request_body"`
 	// Memory is a soft limit for the server's Go heap (0: none).
 	Memory Size `yaml:"memory"`
+	// MaxConnections caps simultaneous client connections.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Default returns the configuration `redoubt` runs with when given no file.
@@ -266,7 +268,7 @@ func Default() *Config {
 			"to_device": {PerSecond: 20, Burst: 100},
 		}},
 		Log:          Log{Level: "info", Format: "text", MaxAge: Duration(30 * 24 * time.Hour)},
-		Limits:       Limits{MaxRequestBody: 1 << 20, Memory: 96 << 20},
+		Limits:       Limits{MaxRequestBody: 1 << 20, Memory: 96 << 20, MaxConnections: 10000},
 		Registration: Registration{Open: false},
 		Presence:     Presence{Enabled: true},
 		Media: Media{MaxUploadSize: 100 << 20, URLPreview: URLPreview{
@@ -430,6 +432,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxRequestBody < 64<<10 {
 		bad("limits.max_request_body", "must be at least 64KiB")
+	}
+	if c.Limits.MaxConnections < 10 {
+		bad("limits.max_connections", "must be at least 10")
 	}
 	if c.Limits.Memory != 0 && c.Limits.Memory < 32<<20 {
 		bad("limits.memory", "must be 0 (no limit) or at least 32MiB")

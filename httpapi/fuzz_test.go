@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -29,4 +30,23 @@ func FuzzDecodeBytes(f *testing.F) {
 			t.Fatalf("%q: %v", b, err)
 		}
 	})
+}
+
+func TestBodyShapeLimits(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40)
+	var v map[string]any
+	if err := DecodeBytes([]byte(deep), &v); err == nil || err.(*Error).Code != "M_BAD_JSON" {
+		t.Fatalf("40 levels: %v", err)
+	}
+	many := "{" + strings.Repeat(`"k":1,`, 20000) + `"k":1}`
+	if err := DecodeBytes([]byte(many), &v); err == nil {
+		t.Fatal("20,001 keys accepted")
+	}
+	ok := `{"a":{"b":[1,2,{"c":"x:y{[\"]"}]}}`
+	if err := DecodeBytes([]byte(ok), &v); err != nil {
+		t.Fatalf("ordinary body: %v", err)
+	}
+	if d, k := shape([]byte(ok)); d != 4 || k != 3 {
+		t.Fatalf("shape %d %d", d, k)
+	}
 }

@@ -286,6 +286,9 @@ func DecodeBytes(b []byte, v any) error {
 	if !json.Valid(b) {
 		return NotJSON("request body is not valid JSON")
 	}
+	if depth, keys := shape(b); depth > maxDepth || keys > maxKeys {
+		return BadJSON("request body is nested too deeply or has too many keys (at most %d levels, %d keys)", maxDepth, maxKeys)
+	}
 	if t := bytes.TrimSpace(b); t[0] != '{' {
 		return BadJSON("request body must be a JSON object")
 	}
@@ -339,4 +342,40 @@ func (a *API) NewRouter() *mux.Router {
 	r.NotFoundHandler = a.Public(func(*http.Request) Response { return Fail(Unrecognized("unrecognized request")) })
 	r.MethodNotAllowedHandler = a.Public(func(*http.Request) Response { return Fail(MethodNotAllowed("method not allowed")) })
 	return r
+}
+
+// Limits on a JSON body's shape: no Matrix request needs more, and deeply
+// nested or key-heavy bodies cost memory out of proportion to their size.
+const (
+	maxDepth = 32
+	maxKeys  = 10000
+)
+
+// shape returns a valid JSON document's nesting depth and number of object
+// keys, in one pass over its bytes.
+func shape(b []byte) (depth, keys int) {
+	d, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			d++
+			depth = max(depth, d)
+		case c == '}' || c == ']':
+			d--
+		case c == ':':
+			keys++
+		}
+	}
+	return depth, keys
 }

@@ -162,7 +162,8 @@ func (s *Service) slidingSync(r *http.Request, dev *httpapi.Device) httpapi.Resp
 	l := s.Notifier.Listen(dev.UserID)
 	defer l.Close()
 	var timer <-chan time.Time
-	if since != nil && timeout > 0 {
+	if since != nil && timeout > 0 && s.startPoll(dev.UserID) {
+		defer s.endPoll(dev.UserID)
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		timer = t.C

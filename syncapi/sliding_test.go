@@ -229,3 +229,25 @@ func TestSlidingSyncManyRooms(t *testing.T) {
 	}
 	t.Logf("response for a 20-room window of 500 rooms: %d bytes", len(res.Raw))
 }
+
+// One user may keep at most 8 long-polls waiting; a ninth is answered at
+// once rather than holding another goroutine.
+func TestLongPollCapPerUser(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	since := alice.MustDo(t, "GET", "/_matrix/client/v3/sync", nil, 200).Get("next_batch").Str
+	for range 8 {
+		go alice.Do(t, "GET", "/_matrix/client/v3/sync?timeout=5000&since="+since, nil)
+	}
+	for deadline := time.Now().Add(5 * time.Second); srv.Notifier.Waiting() < 8; {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d waiting", srv.Notifier.Waiting())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	alice.MustDo(t, "GET", "/_matrix/client/v3/sync?timeout=5000&since="+since, nil, 200)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the ninth long-poll waited %v", took)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -32,6 +33,35 @@ type Service struct {
 	Now      func() time.Time
 
 	sliding slidingConns
+
+	pollMu sync.Mutex
+	polls  map[string]int // waiting long-polls per user
+}
+
+// maxPollsPerUser caps one user's waiting long-polls: more are answered at
+// once instead of waiting, so one client cannot hold goroutines without end.
+const maxPollsPerUser = 8
+
+// startPoll reports whether the user may wait; if so, endPoll must follow.
+func (s *Service) startPoll(userID string) bool {
+	s.pollMu.Lock()
+	defer s.pollMu.Unlock()
+	if s.polls == nil {
+		s.polls = map[string]int{}
+	}
+	if s.polls[userID] >= maxPollsPerUser {
+		return false
+	}
+	s.polls[userID]++
+	return true
+}
+
+func (s *Service) endPoll(userID string) {
+	s.pollMu.Lock()
+	defer s.pollMu.Unlock()
+	if s.polls[userID]--; s.polls[userID] <= 0 {
+		delete(s.polls, userID)
+	}
 }
 
 // maxTimeout caps how long one /sync may wait.
@@ -66,7 +96,8 @@ func (s *Service) sync(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	l := s.Notifier.Listen(dev.UserID)
 	defer l.Close()
 	var timer <-chan time.Time
-	if req.since != nil && !req.fullState && req.timeout > 0 {
+	if req.since != nil && !req.fullState && req.timeout > 0 && s.startPoll(dev.UserID) {
+		defer s.endPoll(dev.UserID)
 		t := time.NewTimer(req.timeout)
 		defer t.Stop()
 		timer = t.C

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"golang.org/x/term"
 
 	"github.com/redoubt-systems/redoubt/backup"
@@ -130,6 +131,7 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln = netutil.LimitListener(ln, cfg.Limits.MaxConnections)
 	// Requests run under a context that shutdown cancels: waiting
 	// long-polls return at once (writes ignore cancellation and finish).
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
