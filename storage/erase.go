@@ -51,18 +51,5 @@ func (q Q) EraseEvent(ctx context.Context, eventID string, redacted []byte) erro
 
 // MediaOf lists up to limit media entries a user uploaded.
 func (q Q) MediaOf(ctx context.Context, userID string, limit int) ([]Media, error) {
-	rows, err := q.query(ctx, `SELECT media_id, in_dir FROM media WHERE uploader = ? LIMIT ?`, userID, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Media
-	for rows.Next() {
-		var m Media
-		if err := rows.Scan(&m.MediaID, &m.InDir); err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return q.mediaIDs(ctx, `SELECT media_id, in_dir FROM media WHERE uploader = ? LIMIT ?`, userID, limit)
 }

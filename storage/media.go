@@ -94,7 +94,13 @@ func (q Q) AbandonMediaUpload(ctx context.Context, mediaID string) error {
 
 // InterruptedUploads lists media whose upload was cut off by a stop.
 func (q Q) InterruptedUploads(ctx context.Context) ([]Media, error) {
-	rows, err := q.query(ctx, `SELECT media_id, in_dir FROM media WHERE state = 'uploading'`)
+	return q.mediaIDs(ctx, `SELECT media_id, in_dir FROM media WHERE state = 'uploading'`)
+}
+
+// mediaIDs runs a query selecting media_id and in_dir: what deleting media
+// needs.
+func (q Q) mediaIDs(ctx context.Context, query string, args ...any) ([]Media, error) {
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

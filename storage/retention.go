@@ -80,22 +80,9 @@ func (q Q) PruneEvents(ctx context.Context, roomID string, after, beforeTS int64
 // ExpiredMedia lists up to limit media entries created before beforeTS, and
 // reservations never filled that lapsed before now.
 func (q Q) ExpiredMedia(ctx context.Context, beforeTS, now int64, limit int) ([]Media, error) {
-	rows, err := q.query(ctx, `SELECT media_id, in_dir FROM media
+	return q.mediaIDs(ctx, `SELECT media_id, in_dir FROM media
 		WHERE (created_ts < ? AND state = 'ready') OR (state = 'pending' AND expires_ts < ?)
 		ORDER BY created_ts LIMIT ?`, beforeTS, now, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Media
-	for rows.Next() {
-		var m Media
-		if err := rows.Scan(&m.MediaID, &m.InDir); err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
 }
 
 // DeleteMediaChunks deletes up to limit chunks of media's bytes and
