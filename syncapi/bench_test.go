@@ -78,12 +78,7 @@ func BenchmarkWakeLatency(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	slices.Sort(latencies)
-	pct := func(p float64) float64 {
-		return float64(latencies[int(float64(len(latencies)-1)*p)].Microseconds()) / 1000
-	}
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
+	reportLatencies(b, latencies)
 }
 
 // BenchmarkSlidingWakeLatency is BenchmarkWakeLatency for 100 sliding sync
@@ -145,6 +140,11 @@ func BenchmarkSlidingWakeLatency(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	reportLatencies(b, latencies)
+}
+
+// reportLatencies reports the median and 99th percentile wake-up delay.
+func reportLatencies(b *testing.B, latencies []time.Duration) {
 	slices.Sort(latencies)
 	pct := func(p float64) float64 {
 		return float64(latencies[int(float64(len(latencies)-1)*p)].Microseconds()) / 1000
