@@ -36,15 +36,26 @@ func browser(t *testing.T) context.Context {
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.WindowSize(1280, 900))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	// Newer Chromium sends DOM events this chromedp does not know; they are
-	// harmless, so they go to the test log rather than standard error.
-	ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancel3)
-	return ctx
+	// Chromium now and then dies while starting (its crash handler, on a
+	// busy machine): a start is tried three times before the test fails.
+	var lastErr error
+	for range 3 {
+		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+		// Newer Chromium sends DOM events this chromedp does not know; they
+		// are harmless, so they go to the test log rather than standard error.
+		ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+		if lastErr = chromedp.Run(ctx); lastErr == nil {
+			t.Cleanup(cancel)
+			t.Cleanup(cancel2)
+			ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
+			t.Cleanup(cancel3)
+			return ctx
+		}
+		cancel2()
+		cancel()
+	}
+	t.Fatalf("chromium would not start: %v", lastErr)
+	return nil
 }
 
 // artifacts is where screenshots go: $ARTIFACTS_DIR (CI keeps it) or a

@@ -404,21 +404,12 @@ func containsFold(s, sub string) bool {
 
 // RoomMembers lists the user IDs with a membership in a room.
 func (q Q) RoomMembers(ctx context.Context, roomID string, memberships ...string) ([]string, error) {
-	rows, err := q.query(ctx, `SELECT state_key FROM room_state WHERE room_id = ? AND type = 'm.room.member'
+	members, err := q.strings(ctx, `SELECT state_key FROM room_state WHERE room_id = ? AND type = 'm.room.member'
 		AND membership IN (SELECT value FROM json_each(?)) ORDER BY state_key`, roomID, jsonStrings(memberships))
-	if err != nil {
-		return nil, err
+	if members == nil {
+		members = []string{}
 	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return members, err
 }
 
 func jsonStrings(v []string) string {

@@ -411,18 +411,5 @@ func (q Q) DropOneTimeKeys(ctx context.Context) error {
 
 // OneTimeKeyIDs lists every stored one-time key as "user|device|algorithm:key_id".
 func (q Q) OneTimeKeyIDs(ctx context.Context) ([]string, error) {
-	rows, err := q.query(ctx, `SELECT user_id || '|' || device_id || '|' || algorithm || ':' || key_id FROM one_time_keys`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return q.strings(ctx, `SELECT user_id || '|' || device_id || '|' || algorithm || ':' || key_id FROM one_time_keys`)
 }

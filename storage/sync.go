@@ -395,19 +395,6 @@ func (q Q) RoomSummaries(ctx context.Context, userID string) ([]RoomSummary, err
 
 // SpaceChildren lists the rooms a space names as children.
 func (q Q) SpaceChildren(ctx context.Context, spaceID string) ([]string, error) {
-	rows, err := q.query(ctx, `SELECT s.state_key FROM room_state s JOIN events e ON e.event_id = s.event_id
+	return q.strings(ctx, `SELECT s.state_key FROM room_state s JOIN events e ON e.event_id = s.event_id
 		WHERE s.room_id = ? AND s.type = 'm.space.child' AND json_array_length(e.json, '$.content.via') > 0`, spaceID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
