@@ -81,6 +81,9 @@ type slidingConn struct {
 	version int
 	token   streams.Token
 	sent    map[string]string // room ID -> the config it was sent with
+	// gen counts requests; supersede is closed when a newer one arrives.
+	gen       int
+	supersede chan struct{}
 }
 
 type slidingConns struct {
@@ -150,8 +153,6 @@ func (s *Service) slidingSync(r *http.Request, dev *httpapi.Device) httpapi.Resp
 		}
 		since = &t
 	}
-	conn.mu.Lock()
-	defer conn.mu.Unlock()
 	if since != nil && req.Extensions.ToDevice != nil && req.Extensions.ToDevice.Since != "" {
 		if upTo, err := strconv.ParseInt(req.Extensions.ToDevice.Since, 10, 64); err == nil && upTo > 0 {
 			if err := s.ackToDevice(r.Context(), dev, upTo); err != nil {
@@ -159,6 +160,19 @@ func (s *Service) slidingSync(r *http.Request, dev *httpapi.Device) httpapi.Resp
 			}
 		}
 	}
+	// A newer request on the connection supersedes one still waiting (a
+	// client that gave up on it and asked again): the connection's lock is
+	// held only while building, never while waiting.
+	conn.mu.Lock()
+	conn.gen++
+	gen := conn.gen
+	if conn.supersede != nil {
+		close(conn.supersede)
+	}
+	superseded := make(chan struct{})
+	conn.supersede = superseded
+	conn.mu.Unlock()
+
 	l := s.Notifier.Listen(dev.UserID)
 	defer l.Close()
 	var timer <-chan time.Time
@@ -169,24 +183,51 @@ func (s *Service) slidingSync(r *http.Request, dev *httpapi.Device) httpapi.Resp
 		timer = t.C
 	}
 	for {
-		res, empty, to, err := s.slidingBuild(r, dev, conn, since, &req)
+		conn.mu.Lock()
+		if conn.gen != gen {
+			conn.mu.Unlock()
+			return httpapi.Fail(errUnknownPos)
+		}
+		res, empty, to, sent, err := s.slidingBuild(r, dev, conn, since, &req)
+		if err == nil && (!empty || timer == nil) {
+			res["pos"] = conn.commit(to, sent)
+		}
+		conn.mu.Unlock()
 		if err != nil {
 			return httpapi.Fail(err)
 		}
-		done := !empty || timer == nil
-		if !done {
-			select {
-			case <-l.C:
-				continue
-			case <-timer:
-			case <-r.Context().Done():
-			}
+		if res["pos"] != nil {
+			return httpapi.OK(res)
 		}
-		conn.version++
-		conn.token = to
-		res["pos"] = fmt.Sprintf("%d~%s", conn.version, to.String())
+		select {
+		case <-l.C:
+			continue
+		case <-superseded:
+			return httpapi.Fail(errUnknownPos)
+		case <-timer:
+		case <-r.Context().Done():
+		}
+		// Timed out (or the client left): the empty answer of the last build.
+		conn.mu.Lock()
+		if conn.gen != gen {
+			conn.mu.Unlock()
+			return httpapi.Fail(errUnknownPos)
+		}
+		res["pos"] = conn.commit(to, sent)
+		conn.mu.Unlock()
 		return httpapi.OK(res)
 	}
+}
+
+// commit records a response as sent: the rooms it carried with their
+// configs, and the new position. The caller holds conn.mu.
+func (c *slidingConn) commit(to streams.Token, sent map[string]string) string {
+	for id, f := range sent {
+		c.sent[id] = f
+	}
+	c.version++
+	c.token = to
+	return fmt.Sprintf("%d~%s", c.version, to.String())
 }
 
 func fingerprint(c roomConfig) string {
@@ -203,10 +244,11 @@ func merge(a, b roomConfig) roomConfig {
 
 // slidingBuild computes one response: lists, the rooms to send, extensions.
 // It reports whether there is nothing new for an incremental request.
-func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, conn *slidingConn, since *streams.Token, req *slidingRequest) (map[string]any, bool, streams.Token, error) {
+func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, conn *slidingConn, since *streams.Token, req *slidingRequest) (map[string]any, bool, streams.Token, map[string]string, error) {
 	ctx := r.Context()
 	res := map[string]any{}
 	empty := true
+	sent := map[string]string{}
 	main := &syncRequest{since: since, filter: &filter.Filter{Room: filter.RoomFilter{Rooms: []string{}}}}
 	b, err := s.run(ctx, dev, main, func(b *builder) error {
 		summaries, err := b.q.RoomSummaries(ctx, dev.UserID)
@@ -336,7 +378,7 @@ func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, conn *slidi
 			}
 		}
 		for id, c := range configs {
-			conn.sent[id] = fingerprint(c)
+			sent[id] = fingerprint(c)
 		}
 		if len(roomsOut) > 0 {
 			res["rooms"] = roomsOut
@@ -351,12 +393,12 @@ func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, conn *slidi
 		return nil
 	})
 	if err != nil {
-		return nil, false, streams.Token{}, err
+		return nil, false, streams.Token{}, nil, err
 	}
 	if since == nil {
 		empty = false
 	}
-	return res, empty, b.to, nil
+	return res, empty, b.to, sent, nil
 }
 
 func nonEmpty(s string) any {

@@ -258,3 +258,38 @@ func TestLongPollCapPerUser(t *testing.T) {
 		t.Fatalf("the ninth long-poll waited %v", took)
 	}
 }
+
+// A client that gives up on a waiting request and asks again with the same
+// position is answered at once; the older request is told to start over.
+func TestSlidingSyncRetrySupersedes(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	alice.CreateRoom(t, nil)
+	body := map[string]any{"lists": map[string]any{"all": list([][]int{{0, 9}}, nil)}}
+	pos := ss(t, alice, "", 0, body).Get("pos").Str
+	first := make(chan int, 1)
+	go func() {
+		code, _ := alice.Do(t, "POST", ssPath+"?timeout=10000&pos="+url.QueryEscape(pos), body)
+		first <- code
+	}()
+	for deadline := time.Now().Add(5 * time.Second); srv.Notifier.Waiting() < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request never waited")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	again := ss(t, alice, pos, 0, body)
+	select {
+	case code := <-first:
+		if code != 400 {
+			t.Fatalf("the superseded request answered %d", code)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the superseded request kept waiting")
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Fatal("the retry waited for the old request")
+	}
+	ss(t, alice, again.Get("pos").Str, 0, body) // the connection goes on
+}
