@@ -266,11 +266,7 @@ func (a *API) resetPassword(r *http.Request, dev *httpapi.Device) httpapi.Respon
 
 // GET /_synapse/admin/v1/whois/{userId}
 func (a *API) whois(r *http.Request, _ *httpapi.Device) httpapi.Response {
-	userID, err := a.existingUser(r)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	devices, err := a.DB.R().Devices(r.Context(), userID)
+	userID, devices, err := a.devicesOf(r)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
@@ -285,6 +281,16 @@ func (a *API) whois(r *http.Request, _ *httpapi.Device) httpapi.Response {
 		"devices": map[string]any{"": map[string]any{"sessions": []any{map[string]any{"connections": conns}}}}})
 }
 
+// devicesOf returns the path's user and their devices.
+func (a *API) devicesOf(r *http.Request) (string, []storage.Device, error) {
+	userID, err := a.existingUser(r)
+	if err != nil {
+		return "", nil, err
+	}
+	devices, err := a.DB.R().Devices(r.Context(), userID)
+	return userID, devices, err
+}
+
 func deviceJSON(d storage.Device) map[string]any {
 	return map[string]any{"device_id": d.DeviceID, "display_name": nullable(d.DisplayName), "user_id": d.UserID,
 		"last_seen_ip": nullable(d.LastSeenIP), "last_seen_ts": nullableTS(d.LastSeenTS), "last_seen_user_agent": nullable(d.LastSeenUA)}
@@ -292,11 +298,7 @@ func deviceJSON(d storage.Device) map[string]any {
 
 // GET /_synapse/admin/v2/users/{userId}/devices
 func (a *API) listDevices(r *http.Request, _ *httpapi.Device) httpapi.Response {
-	userID, err := a.existingUser(r)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	devices, err := a.DB.R().Devices(r.Context(), userID)
+	_, devices, err := a.devicesOf(r)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
@@ -309,11 +311,7 @@ func (a *API) listDevices(r *http.Request, _ *httpapi.Device) httpapi.Response {
 
 // GET /_synapse/admin/v2/users/{userId}/devices/{deviceId}
 func (a *API) getDevice(r *http.Request, _ *httpapi.Device) httpapi.Response {
-	userID, err := a.existingUser(r)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	devices, err := a.DB.R().Devices(r.Context(), userID)
+	_, devices, err := a.devicesOf(r)
 	if err != nil {
 		return httpapi.Fail(err)
 	}

@@ -22,6 +22,39 @@ import (
 // It reports the delay from the send's response to each /sync returning
 // with the message, as p50 and p99 over all wake-ups.
 func BenchmarkWakeLatency(b *testing.B) {
+	wakeBench(b,
+		func(u *ts.Client) string {
+			return u.MustDo(b, "GET", v3+"/sync?timeout=0", nil, 200).Get("next_batch").Str
+		},
+		func(base, token string) *http.Request {
+			req, _ := http.NewRequest("GET", base+v3+"/sync?timeout=30000&since="+url.QueryEscape(token), nil)
+			return req
+		},
+		func(r gjson.Result) (string, bool) {
+			return r.Get("next_batch").Str, r.Get("rooms.join.*.timeline.events.#").Int() == 1
+		})
+}
+
+// BenchmarkSlidingWakeLatency is BenchmarkWakeLatency for 100 sliding sync
+// connections on one room.
+func BenchmarkSlidingWakeLatency(b *testing.B) {
+	body := map[string]any{"lists": map[string]any{"all": map[string]any{"ranges": [][]int{{0, 19}}, "timeline_limit": 1}}}
+	raw, _ := json.Marshal(body)
+	wakeBench(b,
+		func(u *ts.Client) string { return u.MustDo(b, "POST", ssPath, body, 200).Get("pos").Str },
+		func(base, pos string) *http.Request {
+			req, _ := http.NewRequest("POST", base+ssPath+"?timeout=30000&pos="+url.QueryEscape(pos), bytes.NewReader(raw))
+			return req
+		},
+		func(r gjson.Result) (string, bool) { return r.Get("pos").Str, r.Get("rooms.*.timeline.#").Int() == 1 })
+}
+
+// wakeBench measures wake-ups: 100 users join one room and take a
+// position (first, after every join, so none is behind); each iteration
+// they all long-poll (poll), one message is sent, and each answer must
+// carry it (next reads the new position and whether it did).
+func wakeBench(b *testing.B, first func(u *ts.Client) string, poll func(url, pos string) *http.Request,
+	next func(r gjson.Result) (string, bool)) {
 	const waiters = 100
 	// Presence off: each waiter's first sync would otherwise announce it
 	// online to the others, and this measures wake-ups by a message.
@@ -29,13 +62,13 @@ func BenchmarkWakeLatency(b *testing.B) {
 	sender := srv.Register(b, "sender")
 	room := sender.CreateRoom(b, map[string]any{"preset": "public_chat"})
 	users := make([]*ts.Client, waiters)
-	tokens := make([]string, waiters)
+	pos := make([]string, waiters)
 	for i := range users {
 		users[i] = srv.Register(b, fmt.Sprintf("waiter%d", i))
 		users[i].Join(b, room)
 	}
 	for i, u := range users {
-		tokens[i] = u.MustDo(b, "GET", v3+"/sync?timeout=0", nil, 200).Get("next_batch").Str
+		pos[i] = first(u)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: waiters + 10}}
 	var latencies []time.Duration
@@ -47,7 +80,7 @@ func BenchmarkWakeLatency(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				req, _ := http.NewRequest("GET", srv.URL+v3+"/sync?timeout=30000&since="+url.QueryEscape(tokens[i]), nil)
+				req := poll(srv.URL, pos[i])
 				req.Header.Set("Authorization", "Bearer "+u.Token)
 				res, err := client.Do(req)
 				if err != nil {
@@ -57,16 +90,16 @@ func BenchmarkWakeLatency(b *testing.B) {
 				defer res.Body.Close()
 				body, _ := io.ReadAll(res.Body)
 				returned[i] = time.Now()
-				r := gjson.ParseBytes(body)
-				if r.Get("rooms.join.*.timeline.events.#").Int() != 1 {
+				p, ok := next(gjson.ParseBytes(body))
+				if !ok {
 					b.Errorf("waiter %d woke without the message: %s", i, body)
 				}
-				tokens[i] = r.Get("next_batch").Str
+				pos[i] = p
 			}()
 		}
 		for deadline := time.Now().Add(10 * time.Second); srv.Notifier.Waiting() < waiters; {
 			if time.Now().After(deadline) {
-				b.Fatalf("only %d of %d syncs are waiting", srv.Notifier.Waiting(), waiters)
+				b.Fatalf("only %d of %d requests are waiting", srv.Notifier.Waiting(), waiters)
 			}
 			time.Sleep(100 * time.Microsecond)
 		}
@@ -78,73 +111,6 @@ func BenchmarkWakeLatency(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	reportLatencies(b, latencies)
-}
-
-// BenchmarkSlidingWakeLatency is BenchmarkWakeLatency for 100 sliding sync
-// connections on one room.
-func BenchmarkSlidingWakeLatency(b *testing.B) {
-	const waiters = 100
-	srv := ts.Start(b, func(c *config.Config) { c.Presence.Enabled = false })
-	sender := srv.Register(b, "sender")
-	room := sender.CreateRoom(b, map[string]any{"preset": "public_chat"})
-	body := map[string]any{"lists": map[string]any{"all": map[string]any{"ranges": [][]int{{0, 19}}, "timeline_limit": 1}}}
-	users := make([]*ts.Client, waiters)
-	pos := make([]string, waiters)
-	for i := range users {
-		users[i] = srv.Register(b, fmt.Sprintf("waiter%d", i))
-		users[i].Join(b, room)
-	}
-	for i, u := range users { // after every join, so no position is behind
-		pos[i] = u.MustDo(b, "POST", ssPath, body, 200).Get("pos").Str
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: waiters + 10}}
-	raw, _ := json.Marshal(body)
-	var latencies []time.Duration
-	b.ResetTimer()
-	for n := range b.N {
-		returned := make([]time.Time, waiters)
-		var wg sync.WaitGroup
-		for i, u := range users {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req, _ := http.NewRequest("POST", srv.URL+ssPath+"?timeout=30000&pos="+url.QueryEscape(pos[i]), bytes.NewReader(raw))
-				req.Header.Set("Authorization", "Bearer "+u.Token)
-				res, err := client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				defer res.Body.Close()
-				resp, _ := io.ReadAll(res.Body)
-				returned[i] = time.Now()
-				r := gjson.ParseBytes(resp)
-				if r.Get("rooms.*.timeline.#").Int() != 1 {
-					b.Errorf("waiter %d woke without the message: %s", i, resp)
-				}
-				pos[i] = r.Get("pos").Str
-			}()
-		}
-		for deadline := time.Now().Add(10 * time.Second); srv.Notifier.Waiting() < waiters; {
-			if time.Now().After(deadline) {
-				b.Fatalf("only %d of %d connections are waiting", srv.Notifier.Waiting(), waiters)
-			}
-			time.Sleep(100 * time.Microsecond)
-		}
-		sender.Send(b, room, fmt.Sprintf("wake %d", n))
-		sent := time.Now()
-		wg.Wait()
-		for _, r := range returned {
-			latencies = append(latencies, r.Sub(sent))
-		}
-	}
-	b.StopTimer()
-	reportLatencies(b, latencies)
-}
-
-// reportLatencies reports the median and 99th percentile wake-up delay.
-func reportLatencies(b *testing.B, latencies []time.Duration) {
 	slices.Sort(latencies)
 	pct := func(p float64) float64 {
 		return float64(latencies[int(float64(len(latencies)-1)*p)].Microseconds()) / 1000
