@@ -76,7 +76,7 @@ func TestReportTimestampUpgrade(t *testing.T) {
 
 	// Upgrade
 	bob.MustFail(t, "POST", roomPath(room, "/upgrade"), map[string]any{"new_version": "12"}, 403, "M_FORBIDDEN")
-	alice.MustFail(t, "POST", roomPath(room, "/upgrade"), map[string]any{"new_version": "9"}, 400, "M_UNSUPPORTED_ROOM_VERSION")
+	alice.MustFail(t, "POST", roomPath(room, "/upgrade"), map[string]any{"new_version": "13"}, 400, "M_UNSUPPORTED_ROOM_VERSION")
 	alice.MustFail(t, "POST", roomPath(room, "/upgrade"), map[string]any{}, 400, "M_MISSING_PARAM")
 	newRoom := alice.MustDo(t, "POST", roomPath(room, "/upgrade"), map[string]any{"new_version": "12"}, 200).Get("replacement_room").Str
 	if tomb := alice.MustDo(t, "GET", roomPath(room, "/state/m.room.tombstone/"), nil, 200); tomb.Get("replacement_room").Str != newRoom {

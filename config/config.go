@@ -504,5 +504,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// SupportedRoomVersions are the room versions this server creates and serves.
-var SupportedRoomVersions = []string{"10", "11", "12"}
+// SupportedRoomVersions are the room versions this server creates and
+// serves: every stable version, since clients and upgrades may ask for any.
+var SupportedRoomVersions = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}

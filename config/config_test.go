@@ -81,7 +81,7 @@ func TestInvalid(t *testing.T) {
 		{"password: {min_length: -1}", "password.min_length"},
 		{"auth: {access_token_lifetime: 10s}", "auth.access_token_lifetime"},
 		{"auth: {access_token_lifetime: soon}", "invalid duration"},
-		{"rooms: {default_version: '9'}", "rooms.default_version"},
+		{"rooms: {default_version: '13'}", "rooms.default_version"},
 		{"log: {level: loud}", "log.level"},
 		{"log: {format: xml}", "log.format"},
 		{"limits: {max_request_body: 1KiB}", "limits.max_request_body"},

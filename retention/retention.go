@@ -250,17 +250,14 @@ func (s *Service) Register(r *mux.Router, h *httpapi.API) {
 }
 
 func (s *Service) configuration(*http.Request, *httpapi.Device) httpapi.Response {
-	ms := func(d config.Duration) any {
-		if d == 0 {
-			return nil
-		}
-		return d.D().Milliseconds()
-	}
+	// A limit that is not set is left out rather than sent as null.
+	out := map[string]any{}
 	r := s.Cfg.Retention
-	return httpapi.OK(map[string]any{
-		"default_max_lifetime": ms(r.DefaultMaxLifetime),
-		"min_lifetime":         ms(r.MinLifetime),
-		"max_lifetime":         ms(r.MaxLifetime),
-		"media_max_lifetime":   ms(r.MediaMaxLifetime),
-	})
+	for k, d := range map[string]config.Duration{"default_max_lifetime": r.DefaultMaxLifetime, "min_lifetime": r.MinLifetime,
+		"max_lifetime": r.MaxLifetime, "media_max_lifetime": r.MediaMaxLifetime} {
+		if d != 0 {
+			out[k] = d.D().Milliseconds()
+		}
+	}
+	return httpapi.OK(out)
 }

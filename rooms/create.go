@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -204,7 +205,8 @@ func (s *Service) createContent(req CreateRequest, verImpl gomatrixserverlib.IRo
 		}
 	}
 	content["room_version"] = string(verImpl.Version())
-	if verImpl.Version() == gomatrixserverlib.RoomVersionV10 {
+	// Before version 11 the create event names the creator in its content.
+	if v, err := strconv.Atoi(string(verImpl.Version())); err == nil && v <= 10 {
 		content["creator"] = req.Creator
 	} else {
 		delete(content, "creator")

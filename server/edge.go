@@ -57,3 +57,22 @@ func (s *Server) health(r *http.Request) httpapi.Response {
 	}
 	return httpapi.OK(map[string]string{"status": "ok"})
 }
+
+// r0Paths serves the r0 paths of the Client-Server and media APIs, which
+// older clients and bots still use (matrix-nio, Hydrogen), by their v3
+// equivalents: v3 kept r0's endpoints and their meaning, as Synapse serves
+// both.
+func r0Paths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, api := range []string{"/_matrix/client/", "/_matrix/media/"} {
+			if rest, ok := strings.CutPrefix(r.URL.Path, api+"r0/"); ok {
+				r.URL.Path = api + "v3/" + rest
+				if raw, ok := strings.CutPrefix(r.URL.RawPath, api+"r0/"); ok {
+					r.URL.RawPath = api + "v3/" + raw
+				}
+				break
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

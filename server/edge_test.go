@@ -38,3 +38,27 @@ func TestTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// Older clients (matrix-nio, Hydrogen) speak r0: the r0 paths serve what
+// their v3 equivalents serve.
+func TestR0Paths(t *testing.T) {
+	srv := ts.Start(t)
+	srv.Register(t, "alice")
+	anon := srv.Anon()
+	if flows := anon.MustDo(t, "GET", "/_matrix/client/r0/login", nil, 200); flows.Get("flows.0.type").Str != "m.login.password" {
+		t.Fatalf("r0 login flows: %s", flows.Raw)
+	}
+	login := anon.MustDo(t, "POST", "/_matrix/client/r0/login", ts.PasswordAuth("alice"), 200)
+	alice := srv.As(login.Get("access_token").Str)
+	room := alice.MustDo(t, "POST", "/_matrix/client/r0/createRoom", map[string]any{}, 200).Get("room_id").Str
+	alice.MustDo(t, "PUT", "/_matrix/client/r0/rooms/"+ts.PathEscape(room)+"/send/m.room.message/t1",
+		map[string]any{"msgtype": "m.text", "body": "hi"}, 200)
+	sync := alice.MustDo(t, "GET", "/_matrix/client/r0/sync", nil, 200)
+	if !sync.Get("rooms.join." + ts.Esc(room)).Exists() {
+		t.Fatalf("r0 sync: %s", sync.Raw)
+	}
+	alice.MustDo(t, "GET", "/_matrix/media/r0/config", nil, 200)
+	// Paths that never existed stay unknown.
+	alice.MustFail(t, "GET", "/_matrix/client/r0/no/such/thing", nil, 404, "M_UNRECOGNIZED")
+	alice.MustFail(t, "GET", "/_matrix/client/r1/sync", nil, 404, "M_UNRECOGNIZED")
+}

@@ -74,7 +74,7 @@ func (s *Service) wake(users map[string]bool) {
 
 // ephemeral returns a joined room's typing and receipt events.
 func (b *builder) ephemeral(roomID string) ([]json.RawMessage, error) {
-	var out []json.RawMessage
+	out := []json.RawMessage{}
 	f := &b.req.filter.Room.Ephemeral
 	if (b.initial() || b.s.Typing.Changed(roomID, b.since.Typing, b.to.Typing)) && f.Allows("m.typing", "") {
 		ev, _ := json.Marshal(map[string]any{"type": "m.typing", "content": map[string]any{"user_ids": b.s.Typing.Users(roomID)}})

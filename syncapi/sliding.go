@@ -354,8 +354,10 @@ func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, conn *slidi
 				roomsOut[id] = room
 			}
 			for id, ir := range sub.res.Rooms.Invite {
-				roomsOut[id] = map[string]any{"membership": "invite", "initial": true, "invite_state": ir.InviteState.Events,
-					"bump_stamp": byID[id].Bump, "name": nonEmpty(byID[id].Name), "timeline": []any{}}
+				room := map[string]any{"membership": "invite", "initial": true, "invite_state": ir.InviteState.Events,
+					"bump_stamp": byID[id].Bump, "timeline": []any{}}
+				setNonEmpty(room, "name", byID[id].Name)
+				roomsOut[id] = room
 			}
 			for id, kr := range sub.res.Rooms.Knock {
 				roomsOut[id] = map[string]any{"membership": "knock", "initial": true, "knock_state": kr.(map[string]any)["knock_state"],
@@ -401,11 +403,14 @@ func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, conn *slidi
 	return res, empty, b.to, sent, nil
 }
 
-func nonEmpty(s string) any {
+// setNonEmpty sets a room's field, or leaves it out: strict clients take a
+// null for a malformed response, and an absent name is no name.
+func setNonEmpty(room map[string]any, key, s string) {
 	if s == "" {
-		return nil
+		delete(room, key)
+		return
 	}
-	return s
+	room[key] = s
 }
 
 // matches applies a list's filters to a room.
@@ -506,7 +511,8 @@ func (s *Service) slidingRoom(b *builder, dev *httpapi.Device, rs storage.RoomSu
 	}
 	room["required_state"] = required
 	if initial {
-		room["name"], room["avatar"] = nonEmpty(rs.Name), nonEmpty(rs.Avatar)
+		setNonEmpty(room, "name", rs.Name)
+		setNonEmpty(room, "avatar", rs.Avatar)
 		if rs.Name == "" {
 			members, err := b.q.JoinedMembersWithNames(b.ctx, rs.RoomID)
 			if err != nil {
@@ -531,9 +537,9 @@ func (s *Service) slidingRoom(b *builder, dev *httpapi.Device, rs storage.RoomSu
 		for _, e := range append(slices.Clone(state), events...) {
 			switch gjson.GetBytes(e, "type").Str {
 			case spec.MRoomName:
-				room["name"] = nonEmpty(gjson.GetBytes(e, "content.name").Str)
+				setNonEmpty(room, "name", gjson.GetBytes(e, "content.name").Str)
 			case "m.room.avatar":
-				room["avatar"] = nonEmpty(gjson.GetBytes(e, "content.url").Str)
+				setNonEmpty(room, "avatar", gjson.GetBytes(e, "content.url").Str)
 			}
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 var txnCounter atomic.Int64
@@ -31,4 +33,34 @@ func FileContains(t testing.TB, path, s string) bool {
 		t.Fatal(err)
 	}
 	return bytes.Contains(b, []byte(s))
+}
+
+// NullAt returns the path of the first null in a response, or "". Strict
+// clients (matrix-nio, the Rust SDK) reject a null where the spec has a list
+// or an object, so no response has one; event content is the sender's and
+// is passed on as it came, so nulls there are not looked at.
+func NullAt(r gjson.Result) string {
+	var walk func(r gjson.Result, path string) string
+	walk = func(r gjson.Result, path string) string {
+		if r.Type == gjson.Null {
+			return path
+		}
+		if !r.IsObject() && !r.IsArray() {
+			return ""
+		}
+		found := ""
+		r.ForEach(func(k, v gjson.Result) bool {
+			key := k.String()
+			if !r.IsArray() && (key == "content" || key == "prev_content") {
+				return true
+			}
+			if r.IsArray() {
+				key = "[]"
+			}
+			found = walk(v, path+"."+key)
+			return found == ""
+		})
+		return found
+	}
+	return walk(r, "")
 }
