@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/redoubt-systems/redoubt/httpapi"
@@ -62,7 +63,9 @@ func (s *Service) SharedSecretRegister(ctx context.Context, req SharedSecretRequ
 	case req.MAC == "":
 		return Session{}, httpapi.MissingParam("mac is required")
 	}
-	userID, err := s.UserID(req.Username)
+	// The MAC covers the name as sent; the account gets its lower-case
+	// form, as Synapse gives it.
+	userID, err := s.UserID(strings.ToLower(req.Username))
 	if err != nil {
 		return Session{}, err
 	}

@@ -61,8 +61,14 @@ func (s *Service) RequirePassword(ctx context.Context, userID string, a *AuthDic
 	if user == "" {
 		user = a.User
 	}
-	if id, err := s.ResolveUser(user); err != nil || id != userID {
+	id, err := s.ResolveUser(user)
+	if err != nil {
 		return challenge(stage, a, httpapi.Forbidden("invalid username or password"))
+	}
+	// Authenticating as someone else does not authorise acting on this
+	// account: a refusal, not another chance (Synapse answers the same).
+	if id != userID {
+		return httpapi.Forbidden("the authenticated user is not the one making the request")
 	}
 	if err := s.VerifyPassword(ctx, userID, a.Password); err != nil {
 		var he *httpapi.Error

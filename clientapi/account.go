@@ -170,6 +170,9 @@ func (a *API) register(r *http.Request) httpapi.Response {
 	if err := httpapi.Decode(r, &req); err != nil {
 		return httpapi.Fail(err)
 	}
+	// User IDs are lower case; like Synapse, take a name with capitals as
+	// its lower-case form rather than refusing it.
+	req.Username = strings.ToLower(req.Username)
 	if req.Username == "" {
 		req.Username = strings.ToLower(rooms.RandomID(12))
 	}
@@ -181,6 +184,14 @@ func (a *API) register(r *http.Request) httpapi.Response {
 		return httpapi.Fail(err)
 	} else if taken {
 		return httpapi.Fail(httpapi.UserInUse("user ID already taken"))
+	}
+	// Without an auth dict the answer is the 401 listing the flows, even
+	// for a request with nothing else in it.
+	if req.Auth == nil || req.Auth.Type == "" {
+		if a.Cfg.Registration.RequireToken {
+			return httpapi.Fail(a.Auth.UseRegistrationToken(r.Context(), req.Auth))
+		}
+		return httpapi.Fail(auth.RequireDummy(req.Auth))
 	}
 	if req.Password == "" {
 		return httpapi.Fail(httpapi.MissingParam("password is required"))

@@ -152,8 +152,8 @@ func TestChangePassword(t *testing.T) {
 	}
 	// Authenticating as someone else is refused too.
 	srv.Register(t, "bob")
-	alice.MustDo(t, "POST", path, map[string]any{"new_password": "new-password-1",
-		"auth": uiaPassword("bob", ts.Password("bob"), session)}, 401)
+	alice.MustFail(t, "POST", path, map[string]any{"new_password": "new-password-1",
+		"auth": uiaPassword("bob", ts.Password("bob"), session)}, 403, "M_FORBIDDEN")
 	alice.MustFail(t, "POST", path, map[string]any{"new_password": "short",
 		"auth": uiaPassword("alice", ts.Password("alice"), session)}, 400, "M_WEAK_PASSWORD")
 	alice.MustFail(t, "POST", path, map[string]any{"auth": uiaPassword("alice", ts.Password("alice"), session)}, 400, "M_MISSING_PARAM")
@@ -222,8 +222,17 @@ func TestOpenRegistration(t *testing.T) {
 		t.Fatalf("register: %s", res.Raw)
 	}
 	srv.As(res.Get("access_token").Str).MustDo(t, "GET", v3+"/account/whoami", nil, 200)
-
+	// An empty request is told the flows, as clients start with one.
+	if flows := anon.MustDo(t, "POST", path, map[string]any{}, 401); flows.Get("flows.0.stages.0").Str != "m.login.dummy" {
+		t.Fatalf("register {}: %s", flows.Raw)
+	}
 	dummy := map[string]any{"type": "m.login.dummy"}
+	// Capitals are taken as their lower-case form.
+	upper := anon.MustDo(t, "POST", path, map[string]any{"username": "Frank", "password": "frank-password", "auth": dummy}, 200)
+	if upper.Get("user_id").Str != "@frank:test.local" {
+		t.Fatalf("register Frank: %s", upper.Raw)
+	}
+
 	for _, tc := range []struct {
 		name    string
 		body    map[string]any
@@ -285,6 +294,10 @@ func TestSharedSecretRegistration(t *testing.T) {
 	anon.MustFail(t, "POST", path, forged, 403, "M_FORBIDDEN")
 	anon.MustFail(t, "POST", path, sharedSecretBody(nonce(), "root", "root-password", false, ts.Secret), 400, "M_USER_IN_USE")
 	anon.MustFail(t, "POST", path, sharedSecretBody(nonce(), "Bad Name", "xxxxxxxxxx", false, ts.Secret), 400, "M_INVALID_USERNAME")
+	// The MAC is over the name as sent; the account is its lower-case form.
+	if res := anon.MustDo(t, "POST", path, sharedSecretBody(nonce(), "Grace", "grace-password", false, ts.Secret), 200); res.Get("user_id").Str != "@grace:test.local" {
+		t.Fatalf("shared-secret Grace: %s", res.Raw)
+	}
 	anon.MustFail(t, "POST", path, map[string]any{"nonce": nonce()}, 400, "M_MISSING_PARAM")
 	if ok, _ := srv.DB.R().UserExists(t.Context(), "@eve:test.local"); ok {
 		t.Fatal("a refused registration created a user")

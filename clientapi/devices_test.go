@@ -45,6 +45,8 @@ func TestDevices(t *testing.T) {
 		t.Fatalf("delete challenge: %s", ch.Raw)
 	}
 	alice.MustDo(t, "DELETE", v3+"/devices/SECOND", map[string]any{"auth": uiaPassword("alice", "wrong-password", ch.Get("session").Str)}, 401)
+	// Bob's own password does not authorise deleting alice's device.
+	alice.MustFail(t, "DELETE", v3+"/devices/SECOND", map[string]any{"auth": uiaPassword("bob", ts.Password("bob"), ch.Get("session").Str)}, 403, "M_FORBIDDEN")
 	second.MustDo(t, "GET", v3+"/account/whoami", nil, 200)
 	alice.MustDo(t, "DELETE", v3+"/devices/SECOND", map[string]any{"auth": uiaPassword("alice", ts.Password("alice"), ch.Get("session").Str)}, 200)
 	second.MustFail(t, "GET", v3+"/account/whoami", nil, 401, "M_UNKNOWN_TOKEN")

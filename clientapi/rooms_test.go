@@ -406,6 +406,47 @@ func TestSendAndIdempotency(t *testing.T) {
 	alice.MustDo(t, "PUT", roomPath(room2, "/send/m.room.message/a2"), body, 200)
 }
 
+// Event content must be what canonical JSON can carry, in valid UTF-8: one
+// message with invalid UTF-8 or a float would make every member's /sync
+// invalid for strict clients, or fail to sign. Refused, and nothing stored.
+func TestEventContentIsCanonical(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	room := alice.CreateRoom(t, nil)
+	for i, tc := range []struct {
+		name, body string
+		errcode    string
+	}{
+		{"invalid UTF-8", "{\"msgtype\":\"m.text\",\"body\":\"caf\xe9\"}", "M_NOT_JSON"},
+		{"invalid UTF-8 in a key", "{\"b\xffody\":\"x\"}", "M_NOT_JSON"},
+		{"lone high surrogate", `{"body":"\ud800"}`, "M_NOT_JSON"},
+		{"lone low surrogate", `{"body":"a\udc00b"}`, "M_NOT_JSON"},
+		{"high surrogate then text", `{"body":"\ud800\u0041"}`, "M_NOT_JSON"},
+		{"past 2^53", `{"body":"x","n":9007199254740993}`, "M_BAD_JSON"},
+		{"below -2^53", `{"body":"x","n":-9007199254740993}`, "M_BAD_JSON"},
+		{"exponent", `{"body":"x","n":1e400}`, "M_BAD_JSON"},
+		{"small exponent", `{"body":"x","n":1e2}`, "M_BAD_JSON"},
+		{"fraction", `{"body":"x","n":1.5}`, "M_BAD_JSON"},
+		{"negative zero", `{"body":"x","n":-0}`, "M_BAD_JSON"},
+		{"nested fraction", `{"body":"x","a":[{"n":0.5}]}`, "M_BAD_JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			txn := fmt.Sprintf("bad%d", i)
+			alice.MustFail(t, "PUT", roomPath(room, "/send/m.room.message/"+txn), tc.body, 400, tc.errcode)
+			alice.MustFail(t, "PUT", roomPath(room, "/state/org.example.bad/"+txn), tc.body, 400, tc.errcode)
+			if _, err := srv.DB.R().EventIDByTxn(t.Context(), room, alice.UserID, alice.DeviceID, "s:"+txn); err == nil {
+				t.Fatal("refused event was stored")
+			}
+			alice.MustFail(t, "GET", roomPath(room, "/state/org.example.bad/"+txn), nil, 404, "M_NOT_FOUND")
+		})
+	}
+	// What canonical JSON allows is accepted: the limits themselves, and a
+	// surrogate pair written as escapes.
+	alice.MustDo(t, "PUT", roomPath(room, "/send/m.room.message/ok"),
+		`{"body":"\ud83d\ude00","max":9007199254740991,"min":-9007199254740991,"zero":0}`, 200)
+	srv.Anon().MustFail(t, "POST", v3+"/login", "{\"type\":\"m.login.password\",\"user\":\"caf\xe9\"}", 400, "M_NOT_JSON")
+}
+
 func TestRedaction(t *testing.T) {
 	srv := ts.Start(t)
 	alice := srv.Register(t, "alice")

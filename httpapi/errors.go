@@ -91,6 +91,7 @@ func toMatrix(err error) (e *Error, internal bool) {
 	var me *Error
 	var notAllowed *gomatrixserverlib.NotAllowed
 	var validation gomatrixserverlib.EventValidationError
+	var badJSON gomatrixserverlib.BadJSONError
 	switch {
 	case errors.As(err, &me):
 		return me, false
@@ -105,6 +106,8 @@ func toMatrix(err error) (e *Error, internal bool) {
 			return TooLarge("event too large"), false
 		}
 		return BadJSON("%s", validation.Message), false
+	case errors.As(err, &badJSON):
+		return BadJSON("the event is not valid canonical JSON"), false
 	}
 	return Internal("internal server error"), true
 }

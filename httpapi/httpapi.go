@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 )
@@ -286,6 +288,12 @@ func DecodeBytes(b []byte, v any) error {
 	if !json.Valid(b) {
 		return NotJSON("request body is not valid JSON")
 	}
+	// encoding/json lets invalid UTF-8 and unpaired surrogate escapes
+	// through; stored and sent on, either makes whole responses invalid
+	// for strict clients.
+	if !ValidText(b) {
+		return NotJSON("request body is not valid UTF-8 JSON")
+	}
 	if depth, keys := shape(b); depth > maxDepth || keys > maxKeys {
 		return BadJSON("request body is nested too deeply or has too many keys (at most %d levels, %d keys)", maxDepth, maxKeys)
 	}
@@ -378,4 +386,48 @@ func shape(b []byte) (depth, keys int) {
 		}
 	}
 	return depth, keys
+}
+
+// ValidText reports whether a JSON document is valid UTF-8 and none of its
+// strings escape half of a UTF-16 surrogate pair.
+func ValidText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case !inString:
+			inString = c == '"'
+		case c == '"':
+			inString = false
+		case c == '\\':
+			if i+1 < len(b) && b[i+1] == 'u' {
+				r, ok := hex4(b, i+2)
+				switch {
+				case !ok:
+				case utf16.IsSurrogate(r) && r < 0xdc00:
+					// A high surrogate must be followed by a low one.
+					r2, ok2 := hex4(b, i+8)
+					if i+7 >= len(b) || b[i+6] != '\\' || b[i+7] != 'u' || !ok2 || r2 < 0xdc00 || r2 > 0xdfff {
+						return false
+					}
+					i += 6
+				case utf16.IsSurrogate(r):
+					return false // a low surrogate on its own
+				}
+			}
+			i++ // the escaped character
+		}
+	}
+	return true
+}
+
+func hex4(b []byte, at int) (rune, bool) {
+	if at+4 > len(b) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[at:at+4]), 16, 32)
+	return rune(n), err == nil
 }

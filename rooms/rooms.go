@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -245,6 +246,9 @@ func (w *writer) append(room *storage.Room, ev Event) (*storage.Event, error) {
 	if !gjson.ValidBytes(content) || !gjson.ParseBytes(content).IsObject() {
 		return nil, httpapi.BadJSON("content must be a JSON object")
 	}
+	if bad := nonCanonicalNumber(gjson.ParseBytes(content)); bad != "" {
+		return nil, httpapi.BadJSON("content has the number %s: event numbers must be integers from -(2^53)+1 to 2^53-1", bad)
+	}
 	proto := &gomatrixserverlib.ProtoEvent{
 		SenderID:   ev.Sender,
 		RoomID:     room.RoomID,
@@ -444,4 +448,26 @@ func (s *Service) EraseSender(ctx context.Context, userID string) (int, error) {
 		total += len(batch)
 		after = batch[len(batch)-1].Pos
 	}
+}
+
+// nonCanonicalNumber returns the first number in a JSON value that canonical
+// JSON, and so an event, cannot hold (a fraction, an exponent, -0, or an
+// integer past 2^53-1 either way), or "".
+func nonCanonicalNumber(v gjson.Result) string {
+	const limit = 1<<53 - 1
+	switch {
+	case v.Type == gjson.Number:
+		n, err := strconv.ParseInt(v.Raw, 10, 64)
+		if err != nil || n > limit || n < -limit || v.Raw == "-0" {
+			return v.Raw
+		}
+	case v.IsObject() || v.IsArray():
+		bad := ""
+		v.ForEach(func(_, e gjson.Result) bool {
+			bad = nonCanonicalNumber(e)
+			return bad == ""
+		})
+		return bad
+	}
+	return ""
 }
