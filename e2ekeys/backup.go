@@ -15,9 +15,8 @@ import (
 )
 
 // Server-side key backup stores session keys that clients encrypted with a
-// backup key the server never sees.
-
-const backupAlgorithm = "m.megolm_backup.v1.curve25519-aes-sha2"
+// backup key the server never sees. The algorithm is the clients' business:
+// the server stores whatever they name, as the data is opaque to it.
 
 func versionJSON(v storage.BackupVersion) map[string]any {
 	return map[string]any{"algorithm": v.Algorithm, "auth_data": v.AuthData, "count": v.Count,
@@ -41,9 +40,6 @@ type versionRequest struct {
 func (v *versionRequest) check() error {
 	if v.Algorithm == "" {
 		return httpapi.MissingParam("algorithm is required")
-	}
-	if v.Algorithm != backupAlgorithm {
-		return httpapi.InvalidParam("unsupported backup algorithm %q", v.Algorithm)
 	}
 	if !gjson.ParseBytes(v.AuthData).IsObject() {
 		return httpapi.MissingParam("auth_data must be an object")

@@ -87,7 +87,7 @@ func TestKeyBackup(t *testing.T) {
 		{"PUT", rk + "/keys?version=99", map[string]any{"rooms": map[string]any{}}, 403, "M_WRONG_ROOM_KEYS_VERSION"},
 		{"PUT", rk + "/keys/" + ts.PathEscape(room) + "/s?version=" + v2, map[string]any{"first_message_index": 0}, 400, "M_BAD_JSON"},
 		{"PUT", rk + "/keys/" + ts.PathEscape(room) + "/s?version=" + v2, map[string]any{"first_message_index": "x"}, 400, "M_BAD_JSON"},
-		{"POST", rk + "/version", map[string]any{"algorithm": "m.other"}, 400, "M_INVALID_PARAM"},
+		{"POST", rk + "/version", map[string]any{"algorithm": 5, "auth_data": map[string]any{}}, 400, "M_BAD_JSON"},
 		{"POST", rk + "/version", map[string]any{"auth_data": map[string]any{}}, 400, "M_MISSING_PARAM"},
 		{"POST", rk + "/version", map[string]any{"algorithm": algo}, 400, "M_MISSING_PARAM"},
 		{"PUT", rk + "/version/" + v2, map[string]any{"algorithm": algo, "auth_data": map[string]any{}, "version": v}, 400, "M_INVALID_PARAM"},

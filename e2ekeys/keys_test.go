@@ -351,3 +351,21 @@ func mustUnmarshal(t *testing.T, b []byte, v any) {
 		t.Fatal(err)
 	}
 }
+
+// One-time keys are handed out in the order they were uploaded (MSC4225),
+// whatever their IDs: clients discard the oldest first.
+func TestClaimOldestFirst(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	for _, id := range []string{"c", "a", "b"} {
+		alice.MustDo(t, "POST", v3+"/keys/upload", map[string]any{"one_time_keys": map[string]any{
+			"signed_curve25519:" + id: map[string]any{"key": "key-" + id}}}, 200)
+	}
+	body := map[string]any{"one_time_keys": map[string]any{alice.UserID: map[string]string{alice.DeviceID: "signed_curve25519"}}}
+	for _, want := range []string{"c", "a", "b"} {
+		res := bob.MustDo(t, "POST", v3+"/keys/claim", body, 200)
+		if got := res.Get("one_time_keys." + ts.Esc(alice.UserID) + "." + alice.DeviceID + ".signed_curve25519:" + want + ".key").Str; got != "key-"+want {
+			t.Fatalf("claim: want key %s first: %s", want, res.Raw)
+		}
+	}
+}

@@ -65,9 +65,11 @@ func (s *Service) uploadCrossSigning(r *http.Request, dev *httpapi.Device) httpa
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	// The first upload needs no further authentication, as the spec allows;
-	// replacing keys does.
-	if len(existing) > 0 {
+	// The first upload needs no further authentication, as the spec allows
+	// (MSC3967), and neither does uploading the same keys again; replacing
+	// or adding keys does.
+	if len(existing) > 0 && !alreadyStored(existing, map[string]json.RawMessage{
+		"master": req.Master, "self_signing": req.SelfSigning, "user_signing": req.UserSigning}) {
 		if err := s.Auth.RequirePassword(ctx, dev.UserID, req.Auth); err != nil {
 			return httpapi.Fail(err)
 		}
@@ -265,4 +267,14 @@ func sameKeys(stored, signed []byte) bool {
 
 func gjsonKey(s string) string {
 	return strings.NewReplacer(`\`, `\\`, ".", `\.`, "*", `\*`, "?", `\?`, "#", `\#`, "|", `\|`, "@", `\@`).Replace(s)
+}
+
+// alreadyStored reports whether every key of an upload is stored as it is.
+func alreadyStored(existing map[string][]byte, upload map[string]json.RawMessage) bool {
+	for purpose, raw := range upload {
+		if len(raw) > 0 && !jsonEqual(raw, existing[purpose]) {
+			return false
+		}
+	}
+	return true
 }

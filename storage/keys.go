@@ -97,12 +97,13 @@ func (q Q) UnusedFallbackAlgorithms(ctx context.Context, userID, deviceID string
 		userID, deviceID)
 }
 
-// ClaimKey takes one one-time key of a device, deleting it so that it is
-// handed out once; with none left it returns the fallback key, which stays
+// ClaimKey takes one one-time key of a device, the oldest uploaded
+// (MSC4225: clients expect their keys used in upload order), deleting it so
+// that it is handed out once; with none left it returns the fallback key, which stays
 // and is marked used. ErrNotFound if there is neither.
 func (q Q) ClaimKey(ctx context.Context, userID, deviceID, algorithm string) (keyID string, key []byte, err error) {
 	err = q.queryRow(ctx, `DELETE FROM one_time_keys WHERE rowid = (
-			SELECT rowid FROM one_time_keys WHERE user_id = ? AND device_id = ? AND algorithm = ? ORDER BY key_id LIMIT 1
+			SELECT rowid FROM one_time_keys WHERE user_id = ? AND device_id = ? AND algorithm = ? ORDER BY rowid LIMIT 1
 		) RETURNING key_id, key_json`, userID, deviceID, algorithm).Scan(&keyID, &key)
 	if !errors.Is(err, sql.ErrNoRows) {
 		return keyID, key, err
