@@ -90,8 +90,16 @@ type membershipRequest struct {
 
 // POST /_matrix/client/v3/join/{roomIdOrAlias} and /rooms/{roomId}/join
 func (a *API) join(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	body, err := httpapi.ReadBody(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
 	var req membershipRequest
-	if err := httpapi.Decode(r, &req); err != nil {
+	var extra map[string]json.RawMessage
+	if err := httpapi.DecodeBytes(body, &req); err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := httpapi.DecodeBytes(body, &extra); err != nil {
 		return httpapi.Fail(err)
 	}
 	target := mux.Vars(r)["roomIdOrAlias"]
@@ -102,7 +110,7 @@ func (a *API) join(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := a.Rooms.Join(r.Context(), id, dev.UserID, req.Reason); err != nil {
+	if err := a.Rooms.Join(r.Context(), id, dev.UserID, req.Reason, extra); err != nil {
 		return httpapi.Fail(err)
 	}
 	return httpapi.OK(map[string]string{"room_id": id})

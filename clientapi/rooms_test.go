@@ -88,7 +88,7 @@ func TestCreateRoomOptions(t *testing.T) {
 	if n := stateContent(t, alice, room, "m.room.name", ""); n.Get("name").Str != "Project X" {
 		t.Errorf("name: %s", n.Raw)
 	}
-	if n := stateContent(t, alice, room, "m.room.topic", ""); n.Get("topic").Str != "Secret stuff" {
+	if n := stateContent(t, alice, room, "m.room.topic", ""); n.Get("topic").Str != "Secret stuff" || n.Get(`m\.topic.m\.text.0.body`).Str != "Secret stuff" {
 		t.Errorf("topic: %s", n.Raw)
 	}
 	if n := stateContent(t, alice, room, "m.room.encryption", ""); n.Get("algorithm").Str != "m.megolm.v1.aes-sha2" {
@@ -257,6 +257,14 @@ func TestMembership(t *testing.T) {
 	alice.MustDo(t, "PUT", roomPath(room, "/state/m.room.topic/"), map[string]any{"topic": "after bob left"}, 200)
 	bob.MustFail(t, "GET", roomPath(room, "/state/m.room.topic/"), nil, 404, "M_NOT_FOUND")
 	bob.MustFail(t, "PUT", roomPath(room, "/send/m.room.message/t1"), map[string]any{"body": "x"}, 403, "M_FORBIDDEN")
+	// What else a join request carries goes into the member event; the
+	// fields the server sets cannot be overridden.
+	alice.Invite(t, room, bob.UserID)
+	bob.MustDo(t, "POST", v3+"/join/"+ts.PathEscape(room), map[string]any{"foo": "bar", "membership": "ban", "displayname": "Evil"}, 200)
+	if m := stateContent(t, alice, room, "m.room.member", bob.UserID); m.Get("foo").Str != "bar" || m.Get("membership").Str != "join" || m.Get("displayname").Str != "bob" {
+		t.Fatalf("join with extra content: %s", m.Raw)
+	}
+	alice.MustDo(t, "POST", roomPath(room, "/kick"), map[string]any{"user_id": bob.UserID}, 200)
 
 	alice.MustDo(t, "POST", roomPath(room, "/ban"), map[string]any{"user_id": bob.UserID}, 200)
 	if member(bob.UserID) != "ban" {
@@ -314,6 +322,10 @@ func TestStateEvents(t *testing.T) {
 	id := alice.MustDo(t, "PUT", roomPath(room, "/state/m.room.topic"), map[string]any{"topic": "no trailing slash"}, 200).Get("event_id").Str
 	if !strings.HasPrefix(id, "$") {
 		t.Fatalf("event_id %q", id)
+	}
+	// The same state again from the same sender is the same event.
+	if again := alice.MustDo(t, "PUT", roomPath(room, "/state/m.room.topic/"), map[string]any{"topic": "no trailing slash"}, 200).Get("event_id").Str; again != id {
+		t.Fatalf("identical state PUT gave %s, then %s", id, again)
 	}
 	alice.MustDo(t, "PUT", roomPath(room, "/state/org.example.custom/some%2Fkey"), map[string]any{"v": 1}, 200)
 	if c := stateContent(t, bob, room, "org.example.custom", "some%2Fkey"); c.Get("v").Int() != 1 {
@@ -757,13 +769,24 @@ func TestAliases(t *testing.T) {
 	// A canonical alias must be an alias of the room.
 	alice.MustDo(t, "PUT", roomPath(room, "/state/m.room.canonical_alias/"), map[string]any{"alias": "#team:test.local"}, 200)
 	alice.CreateRoom(t, map[string]any{"room_alias_name": "other"})
-	for _, bad := range []map[string]any{{"alias": "#nope:test.local"}, {"alias": "#other:test.local"}, {"alt_aliases": []string{"#nope:test.local"}}, {"alias": 5}} {
+	for _, bad := range []map[string]any{{"alias": "#nope:test.local"}, {"alias": "#other:test.local"}, {"alt_aliases": []string{"#nope:test.local"}}} {
 		alice.MustFail(t, "PUT", roomPath(room, "/state/m.room.canonical_alias/"), bad, 400, "M_BAD_ALIAS")
 	}
+	// ... and look like one.
+	for _, bad := range []map[string]any{{"alias": "%team:test.local"}, {"alias": "#nocolon"}, {"alt_aliases": []string{"#:test.local"}}, {"alias": 5}} {
+		alice.MustFail(t, "PUT", roomPath(room, "/state/m.room.canonical_alias/"), bad, 400, "M_INVALID_PARAM")
+	}
 	// Eve (not in the room) cannot delete it; Alice (room admin) can delete
-	// an alias Bob made.
+	// an alias Bob made, and the canonical alias naming it goes with it.
 	eve.MustFail(t, "DELETE", alias, nil, 403, "M_FORBIDDEN")
+	alice.MustDo(t, "PUT", roomPath(room, "/state/m.room.canonical_alias/"), map[string]any{"alias": "#team:test.local", "alt_aliases": []string{"#team:test.local"}}, 200)
+	if a := stateContent(t, alice, room, "m.room.canonical_alias", ""); a.Get("alias").Str != "#team:test.local" {
+		t.Fatalf("canonical alias: %s", a.Raw)
+	}
 	alice.MustDo(t, "DELETE", alias, nil, 200)
+	if a := stateContent(t, alice, room, "m.room.canonical_alias", ""); a.Raw != "{}" {
+		t.Fatalf("canonical alias after deleting the alias: %s", a.Raw)
+	}
 	alice.MustFail(t, "DELETE", alias, nil, 404, "M_NOT_FOUND")
 	alice.MustFail(t, "GET", alias, nil, 404, "M_NOT_FOUND")
 }

@@ -2,10 +2,12 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
 
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/storage"
@@ -60,12 +62,15 @@ func (s *Service) Alias(ctx context.Context, alias string) (string, error) {
 }
 
 // DeleteAlias removes an alias: its creator may, and so may anyone who could
-// change the room's canonical alias.
+// change the room's canonical alias. If the room's canonical alias event
+// names it, the alias is taken out of it too (by the same user, if their
+// power allows), so that clients stop showing an alias that is gone.
 func (s *Service) DeleteAlias(ctx context.Context, dev *httpapi.Device, alias string) error {
 	if err := s.checkAlias(alias); err != nil {
 		return err
 	}
-	return s.DB.Write(ctx, func(q storage.Q) error {
+	return s.write(ctx, func(w *writer) error {
+		q := w.q
 		roomID, creator, err := q.Alias(ctx, alias)
 		if errors.Is(err, storage.ErrNotFound) {
 			return httpapi.NotFound("room alias %s not found", alias)
@@ -73,17 +78,71 @@ func (s *Service) DeleteAlias(ctx context.Context, dev *httpapi.Device, alias st
 		if err != nil {
 			return err
 		}
-		if creator != dev.UserID && !dev.IsAdmin {
-			ok, err := s.canSendState(ctx, q, roomID, dev.UserID, spec.MRoomCanonicalAlias)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return httpapi.Forbidden("you may not remove this alias")
+		mayChange, err := s.canSendState(ctx, q, roomID, dev.UserID, spec.MRoomCanonicalAlias)
+		if err != nil {
+			return err
+		}
+		if creator != dev.UserID && !dev.IsAdmin && !mayChange {
+			return httpapi.Forbidden("you may not remove this alias")
+		}
+		if err := q.DeleteAlias(ctx, alias); err != nil {
+			return err
+		}
+		if !mayChange {
+			return nil
+		}
+		return w.dropCanonicalAlias(roomID, dev.UserID, alias)
+	})
+}
+
+// dropCanonicalAlias sends a new m.room.canonical_alias without alias, if
+// the current one names it.
+func (w *writer) dropCanonicalAlias(roomID, sender, alias string) error {
+	cur, err := w.q.CurrentStateEvent(w.ctx, roomID, spec.MRoomCanonicalAlias, "")
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	var content map[string]any
+	if err := json.Unmarshal([]byte(gjson.GetBytes(cur.JSON, "content").Raw), &content); err != nil || content == nil {
+		return nil
+	}
+	changed := false
+	if content["alias"] == alias {
+		delete(content, "alias")
+		changed = true
+	}
+	if alt, ok := content["alt_aliases"].([]any); ok {
+		kept := alt[:0:0]
+		for _, a := range alt {
+			if a != alias {
+				kept = append(kept, a)
 			}
 		}
-		return q.DeleteAlias(ctx, alias)
-	})
+		if len(kept) != len(alt) {
+			changed = true
+			if len(kept) == 0 {
+				delete(content, "alt_aliases")
+			} else {
+				content["alt_aliases"] = kept
+			}
+		}
+	}
+	if !changed {
+		return nil
+	}
+	room, err := w.room(roomID)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(content)
+	if err != nil {
+		return err
+	}
+	empty := ""
+	_, err = w.append(room, Event{Sender: sender, Type: spec.MRoomCanonicalAlias, StateKey: &empty, Content: b})
+	return err
 }
 
 // canSendState reports whether a joined user's power level suffices for a

@@ -167,7 +167,11 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (roomID str
 			}
 		}
 		if req.Topic != nil {
-			if err := send(spec.MRoomTopic, &empty, map[string]any{"topic": *req.Topic}); err != nil {
+			// The plain topic is also given in its rich form (m.topic, spec
+			// v1.15), which newer clients read first.
+			topic := map[string]any{"topic": *req.Topic, "m.topic": map[string]any{
+				"m.text": []map[string]string{{"body": *req.Topic, "mimetype": "text/plain"}}}}
+			if err := send(spec.MRoomTopic, &empty, topic); err != nil {
 				return err
 			}
 		}

@@ -73,8 +73,11 @@ func (s *Service) ResolveRoom(ctx context.Context, idOrAlias string) (string, er
 	return "", httpapi.InvalidParam("%q is neither a room ID nor an alias", idOrAlias)
 }
 
-// Join joins a user to a room; joining a room one is already in changes nothing.
-func (s *Service) Join(ctx context.Context, roomID, userID, reason string) error {
+// Join joins a user to a room; joining a room one is already in changes
+// nothing. extra is what else the client put in its request body: it goes
+// into the member event's content, as Synapse does, under the fields the
+// server sets itself.
+func (s *Service) Join(ctx context.Context, roomID, userID, reason string, extra map[string]json.RawMessage) error {
 	return s.write(ctx, func(w *writer) error {
 		room, err := w.room(roomID)
 		if err != nil {
@@ -89,6 +92,13 @@ func (s *Service) Join(ctx context.Context, roomID, userID, reason string) error
 			return err
 		}
 		content := memberContent(spec.Join, profile, reason)
+		for k, v := range extra {
+			switch k {
+			case "membership", "displayname", "avatar_url", "reason", "join_authorised_via_users_server", "third_party_signed":
+			default:
+				content[k] = v
+			}
+		}
 		if current != spec.Invite {
 			if via, err := w.restrictedJoinVia(room, userID); err != nil {
 				return err

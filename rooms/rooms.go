@@ -6,6 +6,7 @@
 package rooms
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -77,6 +79,10 @@ func (s *Service) Send(ctx context.Context, roomID string, ev Event) (string, er
 		if err != nil {
 			return err
 		}
+		if same, err := w.unchangedState(roomID, ev); err != nil || same != "" {
+			id = same
+			return err
+		}
 		if ev.Type == spec.MRoomCanonicalAlias && ev.StateKey != nil && *ev.StateKey == "" {
 			if err := w.checkCanonicalAlias(roomID, ev.Content); err != nil {
 				return err
@@ -90,6 +96,34 @@ func (s *Service) Send(ctx context.Context, roomID string, ev Event) (string, er
 		return nil
 	})
 	return id, err
+}
+
+// unchangedState returns the ID of the current state event that a state
+// event would only repeat (same sender, same content), or "": setting state
+// twice to the same value is one event, as Synapse does it, so retries and
+// clients re-applying settings do not grow the room. Memberships have rules
+// of their own and are never deduplicated.
+func (w *writer) unchangedState(roomID string, ev Event) (string, error) {
+	if ev.StateKey == nil || ev.Type == spec.MRoomMember {
+		return "", nil
+	}
+	cur, err := w.q.CurrentStateEvent(w.ctx, roomID, ev.Type, *ev.StateKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil || cur.Sender != ev.Sender || cur.RedactedBy != "" {
+		return "", err
+	}
+	content := ev.Content
+	if len(content) == 0 {
+		content = json.RawMessage(`{}`)
+	}
+	a, errA := gomatrixserverlib.CanonicalJSON([]byte(gjson.GetBytes(cur.JSON, "content").Raw))
+	b, errB := gomatrixserverlib.CanonicalJSON(content)
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		return "", nil
+	}
+	return cur.EventID, nil
 }
 
 // writer is one write transaction of the rooms service; it collects the
@@ -167,7 +201,8 @@ func (s *Service) DeleteRoom(ctx context.Context, roomID, admin string) ([]strin
 }
 
 // checkCanonicalAlias requires every alias a canonical alias event names to
-// exist and point to the room, as the spec asks (M_BAD_ALIAS).
+// be well formed (M_INVALID_PARAM) and to exist and point to the room
+// (M_BAD_ALIAS), as the spec asks.
 func (w *writer) checkCanonicalAlias(roomID string, content json.RawMessage) error {
 	c := gjson.ParseBytes(content)
 	aliases := []gjson.Result{c.Get("alias")}
@@ -176,8 +211,12 @@ func (w *writer) checkCanonicalAlias(roomID string, content json.RawMessage) err
 		if !a.Exists() || a.Type == gjson.Null {
 			continue
 		}
+		local, _, ok := strings.Cut(strings.TrimPrefix(a.Str, "#"), ":")
+		if a.Type != gjson.String || !strings.HasPrefix(a.Str, "#") || !ok || local == "" {
+			return httpapi.InvalidParam("%s is not a room alias", a.Raw)
+		}
 		target, _, err := w.q.Alias(w.ctx, a.Str)
-		if errors.Is(err, storage.ErrNotFound) || (err == nil && target != roomID) || a.Type != gjson.String {
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && target != roomID) {
 			return httpapi.BadAlias("%s is not an alias of this room", a.Raw)
 		}
 		if err != nil {
