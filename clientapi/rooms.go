@@ -307,7 +307,12 @@ func (a *API) messages(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		return httpapi.Fail(err)
 	}
 	q := r.URL.Query()
+	// dir is required by the spec; Synapse takes its absence as forwards,
+	// and clients written against it may leave it out.
 	dir := q.Get("dir")
+	if dir == "" {
+		dir = "f"
+	}
 	if dir != "b" && dir != "f" {
 		return httpapi.Fail(httpapi.InvalidParam("dir must be b or f"))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -204,6 +205,17 @@ func (s *Service) newViewer(ctx context.Context, q storage.Q, roomID, userID str
 	if v.current, _, err = q.Membership(ctx, roomID, userID); err != nil {
 		return nil, err
 	}
+	// A room one left and forgot is as one never in: its history is no
+	// longer the user's to read.
+	if v.current == spec.Leave || v.current == spec.Ban {
+		forgotten, err := q.Forgotten(ctx, userID, roomID)
+		if err != nil {
+			return nil, err
+		}
+		if forgotten {
+			v.current = ""
+		}
+	}
 	if v.memberships, err = q.StateHistory(ctx, roomID, spec.MRoomMember, userID, "$.content.membership"); err != nil {
 		return nil, err
 	}
@@ -295,7 +307,9 @@ func (s *Service) Messages(ctx context.Context, dev *httpapi.Device, req Message
 			return err
 		}
 		res = &Messages{Start: Token(from)}
-		if more {
+		// Like Synapse, a page with events always says where to go on
+		// from: the next page is empty and ends the pagination.
+		if more || len(evs) > 0 {
 			res.End = Token(last)
 		}
 		if res.Chunk, err = s.Format(ctx, q, evs, dev); err != nil {
@@ -386,7 +400,7 @@ func (s *Service) senderMembers(ctx context.Context, q storage.Q, dev *httpapi.D
 func (s *Service) Event(ctx context.Context, dev *httpapi.Device, roomID, eventID string) (json.RawMessage, error) {
 	var out json.RawMessage
 	err := s.DB.Read(ctx, func(q storage.Q) error {
-		e, _, err := s.visibleEvent(ctx, q, dev.UserID, roomID, eventID)
+		e, err := s.VisibleEvent(ctx, q, dev.UserID, roomID, eventID)
 		if err != nil {
 			return err
 		}
@@ -397,6 +411,18 @@ func (s *Service) Event(ctx context.Context, dev *httpapi.Device, roomID, eventI
 		return err
 	})
 	return out, err
+}
+
+// VisibleEvent returns an event of a room that the user may see. An event
+// they may not see is not found, whether or not they may read the room: a
+// 403 would confirm that the event exists, as Synapse avoids.
+func (s *Service) VisibleEvent(ctx context.Context, q storage.Q, userID, roomID, eventID string) (storage.Event, error) {
+	e, _, err := s.visibleEvent(ctx, q, userID, roomID, eventID)
+	var he *httpapi.Error
+	if errors.As(err, &he) && he.Status == http.StatusForbidden {
+		return e, httpapi.NotFound("event not found")
+	}
+	return e, err
 }
 
 func (s *Service) visibleEvent(ctx context.Context, q storage.Q, userID, roomID, eventID string) (storage.Event, *viewer, error) {
@@ -568,9 +594,10 @@ func (s *Service) Members(ctx context.Context, dev *httpapi.Device, roomID, at s
 }
 
 // Profile is a member's profile in a room.
+// Both fields are always present, null when unset, as Synapse sends them.
 type Profile struct {
-	DisplayName string `json:"display_name,omitempty"`
-	AvatarURL   string `json:"avatar_url,omitempty"`
+	DisplayName *string `json:"display_name"`
+	AvatarURL   *string `json:"avatar_url"`
 }
 
 // JoinedMembers lists the joined members of a room the user is joined to.
@@ -589,7 +616,7 @@ func (s *Service) JoinedMembers(ctx context.Context, userID, roomID string) (map
 		for _, e := range state {
 			if e.Type == spec.MRoomMember && e.Membership == spec.Join {
 				c := gjson.GetBytes(e.JSON, "content")
-				out[*e.StateKey] = Profile{DisplayName: c.Get("displayname").Str, AvatarURL: c.Get("avatar_url").Str}
+				out[*e.StateKey] = Profile{DisplayName: stringOrNil(c.Get("displayname")), AvatarURL: stringOrNil(c.Get("avatar_url"))}
 			}
 		}
 		return nil
@@ -694,4 +721,11 @@ func (s *Service) EventNear(ctx context.Context, dev *httpapi.Device, roomID str
 		return httpapi.NotFound("no event found")
 	})
 	return found, err
+}
+
+func stringOrNil(r gjson.Result) *string {
+	if r.Type != gjson.String || r.Str == "" {
+		return nil
+	}
+	return &r.Str
 }

@@ -271,6 +271,13 @@ func (q Q) ForgetRoom(ctx context.Context, userID, roomID string) error {
 	return err
 }
 
+// Forgotten reports whether a user forgot a room.
+func (q Q) Forgotten(ctx context.Context, userID, roomID string) (bool, error) {
+	var n int
+	err := q.queryRow(ctx, `SELECT COUNT(*) FROM forgotten_rooms WHERE user_id = ? AND room_id = ?`, userID, roomID).Scan(&n)
+	return n > 0, err
+}
+
 // UnforgetRoom clears the forgotten mark, as joining again does.
 func (q Q) UnforgetRoom(ctx context.Context, userID, roomID string) error {
 	_, err := q.exec(ctx, `DELETE FROM forgotten_rooms WHERE user_id = ? AND room_id = ?`, userID, roomID)

@@ -439,8 +439,10 @@ func (b *builder) rooms() error {
 			}
 		case spec.Leave, spec.Ban:
 			// Rooms left since the token are always sent, so clients learn of
-			// kicks and bans; older ones only on request.
-			if m.Forgotten || (!newMembership && !(b.initial() && rf.IncludeLeave)) {
+			// kicks and bans, even if forgotten since (another device of the
+			// user's must learn of the leave); older ones only on request,
+			// and never once forgotten.
+			if !newMembership && (m.Forgotten || !(b.initial() && rf.IncludeLeave)) {
 				continue
 			}
 			if err := b.leftRoom(m); err != nil {

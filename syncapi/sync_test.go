@@ -245,6 +245,13 @@ func TestInvitesLeavesKicksBans(t *testing.T) {
 	if doSync(t, bob, "filter", `{"room":{"include_leave":true}}`).Get("rooms.leave." + ts.Esc(room)).Exists() {
 		t.Fatal("forgotten room still synced")
 	}
+	// ... but a leave since the token is sent even if forgotten already: the
+	// user's other devices must learn of it.
+	if !doSync(t, bob, "since", since).Get("rooms.leave." + ts.Esc(room)).Exists() {
+		t.Fatal("a forgotten room's leave since the token is not in an incremental sync")
+	}
+	// Its history is no longer bob's to read.
+	bob.MustFail(t, "GET", roomPath(room, "/messages?dir=b"), nil, 403, "M_FORBIDDEN")
 
 	// Rejecting an invite.
 	room2 := alice.CreateRoom(t, map[string]any{"invite": []string{bob.UserID}})
