@@ -85,8 +85,10 @@ func (a *API) setProfileField(r *http.Request, dev *httpapi.Device) httpapi.Resp
 		}
 		dn = &value
 	case "avatar_url":
-		if value != "" && !strings.HasPrefix(value, "mxc://") || len(value) > 1000 {
-			return httpapi.Fail(httpapi.InvalidParam("avatar_url must be an mxc:// URI"))
+		// Any string, as Synapse takes it: clients load only mxc:// URIs,
+		// so anything else is shown as no avatar, never fetched.
+		if len(value) > 1000 {
+			return httpapi.Fail(httpapi.InvalidParam("avatar_url is limited to 1000 bytes"))
 		}
 		av = &value
 	}

@@ -1,6 +1,7 @@
 package clientapi_test
 
 import (
+	"strings"
 	"testing"
 
 	ts "github.com/redoubt-systems/redoubt/internal/testserver"
@@ -45,7 +46,7 @@ func TestProfile(t *testing.T) {
 		{"someone else's", "/profile/" + alice.UserID + "/displayname", map[string]any{"displayname": "x"}, 403, "M_FORBIDDEN"},
 		{"missing field", "/profile/" + bob.UserID + "/displayname", map[string]any{}, 400, "M_MISSING_PARAM"},
 		{"wrong type", "/profile/" + bob.UserID + "/displayname", map[string]any{"displayname": 5}, 400, "M_BAD_JSON"},
-		{"not mxc", "/profile/" + bob.UserID + "/avatar_url", map[string]any{"avatar_url": "https://evil.example/x.png"}, 400, "M_INVALID_PARAM"},
+		{"too long", "/profile/" + bob.UserID + "/avatar_url", map[string]any{"avatar_url": "mxc://" + strings.Repeat("x", 1000)}, 400, "M_INVALID_PARAM"},
 		{"unknown field", "/profile/" + bob.UserID + "/bio", map[string]any{"bio": "x"}, 404, "M_UNRECOGNIZED"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { bob.MustFail(t, "PUT", v3+tc.path, tc.body, tc.status, tc.errcode) })

@@ -4,8 +4,11 @@ package filter
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 )
 
@@ -27,6 +30,10 @@ type RoomEventFilter struct {
 	LazyLoadMembers         bool     `json:"lazy_load_members,omitempty"`
 	IncludeRedundantMembers bool     `json:"include_redundant_members,omitempty"`
 	UnreadThreadNotifs      bool     `json:"unread_thread_notifications,omitempty"`
+	// Relation types (MSC3874): only events with, or without, one of these
+	// m.relates_to.rel_type values.
+	RelTypes    []string `json:"org.matrix.msc3874.rel_types,omitempty"`
+	NotRelTypes []string `json:"org.matrix.msc3874.not_rel_types,omitempty"`
 }
 
 // RoomFilter is the room part of a Filter.
@@ -49,12 +56,34 @@ type Filter struct {
 	Room        RoomFilter  `json:"room"`
 }
 
-// Validate checks the values the spec constrains.
+// Validate checks the values the spec constrains: the event format, and that
+// rooms and senders are room and user IDs (a list of anything else is a
+// mistake that would silently match nothing).
 func (f *Filter) Validate() error {
 	switch f.EventFormat {
 	case "", "client", "federation":
 	default:
 		return errInvalid("event_format must be client or federation")
+	}
+	rooms := [][]string{f.Room.Rooms, f.Room.NotRooms}
+	senders := [][]string{f.Presence.Senders, f.Presence.NotSenders, f.AccountData.Senders, f.AccountData.NotSenders}
+	for _, r := range []*RoomEventFilter{&f.Room.Timeline, &f.Room.State, &f.Room.Ephemeral, &f.Room.AccountData} {
+		rooms = append(rooms, r.Rooms, r.NotRooms)
+		senders = append(senders, r.Senders, r.NotSenders)
+	}
+	for _, list := range rooms {
+		for _, id := range list {
+			if !strings.HasPrefix(id, "!") {
+				return errInvalid(fmt.Sprintf("%q is not a room ID", id))
+			}
+		}
+	}
+	for _, list := range senders {
+		for _, id := range list {
+			if _, err := spec.NewUserID(id, false); err != nil {
+				return errInvalid(fmt.Sprintf("%q is not a user ID", id))
+			}
+		}
 	}
 	return nil
 }
@@ -129,6 +158,12 @@ func (f *RoomEventFilter) AllowsEvent(roomID, typ, sender string, content []byte
 	}
 	if f.ContainsURL != nil && gjson.GetBytes(content, "url").Exists() != *f.ContainsURL {
 		return false
+	}
+	if f.RelTypes != nil || f.NotRelTypes != nil {
+		rel := gjson.GetBytes(content, `m\.relates_to.rel_type`).Str
+		if (f.RelTypes != nil && !slices.Contains(f.RelTypes, rel)) || (rel != "" && slices.Contains(f.NotRelTypes, rel)) {
+			return false
+		}
 	}
 	return true
 }

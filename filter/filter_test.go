@@ -33,6 +33,18 @@ func TestEventFilter(t *testing.T) {
 		urls.AllowsEvent("!other:x", "m.room.message", "@a:x", []byte(`{"url":"mxc://x/y"}`)) {
 		t.Error("contains_url / rooms")
 	}
+	// Relation types (MSC3874).
+	threads := RoomEventFilter{RelTypes: []string{"m.thread"}}
+	notThreads := RoomEventFilter{NotRelTypes: []string{"m.thread"}}
+	thread, ref, plain := []byte(`{"m.relates_to":{"rel_type":"m.thread"}}`), []byte(`{"m.relates_to":{"rel_type":"m.reference"}}`), []byte(`{}`)
+	if !threads.AllowsEvent("!r:x", "m.room.message", "@a:x", thread) || threads.AllowsEvent("!r:x", "m.room.message", "@a:x", ref) ||
+		threads.AllowsEvent("!r:x", "m.room.message", "@a:x", plain) {
+		t.Error("rel_types")
+	}
+	if notThreads.AllowsEvent("!r:x", "m.room.message", "@a:x", thread) || !notThreads.AllowsEvent("!r:x", "m.room.message", "@a:x", ref) ||
+		!notThreads.AllowsEvent("!r:x", "m.room.message", "@a:x", plain) {
+		t.Error("not_rel_types")
+	}
 }
 
 func TestParse(t *testing.T) {
@@ -40,7 +52,9 @@ func TestParse(t *testing.T) {
 	if err != nil || f.Room.Timeline.LimitOr(10, 100) != 5 || !f.Room.IncludeLeave {
 		t.Fatalf("%+v %v", f, err)
 	}
-	for _, bad := range []string{`{"event_format":"xml"}`, `{"room":{"timeline":{"limit":"x"}}}`, `[]`} {
+	for _, bad := range []string{`{"event_format":"xml"}`, `{"room":{"timeline":{"limit":"x"}}}`, `[]`,
+		`{"room":{"timeline":{"rooms":["not_a_room_id"]}}}`, `{"room":{"not_rooms":["x"]}}`,
+		`{"room":{"timeline":{"senders":["not_a_sender_id"]}}}`, `{"presence":{"not_senders":["@"]}}`} {
 		if _, err := Parse([]byte(bad)); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
