@@ -793,3 +793,26 @@ func TestAliases(t *testing.T) {
 	alice.MustFail(t, "DELETE", alias, nil, 404, "M_NOT_FOUND")
 	alice.MustFail(t, "GET", alias, nil, 404, "M_NOT_FOUND")
 }
+
+// Every event carries the reader's membership at it (MSC4115), so clients
+// can tell which events were sent while they were not in the room.
+func TestMembershipOnEvents(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	before := alice.Send(t, room, "before bob")
+	bob.Join(t, room)
+	after := alice.Send(t, room, "after bob")
+	msgs := bob.MustDo(t, "GET", roomPath(room, "/messages?dir=b&limit=50"), nil, 200)
+	for id, want := range map[string]string{before: "leave", after: "join"} {
+		if got := msgs.Get(`chunk.#(event_id=="` + id + `").unsigned.membership`).Str; got != want {
+			t.Errorf("membership at %s: %q, want %q", id, got, want)
+		}
+	}
+	if got := msgs.Get(`chunk.#(state_key=="` + bob.UserID + `").unsigned.membership`).Str; got != "join" {
+		t.Errorf("membership at bob's own join: %q", got)
+	}
+	if got := alice.MustDo(t, "GET", roomPath(room, "/event/"+before), nil, 200).Get("unsigned.membership").Str; got != "join" {
+		t.Errorf("alice's membership: %q", got)
+	}
+}

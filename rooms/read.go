@@ -75,10 +75,26 @@ func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, 
 	if err != nil {
 		return nil, err
 	}
+	// The viewer's membership at each event (MSC4115), from their
+	// membership history in each room of the batch.
+	memberships := map[string][]storage.StateChange{}
+	if viewer != nil {
+		for _, e := range evs {
+			if _, ok := memberships[e.RoomID]; ok {
+				continue
+			}
+			if memberships[e.RoomID], err = q.StateHistory(ctx, e.RoomID, spec.MRoomMember, viewer.UserID, "$.content.membership"); err != nil {
+				return nil, err
+			}
+		}
+	}
 	out := make([]json.RawMessage, 0, len(evs))
 	for _, e := range evs {
 		ce := toClient(e)
 		u := map[string]any{"age": now - e.OriginTS}
+		if viewer != nil {
+			u["membership"] = before(memberships[e.RoomID], e.Pos+1, spec.Leave)
+		}
 		if b := bundles[e.EventID]; b != nil {
 			u["m.relations"] = b
 		}

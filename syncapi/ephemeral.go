@@ -118,22 +118,42 @@ func (b *builder) ephemeral(roomID string) ([]json.RawMessage, error) {
 
 // presence adds the presence of users who share a room with the syncing user.
 func (b *builder) presence() error {
-	if !b.s.Cfg.Presence.Enabled || b.since.Presence == b.to.Presence {
+	delete(b.newlyShared, b.dev.UserID)
+	if !b.s.Cfg.Presence.Enabled || (b.since.Presence == b.to.Presence && len(b.newlyShared) == 0) {
 		return nil
 	}
-	changes, err := b.q.PresenceBetween(b.ctx, b.since.Presence, b.to.Presence)
-	if err != nil || len(changes) == 0 {
-		return err
+	var changes []storage.Presence
+	if b.since.Presence < b.to.Presence {
+		var err error
+		if changes, err = b.q.PresenceBetween(b.ctx, b.since.Presence, b.to.Presence); err != nil {
+			return err
+		}
 	}
-	visible, err := b.q.UsersSharingRooms(b.ctx, b.dev.UserID)
-	if err != nil {
-		return err
+	var visible map[string]bool
+	if len(changes) > 0 {
+		var err error
+		if visible, err = b.q.UsersSharingRooms(b.ctx, b.dev.UserID); err != nil {
+			return err
+		}
+	}
+	// Someone who came to share a room with the user is told of as they
+	// are now, changed or not: the client has never seen them.
+	sent := map[string]bool{}
+	for u := range b.newlyShared {
+		p, err := b.q.GetPresence(b.ctx, u)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		changes = append(changes, p)
 	}
 	now := b.s.Now().UnixMilli()
 	for _, p := range changes {
-		if !visible[p.UserID] || !b.req.filter.Presence.Allows("m.presence", p.UserID) {
+		if sent[p.UserID] || !(visible[p.UserID] || b.newlyShared[p.UserID]) || !b.req.filter.Presence.Allows("m.presence", p.UserID) {
 			continue
 		}
+		sent[p.UserID] = true
 		ev, _ := json.Marshal(map[string]any{"type": "m.presence", "sender": p.UserID, "content": presenceContent(p, now)})
 		b.res.Presence.Events = append(b.res.Presence.Events, ev)
 	}

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+		"github.com/tidwall/gjson"
+
 	ts "github.com/redoubt-systems/redoubt/internal/testserver"
 )
 
@@ -190,5 +192,34 @@ func TestPresenceAPI(t *testing.T) {
 	doSync(t, alice, "set_presence", "offline")
 	if p := bob.MustDo(t, "GET", path, nil, 200); p.Get("presence").Str != "offline" {
 		t.Fatalf("set_presence: %s", p.Raw)
+	}
+}
+
+// Someone who comes to share a room is told of with their presence as it is,
+// in an incremental sync, though it did not change since the token; and so
+// are the members of a room one joins.
+func TestPresenceOfNewMembers(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob, carol := srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "carol")
+	for _, c := range []*ts.Client{alice, bob, carol} {
+		c.MustDo(t, "PUT", v3+"/presence/"+c.UserID+"/status", map[string]any{"presence": "online", "status_msg": c.UserID}, 200)
+	}
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	aliceSince := doSync(t, alice).Get("next_batch").Str
+	bobSince := doSync(t, bob).Get("next_batch").Str
+	bob.Join(t, room)
+	hasPresence := func(res gjson.Result, user string) bool {
+		return res.Get(`presence.events.#(sender=="` + user + `")`).Exists()
+	}
+	if res := doSync(t, alice, "since", aliceSince); !hasPresence(res, bob.UserID) {
+		t.Fatalf("alice not told of bob's presence: %s", res.Get("presence").Raw)
+	}
+	res := doSync(t, bob, "since", bobSince)
+	if !hasPresence(res, alice.UserID) || hasPresence(res, carol.UserID) {
+		t.Fatalf("bob, newly joined: %s", res.Get("presence").Raw)
+	}
+	// Nothing new after that.
+	if again := doSync(t, bob, "since", res.Get("next_batch").Str); again.Get("presence.events.#").Int() != 0 {
+		t.Fatalf("presence again: %s", again.Get("presence").Raw)
 	}
 }

@@ -254,6 +254,9 @@ type builder struct {
 	empty bool
 	// roomAccountData holds the room account data changed since the token.
 	roomAccountData map[string][]json.RawMessage
+	// newlyShared are users who came to share a room with the user since
+	// the token: their presence is sent even if it did not change.
+	newlyShared map[string]bool
 }
 
 // build returns a response, and whether it has nothing new for the client.
@@ -268,7 +271,7 @@ func (s *Service) build(ctx context.Context, dev *httpapi.Device, req *syncReque
 // run builds a response in one read transaction and returns the builder
 // (sliding sync reads its parts); then, if set, runs in that transaction.
 func (s *Service) run(ctx context.Context, dev *httpapi.Device, req *syncRequest, then func(b *builder) error) (*builder, error) {
-	b := &builder{s: s, ctx: ctx, dev: dev, req: req, empty: true, roomAccountData: map[string][]json.RawMessage{}}
+	b := &builder{s: s, ctx: ctx, dev: dev, req: req, empty: true, roomAccountData: map[string][]json.RawMessage{}, newlyShared: map[string]bool{}}
 	if req.since != nil {
 		b.since = *req.since
 	}
@@ -564,6 +567,9 @@ func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) e
 	if err != nil {
 		return err
 	}
+	if err := b.noteNewMembers(m.RoomID, newlyJoined, tl, state); err != nil {
+		return err
+	}
 	jr := &joinedRoom{Timeline: timeline{Limited: limited, PrevBatch: rooms.Token(before)}}
 	if jr.Timeline.Events, err = b.format(tl); err != nil {
 		return err
@@ -597,6 +603,29 @@ func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) e
 		b.empty = false
 	}
 	b.res.Rooms.Join[m.RoomID] = jr
+	return nil
+}
+
+// noteNewMembers records who came to share a room with the user since the
+// token: everyone in a room the user just joined, else whoever joined it.
+func (b *builder) noteNewMembers(roomID string, newlyJoined bool, evs ...[]storage.Event) error {
+	if b.initial() || !b.s.Cfg.Presence.Enabled {
+		return nil
+	}
+	if newlyJoined {
+		members, err := b.q.RoomMembers(b.ctx, roomID, spec.Join)
+		for _, u := range members {
+			b.newlyShared[u] = true
+		}
+		return err
+	}
+	for _, list := range evs {
+		for _, e := range list {
+			if e.Type == spec.MRoomMember && e.Membership == spec.Join && e.Pos > b.since.Events {
+				b.newlyShared[*e.StateKey] = true
+			}
+		}
+	}
 	return nil
 }
 
