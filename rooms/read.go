@@ -213,6 +213,33 @@ type viewer struct {
 	current     string
 	memberships []storage.StateChange
 	visibility  []storage.StateChange
+	ignored     map[string]bool
+}
+
+// IgnoredUsers is the set of users a user ignores (m.ignored_user_list):
+// their messages and invites are not delivered to the user.
+func IgnoredUsers(ctx context.Context, q storage.Q, userID string) (map[string]bool, error) {
+	c, err := q.AccountData(ctx, userID, "", "m.ignored_user_list")
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var out map[string]bool
+	gjson.GetBytes(c, "ignored_users").ForEach(func(k, _ gjson.Result) bool {
+		if out == nil {
+			out = map[string]bool{}
+		}
+		out[k.Str] = true
+		return true
+	})
+	return out, nil
+}
+
+// Hidden reports whether an event is from a user the viewer ignores: state
+// events are not, as the room's state must stay whole.
+func Hidden(ignored map[string]bool, e storage.Event) bool {
+	return e.StateKey == nil && ignored[e.Sender]
 }
 
 func (s *Service) newViewer(ctx context.Context, q storage.Q, roomID, userID string) (*viewer, error) {
@@ -235,7 +262,10 @@ func (s *Service) newViewer(ctx context.Context, q storage.Q, roomID, userID str
 	if v.memberships, err = q.StateHistory(ctx, roomID, spec.MRoomMember, userID, "$.content.membership"); err != nil {
 		return nil, err
 	}
-	v.visibility, err = q.StateHistory(ctx, roomID, spec.MRoomHistoryVisibility, "", "$.content.history_visibility")
+	if v.visibility, err = q.StateHistory(ctx, roomID, spec.MRoomHistoryVisibility, "", "$.content.history_visibility"); err != nil {
+		return nil, err
+	}
+	v.ignored, err = IgnoredUsers(ctx, q, userID)
 	return v, err
 }
 
@@ -252,6 +282,9 @@ func before(changes []storage.StateChange, pos int64, def string) string {
 }
 
 func (v *viewer) canSee(e storage.Event) bool {
+	if Hidden(v.ignored, e) {
+		return false
+	}
 	// One's own membership events are always visible, so that a client
 	// sees its own leave or rejected invite.
 	if e.Type == spec.MRoomMember && e.StateKey != nil && *e.StateKey == v.userID {

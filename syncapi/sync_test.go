@@ -427,3 +427,56 @@ func TestPresenceDisabled(t *testing.T) {
 		t.Fatalf("presence stored while disabled: %d %v", n, err)
 	}
 }
+
+// A timeline limit of 0 gives an empty timeline, everything as state: for a
+// left room, the state as the user left it, their leave included.
+func TestEmptyTimeline(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	bob.Join(t, room)
+	alice.MustDo(t, "PUT", roomPath(room, "/state/org.example.mine/"), map[string]any{"k": "before"}, 200)
+	bob.MustDo(t, "POST", roomPath(room, "/leave"), map[string]any{}, 200)
+	alice.MustDo(t, "PUT", roomPath(room, "/state/org.example.mine/"), map[string]any{"k": "after"}, 200)
+	left := doSync(t, bob, "filter", `{"room":{"timeline":{"limit":0},"include_leave":true}}`).Get("rooms.leave." + ts.Esc(room))
+	if left.Get("timeline.events.#").Int() != 0 || left.Get(`state.events.#(type=="org.example.mine").content.k`).Str != "before" ||
+		left.Get(`state.events.#(state_key=="`+bob.UserID+`").content.membership`).Str != "leave" {
+		t.Fatalf("left room with an empty timeline: %s", left.Raw)
+	}
+	jr := joined(doSync(t, alice, "filter", `{"room":{"timeline":{"limit":0}}}`), room)
+	if jr.Get("timeline.events.#").Int() != 0 || !jr.Get("timeline.limited").Bool() || jr.Get(`state.events.#(type=="org.example.mine").content.k`).Str != "after" {
+		t.Fatalf("joined room with an empty timeline: %s", jr.Raw)
+	}
+}
+
+// Users one ignores (m.ignored_user_list) send nothing one sees: no
+// messages in sync or /messages, no invites; their state events stay, as
+// the room's state must be whole.
+func TestIgnoredUsers(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob, eve := srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "eve")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	bob.Join(t, room)
+	eve.Join(t, room)
+	bob.MustDo(t, "PUT", v3+"/user/"+bob.UserID+"/account_data/m.ignored_user_list",
+		map[string]any{"ignored_users": map[string]any{eve.UserID: map[string]any{}}}, 200)
+	since := doSync(t, bob).Get("next_batch").Str
+	eve.Send(t, room, "from eve")
+	alice.Send(t, room, "from alice")
+	evesRoom := eve.CreateRoom(t, map[string]any{"invite": []string{bob.UserID}})
+	res := doSync(t, bob, "since", since)
+	tl := joined(res, room).Get("timeline.events")
+	if tl.Get(`#(content.body=="from eve")`).Exists() || !tl.Get(`#(content.body=="from alice")`).Exists() {
+		t.Fatalf("timeline: %s", tl.Raw)
+	}
+	if res.Get("rooms.invite." + ts.Esc(evesRoom)).Exists() {
+		t.Fatalf("invite from an ignored user: %s", res.Get("rooms.invite").Raw)
+	}
+	msgs := bob.MustDo(t, "GET", roomPath(room, "/messages?dir=b&limit=50"), nil, 200).Get("chunk")
+	if msgs.Get(`#(content.body=="from eve")`).Exists() || !msgs.Get(`#(state_key=="`+eve.UserID+`")`).Exists() {
+		t.Fatalf("/messages: %s", msgs.Raw)
+	}
+	if initial := doSync(t, bob); initial.Get("rooms.invite." + ts.Esc(evesRoom)).Exists() {
+		t.Fatal("invite from an ignored user in an initial sync")
+	}
+}
