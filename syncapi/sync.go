@@ -73,6 +73,9 @@ type syncRequest struct {
 	fullState bool
 	presence  string
 	filter    *filter.Filter
+	// stateAfter (MSC4222): send the state at the end of each timeline, as
+	// state_after, instead of the state at its start.
+	stateAfter bool
 }
 
 // GET /_matrix/client/v3/sync
@@ -143,6 +146,15 @@ func (s *Service) parse(r *http.Request, dev *httpapi.Device) (*syncRequest, err
 		req.fullState = true
 	default:
 		return nil, httpapi.InvalidParam("full_state must be true or false")
+	}
+	for _, name := range []string{"use_state_after", "org.matrix.msc4222.use_state_after"} {
+		switch v := q.Get(name); v {
+		case "", "false":
+		case "true":
+			req.stateAfter = true
+		default:
+			return nil, httpapi.InvalidParam("%s must be true or false", name)
+		}
 	}
 	switch req.presence {
 	case "", "online", "offline", "unavailable":
@@ -223,7 +235,8 @@ type unreadCounts struct {
 
 type joinedRoom struct {
 	Timeline      timeline                `json:"timeline"`
-	State         eventsSection           `json:"state"`
+	State         *eventsSection          `json:"state,omitempty"`
+	StateAfter    *eventsSection          `json:"state_after,omitempty"`
 	Ephemeral     eventsSection           `json:"ephemeral"`
 	AccountData   eventsSection           `json:"account_data"`
 	Summary       *summary                `json:"summary,omitempty"`
@@ -236,8 +249,9 @@ type invitedRoom struct {
 }
 
 type leftRoom struct {
-	Timeline    timeline      `json:"timeline"`
-	State       eventsSection `json:"state"`
+	Timeline    timeline       `json:"timeline"`
+	State       *eventsSection `json:"state,omitempty"`
+	StateAfter  *eventsSection `json:"state_after,omitempty"`
 	AccountData eventsSection `json:"account_data"`
 }
 
@@ -573,7 +587,7 @@ func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) e
 	if err != nil {
 		return err
 	}
-	state, err := b.stateFor(m.RoomID, full, before, tl)
+	state, err := b.stateFor(m.RoomID, full, b.stateAt(before, b.to.Events), tl)
 	if err != nil {
 		return err
 	}
@@ -584,7 +598,7 @@ func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) e
 	if jr.Timeline.Events, err = b.format(tl); err != nil {
 		return err
 	}
-	if jr.State.Events, err = b.format(state); err != nil {
+	if jr.State, jr.StateAfter, err = b.stateSection(state); err != nil {
 		return err
 	}
 	if jr.Ephemeral.Events, err = b.ephemeral(m.RoomID); err != nil {
@@ -637,6 +651,24 @@ func (b *builder) noteNewMembers(roomID string, newlyJoined bool, evs ...[]stora
 		}
 	}
 	return nil
+}
+
+// stateAt is where a room's state is taken: before its timeline, or at its
+// end with use_state_after.
+func (b *builder) stateAt(before, end int64) int64 {
+	if b.req.stateAfter {
+		return end
+	}
+	return before
+}
+
+// stateSection formats a room's state as state, or as state_after.
+func (b *builder) stateSection(state []storage.Event) (*eventsSection, *eventsSection, error) {
+	evs, err := b.format(state)
+	if b.req.stateAfter {
+		return nil, &eventsSection{Events: evs}, err
+	}
+	return &eventsSection{Events: evs}, nil, err
 }
 
 func hasMembers(evs []storage.Event) bool {
@@ -716,7 +748,7 @@ func (b *builder) leftRoom(m storage.RoomMembership) error {
 	if err != nil {
 		return err
 	}
-	state, err := b.stateFor(m.RoomID, b.initial(), before, tl)
+	state, err := b.stateFor(m.RoomID, b.initial(), b.stateAt(before, m.Pos), tl)
 	if err != nil {
 		return err
 	}
@@ -724,7 +756,7 @@ func (b *builder) leftRoom(m storage.RoomMembership) error {
 	if lr.Timeline.Events, err = b.format(tl); err != nil {
 		return err
 	}
-	if lr.State.Events, err = b.format(state); err != nil {
+	if lr.State, lr.StateAfter, err = b.stateSection(state); err != nil {
 		return err
 	}
 	b.res.Rooms.Leave[m.RoomID] = lr

@@ -480,3 +480,33 @@ func TestIgnoredUsers(t *testing.T) {
 		t.Fatal("invite from an ignored user in an initial sync")
 	}
 }
+
+// use_state_after (MSC4222): each room's state is that at the end of its
+// timeline, as state_after, state events of the timeline included; there is
+// no state section.
+func TestStateAfter(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat", "name": "one"})
+	since := doSync(t, alice).Get("next_batch").Str
+	alice.MustDo(t, "PUT", roomPath(room, "/state/m.room.name/"), map[string]any{"name": "two"}, 200)
+	alice.Send(t, room, "hello")
+	for _, param := range []string{"use_state_after", "org.matrix.msc4222.use_state_after"} {
+		jr := joined(doSync(t, alice, param, "true", "filter", `{"room":{"timeline":{"limit":1}}}`), room)
+		if jr.Get("state").Exists() || jr.Get(`state_after.events.#(type=="m.room.name").content.name`).Str != "two" ||
+			!jr.Get(`state_after.events.#(type=="m.room.create")`).Exists() {
+			t.Fatalf("initial sync with %s: %s", param, jr.Raw)
+		}
+		jr = joined(doSync(t, alice, param, "true", "since", since), room)
+		if jr.Get("state").Exists() || jr.Get(`state_after.events.#(type=="m.room.name").content.name`).Str != "two" ||
+			!jr.Get(`timeline.events.#(type=="m.room.name")`).Exists() || jr.Get(`state_after.events.#(type=="m.room.create")`).Exists() {
+			t.Fatalf("incremental sync with %s: %s", param, jr.Raw)
+		}
+	}
+	// Without it, the state before the timeline.
+	jr := joined(doSync(t, alice, "filter", `{"room":{"timeline":{"limit":1}}}`), room)
+	if jr.Get("state_after").Exists() || jr.Get(`state.events.#(type=="m.room.name").content.name`).Str != "two" {
+		t.Fatalf("without use_state_after: %s", jr.Raw)
+	}
+	alice.MustFail(t, "GET", v3+"/sync?use_state_after=maybe", nil, 400, "M_INVALID_PARAM")
+}
