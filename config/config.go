@@ -94,6 +94,11 @@ type Push struct {
 	// IncludeContent sends the event's type, sender and content to the
 	// gateway when the pusher asks for it. Off: event_id_only, always.
 	IncludeContent bool `yaml:"include_content"`
+	// ThreadSubscriptions turns on MSC4306: clients (Element X) subscribe
+	// to threads, and replies in a thread notify only its subscribers.
+	// Off by default: clients without it (Element Web) would stop being
+	// notified of thread replies.
+	ThreadSubscriptions bool `yaml:"thread_subscriptions"`
 }
 
 // UserDirectory controls who /user_directory/search finds.

@@ -41,7 +41,7 @@ func (a *API) load(r *http.Request, userID string) (Ruleset, error) {
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return Ruleset{}, err
 	}
-	return Parse(userID, stored), nil
+	return Parse(userID, stored, a.Rules.Threads), nil
 }
 
 func (a *API) save(r *http.Request, userID string, rs Ruleset) error {
@@ -163,6 +163,9 @@ func (a *API) putRule(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	id, kind := mux.Vars(r)["ruleId"], mux.Vars(r)["kind"]
 	if strings.HasPrefix(id, ".") {
 		return httpapi.Fail(httpapi.InvalidParam("rule IDs starting with '.' are reserved for server-default rules"))
+	}
+	if kind == "postcontent" {
+		return httpapi.Fail(httpapi.InvalidParam("postcontent rules are the server's only"))
 	}
 	if req.Actions == nil {
 		return httpapi.Fail(httpapi.MissingParam("actions is required"))

@@ -19,6 +19,9 @@ type Context struct {
 	// SenderLevel and NotificationLevels decide sender_notification_permission.
 	SenderLevel        int64
 	NotificationLevels map[string]int64
+	// ThreadSubscribers are the users subscribed to the event's thread
+	// (MSC4306), for the thread_subscription condition.
+	ThreadSubscribers map[string]bool
 
 	// fields memoises lookups of the event by key: the same Context is
 	// evaluated for every member of a room, against mostly the same rules.
@@ -124,6 +127,12 @@ func (c *Context) match(cond Condition) bool {
 		return c.DisplayName != "" && globMatch(c.DisplayName, c.field("content.body").Str, true)
 	case "room_member_count":
 		return compareCount(cond.Is, c.MemberCount)
+	case "io.element.msc4306.thread_subscription":
+		// Only events in a thread match, by whether the user follows it.
+		if cond.Subscribed == nil || c.field(`content.m\.relates_to.rel_type`).Str != "m.thread" {
+			return false
+		}
+		return c.ThreadSubscribers[c.UserID] == *cond.Subscribed
 	case "sender_notification_permission":
 		level, ok := c.NotificationLevels[cond.Key]
 		if !ok {

@@ -2,6 +2,8 @@ package push
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -53,7 +55,7 @@ func TestConditions(t *testing.T) {
 }
 
 func TestEvaluateOrderAndActions(t *testing.T) {
-	rs := Defaults("@bob:x")
+	rs := Defaults("@bob:x", false)
 	msg := func(body string) *Context {
 		return &Context{Event: gjson.Parse(`{"type":"m.room.message","sender":"@a:x","room_id":"!r:x","content":{"msgtype":"m.text","body":` + jsonString(body) + `}}`),
 			UserID: "@bob:x", MemberCount: 5, NotificationLevels: map[string]int64{}}
@@ -71,3 +73,60 @@ func TestEvaluateOrderAndActions(t *testing.T) {
 }
 
 func jsonString(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// With thread subscriptions on (MSC4306), a reply in a thread notifies only
+// users subscribed to it; mentions still do; off, every reply notifies.
+func TestThreadSubscriptionRules(t *testing.T) {
+	reply := func(subscribed bool, body string) *Context {
+		c := &Context{Event: gjson.Parse(`{"type":"m.room.message","sender":"@a:x","room_id":"!r:x","content":{"msgtype":"m.text","body":` +
+			jsonString(body) + `,"m.relates_to":{"rel_type":"m.thread","event_id":"$root"}}}`),
+			UserID: "@bob:x", MemberCount: 5, NotificationLevels: map[string]int64{}, ThreadSubscribers: map[string]bool{}}
+		c.ThreadSubscribers["@bob:x"] = subscribed
+		return c
+	}
+	on, off := Defaults("@bob:x", true), Defaults("@bob:x", false)
+	for _, tc := range []struct {
+		name       string
+		rs         *Ruleset
+		c          *Context
+		notify, hl bool
+	}{
+		{"subscribed", &on, reply(true, "hi"), true, false},
+		{"not subscribed", &on, reply(false, "hi"), false, false},
+		{"not subscribed, mentioned", &on, reply(false, "hi bob"), true, true},
+		{"off", &off, reply(false, "hi"), true, false},
+	} {
+		if res := Evaluate(tc.rs, tc.c); res.Notify != tc.notify || res.Highlight != tc.hl {
+			t.Errorf("%s: %+v", tc.name, res)
+		}
+	}
+	if len(off.Postcontent) != 0 || len(on.Postcontent) != 2 {
+		t.Errorf("postcontent rules: off %d, on %d", len(off.Postcontent), len(on.Postcontent))
+	}
+}
+
+// A stored rule set gains the defaults added since it was stored, each in
+// its place, and keeps what the user changed.
+func TestParseMergesNewDefaults(t *testing.T) {
+	old := Defaults("@bob:x", false)
+	old.Underride = slices.DeleteFunc(old.Underride, func(r Rule) bool { return strings.Contains(r.RuleID, "msc3930") })
+	old.Override[1].Enabled = false
+	old.Override = slices.Insert(old.Override, 1, Rule{RuleID: "mine", Enabled: true, Actions: []json.RawMessage{[]byte(`"notify"`)}})
+	rs := Parse("@bob:x", Marshal(old), true)
+	if rs.Override[1].RuleID != "mine" || rs.Override[2].Enabled || len(rs.Postcontent) != 2 {
+		t.Fatalf("merged: %+v", rs.Override[:3])
+	}
+	want := Defaults("@bob:x", true).Underride
+	if len(rs.Underride) != len(want) {
+		t.Fatalf("underride: %d rules, want %d", len(rs.Underride), len(want))
+	}
+	for i := range want {
+		if rs.Underride[i].RuleID != want[i].RuleID {
+			t.Fatalf("underride order: %s at %d, want %s", rs.Underride[i].RuleID, i, want[i].RuleID)
+		}
+	}
+	// Thread rules go again when subscriptions are turned off.
+	if back := Parse("@bob:x", Marshal(rs), false); len(back.Postcontent) != 0 {
+		t.Fatalf("postcontent with subscriptions off: %+v", back.Postcontent)
+	}
+}

@@ -18,11 +18,13 @@ func FuzzEvaluate(f *testing.F) {
 		f.Add(seed, `{"global":{"override":[{"rule_id":"x","enabled":true,"conditions":[{"kind":"event_match","key":"content.body","pattern":"*he?lo*"}],"actions":["notify"]}]}}`)
 	}
 	f.Fuzz(func(t *testing.T, event, rules string) {
-		rs := Parse("@bob:x", []byte(rules))
-		c := &Context{Event: gjson.Parse(event), UserID: "@bob:x", DisplayName: "Bob", MemberCount: 3, SenderLevel: 50,
-			NotificationLevels: map[string]int64{"room": 50}}
-		Evaluate(&rs, c)
-		d := Defaults("@bob:x")
-		Evaluate(&d, c)
+		for _, threads := range []bool{false, true} {
+			rs := Parse("@bob:x", []byte(rules), threads)
+			c := &Context{Event: gjson.Parse(event), UserID: "@bob:x", DisplayName: "Bob", MemberCount: 3, SenderLevel: 50,
+				NotificationLevels: map[string]int64{"room": 50}, ThreadSubscribers: map[string]bool{"@bob:x": true}}
+			Evaluate(&rs, c)
+			d := Defaults("@bob:x", threads)
+			Evaluate(&d, c)
+		}
 	})
 }

@@ -18,12 +18,14 @@ import (
 // transactions (Process reads, Save writes and invalidates), which the one
 // writer serialises: it is never stale.
 type Rules struct {
-	mu    sync.Mutex
-	cache map[string]*Ruleset
+	// Threads is whether thread subscriptions (MSC4306) are on.
+	Threads bool
+	mu      sync.Mutex
+	cache   map[string]*Ruleset
 }
 
 // NewRules returns an empty cache.
-func NewRules() *Rules { return &Rules{cache: map[string]*Ruleset{}} }
+func NewRules(threads bool) *Rules { return &Rules{Threads: threads, cache: map[string]*Ruleset{}} }
 
 func (r *Rules) get(ctx context.Context, q storage.Q, userID string) (*Ruleset, error) {
 	r.mu.Lock()
@@ -36,7 +38,7 @@ func (r *Rules) get(ctx context.Context, q storage.Q, userID string) (*Ruleset, 
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
-	parsed := Parse(userID, stored)
+	parsed := Parse(userID, stored, r.Threads)
 	r.mu.Lock()
 	r.cache[userID] = &parsed
 	r.mu.Unlock()
@@ -76,6 +78,11 @@ func (r *Rules) Process(ctx context.Context, q storage.Q, room *storage.Room, ev
 	thread := ""
 	if rel := event.Get(`content.m\.relates_to`); rel.Get("rel_type").Str == "m.thread" {
 		thread = rel.Get("event_id").Str
+	}
+	if thread != "" && r.Threads {
+		if c.ThreadSubscribers, err = q.ThreadSubscribers(ctx, ev.RoomID, thread); err != nil {
+			return err
+		}
 	}
 	var notified []storage.PushAction
 	for _, m := range targets {

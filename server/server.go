@@ -32,6 +32,7 @@ import (
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 	"github.com/redoubt-systems/redoubt/syncapi"
+	"github.com/redoubt-systems/redoubt/threads"
 )
 
 // Server is one running instance.
@@ -95,7 +96,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s := &Server{Cfg: cfg, DB: db, Log: opts.Log, Notifier: notifier.New()}
 	s.Metrics = metrics.New(func() float64 { return float64(s.Notifier.Waiting()) }, func() float64 { return float64(db.QueueDepth()) })
 	db.OnCommit = s.Metrics.Commit
-	rules := push.NewRules()
+	rules := push.NewRules(cfg.Push.ThreadSubscriptions)
 	s.Auth = &auth.Service{DB: db, Cfg: cfg, Now: opts.Now}
 	s.Rooms = &rooms.Service{
 		DB: db, ServerName: spec.ServerName(cfg.ServerName), KeyID: gomatrixserverlib.KeyID(keyID),
@@ -129,6 +130,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
 	(&push.API{DB: db, Rules: rules, Notifier: s.Notifier}).Register(router, h)
+	if cfg.Push.ThreadSubscriptions {
+		(&threads.API{DB: db, Rooms: s.Rooms, Notifier: s.Notifier}).Register(router, h)
+	}
 	gateway.Register(router, h)
 	s.Gateway = gateway
 	if err := media.RecoverUploads(ctx); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/storage"
 	"github.com/redoubt-systems/redoubt/streams"
+	"github.com/redoubt-systems/redoubt/threads"
 )
 
 // Simplified Sliding Sync (MSC4186), as Element X speaks it. It is built
@@ -72,6 +73,11 @@ type slidingRequest struct {
 		AccountData *extScope `json:"account_data"`
 		Receipts    *extScope `json:"receipts"`
 		Typing      *extScope `json:"typing"`
+		// Thread subscriptions (MSC4308).
+		ThreadSubscriptions *struct {
+			extScope
+			Limit *int `json:"limit"`
+		} `json:"io.element.msc4308.thread_subscriptions"`
 	} `json:"extensions"`
 }
 
@@ -669,5 +675,35 @@ func (s *Service) extensions(b *builder, req *slidingRequest, rooms map[string]a
 		}
 		empty = empty && len(receipts) == 0 && len(typing) == 0
 	}
+	if ts := x.ThreadSubscriptions; ts != nil && ts.on() && b.s.Cfg.Push.ThreadSubscriptions {
+		e, err := b.threadSubscriptions(ts.Limit)
+		if err != nil {
+			return nil, false, err
+		}
+		if e != nil {
+			out["io.element.msc4308.thread_subscriptions"] = e
+			empty = false
+		}
+	}
 	return out, empty, nil
+}
+
+// threadSubscriptions is the MSC4308 extension: the newest subscription
+// changes since the position (they are on the account data stream), or nil
+// if there are none.
+func (b *builder) threadSubscriptions(limit *int) (map[string]any, error) {
+	n := 100
+	if limit != nil && *limit > 0 {
+		n = min(*limit, 1000)
+	}
+	subs, err := b.q.ThreadSubscriptionsBetween(b.ctx, b.dev.UserID, b.since.AccountData, b.to.AccountData, n)
+	if err != nil || len(subs) == 0 {
+		return nil, err
+	}
+	out := threads.Changes(subs)
+	// More than fit: the client pages back with the companion endpoint.
+	if len(subs) == n {
+		out["prev_batch"] = threads.Token(subs[len(subs)-1].Pos - 1)
+	}
+	return out, nil
 }

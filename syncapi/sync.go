@@ -376,7 +376,7 @@ func (b *builder) accountData() error {
 	// A user who never changed their push rules has the defaults, which
 	// clients read from account data.
 	if b.initial() && !sawPushRules && f.Allows("m.push_rules", b.dev.UserID) {
-		b.res.AccountData.Events = append(b.res.AccountData.Events, accountDataEvent("m.push_rules", push.Marshal(push.Defaults(b.dev.UserID))))
+		b.res.AccountData.Events = append(b.res.AccountData.Events, accountDataEvent("m.push_rules", push.Marshal(push.Defaults(b.dev.UserID, b.s.Cfg.Push.ThreadSubscriptions))))
 	}
 	if len(b.res.AccountData.Events) > 0 {
 		b.empty = false
