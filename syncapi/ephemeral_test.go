@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-		"github.com/tidwall/gjson"
+	"github.com/tidwall/gjson"
 
 	ts "github.com/redoubt-systems/redoubt/internal/testserver"
 )

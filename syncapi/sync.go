@@ -252,7 +252,7 @@ type leftRoom struct {
 	Timeline    timeline       `json:"timeline"`
 	State       *eventsSection `json:"state,omitempty"`
 	StateAfter  *eventsSection `json:"state_after,omitempty"`
-	AccountData eventsSection `json:"account_data"`
+	AccountData eventsSection  `json:"account_data"`
 }
 
 // builder assembles one response inside one read transaction.
