@@ -275,10 +275,16 @@ func TestServerNotices(t *testing.T) {
 	if !sync.Get("rooms.invite." + ts.Esc(roomID) + ".invite_state.events.#(type==\"m.room.member\")").Exists() {
 		t.Fatal("no invite")
 	}
+	// The invite cannot be rejected; once joined, the room can be left.
+	alice.MustFail(t, "POST", "/_matrix/client/v3/rooms/"+esc(roomID)+"/leave", map[string]any{}, 403, "M_CANNOT_LEAVE_SERVER_NOTICE_ROOM")
 	alice.Join(t, roomID)
 	second := root.MustDo(t, "PUT", v1+"/send_server_notice/txn1", body, 200).Get("event_id").Str
 	if first == "" || second == "" || first == second {
 		t.Fatalf("event IDs %q %q", first, second)
+	}
+	// The same transaction again is the same notice.
+	if again := root.MustDo(t, "PUT", v1+"/send_server_notice/txn1", body, 200).Get("event_id").Str; again != second {
+		t.Fatalf("repeated transaction: %q, then %q", second, again)
 	}
 	msgs := alice.MustDo(t, "GET", "/_matrix/client/v3/rooms/"+esc(roomID)+"/messages?dir=b", nil, 200)
 	if n := len(msgs.Get(`chunk.#(type=="m.room.message")#`).Array()); n != 2 {

@@ -211,7 +211,12 @@ func (a *API) sendServerNotice(r *http.Request, dev *httpapi.Device) httpapi.Res
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	eventID, err := a.Rooms.Send(ctx, roomID, rooms.Event{Sender: a.noticesUser(), Type: req.Type, StateKey: req.StateKey, Content: req.Content})
+	// A transaction ID (PUT) makes the send idempotent, per admin device.
+	ev := rooms.Event{Sender: a.noticesUser(), Type: req.Type, StateKey: req.StateKey, Content: req.Content}
+	if txn := mux.Vars(r)["txnId"]; txn != "" {
+		ev.DeviceID, ev.TxnID = dev.DeviceID, rooms.TxnKey("notice", txn)
+	}
+	eventID, err := a.Rooms.Send(ctx, roomID, ev)
 	if err != nil {
 		return httpapi.Fail(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redoubt-systems/redoubt/config"
 	ts "github.com/redoubt-systems/redoubt/internal/testserver"
 )
 
@@ -59,6 +60,20 @@ func TestProfile(t *testing.T) {
 	// Clearing the avatar.
 	alice.MustDo(t, "PUT", v3+"/profile/"+alice.UserID+"/avatar_url", map[string]any{"avatar_url": ""}, 200)
 	bob.MustFail(t, "GET", v3+"/profile/"+alice.UserID+"/avatar_url", nil, 404, "M_NOT_FOUND")
+}
+
+// With privacy.public_profiles, profiles are readable without a token (as
+// on Synapse); changing one still needs it.
+func TestPublicProfiles(t *testing.T) {
+	srv := ts.Start(t, func(c *config.Config) { c.Privacy.PublicProfiles = true })
+	alice := srv.Register(t, "alice")
+	if got := srv.Anon().MustDo(t, "GET", v3+"/profile/"+alice.UserID+"/displayname", nil, 200); got.Get("displayname").Str != "alice" {
+		t.Fatalf("public profile: %s", got.Raw)
+	}
+	srv.Anon().MustDo(t, "GET", v3+"/profile/"+alice.UserID, nil, 200)
+	srv.Anon().MustFail(t, "GET", v3+"/profile/@nobody:test.local", nil, 404, "M_NOT_FOUND")
+	srv.As("bogus").MustFail(t, "GET", v3+"/profile/"+alice.UserID, nil, 401, "M_UNKNOWN_TOKEN")
+	srv.Anon().MustFail(t, "PUT", v3+"/profile/"+alice.UserID+"/displayname", map[string]any{"displayname": "x"}, 401, "M_MISSING_TOKEN")
 }
 
 func TestFilters(t *testing.T) {

@@ -66,9 +66,13 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(c+"/devices/{deviceId}", a.deleteDevice, "DELETE")
 	authed(c+"/delete_devices", a.deleteDevices, "POST")
 
-	// Profiles
-	authed(c+"/profile/{userId}", a.getProfile, "GET")
-	authed(c+"/profile/{userId}/{field:displayname|avatar_url}", a.getProfileField, "GET")
+	// Profiles: readable without a token only if privacy.public_profiles.
+	readProfile := authed
+	if a.Cfg.Privacy.PublicProfiles {
+		readProfile = rt.Optional
+	}
+	readProfile(c+"/profile/{userId}", a.getProfile, "GET")
+	readProfile(c+"/profile/{userId}/{field:displayname|avatar_url}", a.getProfileField, "GET")
 	authed(c+"/profile/{userId}/{field:displayname|avatar_url}", a.setProfileField, "PUT")
 
 	// Filters and account data

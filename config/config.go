@@ -160,6 +160,10 @@ type Privacy struct {
 	RecordIPs bool `yaml:"record_ips"`
 	// IPRetention is how long a device's connection record is kept.
 	IPRetention Duration `yaml:"ip_retention"`
+	// PublicProfiles lets anyone read display names and avatars without an
+	// access token, as Synapse does by default. Off: only users of the
+	// instance may.
+	PublicProfiles bool `yaml:"public_profiles"`
 }
 
 // Media controls the media repository.

@@ -342,6 +342,11 @@ func (rt Routes) Authed(path string, fn AuthHandler, methods ...string) {
 	rt.R.Handle(path, rt.API.Authed(fn)).Methods(methods...)
 }
 
+// Optional adds an endpoint that accepts an access token but does not need one.
+func (rt Routes) Optional(path string, fn AuthHandler, methods ...string) {
+	rt.R.Handle(path, rt.API.Optional(fn)).Methods(methods...)
+}
+
 // NewRouter is a gorilla/mux router set up as the spec needs: paths are not
 // cleaned (IDs may contain slashes, encoded), and unknown paths or methods
 // answer M_UNRECOGNIZED.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -219,6 +220,16 @@ func (s *Service) Leave(ctx context.Context, roomID, userID, reason string) erro
 			return nil
 		case "":
 			return httpapi.Forbidden("you are not in this room")
+		case spec.Invite:
+			// The invite to one's server notices room cannot be rejected,
+			// as on Synapse: the notices would have nowhere to go. Once
+			// joined, the room may be left.
+			if notices, err := w.q.NoticeRoom(ctx, userID); err != nil {
+				return err
+			} else if notices == roomID {
+				return &httpapi.Error{Status: http.StatusForbidden, Code: "M_CANNOT_LEAVE_SERVER_NOTICE_ROOM",
+					Message: "the invite to your server notices room cannot be rejected"}
+			}
 		}
 		return w.sendMember(room, userID, userID, memberContent(spec.Leave, storage.User{}, reason))
 	})
