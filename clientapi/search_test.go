@@ -48,8 +48,15 @@ func TestSearch(t *testing.T) {
 	}
 	next := bob.MustDo(t, "POST", "/_matrix/client/v3/search?next_batch=1", map[string]any{"search_categories": map[string]any{"room_events": map[string]any{
 		"search_term": "tomatoes", "keys": []string{"content.body"}, "order_by": "recent", "filter": map[string]any{"limit": 1}}}}, 200)
-	if next.Get("search_categories.room_events.results.#").Int() != 1 || next.Get("search_categories.room_events.next_batch").Exists() {
+	if next.Get("search_categories.room_events.results.#").Int() != 1 || next.Get("search_categories.room_events.next_batch").Str != "2" {
 		t.Fatalf("next batch: %s", next.Raw)
+	}
+	// A full page says where to go on, as on Synapse; the page after the
+	// last result is empty and ends the paging.
+	last := bob.MustDo(t, "POST", "/_matrix/client/v3/search?next_batch=2", map[string]any{"search_categories": map[string]any{"room_events": map[string]any{
+		"search_term": "tomatoes", "keys": []string{"content.body"}, "order_by": "recent", "filter": map[string]any{"limit": 1}}}}, 200)
+	if last.Get("search_categories.room_events.results.#").Int() != 0 || last.Get("search_categories.room_events.next_batch").Exists() {
+		t.Fatalf("past the last result: %s", last.Raw)
 	}
 	if n := search(t, bob, map[string]any{"search_term": "gardening", "keys": []string{"content.name"}}).Get("count").Int(); n != 1 {
 		t.Fatalf("room name search: %d", n)

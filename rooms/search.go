@@ -73,7 +73,9 @@ func (s *Service) Search(ctx context.Context, dev *httpapi.Device, req SearchReq
 			return err
 		}
 		res.Count = total
-		if from+len(hits) < total {
+		// As Synapse does, a full page says where to go on, even if it holds
+		// the last results: the next page is empty and ends the paging.
+		if len(hits) > 0 && len(hits) == req.Limit {
 			res.NextBatch = strconv.Itoa(from + len(hits))
 		}
 		viewers := map[string]*viewer{}
