@@ -482,7 +482,8 @@ func TestURLPreview(t *testing.T) {
 		t.Fatalf("preview %s", og.Raw)
 	}
 	img := og.Get(`og:image`).Str
-	if !strings.HasPrefix(img, "mxc://test.local/") || og.Get(`matrix:image:size`).Int() == 0 {
+	if !strings.HasPrefix(img, "mxc://test.local/") || og.Get(`matrix:image:size`).Int() == 0 ||
+		og.Get(`og:image:width`).Int() != 8 || og.Get(`og:image:height`).Int() != 8 {
 		t.Fatalf("preview image %s", og.Raw)
 	}
 	if res, b := download(t, srv, alice.Token, img); res.StatusCode != 200 || !bytes.Equal(b, pngOf(t, 8, 8)) {

@@ -1,9 +1,11 @@
 package mediaapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"mime"
 	"net"
@@ -56,8 +58,11 @@ func (s *Service) previewURL(r *http.Request, dev *httpapi.Device) httpapi.Respo
 	}
 	if img, ok := og["og:image"].(string); ok {
 		delete(og, "og:image")
-		if mxc, typ, size, err := s.storePreviewImage(ctx, client, img, dev.UserID, limit); err == nil {
-			og["og:image"], og["og:image:type"], og["matrix:image:size"] = mxc, typ, size
+		if pi, err := s.storePreviewImage(ctx, client, img, dev.UserID, limit); err == nil {
+			og["og:image"], og["og:image:type"], og["matrix:image:size"] = pi.mxc, pi.contentType, pi.size
+			if pi.width > 0 {
+				og["og:image:width"], og["og:image:height"] = pi.width, pi.height
+			}
 		}
 	}
 	return httpapi.OK(og)
@@ -185,34 +190,60 @@ func openGraph(body io.Reader, base *url.URL) map[string]any {
 
 // storePreviewImage fetches a preview's image and keeps it as media of the
 // user who asked, so clients load it from this server, not the site.
-func (s *Service) storePreviewImage(ctx context.Context, client *http.Client, target, userID string, limit int64) (string, string, int64, error) {
+// previewImage is a preview's image, stored in the media repository.
+type previewImage struct {
+	mxc, contentType string
+	size             int64
+	width, height    int // 0 if the header could not be read
+}
+
+func (s *Service) storePreviewImage(ctx context.Context, client *http.Client, target, userID string, limit int64) (previewImage, error) {
 	resp, err := fetch(ctx, client, target)
 	if err != nil {
-		return "", "", 0, err
+		return previewImage{}, err
 	}
 	defer resp.Body.Close()
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if !thumbnailable[ct] {
-		return "", "", 0, errors.New("not an image")
+		return previewImage{}, errors.New("not an image")
 	}
 	if resp.ContentLength > limit {
-		return "", "", 0, errors.New("image too large")
+		return previewImage{}, errors.New("image too large")
 	}
 	m := storage.Media{MediaID: rooms.RandomID(24), Uploader: userID, ContentType: ct,
 		CreatedTS: s.Now().UnixMilli(), State: storage.MediaUploading, InDir: s.Cfg.Media.Path != ""}
 	if err := s.DB.Write(ctx, func(q storage.Q) error { return q.CreateMedia(ctx, m) }); err != nil {
-		return "", "", 0, err
+		return previewImage{}, err
 	}
-	body := &limitedReader{r: resp.Body, left: limit}
+	// The image's header, kept as it streams by, gives its dimensions.
+	head := &headBuffer{max: 64 << 10}
+	body := io.TeeReader(&limitedReader{r: resp.Body, left: limit}, head)
 	size, hash, err := s.store(ctx, m, body)
 	if err == nil {
 		err = s.DB.Write(ctx, func(q storage.Q) error { return q.FinishMedia(ctx, m.MediaID, size, hash) })
 	}
 	if err != nil {
 		s.discard(context.WithoutCancel(ctx), m)
-		return "", "", 0, err
+		return previewImage{}, err
 	}
-	return s.mxc(m.MediaID), ct, size, nil
+	pi := previewImage{mxc: s.mxc(m.MediaID), contentType: ct, size: size}
+	if cfg, _, err := image.DecodeConfig(bytes.NewReader(head.b)); err == nil {
+		pi.width, pi.height = cfg.Width, cfg.Height
+	}
+	return pi, nil
+}
+
+// headBuffer keeps the first max bytes written to it.
+type headBuffer struct {
+	b   []byte
+	max int
+}
+
+func (h *headBuffer) Write(p []byte) (int, error) {
+	if room := h.max - len(h.b); room > 0 {
+		h.b = append(h.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
 }
 
 // limitedReader fails, rather than stopping quietly, past its limit.
