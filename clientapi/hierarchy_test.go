@@ -21,6 +21,8 @@ func TestSpaceHierarchy(t *testing.T) {
 	child(space, secret, false)
 	child(space, sub, false)
 	child(sub, deep, false)
+	// A room that is not a space links nothing, whatever it holds.
+	child(general, alice.CreateRoom(t, map[string]any{"preset": "public_chat", "name": "Not linked"}), false)
 	h := "/_matrix/client/v1/rooms/" + ts.PathEscape(space) + "/hierarchy"
 	got := bob.MustDo(t, "GET", h, nil, 200)
 	if ids := got.Get("rooms.#.room_id").Raw; ids != `["`+space+`","`+general+`","`+sub+`","`+deep+`"]` {

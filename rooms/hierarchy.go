@@ -63,9 +63,13 @@ func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req Hierar
 				}
 				continue
 			}
-			state, err := q.CurrentState(ctx, it.roomID)
-			if err != nil {
-				return err
+			// Only spaces have children: a room that is not a space may
+			// hold m.space.child events, but they link nothing (as Synapse).
+			var state []storage.Event
+			if l.RoomType == "m.space" {
+				if state, err = q.CurrentState(ctx, it.roomID); err != nil {
+					return err
+				}
 			}
 			children := []json.RawMessage{}
 			for _, e := range state {
