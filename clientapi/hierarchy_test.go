@@ -46,6 +46,22 @@ func TestSpaceHierarchy(t *testing.T) {
 	if page.Get("rooms.#").Int() != 2 || rest.Get("rooms.#.room_id").Raw != `["`+sub+`","`+deep+`"]` {
 		t.Fatalf("paging: %s / %s", page.Raw, rest.Raw)
 	}
+	// A restricted room shows only to those who may join it: members of
+	// the room its rules name.
+	restricted := alice.CreateRoom(t, map[string]any{"preset": "public_chat", "name": "Staff", "initial_state": []map[string]any{{
+		"type": "m.room.join_rules", "state_key": "", "content": map[string]any{"join_rule": "restricted",
+			"allow": []map[string]any{{"type": "m.room_membership", "room_id": sub}}}}}})
+	child(space, restricted, false)
+	shows := func() bool {
+		return bob.MustDo(t, "GET", h, nil, 200).Get(`rooms.#(room_id=="` + restricted + `")`).Exists()
+	}
+	if shows() {
+		t.Fatal("restricted room shown to someone who may not join it")
+	}
+	bob.Join(t, sub)
+	if !shows() {
+		t.Fatal("restricted room hidden from someone who may join it")
+	}
 	bob.MustFail(t, "GET", "/_matrix/client/v1/rooms/"+ts.PathEscape(secret)+"/hierarchy", nil, 403, "M_FORBIDDEN")
 	bob.MustFail(t, "GET", h+"?from=x", nil, 400, "M_INVALID_PARAM")
 	bob.MustFail(t, "GET", h+"?limit=-2", nil, 400, "M_INVALID_PARAM")

@@ -56,7 +56,13 @@ func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req Hierar
 				return err
 			}
 			findable := membership == spec.Join || membership == spec.Invite || l.HistoryVisible == "world_readable" ||
-				l.JoinRules == spec.Public || l.JoinRules == spec.Knock || l.JoinRules == "restricted" || l.JoinRules == "knock_restricted"
+				l.JoinRules == spec.Public || l.JoinRules == spec.Knock || l.JoinRules == "knock_restricted"
+			if !findable && l.JoinRules == "restricted" {
+				// Only to those who may join: members of an allowed room.
+				if findable, err = mayJoinRestricted(ctx, q, it.roomID, dev.UserID); err != nil {
+					return err
+				}
+			}
 			if !findable {
 				if it.roomID == req.RoomID {
 					return httpapi.Forbidden("you cannot see this room")
@@ -114,4 +120,24 @@ func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req Hierar
 		body["next_batch"] = next
 	}
 	return body, nil
+}
+
+// mayJoinRestricted reports whether a user is joined to a room that a
+// restricted room's join rules allow its members in from.
+func mayJoinRestricted(ctx context.Context, q storage.Q, roomID, userID string) (bool, error) {
+	jr, err := q.CurrentStateEvent(ctx, roomID, spec.MRoomJoinRules, "")
+	if err != nil {
+		return false, err
+	}
+	for _, a := range gjson.GetBytes(jr.JSON, "content.allow").Array() {
+		if a.Get("type").Str != "m.room_membership" {
+			continue
+		}
+		if m, _, err := q.Membership(ctx, a.Get("room_id").Str, userID); err != nil {
+			return false, err
+		} else if m == spec.Join {
+			return true, nil
+		}
+	}
+	return false, nil
 }
