@@ -67,3 +67,33 @@ func TestSpaceHierarchy(t *testing.T) {
 	bob.MustFail(t, "GET", h+"?limit=-2", nil, 400, "M_INVALID_PARAM")
 	bob.MustFail(t, "GET", h+"?suggested_only=yes", nil, 400, "M_INVALID_PARAM")
 }
+
+// A room's summary (spec v1.15), by ID or alias, for rooms one may find;
+// a restricted room names the rooms whose members may join.
+func TestRoomSummary(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	space := alice.CreateRoom(t, map[string]any{"preset": "public_chat", "name": "Company", "room_alias_name": "company",
+		"creation_content": map[string]any{"type": "m.space"}})
+	restricted := alice.CreateRoom(t, map[string]any{"preset": "public_chat", "room_version": "8", "initial_state": []map[string]any{{
+		"type": "m.room.join_rules", "state_key": "", "content": map[string]any{"join_rule": "restricted",
+			"allow": []map[string]any{{"type": "m.room_membership", "room_id": space}}}}}})
+	private := alice.CreateRoom(t, nil)
+	summary := func(id string) string { return "/_matrix/client/v1/room_summary/" + ts.PathEscape(id) }
+	got := bob.MustDo(t, "GET", summary("#company:test.local"), nil, 200)
+	if got.Get("room_id").Str != space || got.Get("room_type").Str != "m.space" || got.Get("name").Str != "Company" ||
+		got.Get("membership").Exists() || got.Get("allowed_room_ids").Exists() {
+		t.Fatalf("space summary: %s", got.Raw)
+	}
+	got = alice.MustDo(t, "GET", summary(restricted), nil, 200)
+	if got.Get("join_rule").Str != "restricted" || got.Get("allowed_room_ids").Raw != `["`+space+`"]` || got.Get("membership").Str != "join" {
+		t.Fatalf("restricted summary: %s", got.Raw)
+	}
+	// Bob, in no allowed room, may not find the restricted room, nor the
+	// private one: as if they did not exist.
+	bob.MustFail(t, "GET", summary(restricted), nil, 404, "M_NOT_FOUND")
+	bob.MustFail(t, "GET", summary(private), nil, 404, "M_NOT_FOUND")
+	bob.MustFail(t, "GET", summary("!nope:test.local"), nil, 404, "M_NOT_FOUND")
+	bob.MustFail(t, "GET", summary("nope"), nil, 400, "M_INVALID_PARAM")
+	srv.Anon().MustFail(t, "GET", summary(space), nil, 401, "M_MISSING_TOKEN")
+}

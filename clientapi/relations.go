@@ -88,3 +88,13 @@ func (a *API) hierarchy(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	}
 	return httpapi.OK(res)
 }
+
+// GET /_matrix/client/v1/room_summary/{roomIdOrAlias} (and MSC3266's
+// unstable path, which Element uses)
+func (a *API) roomSummary(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	summary, err := a.Rooms.Summary(r.Context(), dev, mux.Vars(r)["roomIdOrAlias"])
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(summary)
+}

@@ -118,6 +118,8 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(v1+"/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", a.relations, "GET")
 	authed(v1+"/rooms/{roomId}/threads", a.threads, "GET")
 	authed(v1+"/rooms/{roomId}/hierarchy", a.hierarchy, "GET")
+	authed(v1+"/room_summary/{roomIdOrAlias}", a.roomSummary, "GET")
+	authed("/_matrix/client/unstable/im.nheko.summary/rooms/{roomIdOrAlias}/summary", a.roomSummary, "GET")
 
 	// Search
 	authed(c+"/search", a.search, "POST")

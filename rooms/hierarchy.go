@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -55,13 +56,9 @@ func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req Hierar
 			if err != nil {
 				return err
 			}
-			findable := membership == spec.Join || membership == spec.Invite || l.HistoryVisible == "world_readable" ||
-				l.JoinRules == spec.Public || l.JoinRules == spec.Knock || l.JoinRules == "knock_restricted"
-			if !findable && l.JoinRules == "restricted" {
-				// Only to those who may join: members of an allowed room.
-				if findable, err = mayJoinRestricted(ctx, q, it.roomID, dev.UserID); err != nil {
-					return err
-				}
+			findable, err := findable(ctx, q, l, membership, dev.UserID)
+			if err != nil {
+				return err
 			}
 			if !findable {
 				if it.roomID == req.RoomID {
@@ -99,13 +96,8 @@ func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req Hierar
 					next = strconv.Itoa(index)
 					return nil
 				}
-				room := map[string]any{"room_id": l.RoomID, "num_joined_members": l.JoinedMembers, "world_readable": l.HistoryVisible == "world_readable",
-					"guest_can_join": l.GuestAccess == "can_join", "join_rule": l.JoinRules, "children_state": children, "room_version": l.Version}
-				for k, v := range map[string]string{"name": l.Name, "topic": l.Topic, "canonical_alias": l.CanonicalAlias, "avatar_url": l.Avatar, "room_type": l.RoomType} {
-					if v != "" {
-						room[k] = v
-					}
-				}
+				room := roomEntry(l)
+				room["children_state"] = children
 				out = append(out, room)
 			}
 			index++
@@ -120,6 +112,81 @@ func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req Hierar
 		body["next_batch"] = next
 	}
 	return body, nil
+}
+
+// findable reports whether a user may learn of a room through the
+// hierarchy or its summary: they are in it or invited, or anyone may find
+// it (public, knockable, world-readable), or, restricted, they may join.
+func findable(ctx context.Context, q storage.Q, l storage.RoomListing, membership, userID string) (bool, error) {
+	if membership == spec.Join || membership == spec.Invite || membership == spec.Knock || l.HistoryVisible == "world_readable" ||
+		l.JoinRules == spec.Public || l.JoinRules == spec.Knock || l.JoinRules == "knock_restricted" {
+		return true, nil
+	}
+	if l.JoinRules == "restricted" {
+		return mayJoinRestricted(ctx, q, l.RoomID, userID)
+	}
+	return false, nil
+}
+
+// roomEntry is what the hierarchy and room summaries say of a room.
+func roomEntry(l storage.RoomListing) map[string]any {
+	room := map[string]any{"room_id": l.RoomID, "num_joined_members": l.JoinedMembers, "world_readable": l.HistoryVisible == "world_readable",
+		"guest_can_join": l.GuestAccess == "can_join", "join_rule": l.JoinRules, "room_version": l.Version}
+	for k, v := range map[string]string{"name": l.Name, "topic": l.Topic, "canonical_alias": l.CanonicalAlias, "avatar_url": l.Avatar,
+		"room_type": l.RoomType, "encryption": l.Encryption} {
+		if v != "" {
+			room[k] = v
+		}
+	}
+	return room
+}
+
+// Summary is a room's summary (spec v1.15, MSC3266), for a room the user
+// may find: what the hierarchy says of it, their membership, and for a
+// restricted room the rooms whose members may join it.
+func (s *Service) Summary(ctx context.Context, dev *httpapi.Device, idOrAlias string) (map[string]any, error) {
+	roomID, err := s.ResolveRoom(ctx, idOrAlias)
+	if err != nil {
+		return nil, err
+	}
+	var room map[string]any
+	err = s.DB.Read(ctx, func(q storage.Q) error {
+		l, err := q.RoomListingOf(ctx, roomID)
+		if errors.Is(err, storage.ErrNotFound) {
+			return httpapi.NotFound("unknown room")
+		} else if err != nil {
+			return err
+		}
+		membership, _, err := q.Membership(ctx, roomID, dev.UserID)
+		if err != nil {
+			return err
+		}
+		if ok, err := findable(ctx, q, l, membership, dev.UserID); err != nil {
+			return err
+		} else if !ok {
+			// Not 403: that would confirm that the room exists.
+			return httpapi.NotFound("unknown room")
+		}
+		room = roomEntry(l)
+		if membership != "" {
+			room["membership"] = membership
+		}
+		if l.JoinRules == "restricted" || l.JoinRules == "knock_restricted" {
+			jr, err := q.CurrentStateEvent(ctx, roomID, spec.MRoomJoinRules, "")
+			if err != nil {
+				return err
+			}
+			allowed := []string{}
+			for _, a := range gjson.GetBytes(jr.JSON, "content.allow").Array() {
+				if a.Get("type").Str == "m.room_membership" {
+					allowed = append(allowed, a.Get("room_id").Str)
+				}
+			}
+			room["allowed_room_ids"] = allowed
+		}
+		return nil
+	})
+	return room, err
 }
 
 // mayJoinRestricted reports whether a user is joined to a room that a
