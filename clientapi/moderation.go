@@ -82,6 +82,8 @@ func (a *API) timestampToEvent(r *http.Request, dev *httpapi.Device) httpapi.Res
 func (a *API) upgrade(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	var req struct {
 		NewVersion string `json:"new_version"`
+		// From version 12, who else creates the new room (MSC4289).
+		AdditionalCreators []string `json:"additional_creators"`
 	}
 	if err := httpapi.Decode(r, &req); err != nil {
 		return httpapi.Fail(err)
@@ -89,7 +91,7 @@ func (a *API) upgrade(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if req.NewVersion == "" {
 		return httpapi.Fail(httpapi.MissingParam("new_version is required"))
 	}
-	id, err := a.Rooms.Upgrade(r.Context(), mux.Vars(r)["roomId"], dev.UserID, req.NewVersion)
+	id, err := a.Rooms.Upgrade(r.Context(), mux.Vars(r)["roomId"], dev.UserID, req.NewVersion, req.AdditionalCreators)
 	if err != nil {
 		return httpapi.Fail(err)
 	}

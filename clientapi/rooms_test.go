@@ -816,3 +816,59 @@ func TestMembershipOnEvents(t *testing.T) {
 		t.Errorf("alice's membership: %q", got)
 	}
 }
+
+// Room version 12 (MSC4289, MSC4291): creators hold their power through the
+// create event, never the power levels; upgrades carry creators over; a
+// room ID that is its create event's hash names its predecessor by room.
+func TestRoomVersion12(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob, carol := srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "carol")
+	room := alice.CreateRoom(t, map[string]any{"room_version": "12", "preset": "public_chat"})
+	pl := stateContent(t, alice, room, "m.room.power_levels", "")
+	if pl.Get("users").Raw != "{}" || pl.Get(`events.m\.room\.tombstone`).Int() != 150 {
+		t.Fatalf("v12 power levels: %s", pl.Raw)
+	}
+	before := countRooms(t, srv)
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+	}{
+		{"creator in power levels", map[string]any{"power_level_content_override": map[string]any{"users": map[string]any{alice.UserID: 100}}}},
+		{"additional_creators not a list", map[string]any{"creation_content": map[string]any{"additional_creators": "x"}}},
+		{"additional creator not a string", map[string]any{"creation_content": map[string]any{"additional_creators": []any{"@a:b.c", 42}}}},
+		{"additional creator not a user ID", map[string]any{"creation_content": map[string]any{"additional_creators": []any{"not-a-user-id"}}}},
+		{"additional creator with a bad domain", map[string]any{"creation_content": map[string]any{"additional_creators": []any{"@x:dom$ain$.com"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.body["room_version"] = "12"
+			alice.MustFail(t, "POST", v3+"/createRoom", tc.body, 400, "M_BAD_JSON")
+		})
+	}
+	if after := countRooms(t, srv); after != before {
+		t.Fatalf("refused createRoom requests left %d rooms", after-before)
+	}
+	alice.MustFail(t, "POST", v3+"/createRoom", map[string]any{"room_version": "11",
+		"creation_content": map[string]any{"additional_creators": []string{bob.UserID}}}, 400, "M_BAD_JSON")
+	alice.MustFail(t, "PUT", roomPath(room, "/state/m.room.power_levels/"), map[string]any{"users": map[string]any{alice.UserID: 100}}, 400, "M_BAD_JSON")
+	for _, v := range []string{"11", "12"} {
+		r := alice.CreateRoom(t, map[string]any{"room_version": v})
+		alice.MustFail(t, "PUT", roomPath(r, "/state/m.room.create/"), map[string]any{"room_version": v, "entropy": 1}, 400, "M_INVALID_PARAM")
+	}
+
+	// Upgrading a v11 room to v12: the upgrader and the additional creators
+	// leave the power levels; moderators stay.
+	old := alice.CreateRoom(t, map[string]any{"room_version": "11", "preset": "public_chat"})
+	bob.Join(t, old)
+	carol.Join(t, old)
+	alice.MustDo(t, "PUT", roomPath(old, "/state/m.room.power_levels/"), map[string]any{
+		"users": map[string]any{alice.UserID: 100, bob.UserID: 100, carol.UserID: 50}}, 200)
+	newRoom := alice.MustDo(t, "POST", roomPath(old, "/upgrade"), map[string]any{"new_version": "12", "additional_creators": []string{bob.UserID}}, 200).Get("replacement_room").Str
+	create := stateContent(t, alice, newRoom, "m.room.create", "")
+	if create.Get("additional_creators").Raw != `["`+bob.UserID+`"]` || create.Get("predecessor.room_id").Str != old || create.Get("predecessor.event_id").Exists() {
+		t.Fatalf("upgraded create: %s", create.Raw)
+	}
+	if users := stateContent(t, alice, newRoom, "m.room.power_levels", "").Get("users"); users.Raw != `{"`+carol.UserID+`":50}` {
+		t.Fatalf("upgraded power levels: %s", users.Raw)
+	}
+	alice.MustFail(t, "POST", roomPath(alice.CreateRoom(t, nil), "/upgrade"), map[string]any{"new_version": "11", "additional_creators": []string{bob.UserID}}, 400, "M_BAD_JSON")
+}

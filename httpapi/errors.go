@@ -91,7 +91,11 @@ func toMatrix(err error) (e *Error, internal bool) {
 	var me *Error
 	var notAllowed *gomatrixserverlib.NotAllowed
 	var validation gomatrixserverlib.EventValidationError
+	var validationPtr *gomatrixserverlib.EventValidationError
 	var badJSON gomatrixserverlib.BadJSONError
+	if errors.As(err, &validationPtr) && validationPtr != nil {
+		validation = *validationPtr // the auth rules return it by pointer
+	}
 	switch {
 	case errors.As(err, &me):
 		return me, false
@@ -101,7 +105,7 @@ func toMatrix(err error) (e *Error, internal bool) {
 		return Conflict("already exists"), false
 	case errors.As(err, &notAllowed):
 		return Forbidden("%s", notAllowed.Message), false
-	case errors.As(err, &validation):
+	case validationPtr != nil || errors.As(err, &validation):
 		if validation.Code == gomatrixserverlib.EventValidationTooLarge {
 			return TooLarge("event too large"), false
 		}

@@ -215,6 +215,21 @@ func (s *Service) createContent(req CreateRequest, verImpl gomatrixserverlib.IRo
 	} else {
 		delete(content, "creator")
 	}
+	if extra, ok := content["additional_creators"]; ok {
+		if !verImpl.PrivilegedCreators() {
+			return nil, httpapi.BadJSON("additional_creators needs room version 12 or later")
+		}
+		list, ok := extra.([]any)
+		if !ok {
+			return nil, httpapi.BadJSON("additional_creators must be a list of user IDs")
+		}
+		for _, c := range list {
+			id, ok := c.(string)
+			if _, err := spec.NewUserID(id, true); !ok || err != nil {
+				return nil, httpapi.BadJSON("additional_creators: %v is not a user ID", c)
+			}
+		}
+	}
 	if verImpl.PrivilegedCreators() && preset.trusted && len(req.Invite) > 0 {
 		creators := map[string]bool{}
 		var list []string
@@ -266,7 +281,7 @@ func powerLevels(req CreateRequest, verImpl gomatrixserverlib.IRoomVersion, pres
 			spec.MRoomHistoryVisibility: 100,
 			spec.MRoomCanonicalAlias:    50,
 			"m.room.avatar":             50,
-			"m.room.tombstone":          100,
+			"m.room.tombstone":          tombstoneLevel(verImpl),
 			"m.room.server_acl":         100,
 			"m.room.encryption":         100,
 		},
@@ -293,6 +308,15 @@ func powerLevels(req CreateRequest, verImpl gomatrixserverlib.IRoomVersion, pres
 		return nil, httpapi.BadJSON("power_level_content_override: %v", err)
 	}
 	return b, nil
+}
+
+// tombstoneLevel is the power level upgrading a room needs: from version 12,
+// above the room's admins (150), as only its creators should (MSC4289).
+func tombstoneLevel(v gomatrixserverlib.IRoomVersion) int {
+	if v.PrivilegedCreators() {
+		return 150
+	}
+	return 100
 }
 
 // createEvent builds and stores a room's m.room.create event and its row.

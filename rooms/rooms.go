@@ -63,6 +63,9 @@ type Event struct {
 // Send appends one event to a room and returns its ID. A repeated
 // (device, txnID) returns the event first sent with it.
 func (s *Service) Send(ctx context.Context, roomID string, ev Event) (string, error) {
+	if ev.Type == spec.MRoomCreate {
+		return "", httpapi.InvalidParam("a room has one create event, made with the room")
+	}
 	var id string
 	err := s.write(ctx, func(w *writer) error {
 		if ev.TxnID != "" {

@@ -21,7 +21,10 @@ var carriedState = []string{spec.MRoomName, spec.MRoomTopic, "m.room.avatar", sp
 // takes the old one's name, topic, rules, encryption and power levels and
 // names it as predecessor; the old one gets a tombstone pointing to the
 // new one, and from then on only moderators may speak or invite there.
-func (s *Service) Upgrade(ctx context.Context, roomID, userID, version string) (string, error) {
+// From version 12 the upgrading user and additionalCreators create the new
+// room, and hold their power through its create event rather than its power
+// levels.
+func (s *Service) Upgrade(ctx context.Context, roomID, userID, version string, additionalCreators []string) (string, error) {
 	if !Supported(version) {
 		return "", httpapi.UnsupportedRoom("room version %q is not supported", version)
 	}
@@ -61,12 +64,29 @@ func (s *Service) Upgrade(ctx context.Context, roomID, userID, version string) (
 	if err != nil {
 		return "", err
 	}
-	// Version 12 gives creators their power through the create event; its
-	// power levels must not list them.
-	if gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersion(version)).PrivilegedCreators() && pl != nil {
-		pl, _ = sjson.DeleteBytes(pl, "users."+gjsonEscape(userID))
+	newImpl := gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersion(version))
+	predecessor := map[string]string{"room_id": roomID, "event_id": latest}
+	create := map[string]any{"predecessor": predecessor}
+	if newImpl.PrivilegedCreators() {
+		// Creators hold their power through the create event; the power
+		// levels must not list them.
+		for _, c := range append([]string{userID}, additionalCreators...) {
+			if pl != nil {
+				pl, _ = sjson.DeleteBytes(pl, "users."+gjsonEscape(c))
+			}
+		}
+		if len(additionalCreators) > 0 {
+			create["additional_creators"] = additionalCreators
+		}
+	} else if len(additionalCreators) > 0 {
+		return "", httpapi.BadJSON("additional_creators needs room version 12 or later")
 	}
-	creation, _ := json.Marshal(map[string]any{"predecessor": map[string]string{"room_id": roomID, "event_id": latest}})
+	// A room ID that is its create event's hash (version 12) names its
+	// predecessor by room alone (MSC4291).
+	if newImpl.DomainlessRoomIDs() {
+		delete(predecessor, "event_id")
+	}
+	creation, _ := json.Marshal(create)
 	newID, err := s.CreateRoom(ctx, CreateRequest{Creator: userID, RoomVersion: version, Preset: "private_chat",
 		InitialState: state, PowerLevelOverride: pl, CreationContent: creation})
 	if err != nil {
