@@ -169,7 +169,7 @@ func (a *API) getAccountData(r *http.Request, dev *httpapi.Device) httpapi.Respo
 		return httpapi.Fail(err)
 	}
 	c, err := a.DB.R().AccountData(r.Context(), dev.UserID, roomID, typ)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && deleted(c)) {
 		return httpapi.Fail(httpapi.NotFound("account data not found"))
 	}
 	if err != nil {
@@ -178,8 +178,34 @@ func (a *API) getAccountData(r *http.Request, dev *httpapi.Device) httpapi.Respo
 	return httpapi.OK(json.RawMessage(c))
 }
 
+// Deleted account data (MSC3391) is stored as {}: an incremental sync
+// tells clients of the deletion with the empty content; initial syncs and
+// GET see nothing.
+func deleted(content []byte) bool { return string(content) == "{}" }
+
+// DELETE /_matrix/client/unstable/org.matrix.msc3391/user/{userId}[/rooms/{roomId}]/account_data/{type}
+func (a *API) deleteAccountData(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	return a.putAccountData(r, dev, []byte("{}"))
+}
+
 // PUT /_matrix/client/v3/user/{userId}[/rooms/{roomId}]/account_data/{type}
+// ({} deletes it, as MSC3391 has it)
 func (a *API) setAccountData(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	body, err := httpapi.ReadBody(r)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	var obj map[string]json.RawMessage
+	if err := httpapi.DecodeBytes(body, &obj); err != nil {
+		return httpapi.Fail(err)
+	}
+	if len(obj) == 0 {
+		body = []byte("{}")
+	}
+	return a.putAccountData(r, dev, body)
+}
+
+func (a *API) putAccountData(r *http.Request, dev *httpapi.Device, body []byte) httpapi.Response {
 	if err := ownUser(r, dev); err != nil {
 		return httpapi.Fail(err)
 	}
@@ -191,14 +217,6 @@ func (a *API) setAccountData(r *http.Request, dev *httpapi.Device) httpapi.Respo
 	if typ == "m.fully_read" || typ == "m.push_rules" {
 		return httpapi.Fail(&httpapi.Error{Status: http.StatusMethodNotAllowed, Code: "M_BAD_JSON",
 			Message: "cannot set " + typ + " through this API"})
-	}
-	body, err := httpapi.ReadBody(r)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	var obj map[string]json.RawMessage
-	if err := httpapi.DecodeBytes(body, &obj); err != nil {
-		return httpapi.Fail(err)
 	}
 	err = a.DB.Write(r.Context(), func(q storage.Q) error {
 		_, err := q.SetAccountData(r.Context(), dev.UserID, roomID, typ, body)

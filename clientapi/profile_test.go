@@ -137,4 +137,25 @@ func TestAccountData(t *testing.T) {
 		t.Fatalf("refused writes changed data: %s", got.Raw)
 	}
 	srv.Anon().MustFail(t, "GET", global, nil, 401, "M_MISSING_TOKEN")
+
+	// Deleting (MSC3391), by DELETE or by PUT {}: gone from GET and from
+	// initial syncs; an incremental sync says so with empty content.
+	const unstable = "/_matrix/client/unstable/org.matrix.msc3391/user/"
+	since := alice.MustDo(t, "GET", v3+"/sync", nil, 200).Get("next_batch").Str
+	bob.MustFail(t, "DELETE", unstable+alice.UserID+"/account_data/org.example.settings", nil, 403, "M_FORBIDDEN")
+	alice.MustDo(t, "DELETE", unstable+alice.UserID+"/account_data/org.example.settings", nil, 200)
+	alice.MustDo(t, "PUT", perRoom, map[string]any{}, 200)
+	alice.MustFail(t, "GET", global, nil, 404, "M_NOT_FOUND")
+	alice.MustFail(t, "GET", perRoom, nil, 404, "M_NOT_FOUND")
+	inc := alice.MustDo(t, "GET", v3+"/sync?since="+since, nil, 200)
+	if inc.Get(`account_data.events.#(type=="org.example.settings").content`).Raw != "{}" ||
+		inc.Get(`rooms.join.`+ts.Esc(room)+`.account_data.events.#(type=="m.tag").content`).Raw != "{}" {
+		t.Fatalf("deletion in an incremental sync: %s", inc.Raw)
+	}
+	initial := alice.MustDo(t, "GET", v3+"/sync", nil, 200)
+	if initial.Get(`account_data.events.#(type=="org.example.settings")`).Exists() ||
+		initial.Get(`rooms.join.`+ts.Esc(room)+`.account_data.events.#(type=="m.tag")`).Exists() {
+		t.Fatalf("deleted account data in an initial sync: %s", initial.Raw)
+	}
+	alice.MustFail(t, "DELETE", unstable+alice.UserID+"/account_data/m.push_rules", nil, 405, "M_BAD_JSON")
 }

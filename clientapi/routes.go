@@ -82,6 +82,9 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(c+"/user/{userId}/account_data/{type}", a.setAccountData, "PUT")
 	authed(c+"/user/{userId}/rooms/{roomId}/account_data/{type}", a.getAccountData, "GET")
 	authed(c+"/user/{userId}/rooms/{roomId}/account_data/{type}", a.setAccountData, "PUT")
+	const msc3391 = "/_matrix/client/unstable/org.matrix.msc3391"
+	authed(msc3391+"/user/{userId}/account_data/{type}", a.deleteAccountData, "DELETE")
+	authed(msc3391+"/user/{userId}/rooms/{roomId}/account_data/{type}", a.deleteAccountData, "DELETE")
 
 	// Rooms: creation and membership
 	authed(c+"/createRoom", a.createRoom, "POST")

@@ -362,6 +362,11 @@ func (b *builder) accountData() error {
 	f := &b.req.filter.AccountData
 	sawPushRules := false
 	for _, e := range entries {
+		// Deleted entries (content {}, MSC3391) are news only to a client
+		// that may have them.
+		if b.initial() && string(e.Content) == "{}" {
+			continue
+		}
 		if e.RoomID != "" {
 			if b.req.filter.Room.AccountData.Allows(e.Type, b.dev.UserID) {
 				b.roomAccountData[e.RoomID] = append(b.roomAccountData[e.RoomID], accountDataEvent(e.Type, e.Content))
@@ -687,7 +692,7 @@ func (b *builder) allRoomAccountData(roomID string) ([]json.RawMessage, error) {
 	}
 	var out []json.RawMessage
 	for _, e := range entries {
-		if e.RoomID == roomID && b.req.filter.Room.AccountData.Allows(e.Type, b.dev.UserID) {
+		if e.RoomID == roomID && string(e.Content) != "{}" && b.req.filter.Room.AccountData.Allows(e.Type, b.dev.UserID) {
 			out = append(out, accountDataEvent(e.Type, e.Content))
 		}
 	}
