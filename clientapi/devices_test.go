@@ -48,8 +48,12 @@ func TestDevices(t *testing.T) {
 	// Bob's own password does not authorise deleting alice's device.
 	alice.MustFail(t, "DELETE", v3+"/devices/SECOND", map[string]any{"auth": uiaPassword("bob", ts.Password("bob"), ch.Get("session").Str)}, 403, "M_FORBIDDEN")
 	second.MustDo(t, "GET", v3+"/account/whoami", nil, 200)
+	settings := v3 + "/user/" + alice.UserID + "/account_data/org.matrix.msc3890.local_notification_settings.SECOND"
+	alice.MustDo(t, "PUT", settings, map[string]any{"is_silenced": true}, 200)
 	alice.MustDo(t, "DELETE", v3+"/devices/SECOND", map[string]any{"auth": uiaPassword("alice", ts.Password("alice"), ch.Get("session").Str)}, 200)
 	second.MustFail(t, "GET", v3+"/account/whoami", nil, 401, "M_UNKNOWN_TOKEN")
+	// The device's notification settings (MSC3890) went with it.
+	alice.MustFail(t, "GET", settings, nil, 404, "M_NOT_FOUND")
 
 	// delete_devices: several at once; unknown IDs and other users' devices are ignored.
 	var tokens []string

@@ -72,12 +72,24 @@ func (q Q) DeactivateUser(ctx context.Context, userID string) error {
 // deleteDevices runs a device deletion and, if it removed any, records the
 // change in the device list stream, so other users learn of it.
 func (q Q) deleteDevices(ctx context.Context, userID, query string, args ...any) error {
-	res, err := q.exec(ctx, query, args...)
-	if err != nil {
+	deleted, err := q.strings(ctx, query+` RETURNING device_id`, args...)
+	if err != nil || len(deleted) == 0 {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return err
+	// A device's own notification settings (MSC3890) go with it, as
+	// deletions its user's other devices learn of.
+	for _, id := range deleted {
+		for _, prefix := range []string{"org.matrix.msc3890.local_notification_settings.", "m.local_notification_settings."} {
+			c, err := q.AccountData(ctx, userID, "", prefix+id)
+			if errors.Is(err, ErrNotFound) || string(c) == "{}" {
+				continue
+			} else if err != nil {
+				return err
+			}
+			if _, err := q.SetAccountData(ctx, userID, "", prefix+id, []byte("{}")); err != nil {
+				return err
+			}
+		}
 	}
 	return q.AddDeviceListChange(ctx, userID)
 }
