@@ -17,8 +17,35 @@ import (
 func (a *API) versions(*http.Request) httpapi.Response {
 	return httpapi.OK(map[string]any{
 		"versions":          []string{"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12"},
-		"unstable_features": map[string]bool{"org.matrix.msc3814": true, "org.matrix.simplified_msc3575": true},
+		"unstable_features": a.unstableFeatures(),
 	})
+}
+
+// unstableFeatures are the flags clients check before using what an MSC
+// added: each names something this server does (and only then, where a
+// setting turns it off). Flags for what is missing are left out, which
+// clients read as false.
+func (a *API) unstableFeatures() map[string]bool {
+	f := map[string]bool{
+		"org.matrix.e2e_cross_signing":  true, // MSC1756; Element Web offers cross-signing only with it
+		"org.matrix.msc2285.stable":     true, // private read receipts
+		"org.matrix.msc3771":            true, // threaded read receipts
+		"org.matrix.msc3773":            true, // per-thread notification counts
+		"org.matrix.msc3440.stable":     true, // threads
+		"org.matrix.msc3916.stable":     true, // authenticated media
+		"org.matrix.msc3266":            true, // room summaries
+		"org.matrix.msc3391":            true, // deleting account data
+		"org.matrix.msc3874":            true, // relation type filters on /messages
+		"org.matrix.msc3814":            true, // dehydrated devices
+		"org.matrix.simplified_msc3575": true, // sliding sync (MSC4186); Element X needs it
+	}
+	if a.Cfg.DelayedEvents.MaxDelay > 0 {
+		f["org.matrix.msc4140"] = true // delayed events (Element Call)
+	}
+	if a.Cfg.Push.ThreadSubscriptions {
+		f["org.matrix.msc4306"] = true // thread subscriptions
+	}
+	return f
 }
 
 func (a *API) wellKnownBody() map[string]any {

@@ -15,6 +15,13 @@ func TestDiscovery(t *testing.T) {
 	if !strings.Contains(v.Get("versions").Raw, `"v1.12"`) {
 		t.Fatalf("versions: %s", v.Raw)
 	}
+	// Element Web offers cross-signing only with this flag; delayed events
+	// are on by default, thread subscriptions off.
+	for flag, want := range map[string]bool{"org.matrix.e2e_cross_signing": true, "org.matrix.msc4140": true, "org.matrix.msc4306": false} {
+		if got := v.Get("unstable_features." + ts.Esc(flag)).Bool(); got != want {
+			t.Errorf("%s: %v, want %v", flag, got, want)
+		}
+	}
 	wk := anon.MustDo(t, "GET", "/.well-known/matrix/client", nil, 200)
 	if wk.Get(`m\.homeserver.base_url`).Str != srv.Cfg.PublicBaseURL {
 		t.Fatalf("well-known: %s", wk.Raw)

@@ -266,6 +266,17 @@ func (a *API) send(r *http.Request, dev *httpapi.Device, ev rooms.Event) httpapi
 		}
 	}
 	ev.Sender, ev.DeviceID, ev.Content = dev.UserID, dev.DeviceID, body
+	// With a delay (MSC4140), the event is scheduled, not sent.
+	if delay := r.URL.Query(); delay.Has("org.matrix.msc4140.delay") && ev.Redacts == "" {
+		if ev.TxnID != "" {
+			ev.TxnID = rooms.TxnKey("d", ev.TxnID)
+		}
+		delayID, err := a.Delayed.Schedule(r.Context(), dev, id, ev, delay.Get("org.matrix.msc4140.delay"))
+		if err != nil {
+			return httpapi.Fail(err)
+		}
+		return httpapi.OK(map[string]string{"delay_id": delayID})
+	}
 	if ev.TxnID == "" {
 		ev.DeviceID = ""
 	}

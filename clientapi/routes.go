@@ -12,6 +12,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/delayed"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/rooms"
@@ -28,6 +29,8 @@ type API struct {
 	Notifier *notifier.Notifier
 	// Erase deletes a deactivated account's data (deactivate with erase).
 	Erase func(ctx context.Context, userID string) error
+	// Delayed schedules the events sent with a delay (MSC4140).
+	Delayed *delayed.Service
 }
 
 // Register adds the client API's routes, one a line, grouped as the spec's

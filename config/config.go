@@ -47,6 +47,7 @@ type Config struct {
 	Log           Log           `yaml:"log"`
 	Limits        Limits        `yaml:"limits"`
 	Presence      Presence      `yaml:"presence"`
+	DelayedEvents DelayedEvents `yaml:"delayed_events"`
 	Media         Media         `yaml:"media"`
 	Retention     Retention     `yaml:"retention"`
 	Privacy       Privacy       `yaml:"privacy"`
@@ -204,6 +205,16 @@ type Presence struct {
 	Enabled bool `yaml:"enabled"`
 }
 
+// DelayedEvents bounds the events clients schedule (MSC4140; Element Call
+// schedules its call-membership "leave" so that a vanished client drops out
+// of the call).
+type DelayedEvents struct {
+	// MaxDelay is the longest delay accepted; 0 turns delayed events off.
+	MaxDelay Duration `yaml:"max_delay"`
+	// MaxPerUser is how many events one user may have scheduled at once.
+	MaxPerUser int `yaml:"max_per_user"`
+}
+
 // Registration controls public self-registration through /register.
 type Registration struct {
 	// Open allows anyone to register with the m.login.dummy stage. Off by
@@ -276,10 +287,11 @@ func Default() *Config {
 			"send": {PerSecond: 10, Burst: 50}, "create_room": {PerSecond: 0.2, Burst: 10}, "media": {PerSecond: 1, Burst: 20},
 			"to_device": {PerSecond: 20, Burst: 100},
 		}},
-		Log:          Log{Level: "info", Format: "text", MaxAge: Duration(30 * 24 * time.Hour)},
-		Limits:       Limits{MaxRequestBody: 1 << 20, Memory: 96 << 20, MaxConnections: 10000},
-		Registration: Registration{Open: false},
-		Presence:     Presence{Enabled: true},
+		Log:           Log{Level: "info", Format: "text", MaxAge: Duration(30 * 24 * time.Hour)},
+		Limits:        Limits{MaxRequestBody: 1 << 20, Memory: 96 << 20, MaxConnections: 10000},
+		Registration:  Registration{Open: false},
+		Presence:      Presence{Enabled: true},
+		DelayedEvents: DelayedEvents{MaxDelay: Duration(24 * time.Hour), MaxPerUser: 100},
 		Media: Media{MaxUploadSize: 100 << 20, URLPreview: URLPreview{
 			DenyIPRanges: DefaultDenyIPRanges, MaxPageSize: 1 << 20, Timeout: Duration(10 * time.Second)}},
 		Retention:       Retention{Interval: Duration(time.Hour)},
@@ -506,6 +518,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Media.URLPreview.Timeout < Duration(time.Second) {
 		bad("media.url_preview.timeout", "must be at least 1s")
+	}
+	if c.DelayedEvents.MaxDelay < 0 {
+		bad("delayed_events.max_delay", "must not be negative")
+	}
+	if c.DelayedEvents.MaxPerUser < 1 {
+		bad("delayed_events.max_per_user", "must be at least 1")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))

@@ -84,6 +84,13 @@ func UnknownToken(msg string, softLogout bool) *Error {
 	return e
 }
 
+// StatusOf is the HTTP status an error is answered with: below 500, the
+// request was refused; 500, something failed.
+func StatusOf(err error) int {
+	e, _ := toMatrix(err)
+	return e.Status
+}
+
 // toMatrix maps any error to what the client sees. Domain and storage errors
 // have fixed mappings; anything else is a 500 with no internal detail, and
 // reports internal=true so the caller logs the cause.

@@ -63,42 +63,55 @@ type Event struct {
 // Send appends one event to a room and returns its ID. A repeated
 // (device, txnID) returns the event first sent with it.
 func (s *Service) Send(ctx context.Context, roomID string, ev Event) (string, error) {
+	return s.SendWith(ctx, roomID, ev, nil)
+}
+
+// SendWith is Send with also run in the same transaction once the event is
+// stored, so that the two are committed together or not at all.
+func (s *Service) SendWith(ctx context.Context, roomID string, ev Event, also func(q storage.Q) error) (string, error) {
 	if ev.Type == spec.MRoomCreate {
 		return "", httpapi.InvalidParam("a room has one create event, made with the room")
 	}
 	var id string
 	err := s.write(ctx, func(w *writer) error {
-		if ev.TxnID != "" {
-			prev, err := w.q.EventIDByTxn(ctx, roomID, ev.Sender, ev.DeviceID, ev.TxnID)
-			if err == nil {
-				id = prev
-				return nil
-			}
-			if !errors.Is(err, storage.ErrNotFound) {
-				return err
-			}
-		}
-		room, err := w.room(roomID)
-		if err != nil {
+		var err error
+		if id, err = w.send(roomID, ev); err != nil || also == nil {
 			return err
 		}
-		if same, err := w.unchangedState(roomID, ev); err != nil || same != "" {
-			id = same
-			return err
-		}
-		if ev.Type == spec.MRoomCanonicalAlias && ev.StateKey != nil && *ev.StateKey == "" {
-			if err := w.checkCanonicalAlias(roomID, ev.Content); err != nil {
-				return err
-			}
-		}
-		stored, err := w.append(room, ev)
-		if err != nil {
-			return err
-		}
-		id = stored.EventID
-		return nil
+		return also(w.q)
 	})
 	return id, err
+}
+
+// send appends a client's event, or returns the event its transaction or
+// an identical state event already made.
+func (w *writer) send(roomID string, ev Event) (string, error) {
+	if ev.TxnID != "" {
+		prev, err := w.q.EventIDByTxn(w.ctx, roomID, ev.Sender, ev.DeviceID, ev.TxnID)
+		if err == nil {
+			return prev, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return "", err
+		}
+	}
+	room, err := w.room(roomID)
+	if err != nil {
+		return "", err
+	}
+	if same, err := w.unchangedState(roomID, ev); err != nil || same != "" {
+		return same, err
+	}
+	if ev.Type == spec.MRoomCanonicalAlias && ev.StateKey != nil && *ev.StateKey == "" {
+		if err := w.checkCanonicalAlias(roomID, ev.Content); err != nil {
+			return "", err
+		}
+	}
+	stored, err := w.append(room, ev)
+	if err != nil {
+		return "", err
+	}
+	return stored.EventID, nil
 }
 
 // unchangedState returns the ID of the current state event that a state
@@ -285,11 +298,8 @@ func (w *writer) append(room *storage.Room, ev Event) (*storage.Event, error) {
 	if len(content) == 0 {
 		content = json.RawMessage(`{}`)
 	}
-	if !gjson.ValidBytes(content) || !gjson.ParseBytes(content).IsObject() {
-		return nil, httpapi.BadJSON("content must be a JSON object")
-	}
-	if bad := nonCanonicalNumber(gjson.ParseBytes(content)); bad != "" {
-		return nil, httpapi.BadJSON("content has the number %s: event numbers must be integers from -(2^53)+1 to 2^53-1", bad)
+	if err := CheckContent(content); err != nil {
+		return nil, err
 	}
 	proto := &gomatrixserverlib.ProtoEvent{
 		SenderID:   ev.Sender,
@@ -490,6 +500,18 @@ func (s *Service) EraseSender(ctx context.Context, userID string) (int, error) {
 		total += len(batch)
 		after = batch[len(batch)-1].Pos
 	}
+}
+
+// CheckContent accepts only event content canonical JSON can carry: an
+// object whose numbers are all integers within its range.
+func CheckContent(content json.RawMessage) error {
+	if !gjson.ValidBytes(content) || !gjson.ParseBytes(content).IsObject() {
+		return httpapi.BadJSON("content must be a JSON object")
+	}
+	if bad := nonCanonicalNumber(gjson.ParseBytes(content)); bad != "" {
+		return httpapi.BadJSON("content has the number %s: event numbers must be integers from -(2^53)+1 to 2^53-1", bad)
+	}
+	return nil
 }
 
 // nonCanonicalNumber returns the first number in a JSON value that canonical

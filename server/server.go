@@ -20,6 +20,7 @@ import (
 	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/clientapi"
 	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/delayed"
 	"github.com/redoubt-systems/redoubt/directory"
 	"github.com/redoubt-systems/redoubt/e2ekeys"
 	"github.com/redoubt-systems/redoubt/httpapi"
@@ -55,6 +56,8 @@ type Server struct {
 	Log   *slog.Logger
 	// Notifier wakes waiting /sync requests after each commit.
 	Notifier *notifier.Notifier
+	// Delayed sends the events clients scheduled (MSC4140).
+	Delayed *delayed.Service
 
 	handler http.Handler
 	router  *mux.Router
@@ -126,7 +129,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	media := &mediaapi.Service{Cfg: cfg, DB: db, Now: opts.Now}
 	s.Retention = &retention.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Media: media, Now: opts.Now, Log: opts.Log,
 		OnPrune: func(st retention.Stats, err error) { s.Metrics.Prune(st.Events, st.Media, st.Connections, err) }}
-	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser}).Register(router, h)
+	s.Delayed = &delayed.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
+	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
+		Delayed: s.Delayed}).Register(router, h)
+	if cfg.DelayedEvents.MaxDelay > 0 {
+		s.Delayed.Register(router, h)
+	}
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
 	(&push.API{DB: db, Rules: rules, Notifier: s.Notifier}).Register(router, h)
@@ -159,6 +167,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		handler = hsts(handler)
 	}
 	s.handler, s.router = handler, router
+	s.Delayed.Start(context.WithoutCancel(ctx))
 	return s, nil
 }
 
@@ -168,5 +177,8 @@ func (s *Server) Router() *mux.Router { return s.router }
 // Handler is the instance's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close closes the database.
-func (s *Server) Close() error { return s.DB.Close() }
+// Close stops the background work that writes, then closes the database.
+func (s *Server) Close() error {
+	s.Delayed.Close()
+	return s.DB.Close()
+}

@@ -8,7 +8,7 @@ const ErasedBy = "erased"
 
 // EraseUserData deletes what an erased account leaves besides its events
 // and media: keys, key backups, signatures, account data (push rules
-// included), thread subscriptions, filters, receipts, presence,
+// included), thread subscriptions, delayed events, filters, receipts, presence,
 // notifications, forgotten rooms and to-device messages it sent. Devices (and what hangs off them) go
 // with DeactivateUser.
 func (q Q) EraseUserData(ctx context.Context, userID string) error {
@@ -18,6 +18,7 @@ func (q Q) EraseUserData(ctx context.Context, userID string) error {
 		`DELETE FROM backup_versions WHERE user_id = ?1`,
 		`DELETE FROM account_data WHERE user_id = ?1`,
 		`DELETE FROM thread_subscriptions WHERE user_id = ?1`,
+		`DELETE FROM delayed_events WHERE user_id = ?1`,
 		`DELETE FROM filters WHERE user_id = ?1`,
 		`DELETE FROM receipts WHERE user_id = ?1`,
 		`DELETE FROM presence WHERE user_id = ?1`,
