@@ -81,32 +81,98 @@ type slidingRequest struct {
 	} `json:"extensions"`
 }
 
-// slidingConn is what one connection (user, device, conn_id) has sent.
+// slidingConn is one connection (user, device, conn_id): what the client
+// has, as of each position it may still send.
 type slidingConn struct {
-	mu      sync.Mutex
-	version int
-	token   streams.Token
-	sent    map[string]string // room ID -> the config it was sent with
+	mu sync.Mutex
+	// have maps each valid position's version to the rooms the client had
+	// then, each with the config it was sent with. The version the client
+	// last sent stays valid alongside those answered since: a response the
+	// client never got (it aborted the request, or the network lost it) is
+	// answered again from the same position, as Synapse does.
+	have   map[int]map[string]string
+	latest int
+	used   time.Time
 	// gen counts requests; supersede is closed when a newer one arrives.
 	gen       int
 	supersede chan struct{}
 }
 
+// Connections are kept in memory (a restart means M_UNKNOWN_POS and a fresh
+// start) and bounded: idle ones expire, and a device has only so many.
+const (
+	connIdle      = 30 * time.Minute
+	connsPerDev   = 16
+	versionsKept  = 8
+	sweepInterval = time.Minute
+)
+
 type slidingConns struct {
-	mu    sync.Mutex
-	conns map[string]*slidingConn
+	mu        sync.Mutex
+	byDevice  map[string]map[string]*slidingConn // user|device -> conn_id -> conn
+	lastSweep time.Time
 }
 
-func (c *slidingConns) get(key string, create bool) *slidingConn {
+// get returns a device's connection; create starts it afresh.
+func (c *slidingConns) get(device, connID string, create bool, now time.Time) *slidingConn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conns == nil {
-		c.conns = map[string]*slidingConn{}
+	if c.byDevice == nil {
+		c.byDevice = map[string]map[string]*slidingConn{}
 	}
-	if create {
-		c.conns[key] = &slidingConn{sent: map[string]string{}}
+	if now.Sub(c.lastSweep) > sweepInterval {
+		c.lastSweep = now
+		for d, conns := range c.byDevice {
+			for id, conn := range conns {
+				if conn.lastUsed().Before(now.Add(-connIdle)) {
+					delete(conns, id)
+				}
+			}
+			if len(conns) == 0 {
+				delete(c.byDevice, d)
+			}
+		}
 	}
-	return c.conns[key]
+	conns := c.byDevice[device]
+	if !create {
+		return conns[connID]
+	}
+	if conns == nil {
+		conns = map[string]*slidingConn{}
+		c.byDevice[device] = conns
+	}
+	if _, ok := conns[connID]; !ok && len(conns) >= connsPerDev {
+		// The device's least recently used connection makes way.
+		oldest := ""
+		for id, conn := range conns {
+			if oldest == "" || conn.lastUsed().Before(conns[oldest].lastUsed()) {
+				oldest = id
+			}
+		}
+		delete(conns, oldest)
+	}
+	conn := &slidingConn{have: map[int]map[string]string{0: {}}, used: now}
+	conns[connID] = conn
+	return conn
+}
+
+// SlidingConnections is how many sliding sync connections are kept.
+func (s *Service) SlidingConnections() int { return s.sliding.count() }
+
+func (c *slidingConns) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, conns := range c.byDevice {
+		n += len(conns)
+	}
+	return n
+}
+
+func (c *slidingConn) lastUsed() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used
 }
 
 // POST /_matrix/client/unstable/org.matrix.simplified_msc3575/sync
@@ -134,14 +200,15 @@ func (s *Service) slidingSync(r *http.Request, dev *httpapi.Device) httpapi.Resp
 			}
 		}
 	}
-	key := dev.UserID + "|" + dev.DeviceID + "|" + req.ConnID
+	device := dev.UserID + "|" + dev.DeviceID
 	pos := q.Get("pos")
 	var conn *slidingConn
 	var since *streams.Token
+	version := 0
 	if pos == "" {
-		conn = s.sliding.get(key, true)
+		conn = s.sliding.get(device, req.ConnID, true, s.Now())
 	} else {
-		conn = s.sliding.get(key, false)
+		conn = s.sliding.get(device, req.ConnID, false, s.Now())
 		ver, tok, ok := strings.Cut(pos, "~")
 		v, err := strconv.Atoi(ver)
 		if !ok || err != nil || conn == nil {
@@ -151,13 +218,10 @@ func (s *Service) slidingSync(r *http.Request, dev *httpapi.Device) httpapi.Resp
 		if err != nil {
 			return httpapi.Fail(errUnknownPos)
 		}
-		conn.mu.Lock()
-		current := conn.version
-		conn.mu.Unlock()
-		if v != current {
+		if !conn.use(v, s.Now()) {
 			return httpapi.Fail(errUnknownPos)
 		}
-		since = &t
+		since, version = &t, v
 	}
 	if since != nil && req.Extensions.ToDevice != nil && req.Extensions.ToDevice.Since != "" {
 		if upTo, err := strconv.ParseInt(req.Extensions.ToDevice.Since, 10, 64); err == nil && upTo > 0 {
@@ -167,8 +231,9 @@ func (s *Service) slidingSync(r *http.Request, dev *httpapi.Device) httpapi.Resp
 		}
 	}
 	// A newer request on the connection supersedes one still waiting (a
-	// client that gave up on it and asked again): the connection's lock is
-	// held only while building, never while waiting.
+	// client that gave up on it and asked again). The connection's lock is
+	// held only to read and record positions, never while building or
+	// waiting.
 	conn.mu.Lock()
 	conn.gen++
 	gen := conn.gen
@@ -190,50 +255,89 @@ func (s *Service) slidingSync(r *http.Request, dev *httpapi.Device) httpapi.Resp
 	}
 	for {
 		conn.mu.Lock()
-		if conn.gen != gen {
+		have := conn.have[version]
+		if conn.gen != gen || have == nil {
 			conn.mu.Unlock()
 			return httpapi.Fail(errUnknownPos)
 		}
-		res, empty, to, sent, err := s.slidingBuild(r, dev, conn, since, &req)
-		if err == nil && (!empty || timer == nil) {
-			res["pos"] = conn.commit(to, sent)
-		}
 		conn.mu.Unlock()
+		// Building reads the database, not the connection: what the client
+		// had at this position does not change once answered.
+		res, empty, to, sent, err := s.slidingBuild(r, dev, have, since, &req)
 		if err != nil {
 			return httpapi.Fail(err)
 		}
-		if res["pos"] != nil {
-			return httpapi.OK(res)
+		if !empty || timer == nil {
+			return s.answer(conn, gen, version, res, to, sent)
 		}
 		select {
 		case <-l.C:
 			continue
 		case <-superseded:
 			return httpapi.Fail(errUnknownPos)
-		case <-timer:
 		case <-r.Context().Done():
+			// The client hung up: nothing was sent, so nothing changes.
+			return httpapi.OK(res)
+		case <-timer:
 		}
-		// Timed out (or the client left): the empty answer of the last build.
-		conn.mu.Lock()
-		if conn.gen != gen {
-			conn.mu.Unlock()
-			return httpapi.Fail(errUnknownPos)
-		}
-		res["pos"] = conn.commit(to, sent)
-		conn.mu.Unlock()
-		return httpapi.OK(res)
+		// Timed out: the empty answer of the last build.
+		return s.answer(conn, gen, version, res, to, sent)
 	}
 }
 
-// commit records a response as sent: the rooms it carried with their
-// configs, and the new position. The caller holds conn.mu.
-func (c *slidingConn) commit(to streams.Token, sent map[string]string) string {
-	for id, f := range sent {
-		c.sent[id] = f
+// answer records a response as sent, from the position version, and gives
+// it its new position; a request superseded meanwhile gets M_UNKNOWN_POS.
+func (s *Service) answer(conn *slidingConn, gen, version int, res map[string]any, to streams.Token, sent map[string]string) httpapi.Response {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	if conn.gen != gen || conn.have[version] == nil {
+		return httpapi.Fail(errUnknownPos)
 	}
-	c.version++
-	c.token = to
-	return fmt.Sprintf("%d~%s", c.version, to.String())
+	res["pos"] = conn.commit(version, to, sent)
+	return httpapi.OK(res)
+}
+
+// use marks a position as the one the client goes on from: older ones are
+// forgotten. It reports whether the position is still valid.
+func (c *slidingConn) use(version int, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.have[version] == nil {
+		return false
+	}
+	for v := range c.have {
+		if v < version {
+			delete(c.have, v)
+		}
+	}
+	c.used = now
+	return true
+}
+
+// commit records a response built from position from: the client now has
+// what it had there plus the rooms this response carried, at a new
+// position. The caller holds c.mu.
+func (c *slidingConn) commit(from int, to streams.Token, sent map[string]string) string {
+	have := make(map[string]string, len(c.have[from])+len(sent))
+	for id, f := range c.have[from] {
+		have[id] = f
+	}
+	for id, f := range sent {
+		have[id] = f
+	}
+	c.latest++
+	c.have[c.latest] = have
+	// A client retrying without end keeps only the newest answers.
+	for len(c.have) > versionsKept {
+		oldest := c.latest
+		for v := range c.have {
+			if v != from && v < oldest {
+				oldest = v
+			}
+		}
+		delete(c.have, oldest)
+	}
+	return fmt.Sprintf("%d~%s", c.latest, to.String())
 }
 
 func fingerprint(c roomConfig) string {
@@ -250,7 +354,7 @@ func merge(a, b roomConfig) roomConfig {
 
 // slidingBuild computes one response: lists, the rooms to send, extensions.
 // It reports whether there is nothing new for an incremental request.
-func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, conn *slidingConn, since *streams.Token, req *slidingRequest) (map[string]any, bool, streams.Token, map[string]string, error) {
+func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, have map[string]string, since *streams.Token, req *slidingRequest) (map[string]any, bool, streams.Token, map[string]string, error) {
 	ctx := r.Context()
 	res := map[string]any{}
 	empty := true
@@ -319,14 +423,14 @@ func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, conn *slidi
 		groups := map[string][]string{} // "i<limit>" or "u<limit>" -> rooms
 		for id, c := range configs {
 			kind := "u"
-			if since == nil || conn.sent[id] != fingerprint(c) {
+			if since == nil || have[id] != fingerprint(c) {
 				kind = "i"
 			}
 			groups[fmt.Sprintf("%s%d", kind, c.TimelineLimit)] = append(groups[fmt.Sprintf("%s%d", kind, c.TimelineLimit)], id)
 		}
 		// Rooms sent before that the user has since left: they learn of it.
 		if since != nil {
-			for id := range conn.sent {
+			for id := range have {
 				if rs, ok := byID[id]; ok && (rs.Membership == spec.Leave || rs.Membership == spec.Ban) && rs.MembershipPos > since.Events {
 					if _, shown := configs[id]; !shown {
 						groups["u1"] = append(groups["u1"], id)

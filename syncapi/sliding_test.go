@@ -1,9 +1,11 @@
 package syncapi_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,14 +85,16 @@ func TestSlidingSyncLists(t *testing.T) {
 	if inv.Get("membership").Str != "invite" || !inv.Get("invite_state").Exists() {
 		t.Fatalf("invite: %s", res.Raw)
 	}
+	old := pos
 	pos = res.Get("pos").Str
 	alice.MustDo(t, "POST", "/_matrix/client/v3/rooms/"+ts.PathEscape(ids[4])+"/leave", map[string]any{}, 200)
 	res = ss(t, alice, pos, 5000, map[string]any{"lists": map[string]any{"all": list([][]int{{0, 2}}, nil)}})
 	if m := res.Get("rooms." + ts.Esc(ids[4]) + ".membership").Str; m != "leave" {
 		t.Fatalf("leave: %s", res.Raw)
 	}
-	// Unknown positions: the client must start over.
-	for _, bad := range []string{"garbage", "99~s1_0_0_0_0_0_0", pos} {
+	// Unknown positions, and one older than the client since went on from:
+	// the client must start over.
+	for _, bad := range []string{"garbage", "99~s1_0_0_0_0_0_0", old} {
 		alice.MustFail(t, "POST", ssPath+"?pos="+url.QueryEscape(bad), body, 400, "M_UNKNOWN_POS")
 	}
 	alice.MustFail(t, "POST", ssPath, map[string]any{"lists": map[string]any{"x": map[string]any{"ranges": [][]int{{3, 1}}}}}, 400, "M_INVALID_PARAM")
@@ -292,4 +296,88 @@ func TestSlidingSyncRetrySupersedes(t *testing.T) {
 		t.Fatal("the retry waited for the old request")
 	}
 	ss(t, alice, again.Get("pos").Str, 0, body) // the connection goes on
+}
+
+// What the client never received does not move the connection on: a
+// request it aborted, or a response the network lost, is answered again
+// from the same position (as Synapse keeps the previous position valid
+// until the client uses the newer one).
+func TestSlidingSyncRetries(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	var ids []string
+	for i := range 4 {
+		ids = append(ids, alice.CreateRoom(t, map[string]any{"name": fmt.Sprintf("room %d", i)}))
+	}
+	narrow := map[string]any{"lists": map[string]any{"all": list([][]int{{0, 1}}, nil)}}
+	wide := map[string]any{"lists": map[string]any{"all": list([][]int{{0, 3}}, nil)}}
+	first := ss(t, alice, "", 0, narrow)
+	pos := first.Get("pos").Str
+
+	// An aborted long-poll: the client gives up and asks again.
+	ctx, cancel := context.WithCancel(t.Context())
+	aborted := make(chan struct{})
+	go func() {
+		defer close(aborted)
+		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+ssPath+"?timeout=10000&pos="+url.QueryEscape(pos), strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer "+alice.Token)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	for deadline := time.Now().Add(5 * time.Second); srv.Notifier.Waiting() < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never waited")
+		}
+	}
+	cancel()
+	<-aborted
+	for deadline := time.Now().Add(5 * time.Second); srv.Notifier.Waiting() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the aborted request is still waiting")
+		}
+	}
+
+	// Widening the range sends only the rooms the client does not have.
+	lost := ss(t, alice, pos, 0, wide)
+	if got := len(lost.Get("rooms").Map()); got != 2 {
+		t.Fatalf("widened range sent %d rooms: %s", got, lost.Raw)
+	}
+	// That response was lost: asked again from the same position, the
+	// answer is the same.
+	again := ss(t, alice, pos, 0, wide)
+	if got := len(again.Get("rooms").Map()); got != 2 || again.Get("pos").Str == pos {
+		t.Fatalf("retried request: %s", again.Raw)
+	}
+	for id := range lost.Get("rooms").Map() {
+		if !again.Get("rooms." + ts.Esc(id) + ".initial").Bool() {
+			t.Fatalf("retry lacks %s: %s", id, again.Raw)
+		}
+	}
+	// Going on from the newer position makes the older one invalid.
+	ss(t, alice, again.Get("pos").Str, 0, wide)
+	alice.MustFail(t, "POST", ssPath+"?pos="+url.QueryEscape(pos), wide, 400, "M_UNKNOWN_POS")
+}
+
+// Connections are bounded per device and expire when idle.
+func TestSlidingSyncConnectionsBounded(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	body := map[string]any{}
+	var first string
+	for i := range 40 {
+		res := alice.MustDo(t, "POST", ssPath+"?conn_id=c"+fmt.Sprint(i), body, 200)
+		if i == 0 {
+			first = res.Get("pos").Str
+		}
+	}
+	if n := srv.Sync.SlidingConnections(); n > 16 {
+		t.Fatalf("%d connections kept for one device", n)
+	}
+	alice.MustFail(t, "POST", ssPath+"?conn_id=c0&pos="+url.QueryEscape(first), body, 400, "M_UNKNOWN_POS")
+	srv.Clock.Advance(31 * time.Minute)
+	alice.MustDo(t, "POST", ssPath+"?conn_id=new", body, 200)
+	if n := srv.Sync.SlidingConnections(); n != 1 {
+		t.Fatalf("%d connections after 31 idle minutes", n)
+	}
 }
