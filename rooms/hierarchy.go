@@ -1,10 +1,13 @@
 package rooms
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
@@ -41,10 +44,12 @@ func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req Hierar
 			roomID string
 			depth  int
 		}
-		queue, seen, index := []item{{req.RoomID, 0}}, map[string]bool{req.RoomID: true}, 0
-		for len(queue) > 0 {
-			it := queue[0]
-			queue = queue[1:]
+		// Depth first, each space's children in the spec's order, as
+		// Synapse walks it: clients page through the same order.
+		stack, seen, index := []item{{req.RoomID, 0}}, map[string]bool{req.RoomID: true}, 0
+		for len(stack) > 0 {
+			it := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
 			l, err := q.RoomListingOf(ctx, it.roomID)
 			if err != nil {
 				if it.roomID == req.RoomID {
@@ -74,22 +79,25 @@ func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req Hierar
 					return err
 				}
 			}
-			children := []json.RawMessage{}
-			for _, e := range state {
-				if e.Type != "m.space.child" || e.StateKey == nil {
-					continue
-				}
+			state = slices.DeleteFunc(state, func(e storage.Event) bool {
 				c := gjson.GetBytes(e.JSON, "content")
-				if len(c.Get("via").Array()) == 0 || (req.SuggestedOnly && !c.Get("suggested").Bool()) {
-					continue
-				}
+				return e.Type != "m.space.child" || e.StateKey == nil || len(c.Get("via").Array()) == 0 ||
+					(req.SuggestedOnly && !c.Get("suggested").Bool())
+			})
+			slices.SortStableFunc(state, childOrder)
+			children := []json.RawMessage{}
+			var descend []item
+			for _, e := range state {
 				stripped, _ := json.Marshal(map[string]any{"type": e.Type, "state_key": *e.StateKey, "sender": e.Sender,
-					"content": json.RawMessage(c.Raw), "origin_server_ts": e.OriginTS})
+					"content": json.RawMessage(gjson.GetBytes(e.JSON, "content").Raw), "origin_server_ts": e.OriginTS})
 				children = append(children, stripped)
 				if (req.MaxDepth < 0 || it.depth < req.MaxDepth) && !seen[*e.StateKey] {
 					seen[*e.StateKey] = true
-					queue = append(queue, item{*e.StateKey, it.depth + 1})
+					descend = append(descend, item{*e.StateKey, it.depth + 1})
 				}
+			}
+			for i := len(descend) - 1; i >= 0; i-- {
+				stack = append(stack, descend[i])
 			}
 			if index >= from {
 				if len(out) == req.Limit {
@@ -112,6 +120,38 @@ func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req Hierar
 		body["next_batch"] = next
 	}
 	return body, nil
+}
+
+// childOrder is the spec's order of a space's children: by their order
+// field (printable ASCII of at most 50 characters; those without one come
+// after), then when they were added, then by room ID.
+func childOrder(a, b storage.Event) int {
+	order := func(e storage.Event) (string, bool) {
+		o := gjson.GetBytes(e.JSON, "content.order")
+		if o.Type != gjson.String || len(o.Str) > 50 {
+			return "", false
+		}
+		for _, c := range o.Str {
+			if c < 0x20 || c > 0x7e {
+				return "", false
+			}
+		}
+		return o.Str, true
+	}
+	oa, okA := order(a)
+	ob, okB := order(b)
+	switch {
+	case okA != okB:
+		if okA {
+			return -1
+		}
+		return 1
+	case oa != ob:
+		return strings.Compare(oa, ob)
+	case a.OriginTS != b.OriginTS:
+		return cmp.Compare(a.OriginTS, b.OriginTS)
+	}
+	return strings.Compare(*a.StateKey, *b.StateKey)
 }
 
 // findable reports whether a user may learn of a room through the
