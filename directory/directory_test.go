@@ -49,17 +49,21 @@ func TestUserDirectory(t *testing.T) {
 	alice.MustFail(t, "POST", c+"/user_directory/search", map[string]any{"search_term": "x", "limit": -1}, 400, "M_INVALID_PARAM")
 	srv.Anon().MustFail(t, "POST", c+"/user_directory/search", map[string]any{"search_term": "x"}, 401, "M_MISSING_TOKEN")
 
-	// Without search_all_users: only people one shares a room with.
+	// Without search_all_users: only people one shares a room with (or who
+	// are in a public room), not oneself, as on Synapse.
 	srv = ts.Start(t, func(cfg *config.Config) { cfg.UserDirectory.SearchAllUsers = false })
 	alice, bob, carol = srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "carol")
 	room := alice.CreateRoom(t, nil)
 	alice.Invite(t, room, bob.UserID)
 	bob.Join(t, room)
-	if got := search(alice, "", 0); len(got) != 2 {
+	if got := search(alice, "", 0); len(got) != 1 || got[0] != bob.UserID {
 		t.Fatalf("shared rooms only: %v", got)
 	}
 	if got := search(carol, "bob", 0); len(got) != 0 {
 		t.Fatalf("carol shares no room with bob: %v", got)
+	}
+	if got := search(carol, "carol", 0); len(got) != 0 {
+		t.Fatalf("carol, in no room, finds herself: %v", got)
 	}
 }
 

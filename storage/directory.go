@@ -52,15 +52,16 @@ type DirectoryUser struct {
 
 // SearchUsers finds active users whose ID or display name contains term,
 // those sharing a room with searcher first when sharedOnly is false, or
-// only those sharing a room (or in a public room) when it is true.
+// only those sharing a room (or in a public room), never searcher, when it
+// is true.
 func (q Q) SearchUsers(ctx context.Context, searcher, term string, sharedOnly bool, limit int) ([]DirectoryUser, error) {
 	rows, err := q.query(ctx, `SELECT u.user_id, COALESCE(u.displayname, ''), COALESCE(u.avatar_url, '') FROM users u
 		WHERE u.deactivated = 0 AND (instr(lower(u.user_id), lower(?1)) > 0 OR instr(lower(COALESCE(u.displayname, '')), lower(?1)) > 0)
-		AND (?2 = 0 OR u.user_id = ?3 OR EXISTS (SELECT 1 FROM room_state a JOIN room_state b ON a.room_id = b.room_id
+		AND (?2 = 0 OR u.user_id != ?3 AND (EXISTS (SELECT 1 FROM room_state a JOIN room_state b ON a.room_id = b.room_id
 			WHERE a.type = 'm.room.member' AND a.state_key = ?3 AND a.membership = 'join'
 			AND b.type = 'm.room.member' AND b.state_key = u.user_id AND b.membership = 'join')
 			OR EXISTS (SELECT 1 FROM room_directory d JOIN room_state s ON s.room_id = d.room_id
-			WHERE s.type = 'm.room.member' AND s.state_key = u.user_id AND s.membership = 'join'))
+			WHERE s.type = 'm.room.member' AND s.state_key = u.user_id AND s.membership = 'join')))
 		ORDER BY lower(COALESCE(u.displayname, u.user_id)), u.user_id LIMIT ?4`, term, sharedOnly, searcher, limit)
 	if err != nil {
 		return nil, err
