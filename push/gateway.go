@@ -121,7 +121,8 @@ func (g *Gateway) set(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		return httpapi.Fail(httpapi.Forbidden("this server does not send notifications to %s", url))
 	}
 	p := storage.Pusher{UserID: dev.UserID, AppID: req.AppID, Pushkey: req.Pushkey, Kind: *req.Kind, AppDisplayName: req.AppDisplayName,
-		DeviceDisplayName: req.DeviceDisplayName, ProfileTag: req.ProfileTag, Lang: req.Lang, Data: req.Data, CreatedTS: time.Now().UnixMilli()}
+		DeviceDisplayName: req.DeviceDisplayName, ProfileTag: req.ProfileTag, Lang: req.Lang, Data: req.Data, CreatedTS: time.Now().UnixMilli(),
+		DeviceID: dev.DeviceID}
 	err := g.DB.Write(ctx, func(q storage.Q) error { return q.SetPusher(ctx, p, req.Append) })
 	if err == nil {
 		err = g.recount(ctx)

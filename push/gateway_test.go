@@ -120,4 +120,19 @@ func TestPushGateway(t *testing.T) {
 	if n := bob.MustDo(t, "GET", "/_matrix/client/v3/pushers", nil, 200).Get("pushers.#").Int(); n != 0 {
 		t.Fatalf("%d pushers after delete", n)
 	}
+	// A device's pushers go when it logs out (here: the password change
+	// logging out bob's other devices), the others stay.
+	phone := srv.Login(t, "bob")
+	phone.MustDo(t, "POST", "/_matrix/client/v3/pushers/set", pusher, 200)
+	laptop := map[string]any{}
+	for k, v := range pusher {
+		laptop[k] = v
+	}
+	laptop["pushkey"] = "laptop-1"
+	bob.MustDo(t, "POST", "/_matrix/client/v3/pushers/set", laptop, 200)
+	bob.MustDo(t, "POST", "/_matrix/client/v3/account/password", map[string]any{"new_password": "bob-new-password",
+		"auth": ts.PasswordAuth("bob")}, 200)
+	if got := bob.MustDo(t, "GET", "/_matrix/client/v3/pushers", nil, 200); got.Get("pushers.#").Int() != 1 || got.Get("pushers.0.pushkey").Str != "laptop-1" {
+		t.Fatalf("pushers after the phone was logged out: %s", got.Raw)
+	}
 }

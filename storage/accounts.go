@@ -76,9 +76,12 @@ func (q Q) deleteDevices(ctx context.Context, userID, query string, args ...any)
 	if err != nil || len(deleted) == 0 {
 		return err
 	}
-	// A device's own notification settings (MSC3890) go with it, as
-	// deletions its user's other devices learn of.
+	// A device's pushers go with it, and its own notification settings
+	// (MSC3890), as deletions its user's other devices learn of.
 	for _, id := range deleted {
+		if _, err := q.exec(ctx, `DELETE FROM pushers WHERE user_id = ? AND device_id = ?`, userID, id); err != nil {
+			return err
+		}
 		for _, prefix := range []string{"org.matrix.msc3890.local_notification_settings.", "m.local_notification_settings."} {
 			c, err := q.AccountData(ctx, userID, "", prefix+id)
 			if errors.Is(err, ErrNotFound) || string(c) == "{}" {

@@ -17,20 +17,22 @@ type Pusher struct {
 	Lang              string `json:"lang"`
 	Data              []byte `json:"-"`
 	CreatedTS         int64  `json:"-"`
+	// DeviceID is the device that set the pusher; it goes with the device.
+	DeviceID string `json:"-"`
 }
 
-const pusherCols = `user_id, app_id, pushkey, kind, app_display_name, device_display_name, profile_tag, lang, data, created_ts`
+const pusherCols = `user_id, app_id, pushkey, kind, app_display_name, device_display_name, profile_tag, lang, data, created_ts, device_id`
 
 func scanPushers(rows *Rows) ([]Pusher, error) {
 	defer rows.Close()
 	var out []Pusher
 	for rows.Next() {
 		var p Pusher
-		var tag sql.NullString
-		if err := rows.Scan(&p.UserID, &p.AppID, &p.Pushkey, &p.Kind, &p.AppDisplayName, &p.DeviceDisplayName, &tag, &p.Lang, &p.Data, &p.CreatedTS); err != nil {
+		var tag, device sql.NullString
+		if err := rows.Scan(&p.UserID, &p.AppID, &p.Pushkey, &p.Kind, &p.AppDisplayName, &p.DeviceDisplayName, &tag, &p.Lang, &p.Data, &p.CreatedTS, &device); err != nil {
 			return nil, err
 		}
-		p.ProfileTag = tag.String
+		p.ProfileTag, p.DeviceID = tag.String, device.String
 		out = append(out, p)
 	}
 	return out, rows.Err()
@@ -53,8 +55,9 @@ func (q Q) SetPusher(ctx context.Context, p Pusher, appendOthers bool) error {
 			return err
 		}
 	}
-	_, err := q.exec(ctx, `INSERT OR REPLACE INTO pushers(`+pusherCols+`) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.UserID, p.AppID, p.Pushkey, p.Kind, p.AppDisplayName, p.DeviceDisplayName, nullString(p.ProfileTag), p.Lang, p.Data, p.CreatedTS)
+	_, err := q.exec(ctx, `INSERT OR REPLACE INTO pushers(`+pusherCols+`) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.UserID, p.AppID, p.Pushkey, p.Kind, p.AppDisplayName, p.DeviceDisplayName, nullString(p.ProfileTag), p.Lang, p.Data, p.CreatedTS,
+		nullString(p.DeviceID))
 	return err
 }
 
