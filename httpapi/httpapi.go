@@ -48,6 +48,10 @@ func EmptyOr(err error) Response {
 	return OK(Empty)
 }
 
+// StatusClientClosed is the status recorded for a request whose client went
+// away before its answer (nginx's 499).
+const StatusClientClosed = 499
+
 // Empty is the {} many endpoints answer with.
 var Empty = json.RawMessage(`{}`)
 
@@ -189,6 +193,18 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, res Response, start 
 			"ms", float64(time.Since(start).Microseconds())/1000)
 		if a.Observe != nil {
 			a.Observe(routeName(r), r.Method, code, time.Since(start))
+		}
+		return
+	}
+	if _, internal := toMatrix(res.Err); res.Err != nil && internal && r.Context().Err() != nil {
+		// The client hung up (say, on a /sync it no longer waits for), and
+		// the work in hand failed for it (the database call interrupted):
+		// not a failure of the server's, and no one to answer. 499, as
+		// proxies log it.
+		a.Log.Debug("request", "method", r.Method, "route", routeName(r), "status", StatusClientClosed,
+			"ms", float64(time.Since(start).Microseconds())/1000, "err", res.Err)
+		if a.Observe != nil {
+			a.Observe(routeName(r), r.Method, StatusClientClosed, time.Since(start))
 		}
 		return
 	}
