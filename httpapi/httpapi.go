@@ -196,7 +196,7 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, res Response, start 
 		}
 		return
 	}
-	if _, internal := toMatrix(res.Err); res.Err != nil && internal && r.Context().Err() != nil {
+	if res.Err != nil && r.Context().Err() != nil && isInternal(res.Err) {
 		// The client hung up (say, on a /sync it no longer waits for), and
 		// the work in hand failed for it (the database call interrupted):
 		// not a failure of the server's, and no one to answer. 499, as
@@ -239,6 +239,11 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, res Response, start 
 	if a.Observe != nil {
 		a.Observe(routeName(r), r.Method, code, time.Since(start))
 	}
+}
+
+func isInternal(err error) bool {
+	_, internal := toMatrix(err)
+	return internal
 }
 
 // WriteJSON writes a JSON body with its status.
