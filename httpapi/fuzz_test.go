@@ -10,7 +10,8 @@ import (
 // Request bodies: any bytes decode or give a Matrix error (M_NOT_JSON or
 // M_BAD_JSON, 400), never a panic or another error.
 func FuzzDecodeBytes(f *testing.F) {
-	for _, seed := range []string{`{}`, `{"a":1}`, ``, `[]`, `null`, `"s"`, `{"type":5}`, `{"auth":{"type":"m.login.password"}}`, "\xff\xfe", `{"a":{"b":{"c":[1,2,{"d":null}]}}}`} {
+	for _, seed := range []string{`{}`, `{"a":1}`, ``, `[]`, `null`, `"s"`, `{"type":5}`, `{"auth":{"type":"m.login.password"}}`, "\xff\xfe", `{"a":{"b":{"c":[1,2,{"d":null}]}}}`,
+		`{"a":"\ud800"}`, `{"a":"\ud83d\ude00"}`, `{"a":"\\ud800"}`} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -23,6 +24,10 @@ func FuzzDecodeBytes(f *testing.F) {
 		}
 		err := DecodeBytes(b, &v)
 		if err == nil {
+			// What is accepted is valid UTF-8 text, whatever encoding/json allows.
+			if !ValidText(b) {
+				t.Fatalf("%q accepted: not valid UTF-8 JSON text", b)
+			}
 			return
 		}
 		var me *Error

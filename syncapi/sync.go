@@ -599,7 +599,7 @@ func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) e
 	if err := b.noteNewMembers(m.RoomID, newlyJoined, tl, state); err != nil {
 		return err
 	}
-	jr := &joinedRoom{Timeline: timeline{Limited: limited, PrevBatch: rooms.Token(before)}}
+	jr := &joinedRoom{Timeline: timeline{Limited: limited, PrevBatch: rooms.Token(prevBatch(tl, limited, before))}}
 	if jr.Timeline.Events, err = b.format(tl); err != nil {
 		return err
 	}
@@ -656,6 +656,18 @@ func (b *builder) noteNewMembers(roomID string, newlyJoined bool, evs ...[]stora
 		}
 	}
 	return nil
+}
+
+// prevBatch is where a timeline's prev_batch points: before its first
+// event, except for a timeline that holds the room from its creation, where
+// there is nothing earlier. There it is the timeline's end, as Synapse and
+// Dendrite give it: clients take it as the point for /members?at=, and the
+// members at the very beginning are none.
+func prevBatch(tl []storage.Event, limited bool, before int64) int64 {
+	if !limited && len(tl) > 0 && tl[0].Type == spec.MRoomCreate {
+		return tl[len(tl)-1].Pos
+	}
+	return before
 }
 
 // stateAt is where a room's state is taken: before its timeline, or at its

@@ -510,3 +510,26 @@ func TestStateAfter(t *testing.T) {
 	}
 	alice.MustFail(t, "GET", v3+"/sync?use_state_after=maybe", nil, 400, "M_INVALID_PARAM")
 }
+
+// /members?at= a timeline's prev_batch gives the members as of that point;
+// for a room whose whole history is in the timeline, that is its end (there
+// is nothing before its creation), as Synapse and Dendrite have it.
+func TestMembersAtPrevBatch(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	alice.Send(t, room, "hello")
+	prev := joined(doSync(t, alice), room).Get("timeline.prev_batch").Str
+	bob.Join(t, room)
+	bob.Send(t, room, "hello back")
+	members := alice.MustDo(t, "GET", roomPath(room, "/members?at="+prev), nil, 200).Get("chunk")
+	if members.Get("#").Int() != 1 || members.Get("0.state_key").Str != alice.UserID {
+		t.Fatalf("members at %s: %s", prev, members.Raw)
+	}
+	// A limited timeline's prev_batch is before its first event.
+	jr := joined(doSync(t, alice, "filter", `{"room":{"timeline":{"limit":1}}}`), room)
+	at := alice.MustDo(t, "GET", roomPath(room, "/members?at="+jr.Get("timeline.prev_batch").Str), nil, 200).Get("chunk")
+	if !jr.Get("timeline.limited").Bool() || at.Get("#").Int() != 2 {
+		t.Fatalf("members before bob's message: %s", at.Raw)
+	}
+}
