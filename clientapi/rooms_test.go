@@ -555,6 +555,11 @@ func TestMessagesPagination(t *testing.T) {
 	if n := res.Get("chunk.#").Int(); n != 12 {
 		t.Fatalf("bob's messages: %d", n)
 	}
+	// Without dir, forwards, as Synapse takes it.
+	if noDir := bob.MustDo(t, "GET", roomPath(room, "/messages?limit=100&filter="+urlQuery(`{"senders":["`+bob.UserID+`"],"types":["m.room.message"]}`)), nil, 200); noDir.Get("chunk.#").Int() != 12 ||
+		noDir.Get("chunk.0.event_id").Str != res.Get("chunk.0.event_id").Str {
+		t.Fatalf("without dir: %s", noDir.Raw)
+	}
 	// As Synapse does, a page with events says where to go on; the page
 	// after the end of history is empty and has no end.
 	last := bob.MustDo(t, "GET", roomPath(room, "/messages?dir=f&limit=100&from="+res.Get("end").Str), nil, 200)

@@ -162,57 +162,61 @@ func (a *API) subscribe(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	}
 	cause := ""
 	if req.Automatic != nil {
-		if c := gjson.ParseBytes(*req.Automatic); c.Type != gjson.String {
+		c := gjson.ParseBytes(*req.Automatic)
+		if c.Type != gjson.String {
 			return httpapi.Fail(httpapi.BadJSON("automatic must be an event ID"))
-		} else {
-			cause = c.Str
 		}
+		cause = c.Str
 	}
-	changed := false
-	err := a.DB.Write(r.Context(), func(q storage.Q) error {
-		ctx := r.Context()
-		roomID, root, err := a.thread(ctx, q, r, dev)
-		if err != nil {
-			return err
-		}
+	return a.change(r, dev, func(ctx context.Context, q storage.Q, roomID string, root storage.Event) (*storage.ThreadSubscription, error) {
 		var causePos int64
 		if cause != "" {
 			ev, err := a.Rooms.VisibleEvent(ctx, q, dev.UserID, roomID, cause)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			rel := gjson.GetBytes(ev.JSON, `content.m\.relates_to`)
 			if rel.Get("rel_type").Str != "m.thread" || rel.Get("event_id").Str != root.EventID {
-				return errNotInThread
+				return nil, errNotInThread
 			}
 			causePos = ev.Pos
 		}
 		cur, err := q.ThreadSubscription(ctx, dev.UserID, roomID, root.EventID)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return err
+			return nil, err
 		}
 		exists := err == nil
 		switch {
 		case exists && cur.Subscribed && (!cur.Automatic || cause != ""):
-			return nil // nothing to change
+			return nil, nil // nothing to change
 		case exists && !cur.Subscribed && cause != "" && cur.UnsubscribedAt >= causePos:
 			// The user left the thread after taking part with that event:
 			// their choice stands.
-			return errConflict
+			return nil, errConflict
 		}
-		changed = true
-		_, err = q.SetThreadSubscription(ctx, dev.UserID, storage.ThreadSubscription{RoomID: roomID, RootID: root.EventID,
-			Subscribed: true, Automatic: cause != ""})
-		return err
+		return &storage.ThreadSubscription{RoomID: roomID, RootID: root.EventID, Subscribed: true, Automatic: cause != ""}, nil
 	})
-	if changed && err == nil {
-		a.Notifier.Wake(dev.UserID)
-	}
-	return httpapi.EmptyOr(err)
 }
 
 // DELETE .../thread/{threadRootId}/subscription
 func (a *API) unsubscribe(r *http.Request, dev *httpapi.Device) httpapi.Response {
+	return a.change(r, dev, func(ctx context.Context, q storage.Q, roomID string, root storage.Event) (*storage.ThreadSubscription, error) {
+		cur, err := q.ThreadSubscription(ctx, dev.UserID, roomID, root.EventID)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && !cur.Subscribed) {
+			return nil, nil
+		} else if err != nil {
+			return nil, err
+		}
+		head, err := q.RoomHead(ctx, roomID)
+		return &storage.ThreadSubscription{RoomID: roomID, RootID: root.EventID, UnsubscribedAt: head}, err
+	})
+}
+
+// change runs decide for the request's thread in a write transaction and
+// stores the subscription it returns (nil: nothing changes); the user's
+// syncs are woken after a change.
+func (a *API) change(r *http.Request, dev *httpapi.Device,
+	decide func(ctx context.Context, q storage.Q, roomID string, root storage.Event) (*storage.ThreadSubscription, error)) httpapi.Response {
 	changed := false
 	err := a.DB.Write(r.Context(), func(q storage.Q) error {
 		ctx := r.Context()
@@ -220,19 +224,12 @@ func (a *API) unsubscribe(r *http.Request, dev *httpapi.Device) httpapi.Response
 		if err != nil {
 			return err
 		}
-		cur, err := q.ThreadSubscription(ctx, dev.UserID, roomID, root.EventID)
-		if errors.Is(err, storage.ErrNotFound) || (err == nil && !cur.Subscribed) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		head, err := q.RoomHead(ctx, roomID)
-		if err != nil {
+		sub, err := decide(ctx, q, roomID, root)
+		if err != nil || sub == nil {
 			return err
 		}
 		changed = true
-		_, err = q.SetThreadSubscription(ctx, dev.UserID, storage.ThreadSubscription{RoomID: roomID, RootID: root.EventID,
-			UnsubscribedAt: head})
+		_, err = q.SetThreadSubscription(ctx, dev.UserID, *sub)
 		return err
 	})
 	if changed && err == nil {
