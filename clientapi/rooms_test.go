@@ -820,6 +820,12 @@ func TestMembershipOnEvents(t *testing.T) {
 	if got := alice.MustDo(t, "GET", roomPath(room, "/event/"+before), nil, 200).Get("unsigned.membership").Str; got != "join" {
 		t.Errorf("alice's membership: %q", got)
 	}
+	tl := bob.MustDo(t, "GET", v3+"/sync", nil, 200).Get("rooms.join." + ts.Esc(room) + ".timeline.events")
+	for id, want := range map[string]string{before: "leave", after: "join"} {
+		if got := tl.Get(`#(event_id=="` + id + `").unsigned.membership`).Str; got != want {
+			t.Errorf("membership at %s in sync: %q, want %q", id, got, want)
+		}
+	}
 }
 
 // Room version 12 (MSC4289, MSC4291): creators hold their power through the

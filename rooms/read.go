@@ -51,6 +51,14 @@ type clientEvent struct {
 // unsigned carries age, the viewer's own transaction_id, prev_content for
 // state and redacted_because for redacted events.
 func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, viewer *httpapi.Device) ([]json.RawMessage, error) {
+	return s.FormatKnowing(ctx, q, evs, viewer, nil)
+}
+
+// FormatKnowing is Format for a caller that knows the viewer's current
+// membership of some rooms (sync does): events from its start on need no
+// look-up of the viewer's membership history.
+func (s *Service) FormatKnowing(ctx context.Context, q storage.Q, evs []storage.Event, viewer *httpapi.Device,
+	known map[string]storage.RoomMembership) ([]json.RawMessage, error) {
 	var refs []string
 	for _, e := range evs {
 		if e.RedactedBy != "" {
@@ -78,9 +86,18 @@ func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, 
 	// The viewer's membership at each event (MSC4115), from their
 	// membership history in each room of the batch.
 	memberships := map[string][]storage.StateChange{}
+	membershipAt := func(e storage.Event) string {
+		if m, ok := known[e.RoomID]; ok && e.Pos >= m.Pos {
+			return m.Membership
+		}
+		return before(memberships[e.RoomID], e.Pos+1, spec.Leave)
+	}
 	if viewer != nil {
 		for _, e := range evs {
 			if _, ok := memberships[e.RoomID]; ok {
+				continue
+			}
+			if m, ok := known[e.RoomID]; ok && e.Pos >= m.Pos {
 				continue
 			}
 			if memberships[e.RoomID], err = q.StateHistory(ctx, e.RoomID, spec.MRoomMember, viewer.UserID, "$.content.membership"); err != nil {
@@ -93,7 +110,7 @@ func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, 
 		ce := toClient(e)
 		u := map[string]any{"age": now - e.OriginTS}
 		if viewer != nil {
-			u["membership"] = before(memberships[e.RoomID], e.Pos+1, spec.Leave)
+			u["membership"] = membershipAt(e)
 		}
 		if b := bundles[e.EventID]; b != nil {
 			u["m.relations"] = b

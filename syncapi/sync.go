@@ -274,6 +274,8 @@ type builder struct {
 	// ignored are the users the user ignores: none of their messages or
 	// invites are sent.
 	ignored map[string]bool
+	// memberships are the user's current memberships of the rooms sent.
+	memberships map[string]storage.RoomMembership
 }
 
 // build returns a response, and whether it has nothing new for the client.
@@ -435,10 +437,12 @@ func (b *builder) rooms() error {
 		}
 	}
 	rf := &b.req.filter.Room
+	b.memberships = map[string]storage.RoomMembership{}
 	for _, m := range memberships {
 		if !filter.AllowsRoom(rf.Rooms, rf.NotRooms, m.RoomID) {
 			continue
 		}
+		b.memberships[m.RoomID] = m
 		newMembership := !b.initial() && m.Pos > b.since.Events && m.Pos <= b.to.Events
 		switch m.Membership {
 		case spec.Join:
@@ -576,7 +580,7 @@ func (b *builder) stateFor(roomID string, full bool, before int64, tl []storage.
 }
 
 func (b *builder) format(evs []storage.Event) ([]json.RawMessage, error) {
-	out, err := b.s.Rooms.Format(b.ctx, b.q, evs, b.dev)
+	out, err := b.s.Rooms.FormatKnowing(b.ctx, b.q, evs, b.dev, b.memberships)
 	if out == nil {
 		out = []json.RawMessage{}
 	}
