@@ -645,6 +645,14 @@ func (s *Service) Members(ctx context.Context, dev *httpapi.Device, roomID, at s
 		if err != nil {
 			return err
 		}
+		if at != "" {
+			// A point before the room existed has no members to give, as
+			// on Synapse (rather than the room's current ones).
+			create, err := q.CurrentStateEvent(ctx, roomID, spec.MRoomCreate, "")
+			if err == nil && pos < create.Pos {
+				return httpapi.NotFound("the room did not exist at that point")
+			}
+		}
 		var members []storage.Event
 		for _, e := range state {
 			if e.Type != spec.MRoomMember || (membership != "" && e.Membership != membership) ||

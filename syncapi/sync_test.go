@@ -532,4 +532,6 @@ func TestMembersAtPrevBatch(t *testing.T) {
 	if !jr.Get("timeline.limited").Bool() || at.Get("#").Int() != 2 {
 		t.Fatalf("members before bob's message: %s", at.Raw)
 	}
+	// Before the room existed there were no members (not its current ones).
+	alice.MustFail(t, "GET", roomPath(room, "/members?at=t0"), nil, 404, "M_NOT_FOUND")
 }
