@@ -51,14 +51,26 @@ type clientEvent struct {
 // unsigned carries age, the viewer's own transaction_id, prev_content for
 // state and redacted_because for redacted events.
 func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, viewer *httpapi.Device) ([]json.RawMessage, error) {
-	return s.FormatKnowing(ctx, q, evs, viewer, nil)
+	return s.FormatKnowing(ctx, q, evs, viewer, Known{})
 }
 
-// FormatKnowing is Format for a caller that knows the viewer's current
-// membership of some rooms (sync does): events from its start on need no
-// look-up of the viewer's membership history.
-func (s *Service) FormatKnowing(ctx context.Context, q storage.Q, evs []storage.Event, viewer *httpapi.Device,
-	known map[string]storage.RoomMembership) ([]json.RawMessage, error) {
+// Known is what a caller already knows of the viewer's membership, which
+// Format then need not read again: in some rooms, the current membership
+// and where it began (sync knows it); in others, the whole history (a
+// viewer read it to decide what may be seen).
+type Known struct {
+	Current map[string]storage.RoomMembership
+	History map[string][]storage.StateChange
+}
+
+// formatFor formats events of the viewer's room.
+func (s *Service) formatFor(ctx context.Context, q storage.Q, evs []storage.Event, dev *httpapi.Device, v *viewer, roomID string) ([]json.RawMessage, error) {
+	return s.FormatKnowing(ctx, q, evs, dev, Known{History: map[string][]storage.StateChange{roomID: v.memberships}})
+}
+
+// FormatKnowing is Format with what the caller knows of the viewer's
+// membership.
+func (s *Service) FormatKnowing(ctx context.Context, q storage.Q, evs []storage.Event, viewer *httpapi.Device, known Known) ([]json.RawMessage, error) {
 	var refs []string
 	for _, e := range evs {
 		if e.RedactedBy != "" {
@@ -86,8 +98,11 @@ func (s *Service) FormatKnowing(ctx context.Context, q storage.Q, evs []storage.
 	// The viewer's membership at each event (MSC4115), from their
 	// membership history in each room of the batch.
 	memberships := map[string][]storage.StateChange{}
+	for room, h := range known.History {
+		memberships[room] = h
+	}
 	membershipAt := func(e storage.Event) string {
-		if m, ok := known[e.RoomID]; ok && e.Pos >= m.Pos {
+		if m, ok := known.Current[e.RoomID]; ok && e.Pos >= m.Pos {
 			return m.Membership
 		}
 		return before(memberships[e.RoomID], e.Pos+1, spec.Leave)
@@ -97,7 +112,7 @@ func (s *Service) FormatKnowing(ctx context.Context, q storage.Q, evs []storage.
 			if _, ok := memberships[e.RoomID]; ok {
 				continue
 			}
-			if m, ok := known[e.RoomID]; ok && e.Pos >= m.Pos {
+			if m, ok := known.Current[e.RoomID]; ok && e.Pos >= m.Pos {
 				continue
 			}
 			if memberships[e.RoomID], err = q.StateHistory(ctx, e.RoomID, spec.MRoomMember, viewer.UserID, "$.content.membership"); err != nil {
@@ -378,7 +393,7 @@ func (s *Service) Messages(ctx context.Context, dev *httpapi.Device, req Message
 		if more || len(evs) > 0 {
 			res.End = Token(last)
 		}
-		if res.Chunk, err = s.Format(ctx, q, evs, dev); err != nil {
+		if res.Chunk, err = s.formatFor(ctx, q, evs, dev, v, req.RoomID); err != nil {
 			return err
 		}
 		if req.Filter.LazyLoadMembers {
@@ -546,7 +561,7 @@ func (s *Service) Context(ctx context.Context, dev *httpapi.Device, roomID, even
 			return err
 		}
 		all := append(append([]storage.Event{e}, before...), after...)
-		formatted, err := s.Format(ctx, q, all, dev)
+		formatted, err := s.formatFor(ctx, q, all, dev, v, roomID)
 		if err != nil {
 			return err
 		}
@@ -555,7 +570,7 @@ func (s *Service) Context(ctx context.Context, dev *httpapi.Device, roomID, even
 		if f.LazyLoadMembers {
 			res.State, err = s.senderMembers(ctx, q, dev, roomID, all)
 		} else {
-			res.State, err = s.Format(ctx, q, state, dev)
+			res.State, err = s.formatFor(ctx, q, state, dev, v, roomID)
 		}
 		return err
 	})

@@ -96,7 +96,7 @@ func (s *Service) Relations(ctx context.Context, dev *httpapi.Device, req Relati
 			}
 			page.NextBatch = Token(last)
 		}
-		formatted, err := s.Format(ctx, q, visible, dev)
+		formatted, err := s.formatFor(ctx, q, visible, dev, v, req.RoomID)
 		if err != nil {
 			return err
 		}
@@ -163,7 +163,7 @@ func (s *Service) Threads(ctx context.Context, dev *httpapi.Device, roomID strin
 				visible = append(visible, e)
 			}
 		}
-		formatted, err := s.Format(ctx, q, visible, dev)
+		formatted, err := s.formatFor(ctx, q, visible, dev, v, roomID)
 		if err != nil {
 			return err
 		}

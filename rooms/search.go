@@ -90,7 +90,7 @@ func (s *Service) Search(ctx context.Context, dev *httpapi.Device, req SearchReq
 			if !v.canSee(h.Event) {
 				continue
 			}
-			formatted, err := s.Format(ctx, q, []storage.Event{h.Event}, dev)
+			formatted, err := s.formatFor(ctx, q, []storage.Event{h.Event}, dev, v, h.Event.RoomID)
 			if err != nil {
 				return err
 			}
@@ -119,11 +119,11 @@ func (s *Service) searchContext(ctx context.Context, q storage.Q, v *viewer, dev
 	if err != nil {
 		return nil, err
 	}
-	fb, err := s.Format(ctx, q, before, dev)
+	fb, err := s.formatFor(ctx, q, before, dev, v, e.RoomID)
 	if err != nil {
 		return nil, err
 	}
-	fa, err := s.Format(ctx, q, after, dev)
+	fa, err := s.formatFor(ctx, q, after, dev, v, e.RoomID)
 	if err != nil {
 		return nil, err
 	}

@@ -580,7 +580,7 @@ func (b *builder) stateFor(roomID string, full bool, before int64, tl []storage.
 }
 
 func (b *builder) format(evs []storage.Event) ([]json.RawMessage, error) {
-	out, err := b.s.Rooms.FormatKnowing(b.ctx, b.q, evs, b.dev, b.memberships)
+	out, err := b.s.Rooms.FormatKnowing(b.ctx, b.q, evs, b.dev, rooms.Known{Current: b.memberships})
 	if out == nil {
 		out = []json.RawMessage{}
 	}
