@@ -56,7 +56,8 @@ type Server struct {
 	Log   *slog.Logger
 	// Notifier wakes waiting /sync requests after each commit.
 	Notifier *notifier.Notifier
-	// Delayed sends the events clients scheduled (MSC4140).
+	// Delayed sends the events clients scheduled (MSC4140); serve starts
+	// it, so that a command line tool opening the database sends nothing.
 	Delayed *delayed.Service
 
 	handler http.Handler
@@ -167,7 +168,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		handler = hsts(handler)
 	}
 	s.handler, s.router = handler, router
-	s.Delayed.Start(context.WithoutCancel(ctx))
 	return s, nil
 }
 

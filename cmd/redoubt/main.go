@@ -144,10 +144,12 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "\nNo users yet. Create the first admin with:\n  redoubt user add NAME --admin%s\n\n",
 			map[bool]string{true: " --config " + *cfgPath, false: ""}[*cfgPath != ""])
 	}
-	// The pruner and scheduled backups stop before the database closes.
+	// The pruner, scheduled backups and delayed events stop before the
+	// database closes (srv.Close stops the delayed events).
 	jobsCtx, stopJobs := context.WithCancel(ctx)
 	var jobs sync.WaitGroup
 	jobs.Go(func() { srv.Retention.Run(jobsCtx) })
+	srv.Delayed.Start(jobsCtx)
 	jobs.Go(func() { backup.Run(jobsCtx, cfg, srv.DB, log, time.Now, srv.Metrics.Backup) })
 	if cfg.Metrics.Listen != "" {
 		// A listener of its own, so /metrics is never public by accident.

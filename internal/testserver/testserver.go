@@ -81,6 +81,7 @@ func (s *Server) start() {
 		s.t.Fatal(err)
 	}
 	s.Server = srv
+	srv.Delayed.Start(context.Background())
 	s.http = httptest.NewServer(srv.Handler())
 	s.URL = s.http.URL
 }
