@@ -37,8 +37,10 @@ type API struct {
 	Now       func() time.Time
 	mu        sync.Mutex
 	exports   map[string]*exportJob
-	deletes   map[string]map[string]any // room deletion results by delete_id
-	noticeMu  sync.Mutex
+	// running are the export jobs still writing; Close waits for them.
+	running  sync.WaitGroup
+	deletes  map[string]map[string]any // room deletion results by delete_id
+	noticeMu sync.Mutex
 }
 
 const (

@@ -65,9 +65,13 @@ func (a *API) startExport(r *http.Request, dev *httpapi.Device) httpapi.Response
 	if err := a.record(r.Context(), dev, "export", target, fmt.Sprintf("include_secrets=%v", req.IncludeSecrets)); err != nil {
 		return httpapi.Fail(err)
 	}
-	go a.runExport(job, export.Options{UserID: req.UserID, IncludeSecrets: req.IncludeSecrets})
+	a.running.Go(func() { a.runExport(job, export.Options{UserID: req.UserID, IncludeSecrets: req.IncludeSecrets}) })
 	return httpapi.OK(map[string]string{"export_id": job.id, "status": "running"})
 }
+
+// Close waits for the export jobs still running: they read the database,
+// which closes after.
+func (a *API) Close() { a.running.Wait() }
 
 func (a *API) runExport(job *exportJob, opts export.Options) {
 	ctx := context.Background()

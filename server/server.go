@@ -180,5 +180,6 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Close stops the background work that writes, then closes the database.
 func (s *Server) Close() error {
 	s.Delayed.Close()
+	s.Admin.Close()
 	return s.DB.Close()
 }
