@@ -24,14 +24,15 @@ func (a *API) versions(*http.Request) httpapi.Response {
 // unstableFeatures are the flags clients check before using what an MSC
 // added: each names something this server does (and only then, where a
 // setting turns it off). Flags for what is missing are left out, which
-// clients read as false.
+// clients read as false: org.matrix.msc3440.stable among them, as the
+// related_by_* thread filters are not implemented (v1.3 gives clients
+// threads).
 func (a *API) unstableFeatures() map[string]bool {
 	f := map[string]bool{
 		"org.matrix.e2e_cross_signing":  true, // MSC1756; Element Web offers cross-signing only with it
 		"org.matrix.msc2285.stable":     true, // private read receipts
 		"org.matrix.msc3771":            true, // threaded read receipts
 		"org.matrix.msc3773":            true, // per-thread notification counts
-		"org.matrix.msc3440.stable":     true, // threads
 		"org.matrix.msc3916.stable":     true, // authenticated media
 		"org.matrix.msc3266":            true, // room summaries
 		"org.matrix.msc3391":            true, // deleting account data
