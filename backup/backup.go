@@ -50,6 +50,14 @@ type File struct {
 
 const dbName = "redoubt.db"
 
+// DatabaseFile is where Restore puts the database in its data directory.
+func DatabaseFile(dataDir string) string { return filepath.Join(dataDir, dbName) }
+
+// TempFiles are the names (glob patterns) of what Write and Restore make
+// beside the database while they run: a plaintext snapshot, an unpacked
+// backup. They remove them when done; destroy removes any a crash left.
+var TempFiles = []string{".backup-*", ".restore-*"}
+
 // Write writes an encrypted backup of the instance to w: the database and,
 // if mediaDir is not empty, the media directory.
 func Write(ctx context.Context, db *storage.DB, dbPath, mediaDir, serverName string, recipients []age.Recipient, w io.Writer, now time.Time) (Manifest, error) {

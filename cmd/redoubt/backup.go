@@ -13,6 +13,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/redoubt-systems/redoubt/backup"
+	"github.com/redoubt-systems/redoubt/internal/instancelock"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -74,6 +75,14 @@ func restoreCmd(args []string, stdout io.Writer) error {
 	}
 	if *from == "" || *identity == "" || *data == "" {
 		return errors.New("usage: redoubt restore --from FILE --identity KEYFILE --data DIR [--force]")
+	}
+	// Not under a server: the lock is held until the database is in place.
+	if _, err := os.Stat(*data); err == nil {
+		lock, err := instancelock.Acquire(backup.DatabaseFile(*data))
+		if err != nil {
+			return fmt.Errorf("refusing: %w", err)
+		}
+		defer lock.Release()
 	}
 	keyFile, err := os.Open(*identity)
 	if err != nil {

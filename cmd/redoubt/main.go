@@ -27,6 +27,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/backup"
 	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/internal/instancelock"
 	"github.com/redoubt-systems/redoubt/logfile"
 	"github.com/redoubt-systems/redoubt/server"
 )
@@ -101,6 +102,14 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// One server per instance: a second would write the same file with
+	// caches and a notifier of its own. Released last, after the database
+	// has closed.
+	lock, err := instancelock.Acquire(cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	logTo := stderr
 	if cfg.Log.File != "" {
 		f, err := logfile.Open(cfg.Log.File, cfg.Log.MaxAge.D(), time.Now)
