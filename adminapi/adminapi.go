@@ -7,6 +7,7 @@ package adminapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,6 +36,7 @@ type API struct {
 	Retention *retention.Service
 	Notifier  *notifier.Notifier
 	Now       func() time.Time
+	Log       *slog.Logger
 	mu        sync.Mutex
 	exports   map[string]*exportJob
 	// running are the export jobs still writing; Close waits for them.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -17,21 +18,22 @@ import (
 	"github.com/redoubt-systems/redoubt/rooms"
 )
 
-// exportJob is an export the admin API runs in the background; the
-// archive waits in the instance's exports directory until the server
-// stops (it is removed at the next start).
+// exportJob is an export the admin API runs in the background. Its
+// archive waits in the instance's export directory until it is downloaded
+// once, or until privacy.export_lifetime passes, or the server stops;
+// then it is shredded.
 type exportJob struct {
 	id, path string
-	status   string // running, complete or failed
+	status   string // running, complete, downloading, failed, downloaded or expired
 	err      string
 	manifest export.Manifest
+	expires  time.Time
+	expiry   *time.Timer
 }
 
-// ExportDir is where exports started through the API are kept.
-func (a *API) ExportDir() string { return filepath.Join(filepath.Dir(a.Cfg.Database), "exports") }
-
-// ClearExports shreds exports left by an earlier run.
-func (a *API) ClearExports() error { return shred.Tree(a.ExportDir(), func(string, int64) {}) }
+// ClearExports shreds exports left by an earlier run (one killed before
+// it could clear them): their jobs are gone, so no one can download them.
+func (a *API) ClearExports() error { return shred.Tree(a.Cfg.ExportDir(), func(string, int64) {}) }
 
 // POST /_redoubt/admin/v1/export {"user_id"?, "include_secrets"?}
 func (a *API) startExport(r *http.Request, dev *httpapi.Device) httpapi.Response {
@@ -50,11 +52,11 @@ func (a *API) startExport(r *http.Request, dev *httpapi.Device) httpapi.Response
 			return httpapi.Fail(err)
 		}
 	}
-	if err := os.MkdirAll(a.ExportDir(), 0o700); err != nil {
+	if err := os.MkdirAll(a.Cfg.ExportDir(), 0o700); err != nil {
 		return httpapi.Fail(err)
 	}
 	job := &exportJob{id: rooms.RandomID(16), status: "running"}
-	job.path = filepath.Join(a.ExportDir(), job.id+".tar.zst")
+	job.path = filepath.Join(a.Cfg.ExportDir(), job.id+".tar.zst")
 	a.mu.Lock()
 	if a.exports == nil {
 		a.exports = map[string]*exportJob{}
@@ -69,16 +71,24 @@ func (a *API) startExport(r *http.Request, dev *httpapi.Device) httpapi.Response
 	return httpapi.OK(map[string]string{"export_id": job.id, "status": "running"})
 }
 
-// Close waits for the export jobs still running: they read the database,
-// which closes after.
-func (a *API) Close() { a.running.Wait() }
+// Close waits for the export jobs still running (they read the database,
+// which closes after), then shreds every export not yet downloaded: after
+// a restart no one could download it.
+func (a *API) Close() {
+	a.running.Wait()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, j := range a.exports {
+		a.deleteExport(j, "expired")
+	}
+}
 
 func (a *API) runExport(job *exportJob, opts export.Options) {
 	ctx := context.Background()
 	f, err := os.OpenFile(job.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	var m export.Manifest
 	if err == nil {
-		m, err = export.Write(ctx, a.DB, a.Media, a.Cfg.ServerName, opts, a.ExportDir(), f, a.Now())
+		m, err = export.Write(ctx, a.DB, a.Media, a.Cfg.ServerName, opts, a.Cfg.ExportDir(), f, a.Now())
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -86,11 +96,37 @@ func (a *API) runExport(job *exportJob, opts export.Options) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err != nil {
-		job.status, job.err = "failed", err.Error()
+		// The admin learns that it failed; the cause (with file paths)
+		// goes to the log.
+		a.Log.Error("export failed", "export_id", job.id, "err", err)
+		job.status, job.err = "failed", "the export could not be written; the server log has the cause"
 		_, _ = shred.File(job.path)
 		return
 	}
-	job.status, job.manifest = "complete", m
+	lifetime := a.Cfg.Privacy.ExportLifetime.D()
+	job.status, job.manifest, job.expires = "complete", m, a.Now().Add(lifetime)
+	job.expiry = time.AfterFunc(lifetime, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if job.status == "complete" { // one being downloaded goes when that ends
+			a.deleteExport(job, "expired")
+		}
+	})
+}
+
+// deleteExport shreds a job's archive; status says why it went. The
+// caller holds a.mu.
+func (a *API) deleteExport(job *exportJob, status string) {
+	if job.status != "complete" && job.status != "downloading" {
+		return
+	}
+	if job.expiry != nil {
+		job.expiry.Stop()
+	}
+	if _, err := shred.File(job.path); err != nil {
+		a.Log.Error("deleting an export failed", "export_id", job.id, "err", err)
+	}
+	job.status = status
 }
 
 func (a *API) job(r *http.Request) (exportJob, error) {
@@ -113,8 +149,9 @@ func (a *API) exportStatus(r *http.Request, _ *httpapi.Device) httpapi.Response 
 	if j.err != "" {
 		body["error"] = j.err
 	}
-	if j.status == "complete" {
+	if j.status == "complete" || j.status == "downloading" {
 		body["counts"] = j.manifest.Counts
+		body["expires_ts"] = j.expires.UnixMilli()
 		if info, err := os.Stat(j.path); err == nil {
 			body["bytes"] = info.Size()
 		}
@@ -123,15 +160,22 @@ func (a *API) exportStatus(r *http.Request, _ *httpapi.Device) httpapi.Response 
 }
 
 // GET /_redoubt/admin/v1/export/{exportId}/download
+//
+// An archive is downloaded once: it is shredded when the download ends
+// whole (a download cut off leaves it for another try).
 func (a *API) downloadExport(r *http.Request, _ *httpapi.Device) httpapi.Response {
-	j, err := a.job(r)
-	if err != nil {
-		return httpapi.Fail(err)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	job, ok := a.exports[mux.Vars(r)["exportId"]]
+	switch {
+	case !ok:
+		return httpapi.Fail(httpapi.NotFound("unknown export"))
+	case job.status == "downloaded" || job.status == "expired":
+		return httpapi.Fail(httpapi.NotFound("the export was " + job.status + " and deleted"))
+	case job.status != "complete":
+		return httpapi.Fail(&httpapi.Error{Status: http.StatusConflict, Code: "M_UNKNOWN", Message: "the export is " + job.status})
 	}
-	if j.status != "complete" {
-		return httpapi.Fail(&httpapi.Error{Status: http.StatusConflict, Code: "M_UNKNOWN", Message: "the export is " + j.status})
-	}
-	f, err := os.Open(j.path)
+	f, err := os.Open(job.path)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
@@ -140,14 +184,28 @@ func (a *API) downloadExport(r *http.Request, _ *httpapi.Device) httpapi.Respons
 		f.Close()
 		return httpapi.Fail(err)
 	}
+	job.status = "downloading"
 	h := http.Header{}
 	h.Set("Content-Type", "application/zstd")
 	h.Set("Content-Length", strconv.FormatInt(info.Size(), 10))
-	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="redoubt-export-%s.tar.zst"`, j.id))
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="redoubt-export-%s.tar.zst"`, job.id))
 	h.Set("X-Content-Type-Options", "nosniff")
 	return httpapi.Response{Code: http.StatusOK, Header: h, Stream: func(w io.Writer) error {
-		defer f.Close()
-		_, err := io.Copy(w, f)
-		return err
+		// Not sendfile (which io.Copy would use): it hands the kernel the
+		// file's pages, and the shredding below would zero them before
+		// they are sent.
+		_, err := io.Copy(struct{ io.Writer }{w}, f)
+		f.Close()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if err != nil {
+			job.status = "complete"
+			if a.Now().After(job.expires) {
+				a.deleteExport(job, "expired")
+			}
+			return err
+		}
+		a.deleteExport(job, "downloaded")
+		return nil
 	}}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -85,6 +86,21 @@ type TLS struct {
 
 // Enabled reports whether the server serves TLS.
 func (t TLS) Enabled() bool { return t.CertFile != "" || len(t.ACMEDomains) > 0 }
+
+// Besides the database file, an instance writes into the database's
+// directory: the directories below, and the temporary files its backups,
+// exports and restores make there (see backup and export). destroy removes
+// all of them.
+
+// DataDir is the directory of the database file.
+func (c *Config) DataDir() string { return filepath.Dir(c.Database) }
+
+// ExportDir keeps the exports started through the admin API until they
+// are downloaded or expire.
+func (c *Config) ExportDir() string { return filepath.Join(c.DataDir(), "exports") }
+
+// ACMECacheDir keeps the account key and certificates ACME obtained.
+func (c *Config) ACMECacheDir() string { return filepath.Join(c.DataDir(), "acme") }
 
 // Push controls notifications sent to phones through push gateways: the
 // only outbound connections Redoubt makes.
@@ -165,6 +181,9 @@ type Privacy struct {
 	// access token, as Synapse does by default. Off: only users of the
 	// instance may.
 	PublicProfiles bool `yaml:"public_profiles"`
+	// ExportLifetime is how long an export started through the admin API
+	// waits to be downloaded; it is deleted then, or once downloaded.
+	ExportLifetime Duration `yaml:"export_lifetime"`
 }
 
 // Media controls the media repository.
@@ -295,7 +314,7 @@ func Default() *Config {
 		Media: Media{MaxUploadSize: 100 << 20, URLPreview: URLPreview{
 			DenyIPRanges: DefaultDenyIPRanges, MaxPageSize: 1 << 20, Timeout: Duration(10 * time.Second)}},
 		Retention:       Retention{Interval: Duration(time.Hour)},
-		Privacy:         Privacy{RecordIPs: true, IPRetention: Duration(30 * 24 * time.Hour)},
+		Privacy:         Privacy{RecordIPs: true, IPRetention: Duration(30 * 24 * time.Hour), ExportLifetime: Duration(4 * time.Hour)},
 		ServerNotices:   ServerNotices{Localpart: "notices", DisplayName: "Server Notices", RoomName: "Server Notices"},
 		Backup:          Backup{Keep: 7, Recipients: []string{}},
 		TURN:            TURN{URIs: []string{}, Lifetime: Duration(24 * time.Hour)},
@@ -482,6 +501,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Privacy.IPRetention < Duration(time.Minute) {
 		bad("privacy.ip_retention", "must be at least 1m")
+	}
+	if c.Privacy.ExportLifetime < Duration(time.Second) {
+		bad("privacy.export_lifetime", "must be at least 1s")
 	}
 	if !localpartRE.MatchString(c.ServerNotices.Localpart) {
 		bad("server_notices.localpart", "%q is not a valid user localpart", c.ServerNotices.Localpart)

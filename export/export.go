@@ -113,6 +113,10 @@ func Write(ctx context.Context, db *storage.DB, media *mediaapi.Service, serverN
 	return m, zw.Close()
 }
 
+// TempFiles is the name (a glob pattern) of the files an export spools
+// into its directory while it runs; destroy removes any a crash left.
+const TempFiles = ".export-*"
+
 // spool writes one set as a JSON Lines file to disk, then into the archive.
 func spool(ctx context.Context, q storage.Q, set storage.ExportSet, userID, dir string, tw *tar.Writer, now time.Time, edit func(map[string]any)) (int64, error) {
 	f, err := os.CreateTemp(dir, ".export-"+set.Name+"-*.jsonl")

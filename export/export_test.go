@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/tidwall/gjson"
 
+	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/export"
 	ts "github.com/redoubt-systems/redoubt/internal/testserver"
 )
@@ -225,18 +227,7 @@ func TestUserExport(t *testing.T) {
 func TestExportThroughAdminAPI(t *testing.T) {
 	srv, _, _, _, _ := instance(t)
 	root := srv.RegisterAdmin(t, "root")
-	id := root.MustDo(t, "POST", "/_redoubt/admin/v1/export", map[string]any{}, 200).Get("export_id").Str
-	var status gjson.Result
-	for range 100 {
-		status = root.MustDo(t, "GET", "/_redoubt/admin/v1/export/"+id, nil, 200)
-		if status.Get("status").Str != "running" {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if status.Get("status").Str != "complete" || status.Get("bytes").Int() == 0 {
-		t.Fatalf("status: %s", status.Raw)
-	}
+	id := startExport(t, root)
 	res, err := root.Raw("GET", "/_redoubt/admin/v1/export/"+id+"/download")
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +241,57 @@ func TestExportThroughAdminAPI(t *testing.T) {
 	if err := json.Unmarshal(archive(t, data)["manifest.json"], &man); err != nil || man["scope"] != "instance" {
 		t.Fatalf("downloaded manifest: %v %v", man, err)
 	}
+	// Downloaded once, the archive is gone from the disk.
+	if st := root.MustDo(t, "GET", "/_redoubt/admin/v1/export/"+id, nil, 200); st.Get("status").Str != "downloaded" {
+		t.Fatalf("status after the download: %s", st.Raw)
+	}
+	root.MustFail(t, "GET", "/_redoubt/admin/v1/export/"+id+"/download", nil, 404, "M_NOT_FOUND")
+	if left, _ := os.ReadDir(srv.Cfg.ExportDir()); len(left) != 0 {
+		t.Fatalf("left in the export directory: %v", left)
+	}
 	root.MustFail(t, "GET", "/_redoubt/admin/v1/export/nope", nil, 404, "M_NOT_FOUND")
 	root.MustFail(t, "POST", "/_redoubt/admin/v1/export", map[string]any{"user_id": "@nobody:test.local"}, 404, "M_NOT_FOUND")
 	srv.Register(t, "carol").MustFail(t, "POST", "/_redoubt/admin/v1/export", map[string]any{}, 403, "M_FORBIDDEN")
+}
+
+// An export no one downloads is shredded after privacy.export_lifetime.
+func TestExportExpires(t *testing.T) {
+	srv := ts.Start(t, func(c *config.Config) { c.Privacy.ExportLifetime = config.Duration(time.Second) })
+	root := srv.RegisterAdmin(t, "root")
+	id := startExport(t, root)
+	if left, _ := os.ReadDir(srv.Cfg.ExportDir()); len(left) != 1 {
+		t.Fatalf("export directory before it expires: %v", left)
+	}
+	var status gjson.Result
+	for range 100 {
+		if status = root.MustDo(t, "GET", "/_redoubt/admin/v1/export/"+id, nil, 200); status.Get("status").Str != "complete" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if status.Get("status").Str != "expired" {
+		t.Fatalf("status: %s", status.Raw)
+	}
+	root.MustFail(t, "GET", "/_redoubt/admin/v1/export/"+id+"/download", nil, 404, "M_NOT_FOUND")
+	if left, _ := os.ReadDir(srv.Cfg.ExportDir()); len(left) != 0 {
+		t.Fatalf("left in the export directory: %v", left)
+	}
+}
+
+// startExport starts an instance export and waits for it to complete.
+func startExport(t *testing.T, root *ts.Client) string {
+	t.Helper()
+	id := root.MustDo(t, "POST", "/_redoubt/admin/v1/export", map[string]any{}, 200).Get("export_id").Str
+	var status gjson.Result
+	for range 100 {
+		status = root.MustDo(t, "GET", "/_redoubt/admin/v1/export/"+id, nil, 200)
+		if status.Get("status").Str != "running" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status.Get("status").Str != "complete" || status.Get("bytes").Int() == 0 || status.Get("expires_ts").Int() == 0 {
+		t.Fatalf("status: %s", status.Raw)
+	}
+	return id
 }

@@ -153,7 +153,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Retention.Register(router, h)
 	(&directory.API{Cfg: cfg, DB: db}).Register(router, h)
 	s.Admin = &adminapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Media: media, Retention: s.Retention,
-		Notifier: s.Notifier, Now: opts.Now}
+		Notifier: s.Notifier, Now: opts.Now, Log: opts.Log}
 	s.Media = media
 	s.Admin.Register(router, h)
 	httpapi.Routes{R: router, API: h}.Public("/health", s.health, "GET")

@@ -8,18 +8,58 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/redoubt-systems/redoubt/backup"
 	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/export"
+	"github.com/redoubt-systems/redoubt/internal/instancelock"
 	"github.com/redoubt-systems/redoubt/internal/shred"
 )
 
-// destroy deletes everything an instance keeps: the database file with its
-// WAL and shared-memory files (users, rooms, keys, the server's signing
-// key and, unless media.path is set, media), the media directory, the
-// local backups (backup.dir) and the log files. Each file is overwritten before it is unlinked. The
-// configuration file stays: it is the operator's.
+// location is one place an instance writes: paths are files or
+// directories, patterns glob for files a crash may have left.
+type location struct {
+	what, where string // where, if set, names the location in the report
+	paths       []string
+	patterns    []string
+}
+
+// locations are every place an instance writes, wherever configured: the
+// database with its WAL, shared memory and lock; what backups, exports and
+// restores leave beside it while running; the admin API's exports; media;
+// local backups; logs; the ACME certificate cache.
+func locations(cfg *config.Config) []location {
+	db, data := cfg.Database, cfg.DataDir()
+	locs := []location{
+		{what: "database", where: db + " (and -wal, -shm, -journal, .lock)", paths: []string{db, db + "-wal", db + "-shm", db + "-journal", instancelock.Path(db)}},
+		{what: "temporary files", patterns: append([]string{export.TempFiles}, backup.TempFiles...)},
+		{what: "exports", paths: []string{cfg.ExportDir()}},
+		{what: "ACME certificate cache", paths: []string{cfg.ACMECacheDir()}},
+	}
+	for i, p := range locs[1].patterns {
+		locs[1].patterns[i] = filepath.Join(data, p)
+	}
+	if cfg.Media.Path != "" {
+		locs = append(locs, location{what: "media", paths: []string{cfg.Media.Path}})
+	}
+	if cfg.Backup.Dir != "" {
+		locs = append(locs, location{what: "local backups", paths: []string{cfg.Backup.Dir}})
+	}
+	if cfg.Log.File != "" {
+		locs = append(locs, location{what: "logs", paths: []string{cfg.Log.File}, patterns: []string{cfg.Log.File + ".*"}})
+	}
+	return locs
+}
+
+// destroy deletes everything the instance wrote, in every location it
+// writes, and reports each location with what was removed there. Each
+// file is overwritten before it is unlinked. The configuration file stays:
+// it is the operator's, as are copies made elsewhere (redoubt export --out,
+// backups copied off the machine).
 func destroy(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("destroy", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "the instance's configuration file")
@@ -37,65 +77,65 @@ func destroy(args []string, stdout io.Writer) error {
 	if *confirm != cfg.ServerName {
 		return fmt.Errorf("refusing: --confirm %q is not this instance's server_name", *confirm)
 	}
-	if running(cfg.Listen) {
-		return fmt.Errorf("refusing: a server answers on %s; stop it first", cfg.Listen)
+	// Held until the end, so no server starts on a half-destroyed instance.
+	lock, err := instancelock.Acquire(cfg.Database)
+	switch {
+	case err == nil:
+		defer lock.Release()
+	case errors.Is(err, os.ErrNotExist): // no data directory: nothing serves it
+	default:
+		return fmt.Errorf("refusing: %w", err)
 	}
 	var files int
 	var bytes int64
-	report := func(path string, size int64) {
-		files++
-		bytes += size
-		fmt.Fprintf(stdout, "removed %s (%d bytes overwritten)\n", path, size)
-	}
-	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-		path := cfg.Database + suffix
-		n, err := shred.File(path)
-		if err != nil {
-			return err
+	for _, loc := range locations(cfg) {
+		var lines []string
+		report := func(path string, size int64) {
+			files++
+			bytes += size
+			lines = append(lines, fmt.Sprintf("  %s (%d bytes)", path, size))
 		}
-		if n > 0 || suffix == "" {
-			report(path, n)
+		paths := loc.paths
+		for _, p := range loc.patterns {
+			found, _ := filepath.Glob(p)
+			paths = append(paths, found...)
 		}
-	}
-	if cfg.Media.Path != "" {
-		if err := shred.Tree(cfg.Media.Path, report); err != nil {
-			return err
-		}
-	}
-	if cfg.Backup.Dir != "" {
-		if err := shred.Tree(cfg.Backup.Dir, report); err != nil {
-			return err
-		}
-	}
-	if cfg.Log.File != "" {
-		logs, _ := filepath.Glob(cfg.Log.File + ".*")
-		for _, path := range append(logs, cfg.Log.File) {
-			n, err := shred.File(path)
-			if err != nil {
+		for _, p := range paths {
+			if err := remove(p, report); err != nil {
 				return err
 			}
-			report(path, n)
 		}
+		where := loc.where
+		if where == "" {
+			where = strings.Join(append(loc.paths, loc.patterns...), ", ")
+		}
+		if len(lines) == 0 {
+			fmt.Fprintf(stdout, "%s (%s): nothing there\n", loc.what, where)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s (%s): %d files overwritten and removed\n%s\n", loc.what, where, len(lines), strings.Join(lines, "\n"))
 	}
 	fmt.Fprintf(stdout, "instance %s destroyed: %d files, %d bytes overwritten and removed; the configuration file %s is left\n",
 		cfg.ServerName, files, bytes, *cfgPath)
 	return nil
 }
 
-// running reports whether a Matrix server answers on the listen address.
-func running(listen string) bool {
-	conn, err := net.DialTimeout("tcp", listen, 300*time.Millisecond)
-	if err != nil {
-		return false
+// remove shreds a file, or a directory and everything below it.
+func remove(path string, report func(string, int64)) error {
+	info, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case info.IsDir():
+		return shred.Tree(path, report)
 	}
-	conn.Close()
-	c := http.Client{Timeout: time.Second}
-	res, err := c.Get("http://" + listen + "/_matrix/client/versions")
-	if err != nil {
-		return true // something listens; do not guess it is not us
+	n, err := shred.File(path)
+	if err == nil {
+		report(path, n)
 	}
-	res.Body.Close()
-	return true
+	return err
 }
 
 // healthCmd checks a running instance's /health, for container health

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,25 +145,6 @@ func TestDestroy(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "instance example.org destroyed") || !strings.Contains(out.String(), dbPath) {
 		t.Fatalf("report: %s", out.String())
-	}
-}
-
-func TestDestroyRefusesWhileRunning(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go http.Serve(ln, http.NotFoundHandler())
-	cfgPath, dbPath := writeConfig(t, "listen: "+ln.Addr().String()+"\n")
-	os.WriteFile(dbPath, []byte("x"), 0o600)
-	var out bytes.Buffer
-	err = run([]string{"destroy", "--config", cfgPath, "--confirm", "example.org"}, &out, &out)
-	if err == nil || !strings.Contains(err.Error(), "stop it first") {
-		t.Fatalf("destroy of a running instance: %v", err)
-	}
-	if _, err := os.Stat(dbPath); err != nil {
-		t.Fatal("database removed while running")
 	}
 }
 

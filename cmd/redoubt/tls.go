@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 
@@ -70,7 +69,7 @@ func tlsConfig(cfg *config.Config, log *slog.Logger, stop <-chan struct{}) (*tls
 	case len(cfg.TLS.ACMEDomains) > 0:
 		m := &autocert.Manager{Prompt: autocert.AcceptTOS, Email: cfg.TLS.ACMEEmail,
 			HostPolicy: autocert.HostWhitelist(cfg.TLS.ACMEDomains...),
-			Cache:      autocert.DirCache(filepath.Join(filepath.Dir(cfg.Database), "acme"))}
+			Cache:      autocert.DirCache(cfg.ACMECacheDir())}
 		tc := m.TLSConfig()
 		tc.MinVersion = tls.VersionTLS12
 		return tc, nil
