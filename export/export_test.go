@@ -295,3 +295,26 @@ func startExport(t *testing.T, root *ts.Client) string {
 	}
 	return id
 }
+
+// A failed export tells the admin that it failed and where to look, not
+// the server's file paths (those go to the log).
+func TestFailedExportNamesNoPaths(t *testing.T) {
+	mediaDir := t.TempDir()
+	srv := ts.Start(t, func(c *config.Config) { c.Media.Path = mediaDir })
+	root := srv.RegisterAdmin(t, "root")
+	upload(t, srv, root.Token, []byte("a file the export cannot read"))
+	if err := os.RemoveAll(mediaDir); err != nil {
+		t.Fatal(err)
+	}
+	id := root.MustDo(t, "POST", "/_redoubt/admin/v1/export", map[string]any{}, 200).Get("export_id").Str
+	var status gjson.Result
+	for range 100 {
+		if status = root.MustDo(t, "GET", "/_redoubt/admin/v1/export/"+id, nil, 200); status.Get("status").Str != "running" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status.Get("status").Str != "failed" || status.Get("error").Str == "" || strings.Contains(status.Raw, mediaDir) || strings.Contains(status.Raw, "/") {
+		t.Fatalf("status: %s", status.Raw)
+	}
+}
