@@ -2,8 +2,8 @@
 // messages and media past their lifetime and connection records past
 // theirs, and the erasure of a deactivated account's data. Deletions are
 // made in small write transactions, so no client write waits long behind
-// them, and the WAL is checkpointed afterwards so that secure_delete's
-// zeroed pages are what the file holds.
+// them; storage checkpoints the WAL right after each, so that what they
+// removed is gone from the file and its WAL within a second.
 package retention
 
 import (
@@ -74,7 +74,7 @@ func (s *Service) Run(ctx context.Context) {
 
 // Prune runs one pass: events past their room's lifetime, media past the
 // media lifetime (and reservations never filled), connection records past
-// privacy.ip_retention; then a WAL checkpoint if anything went.
+// privacy.ip_retention.
 func (s *Service) Prune(ctx context.Context) (Stats, error) {
 	var st Stats
 	now := s.Now()
@@ -102,9 +102,6 @@ func (s *Service) Prune(ctx context.Context) (Stats, error) {
 	st.Media = n
 	if err != nil {
 		return st, err
-	}
-	if st != (Stats{}) {
-		s.checkpoint(ctx)
 	}
 	err = s.DB.Write(ctx, func(q storage.Q) error { return q.SetInstanceState(ctx, "last_prune_ts", now.UnixMilli()) })
 	return st, err
@@ -184,20 +181,6 @@ func (s *Service) forgetConnections(ctx context.Context, now time.Time) (int64, 
 	return n, err
 }
 
-// checkpoint copies the WAL into the file and truncates it, so deleted
-// content survives in neither; readers can hold it up, so it is retried.
-func (s *Service) checkpoint(ctx context.Context) {
-	for range 50 {
-		if err := s.DB.Checkpoint(ctx); err == nil {
-			return
-		}
-		if sleep(ctx, 100*time.Millisecond) != nil {
-			return
-		}
-	}
-	s.Log.Warn("WAL checkpoint kept failing; the next pass retries")
-}
-
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -240,7 +223,6 @@ func (s *Service) EraseUser(ctx context.Context, userID string) error {
 			}
 		}
 	}
-	s.checkpoint(ctx)
 	return nil
 }
 

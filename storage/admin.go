@@ -240,6 +240,7 @@ func (q Q) RoomBlocked(ctx context.Context, roomID string) (bool, error) {
 // its members' (by now) leave events, which tell their clients the room is
 // gone; aliases, receipts and forgotten marks go too.
 func (q Q) PurgeRoom(ctx context.Context, roomID string) (int64, error) {
+	q.forgets()
 	res, err := q.exec(ctx, `DELETE FROM events WHERE room_id = ?1 AND event_id NOT IN
 		(SELECT event_id FROM room_state WHERE room_id = ?1 AND type IN ('m.room.create', 'm.room.member'))`, roomID)
 	if err != nil {

@@ -17,6 +17,9 @@ type pconn struct {
 	// transaction holds a batch of other requests' writes: those must not
 	// be lost because one client went away.
 	uncancellable bool
+	// forgets, set on the write connection, is called by writes that
+	// remove content (see scrub.go).
+	forgets func()
 }
 
 func newPconn(ctx context.Context, db *sql.DB) (*pconn, error) {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,10 +49,18 @@ type DB struct {
 	shared atomic.Int64
 	// readers is the pool of read-only connections.
 	readers chan *pconn
+	// scrub asks the scrubber for a checkpoint; closing stops it and
+	// scrubbed is closed when it has stopped (see scrub.go).
+	scrub, closing, scrubbed chan struct{}
 }
 
 // readConns is the size of the read pool.
 const readConns = 8
+
+// busyTimeout is how long a connection waits for a lock before SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // Q runs queries, either inside a transaction (on its connection) or, from
 // DB.R, each on a connection of the read pool. Write methods must only be
@@ -65,7 +74,7 @@ type Q struct {
 // gets them. busy_timeout comes first so the others can wait for a lock.
 func dsn(path string, writer bool) string {
 	v := url.Values{}
-	v.Add("_pragma", "busy_timeout(10000)")
+	v.Add("_pragma", "busy_timeout("+itoa(busyTimeout.Milliseconds())+")")
 	v.Add("_pragma", "journal_mode(WAL)")
 	// NORMAL in WAL mode: a killed process loses nothing that was committed;
 	// only a power loss can drop the last transactions, never corrupt.
@@ -133,11 +142,19 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		}
 		db.readers <- p
 	}
+	db.scrub, db.closing, db.scrubbed = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	db.writer.forgets = db.scrubSoon
+	go db.scrubber()
 	return db, nil
 }
 
-// Close optimises and closes the database.
+// Close optimises and closes the database. Closing the last connection
+// checkpoints and removes the WAL, so a scrub still due is done then.
 func (db *DB) Close() error {
+	if db.closing != nil {
+		close(db.closing)
+		<-db.scrubbed
+	}
 	_ = db.exclusive(func(p *pconn) error {
 		_, _ = p.conn.ExecContext(context.Background(), "PRAGMA optimize")
 		p.close()

@@ -12,6 +12,7 @@ const ErasedBy = "erased"
 // notifications, forgotten rooms and to-device messages it sent. Devices (and what hangs off them) go
 // with DeactivateUser.
 func (q Q) EraseUserData(ctx context.Context, userID string) error {
+	q.forgets()
 	for _, query := range []string{
 		`DELETE FROM cross_signing_keys WHERE user_id = ?1`,
 		`DELETE FROM key_signatures WHERE target_user = ?1 OR signer_user = ?1`,
@@ -44,6 +45,7 @@ func (q Q) SentEvents(ctx context.Context, userID string, after int64, limit int
 // EraseEvent replaces an erased user's event by its redacted form and
 // forgets the device and transaction it was sent with.
 func (q Q) EraseEvent(ctx context.Context, eventID string, redacted []byte) error {
+	q.forgets()
 	if err := q.execOne(ctx, `UPDATE events SET json = ?, redacted_by = ?, device_id = NULL, txn_id = NULL
 		WHERE event_id = ?`, redacted, ErasedBy, eventID); err != nil {
 		return err

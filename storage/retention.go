@@ -73,6 +73,7 @@ func (q Q) PruneEvents(ctx context.Context, roomID string, after, beforeTS int64
 	if len(doomed) == 0 {
 		return 0, next, more, nil
 	}
+	q.forgets()
 	_, err = q.exec(ctx, `DELETE FROM events WHERE pos IN (SELECT value FROM json_each(?))`, jsonInts(doomed))
 	return len(doomed), next, more, err
 }
@@ -88,6 +89,7 @@ func (q Q) ExpiredMedia(ctx context.Context, beforeTS, now int64, limit int) ([]
 // DeleteMediaChunks deletes up to limit chunks of media's bytes and
 // reports whether any remain: large files go in bounded steps.
 func (q Q) DeleteMediaChunks(ctx context.Context, mediaID string, limit int) (bool, error) {
+	q.forgets()
 	res, err := q.exec(ctx, `DELETE FROM media_chunks WHERE rowid IN
 		(SELECT rowid FROM media_chunks WHERE media_id = ? LIMIT ?)`, mediaID, limit)
 	if err != nil {
@@ -100,6 +102,7 @@ func (q Q) DeleteMediaChunks(ctx context.Context, mediaID string, limit int) (bo
 // DeleteMedia deletes a media entry with its thumbnails (and any chunks
 // left).
 func (q Q) DeleteMedia(ctx context.Context, mediaID string) error {
+	q.forgets()
 	_, err := q.exec(ctx, `DELETE FROM media WHERE media_id = ?`, mediaID)
 	return err
 }
@@ -107,6 +110,7 @@ func (q Q) DeleteMedia(ctx context.Context, mediaID string) error {
 // ForgetConnections deletes connection records (IP, user agent, last seen)
 // older than beforeTS.
 func (q Q) ForgetConnections(ctx context.Context, beforeTS int64) (int64, error) {
+	q.forgets()
 	res, err := q.exec(ctx, `UPDATE devices SET last_seen_ip = NULL, last_seen_ua = NULL, last_seen_ts = NULL
 		WHERE last_seen_ts < ?`, beforeTS)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -68,4 +69,23 @@ func NullAt(r gjson.Result) string {
 		return found
 	}
 	return walk(r, "")
+}
+
+// InFiles reports whether the database file or its WAL holds s.
+func (s *Server) InFiles(t testing.TB, str string) bool {
+	t.Helper()
+	return FileContains(t, s.Cfg.Database, str) || FileContains(t, s.Cfg.Database+"-wal", str)
+}
+
+// Forgotten fails the test unless, within a second, neither the database
+// file nor its WAL holds s: what a redaction, an erasure or a retention
+// pass removes must be gone from both that soon, with no help from the
+// test.
+func (s *Server) Forgotten(t testing.TB, str string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); s.InFiles(t, str); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a second on, the database file or its WAL still holds %q", str)
+		}
+	}
 }
