@@ -42,7 +42,7 @@ func main() {
 	flag.IntVar(&cfg.pid, "pid", 0, "server process ID, for CPU and memory figures from /proc")
 	flag.StringVar(&cfg.db, "db", "", "server database file, for bytes per event")
 	flag.BoolVar(&cfg.quick, "quick", false, "small parameters (for CI: checks the tool works, measures little)")
-	flag.StringVar(&only, "only", "", "comma-separated scenarios to run (send,fanout,initial,messages,keys,todevice)")
+	flag.StringVar(&only, "only", "", "comma-separated scenarios to run (send,redact,fanout,initial,messages,keys,todevice)")
 	seed := flag.Int64("seed", 1, "seed of the workload")
 	flag.Parse()
 	if cfg.secret == "" {
@@ -74,6 +74,7 @@ func run(ctx context.Context, cfg *config) ([]row, error) {
 		fn   func(context.Context, *config) ([]row, error)
 	}{
 		{"send", benchSend},
+		{"redact", benchRedact},
 		{"fanout", benchFanout},
 		{"initial", benchInitialSync},
 		{"messages", benchMessages},

@@ -180,6 +180,88 @@ func benchSend(ctx context.Context, cfg *config) ([]row, error) {
 	return rows, nil
 }
 
+// benchRedact: 8 clients send ~600-byte events in their own rooms while a
+// ninth sends and redacts, one message after the other, for as long as
+// they send: the cost redactions put on everyone's sends (each makes the
+// server clear the WAL of the removed content soon after).
+func benchRedact(ctx context.Context, cfg *config) ([]row, error) {
+	const n = 8
+	total := 3000
+	if cfg.quick {
+		total = 60
+	}
+	clients, err := cfg.users(ctx, "redact", n+1)
+	if err != nil {
+		return nil, err
+	}
+	rooms := make([]string, n+1)
+	for i, c := range clients {
+		if rooms[i], err = c.createRoom(ctx, true); err != nil {
+			return nil, err
+		}
+	}
+	redactor, senders := clients[n], clients[:n]
+	per := total / n
+	body := encryptedBody(cfg.rng)
+	stop := make(chan struct{})
+	type result struct {
+		lat []time.Duration
+		err error
+	}
+	redactions := make(chan result, 1)
+	go func() {
+		var r result
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				redactions <- r
+				return
+			default:
+			}
+			id, err := redactor.send(ctx, rooms[n], map[string]any{"msgtype": "m.text", "body": fmt.Sprintf("to be redacted %d", i)})
+			if err != nil {
+				r.err = err
+				redactions <- r
+				return
+			}
+			t0 := time.Now()
+			if _, err := redactor.do(ctx, "PUT", roomPath(rooms[n], "/redact/"+id+"/"+txn()), map[string]any{}); err != nil {
+				r.err = err
+				redactions <- r
+				return
+			}
+			r.lat = append(r.lat, time.Since(t0))
+		}
+	}()
+	start := time.Now()
+	lat, err := parallel(senders, func(i int, c *client) ([]time.Duration, error) {
+		var lat []time.Duration
+		for range per {
+			t0 := time.Now()
+			if _, err := c.send(ctx, rooms[i], body); err != nil {
+				return lat, err
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		return lat, nil
+	})
+	elapsed := time.Since(start)
+	close(stop)
+	red := <-redactions
+	if err != nil {
+		return nil, err
+	}
+	if red.err != nil {
+		return nil, red.err
+	}
+	name := fmt.Sprintf("send, %d clients, own rooms, beside a redacting client", n)
+	rows := []row{{name, "events/s", fmt.Sprintf("%.0f", float64(per*n)/elapsed.Seconds())}}
+	rows = append(rows, latencyRows(name, lat)...)
+	rows = append(rows, row{"redact (the ninth client)", "redactions/s", fmt.Sprintf("%.0f", float64(len(red.lat))/elapsed.Seconds())})
+	rows = append(rows, latencyRows("redact (the ninth client)", red.lat)...)
+	return rows, nil
+}
+
 // benchFanout: n clients long-poll one room; one message is sent; each
 // /sync's return is timed from the send's response. Every client must
 // receive the message.
