@@ -32,6 +32,7 @@ type Service struct {
 	// OnDevicesDeleted, if set, is told after a user lost devices (their
 	// keys went with them), so others' syncs learn of it.
 	OnDevicesDeleted func(userID string)
+	nonces           nonces
 }
 
 func (s *Service) devicesDeleted(userID string, err error) error {

@@ -5,8 +5,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redoubt-systems/redoubt/httpapi"
@@ -17,18 +17,56 @@ import (
 // with an HMAC-SHA1 over nonce, username, password and admin flag. Complement,
 // Synapse's register_new_matrix_user and deployment scripts speak it.
 
-const nonceLifetime = time.Minute
+// A nonce is good for a minute, and at most maxNonces are outstanding.
+const (
+	nonceLifetime = time.Minute
+	maxNonces     = 1000
+)
+
+// nonces are the shared-secret registration nonces handed out. Anyone may
+// ask for one, without a token, so they live in memory, not in the
+// database: asking costs no disk and bounded memory (beyond maxNonces the
+// oldest is dropped). A nonce lost in a restart is simply asked for again.
+type nonces struct {
+	mu     sync.Mutex
+	issued map[string]time.Time
+	order  []string // oldest first: all live equally long
+}
+
+// add records a new nonce, dropping the expired and, if too many are
+// outstanding, the oldest.
+func (n *nonces) add(nonce string, now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.issued == nil {
+		n.issued = map[string]time.Time{}
+	}
+	for len(n.order) > 0 && (len(n.order) >= maxNonces || now.Sub(n.issued[n.order[0]]) > nonceLifetime) {
+		delete(n.issued, n.order[0])
+		n.order = n.order[1:]
+	}
+	n.issued[nonce] = now
+	n.order = append(n.order, nonce)
+}
+
+// take consumes a nonce: false if it is unknown, used or expired. (A used
+// one leaves its place in order, to be dropped in its turn.)
+func (n *nonces) take(nonce string, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	at, ok := n.issued[nonce]
+	delete(n.issued, nonce)
+	return ok && now.Sub(at) <= nonceLifetime
+}
 
 // NewRegistrationNonce issues a single-use nonce.
-func (s *Service) NewRegistrationNonce(ctx context.Context) (string, error) {
+func (s *Service) NewRegistrationNonce() (string, error) {
 	if s.Cfg.RegistrationSharedSecret == "" {
 		return "", errSharedSecretOff
 	}
 	nonce := RandomString(24)
-	err := s.DB.Write(ctx, func(q storage.Q) error {
-		return q.AddRegistrationNonce(ctx, nonce, s.Now().UnixMilli())
-	})
-	return nonce, err
+	s.nonces.add(nonce, s.Now())
+	return nonce, nil
 }
 
 var errSharedSecretOff = httpapi.BadRequest("shared secret registration is not enabled")
@@ -69,14 +107,8 @@ func (s *Service) SharedSecretRegister(ctx context.Context, req SharedSecretRequ
 	if err != nil {
 		return Session{}, err
 	}
-	err = s.DB.Write(ctx, func(q storage.Q) error {
-		return q.TakeRegistrationNonce(ctx, req.Nonce, s.Now().Add(-nonceLifetime).UnixMilli())
-	})
-	if errors.Is(err, storage.ErrNotFound) {
+	if !s.nonces.take(req.Nonce, s.Now()) {
 		return Session{}, httpapi.BadRequest("unrecognised nonce")
-	}
-	if err != nil {
-		return Session{}, err
 	}
 	mac := hmac.New(sha1.New, []byte(secret))
 	mac.Write([]byte(req.Nonce + "\x00" + req.Username + "\x00" + req.Password + "\x00"))

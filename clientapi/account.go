@@ -289,7 +289,7 @@ func (a *API) registerAvailable(r *http.Request) httpapi.Response {
 
 // GET /_synapse/admin/v1/register
 func (a *API) sharedSecretNonce(r *http.Request) httpapi.Response {
-	nonce, err := a.Auth.NewRegistrationNonce(r.Context())
+	nonce, err := a.Auth.NewRegistrationNonce()
 	if err != nil {
 		return httpapi.Fail(err)
 	}

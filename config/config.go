@@ -262,15 +262,15 @@ type Rooms struct {
 }
 
 // RateLimits switches request rate limiting and sets its buckets: per IP
-// address for login, register and shared_secret_register; per user for
-// send, create_room, media and to_device.
+// address for login, register, shared_secret_register and
+// registration_nonce; per user for send, create_room, media and to_device.
 type RateLimits struct {
 	Enabled bool                      `yaml:"enabled"`
 	Rules   map[string]ratelimit.Rule `yaml:"rules"`
 }
 
 // RateLimitBuckets are the buckets rate_limits.rules may set.
-var RateLimitBuckets = []string{"login", "register", "shared_secret_register", "send", "create_room", "media", "to_device"}
+var RateLimitBuckets = []string{"login", "register", "shared_secret_register", "registration_nonce", "send", "create_room", "media", "to_device"}
 
 // Log controls the server's log.
 type Log struct {
@@ -302,7 +302,7 @@ func Default() *Config {
 		Auth:       Auth{AccessTokenLifetime: Duration(5 * time.Minute)},
 		Rooms:      Rooms{DefaultVersion: "11"},
 		RateLimits: RateLimits{Enabled: true, Rules: map[string]ratelimit.Rule{
-			"login": {PerSecond: 0.2, Burst: 10}, "register": {PerSecond: 0.05, Burst: 3}, "shared_secret_register": {PerSecond: 0.5, Burst: 20},
+			"login": {PerSecond: 0.2, Burst: 10}, "register": {PerSecond: 0.05, Burst: 3}, "shared_secret_register": {PerSecond: 0.5, Burst: 20}, "registration_nonce": {PerSecond: 0.5, Burst: 20},
 			"send": {PerSecond: 10, Burst: 50}, "create_room": {PerSecond: 0.2, Burst: 10}, "media": {PerSecond: 1, Burst: 20},
 			"to_device": {PerSecond: 20, Burst: 100},
 		}},

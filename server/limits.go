@@ -17,6 +17,7 @@ var limitedRoutes = map[string]string{
 	"POST /_matrix/client/v3/login":                                         "login",
 	"POST /_matrix/client/v3/register":                                      "register",
 	"POST /_synapse/admin/v1/register":                                      "shared_secret_register",
+	"GET /_synapse/admin/v1/register":                                       "registration_nonce",
 	"PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}":        "send",
 	"PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}":               "send",
 	"PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey:.*}": "send",

@@ -16,7 +16,8 @@ import (
 func limited(rules map[string]ratelimit.Rule) func(*config.Config) {
 	return func(c *config.Config) {
 		c.RateLimits.Enabled = true
-		c.RateLimits.Rules = map[string]ratelimit.Rule{"shared_secret_register": {PerSecond: 100, Burst: 1000}, "login": {PerSecond: 100, Burst: 1000}}
+		c.RateLimits.Rules = map[string]ratelimit.Rule{"shared_secret_register": {PerSecond: 100, Burst: 1000},
+			"registration_nonce": {PerSecond: 100, Burst: 1000}, "login": {PerSecond: 100, Burst: 1000}}
 		for k, v := range rules {
 			c.RateLimits.Rules[k] = v
 		}
@@ -59,10 +60,15 @@ func TestRateLimits(t *testing.T) {
 				"auth": map[string]any{"type": "m.login.dummy"}})
 			return code, res.Raw
 		}},
+		{"registration_nonce", func(t *testing.T, srv *ts.Server, c *ts.Client) (int, string) {
+			code, res := srv.Anon().Do(t, "GET", "/_synapse/admin/v1/register", nil)
+			return code, res.Raw
+		}},
 	} {
 		t.Run(tc.bucket, func(t *testing.T) {
 			srv := ts.Start(t, limited(map[string]ratelimit.Rule{tc.bucket: rule}), func(c *config.Config) { c.Registration.Open = true })
 			alice := srv.Register(t, "alice")
+			srv.Clock.Advance(10 * time.Second) // a full bucket, whatever alice's registration took
 			for i := range 2 {
 				if code, body := tc.do(t, srv, alice); code != 200 {
 					t.Fatalf("request %d within the burst: %d %s", i, code, body)

@@ -243,21 +243,6 @@ func (q Q) DeleteAccessToken(ctx context.Context, hash []byte) error {
 	return err
 }
 
-// AddRegistrationNonce stores a nonce for shared-secret registration.
-func (q Q) AddRegistrationNonce(ctx context.Context, nonce string, ts int64) error {
-	_, err := q.exec(ctx, `INSERT INTO registration_nonces(nonce, created_ts) VALUES(?, ?)`, nonce, ts)
-	return err
-}
-
-// TakeRegistrationNonce consumes a nonce issued at or after notBefore,
-// dropping expired ones. ErrNotFound if it is unknown, used or expired.
-func (q Q) TakeRegistrationNonce(ctx context.Context, nonce string, notBefore int64) error {
-	if _, err := q.exec(ctx, `DELETE FROM registration_nonces WHERE created_ts < ?`, notBefore); err != nil {
-		return err
-	}
-	return q.execOne(ctx, `DELETE FROM registration_nonces WHERE nonce = ?`, nonce)
-}
-
 // AddFilter stores a filter and returns its per-user ID.
 func (q Q) AddFilter(ctx context.Context, userID string, filter []byte) (int64, error) {
 	var id int64
