@@ -275,7 +275,17 @@ func Hidden(ignored map[string]bool, e storage.Event) bool {
 }
 
 func (s *Service) newViewer(ctx context.Context, q storage.Q, roomID, userID string) (*viewer, error) {
-	v := &viewer{userID: userID}
+	ignored, err := IgnoredUsers(ctx, q, userID)
+	if err != nil {
+		return nil, err
+	}
+	return s.newViewerIgnoring(ctx, q, roomID, userID, ignored)
+}
+
+// newViewerIgnoring is newViewer with the users the user ignores already
+// read, for callers that need viewers of many rooms.
+func (s *Service) newViewerIgnoring(ctx context.Context, q storage.Q, roomID, userID string, ignored map[string]bool) (*viewer, error) {
+	v := &viewer{userID: userID, ignored: ignored}
 	var err error
 	if v.current, _, err = q.Membership(ctx, roomID, userID); err != nil {
 		return nil, err
@@ -294,10 +304,7 @@ func (s *Service) newViewer(ctx context.Context, q storage.Q, roomID, userID str
 	if v.memberships, err = q.StateHistory(ctx, roomID, spec.MRoomMember, userID, "$.content.membership"); err != nil {
 		return nil, err
 	}
-	if v.visibility, err = q.StateHistory(ctx, roomID, spec.MRoomHistoryVisibility, "", "$.content.history_visibility"); err != nil {
-		return nil, err
-	}
-	v.ignored, err = IgnoredUsers(ctx, q, userID)
+	v.visibility, err = q.StateHistory(ctx, roomID, spec.MRoomHistoryVisibility, "", "$.content.history_visibility")
 	return v, err
 }
 
@@ -322,8 +329,15 @@ func (v *viewer) canSee(e storage.Event) bool {
 	if e.Type == spec.MRoomMember && e.StateKey != nil && *e.StateKey == v.userID {
 		return true
 	}
-	hv := before(v.visibility, e.Pos, "shared")
-	membership := before(v.memberships, e.Pos, "")
+	return v.seesAt(e.Pos)
+}
+
+// seesAt is whether the history visibility rules let the viewer see an
+// event at pos. They depend only on the visibility and the viewer's
+// membership in effect there.
+func (v *viewer) seesAt(pos int64) bool {
+	hv := before(v.visibility, pos, "shared")
+	membership := before(v.memberships, pos, "")
 	switch {
 	case hv == "world_readable":
 		return true
