@@ -1,6 +1,9 @@
 package clientapi_test
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -37,6 +40,10 @@ func TestSearch(t *testing.T) {
 		if r.Get("result.room_id").Str != room {
 			t.Fatalf("a room bob is not in leaked: %s", r.Raw)
 		}
+	}
+	// A room named twice in the filter is searched once.
+	if n := search(t, bob, map[string]any{"search_term": "tomatoes", "filter": map[string]any{"rooms": []string{room, room}}}).Get("count").Int(); n != 3 {
+		t.Fatalf("a room named twice: %d", n)
 	}
 	// Alice is in all three rooms; the encrypted one holds only ciphertext.
 	if n := search(t, alice, map[string]any{"search_term": "tomatoes", "keys": []string{"content.body"}}).Get("count").Int(); n != 3 {
@@ -120,4 +127,147 @@ func TestSearchIndexErased(t *testing.T) {
 			t.Fatalf("%s holds the redacted word (index blocks %d, events %d)", f, inIndex, inEvents)
 		}
 	}
+}
+
+// searchAll pages through a search with a small limit, in both orders, and
+// checks that the pages walk exactly the wanted events: count is theirs,
+// no page is empty while some remain, and the paging then ends.
+func searchAll(t *testing.T, c *ts.Client, term string, want []string) {
+	t.Helper()
+	for _, order := range []string{"rank", "recent"} {
+		for _, limit := range []int{1, 2} {
+			body := map[string]any{"search_categories": map[string]any{"room_events": map[string]any{
+				"search_term": term, "order_by": order, "filter": map[string]any{"limit": limit}}}}
+			var got []string
+			path := "/_matrix/client/v3/search"
+			for pages := 0; ; pages++ {
+				if pages > len(want)+1 {
+					t.Fatalf("%s by %s, limit %d: more pages than matches", term, order, limit)
+				}
+				res := c.MustDo(t, "POST", path, body, 200).Get("search_categories.room_events")
+				if n := int(res.Get("count").Int()); n != len(want) {
+					t.Errorf("%s by %s, limit %d: count %d, want %d", term, order, limit, n, len(want))
+				}
+				n := int(res.Get("results.#").Int())
+				if n == 0 && len(got) < len(want) {
+					t.Fatalf("%s by %s, limit %d: empty page after %d of %d: %s", term, order, limit, len(got), len(want), res.Raw)
+				}
+				for _, r := range res.Get("results.#.result.event_id").Array() {
+					got = append(got, r.Str)
+				}
+				next := res.Get("next_batch").Str
+				if next == "" {
+					break
+				}
+				path = "/_matrix/client/v3/search?next_batch=" + next
+			}
+			if !sameSet(got, want) {
+				t.Errorf("%s by %s, limit %d: found %d events %v, want %d %v", term, order, limit, len(got), got, len(want), want)
+			}
+		}
+	}
+}
+
+// sameSet is whether a and b hold the same strings, each once.
+func sameSet(a, b []string) bool {
+	seen := map[string]bool{}
+	for _, s := range a {
+		if seen[s] {
+			return false
+		}
+		seen[s] = true
+	}
+	if len(seen) != len(b) {
+		return false
+	}
+	for _, s := range b {
+		if !seen[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// A search counts, ranks and pages only over the events the searcher may
+// see: history from before they could see the room is neither returned nor
+// counted, and pages are never short of visible matches.
+func TestSearchHistoryVisibility(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	send := func(room, words string, n int) []string {
+		var ids []string
+		for i := range n {
+			ids = append(ids, alice.Send(t, room, fmt.Sprintf("%s every %d", words, i)))
+		}
+		return ids
+	}
+	var everyRoom []string // every message of the four rooms bob may see
+	for _, tc := range []struct {
+		visibility            string
+		seesEarly, seesInvite bool
+	}{
+		{"world_readable", true, true},
+		{"shared", true, true},
+		{"invited", false, true},
+		{"joined", false, false},
+	} {
+		t.Run(tc.visibility, func(t *testing.T) {
+			// Words of this room alone, as bob stays in the others.
+			w := func(word string) string { return word + strings.ReplaceAll(tc.visibility, "_", "") }
+			room := alice.CreateRoom(t, map[string]any{"initial_state": []map[string]any{
+				{"type": "m.room.history_visibility", "content": map[string]any{"history_visibility": tc.visibility}}}})
+			early := send(room, w("aardvark")+" "+w("all"), 3)
+			alice.Invite(t, room, bob.UserID)
+			invited := send(room, w("bison")+" "+w("all"), 2)
+			bob.Join(t, room)
+			later := send(room, w("coyote")+" "+w("all"), 3)
+			var all []string
+			for _, c := range []struct {
+				word string
+				ids  []string
+				sees bool
+			}{{"aardvark", early, tc.seesEarly}, {"bison", invited, tc.seesInvite}, {"coyote", later, true}} {
+				var want []string
+				if c.sees {
+					want = c.ids
+				}
+				searchAll(t, bob, w(c.word), want)
+				all = append(all, want...)
+			}
+			searchAll(t, bob, w("all"), all)
+			searchAll(t, alice, w("all"), slices.Concat(early, invited, later))
+			everyRoom = append(everyRoom, all...)
+		})
+	}
+	// Across rooms of each setting at once.
+	searchAll(t, bob, "every", everyRoom)
+
+	// A room one has left is not searched at all, even the history one
+	// could see while in it.
+	t.Run("left", func(t *testing.T) {
+		room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+		bob.Join(t, room)
+		send(room, "dingo", 2)
+		bob.MustDo(t, "POST", roomPath(room, "/leave"), map[string]any{}, 200)
+		searchAll(t, bob, "dingo", nil)
+	})
+
+	// Messages of a user one ignores are not counted; their state events
+	// (here a topic) are, as the room's state stays whole.
+	t.Run("ignored", func(t *testing.T) {
+		eve := srv.Register(t, "eve")
+		room := alice.CreateRoom(t, map[string]any{"preset": "public_chat",
+			"power_level_content_override": map[string]any{"events": map[string]any{"m.room.topic": 0}}})
+		bob.Join(t, room)
+		eve.Join(t, room)
+		bob.MustDo(t, "PUT", v3+"/user/"+bob.UserID+"/account_data/m.ignored_user_list",
+			map[string]any{"ignored_users": map[string]any{eve.UserID: map[string]any{}}}, 200)
+		var want []string
+		for i := range 3 {
+			eve.Send(t, room, fmt.Sprintf("emu %d", i))
+			want = append(want, alice.Send(t, room, fmt.Sprintf("emu from alice %d", i)))
+		}
+		topic := eve.MustDo(t, "PUT", roomPath(room, "/state/m.room.topic/"), map[string]any{"topic": "emu facts"}, 200).Get("event_id").Str
+		searchAll(t, bob, "emu", append(want, topic))
+	})
 }

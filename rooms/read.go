@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -349,6 +351,33 @@ func (v *viewer) seesAt(pos int64) bool {
 		return true
 	}
 	return false
+}
+
+// visibleRanges is where in the room seesAt holds. It can change only
+// just after a change of the visibility or of the viewer's membership, so
+// it holds throughout each range between two changes, or in none of it.
+// canSee's other rules (ignored users, one's own membership events) are
+// not in the ranges.
+func (v *viewer) visibleRanges(roomID string) []storage.PosRange {
+	var cuts []int64
+	for _, c := range slices.Concat(v.visibility, v.memberships) {
+		cuts = append(cuts, c.Pos)
+	}
+	slices.Sort(cuts)
+	cuts = append(slices.Compact(cuts), math.MaxInt64)
+	var out []storage.PosRange
+	after := int64(0)
+	for _, upto := range cuts {
+		if v.seesAt(after + 1) {
+			if n := len(out); n > 0 && out[n-1].Upto == after {
+				out[n-1].Upto = upto
+			} else {
+				out = append(out, storage.PosRange{RoomID: roomID, After: after, Upto: upto})
+			}
+		}
+		after = upto
+	}
+	return out
 }
 
 // mayRead is whether the user may read the room's history at all.

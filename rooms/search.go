@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,8 +68,25 @@ func (s *Service) Search(ctx context.Context, dev *httpapi.Device, req SearchReq
 				}
 			}
 		}
-		hits, total, err := q.Search(ctx, storage.SearchQuery{Term: req.Term, Keys: req.Keys, RoomIDs: roomIDs,
-			Recent: req.Recent, From: from, Limit: req.Limit})
+		// Visibility is decided in the query, so that the count, the ranks
+		// and the pages are over what the user may see, and nothing else.
+		ignored, err := IgnoredUsers(ctx, q, dev.UserID)
+		if err != nil {
+			return err
+		}
+		viewers := map[string]*viewer{}
+		var visible []storage.PosRange
+		for _, r := range roomIDs {
+			if viewers[r] != nil {
+				continue // a room named twice would match twice
+			}
+			if viewers[r], err = s.newViewerIgnoring(ctx, q, r, dev.UserID, ignored); err != nil {
+				return err
+			}
+			visible = append(visible, viewers[r].visibleRanges(r)...)
+		}
+		hits, total, err := q.Search(ctx, storage.SearchQuery{Term: req.Term, Keys: req.Keys, Visible: visible,
+			Ignored: slices.Collect(maps.Keys(ignored)), Recent: req.Recent, From: from, Limit: req.Limit})
 		if err != nil {
 			return err
 		}
@@ -78,18 +96,8 @@ func (s *Service) Search(ctx context.Context, dev *httpapi.Device, req SearchReq
 		if len(hits) > 0 && len(hits) == req.Limit {
 			res.NextBatch = strconv.Itoa(from + len(hits))
 		}
-		viewers := map[string]*viewer{}
 		for _, h := range hits {
 			v := viewers[h.Event.RoomID]
-			if v == nil {
-				if v, err = s.newViewer(ctx, q, h.Event.RoomID, dev.UserID); err != nil {
-					return err
-				}
-				viewers[h.Event.RoomID] = v
-			}
-			if !v.canSee(h.Event) {
-				continue
-			}
 			formatted, err := s.formatFor(ctx, q, []storage.Event{h.Event}, dev, v, h.Event.RoomID)
 			if err != nil {
 				return err
