@@ -92,6 +92,23 @@ func (t TLS) Enabled() bool { return t.CertFile != "" || len(t.ACMEDomains) > 0 
 // exports and restores make there (see backup and export). destroy removes
 // all of them.
 
+// defaultBaseURL is the base URL advertised when public_baseurl is not
+// set: https with TLS (at the ACME domain, if there is one), else http, at
+// the listen address.
+func (c *Config) defaultBaseURL() string {
+	if !c.TLS.Enabled() {
+		return "http://" + c.Listen
+	}
+	if len(c.TLS.ACMEDomains) == 0 {
+		return "https://" + c.Listen
+	}
+	host := c.TLS.ACMEDomains[0]
+	if _, port, err := net.SplitHostPort(c.Listen); err == nil && port != "443" {
+		host = net.JoinHostPort(host, port)
+	}
+	return "https://" + host
+}
+
 // DataDir is the directory of the database file.
 func (c *Config) DataDir() string { return filepath.Dir(c.Database) }
 
@@ -437,7 +454,7 @@ func (c *Config) Validate() error {
 		bad("database", "must name the SQLite file")
 	}
 	if c.PublicBaseURL == "" {
-		c.PublicBaseURL = "http://" + c.Listen
+		c.PublicBaseURL = c.defaultBaseURL()
 	} else if !strings.HasPrefix(c.PublicBaseURL, "http://") && !strings.HasPrefix(c.PublicBaseURL, "https://") {
 		bad("public_baseurl", "%q must start with http:// or https://", c.PublicBaseURL)
 	}

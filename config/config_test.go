@@ -129,3 +129,22 @@ func TestUnits(t *testing.T) {
 		}
 	}
 }
+
+// The advertised base URL follows TLS unless public_baseurl says otherwise.
+func TestDefaultBaseURL(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"listen: 127.0.0.1:8008", "http://127.0.0.1:8008"},
+		{"listen: 0.0.0.0:8448\ntls: {cert_file: c.pem, key_file: k.pem}", "https://0.0.0.0:8448"},
+		{"listen: 0.0.0.0:443\ntls: {acme_domains: [matrix.example.org]}", "https://matrix.example.org"},
+		{"listen: 0.0.0.0:8448\ntls: {acme_domains: [matrix.example.org]}", "https://matrix.example.org:8448"},
+		{"listen: 127.0.0.1:8008\ntls: {cert_file: c.pem, key_file: k.pem}\npublic_baseurl: https://chat.example.org/", "https://chat.example.org"},
+	} {
+		cfg, err := Parse([]byte(tc.yaml))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.yaml, err)
+		}
+		if cfg.PublicBaseURL != tc.want {
+			t.Errorf("%s: base URL %q, want %q", tc.yaml, cfg.PublicBaseURL, tc.want)
+		}
+	}
+}

@@ -39,6 +39,16 @@ func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c.cert, nil
 }
 
+// tls12Suites are the TLS 1.2 cipher suites served: forward secrecy
+// (ECDHE) and authenticated encryption (GCM, ChaCha20-Poly1305) only; no
+// CBC, no SHA-1 MACs, no RSA key exchange. TLS 1.3's suites all qualify
+// and are not configurable.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // tlsConfig is the server's TLS configuration (nil without TLS): TLS 1.2
 // at least, with the certificate from files or ACME.
 func tlsConfig(cfg *config.Config, log *slog.Logger, stop <-chan struct{}) (*tls.Config, error) {
@@ -65,13 +75,13 @@ func tlsConfig(cfg *config.Config, log *slog.Logger, stop <-chan struct{}) (*tls
 				}
 			}
 		}()
-		return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.get}, nil
+		return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tls12Suites, GetCertificate: r.get}, nil
 	case len(cfg.TLS.ACMEDomains) > 0:
 		m := &autocert.Manager{Prompt: autocert.AcceptTOS, Email: cfg.TLS.ACMEEmail,
 			HostPolicy: autocert.HostWhitelist(cfg.TLS.ACMEDomains...),
 			Cache:      autocert.DirCache(cfg.ACMECacheDir())}
 		tc := m.TLSConfig()
-		tc.MinVersion = tls.VersionTLS12
+		tc.MinVersion, tc.CipherSuites = tls.VersionTLS12, tls12Suites
 		return tc, nil
 	}
 	return nil, nil
