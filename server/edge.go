@@ -41,6 +41,35 @@ func realIP(trusted []*net.IPNet, next http.Handler) http.Handler {
 	})
 }
 
+// MaxHeaderBytes bounds a request's line and headers. The listener reads
+// up to ReadHeaderBytes (Go's own limit, past which it can only reset the
+// connection), so that requests between the two get a proper answer:
+// 431 and a Matrix error.
+const (
+	MaxHeaderBytes  = 64 << 10
+	ReadHeaderBytes = 1 << 20
+)
+
+// limitHeaders answers 431 M_TOO_LARGE to a request whose line and headers
+// exceed MaxHeaderBytes.
+func limitHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len(r.Host) + 12
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				n += len(k) + len(v) + 4
+			}
+		}
+		if n > MaxHeaderBytes {
+			w.Header().Set("Connection", "close")
+			httpapi.WriteJSON(w, http.StatusRequestHeaderFieldsTooLarge, map[string]string{"errcode": "M_TOO_LARGE",
+				"error": "the request's headers exceed 64 KiB"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // hsts tells browsers to use only HTTPS for this host from now on.
 func hsts(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 			trusted = append(trusted, n)
 		}
 	}
-	handler := realIP(trusted, httpapi.CORS(r0Paths(router)))
+	handler := limitHeaders(realIP(trusted, httpapi.CORS(r0Paths(router))))
 	if cfg.TLS.Enabled() {
 		handler = hsts(handler)
 	}

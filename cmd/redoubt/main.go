@@ -146,7 +146,7 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
 	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes: 64 << 10, BaseContext: func(net.Listener) context.Context { return baseCtx }}
+		MaxHeaderBytes: server.ReadHeaderBytes, BaseContext: func(net.Listener) context.Context { return baseCtx }}
 	httpSrv.RegisterOnShutdown(cancelRequests)
 	log.Info("redoubt serving", "server_name", cfg.ServerName, "listen", ln.Addr().String(), "database", cfg.Database)
 	if n, err := srv.DB.R().CountUsers(ctx); err == nil && n == 0 {

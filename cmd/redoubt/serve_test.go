@@ -104,6 +104,27 @@ func TestServeTLS(t *testing.T) {
 	if _, err := old.Get("https://" + addr + "/health"); err == nil {
 		t.Fatal("a TLS 1.1 client was served")
 	}
+	// TLS 1.2 without forward secrecy or without AEAD is refused.
+	for _, suite := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, tls.TLS_RSA_WITH_AES_128_GCM_SHA256} {
+		weak := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS12,
+			CipherSuites: []uint16{suite}}}}
+		if _, err := weak.Get("https://" + addr + "/health"); err == nil {
+			t.Fatalf("a TLS 1.2 client offering only %s was served", tls.CipherSuiteName(suite))
+		}
+	}
+	tls12 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS12}}}
+	if res, err := tls12.Get("https://" + addr + "/.well-known/matrix/client"); err != nil {
+		t.Fatalf("TLS 1.2 with its default suites: %v", err)
+	} else {
+		var wk map[string]map[string]string
+		json.NewDecoder(res.Body).Decode(&wk)
+		res.Body.Close()
+		// With TLS on and no public_baseurl, clients are sent to https.
+		if got := wk["m.homeserver"]["base_url"]; got != "https://"+addr {
+			t.Fatalf("well-known base_url %q", got)
+		}
+	}
 	// Renew: a new certificate file, then SIGHUP.
 	_, _, renewed := selfSigned(t, dir, 2)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
@@ -188,5 +209,32 @@ func decodeJSON(t *testing.T, res *http.Response, v any) {
 	b, _ := io.ReadAll(res.Body)
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%d %s: %v", res.StatusCode, b, err)
+	}
+}
+
+// Headers past 64 KiB get 431 and a Matrix error, on the real listener,
+// not a reset connection; headers just under it are served.
+func TestOversizedHeaders(t *testing.T) {
+	addr := freePort(t)
+	cfgPath, _ := writeConfig(t, "listen: "+addr+"\n")
+	stop := serving(t, cfgPath)
+	defer stop()
+	waitUp(t, http.DefaultClient, "http://"+addr+"/health").Body.Close()
+	for _, tc := range []struct {
+		size int
+		want int
+	}{{60 << 10, 200}, {100 << 10, 431}, {900 << 10, 431}} {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/health", nil)
+		req.Header.Set("X-Filler", strings.Repeat("a", tc.size))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%d bytes of headers: %v", tc.size, err)
+		}
+		var body map[string]string
+		json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+		if res.StatusCode != tc.want || (tc.want == 431 && body["errcode"] != "M_TOO_LARGE") {
+			t.Fatalf("%d bytes of headers: %d %v", tc.size, res.StatusCode, body)
+		}
 	}
 }
