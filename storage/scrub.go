@@ -19,7 +19,7 @@ import (
 
 const (
 	// scrubDelay gathers the removals of a busy moment into one checkpoint.
-	scrubDelay = 100 * time.Millisecond
+	scrubDelay = 250 * time.Millisecond
 	// scrubWait is how long one attempt lets readers on an older snapshot
 	// finish, holding the writer. Kept short: sends wait meanwhile.
 	scrubWait = 20 * time.Millisecond
