@@ -101,3 +101,40 @@ func TestEraseAccount(t *testing.T) {
 		t.Fatal("sync still serves the erased content")
 	}
 }
+
+// Erasing a room's creator takes their messages and profile, not the
+// room: its name, topic, alias, join rules and guest access stay for the
+// members who remain.
+func TestEraseKeepsRoomState(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat", "name": "Shared room", "topic": "what we share",
+		"room_alias_name": "shared", "initial_state": []any{map[string]any{"type": "m.room.guest_access", "state_key": "",
+			"content": map[string]any{"guest_access": "can_join"}}}})
+	bob.Join(t, room)
+	canary := "canary-creator-" + "5a1d"
+	alice.MustDo(t, "PUT", v3+"/profile/"+alice.UserID+"/displayname", map[string]any{"displayname": "Alice " + canary}, 200)
+	alice.Send(t, room, canary)
+	srv.RegisterAdmin(t, "root").MustDo(t, "POST", "/_synapse/admin/v1/deactivate/"+alice.UserID, map[string]any{"erase": true}, 200)
+
+	state := func(typ, path string) string {
+		return bob.MustDo(t, "GET", v3+"/rooms/"+ts.PathEscape(room)+"/state/"+typ+"/", nil, 200).Get(path).Str
+	}
+	for _, c := range []struct{ typ, path, want string }{
+		{"m.room.name", "name", "Shared room"}, {"m.room.topic", "topic", "what we share"},
+		{"m.room.canonical_alias", "alias", "#shared:test.local"}, {"m.room.join_rules", "join_rule", "public"},
+		{"m.room.guest_access", "guest_access", "can_join"},
+	} {
+		if got := state(c.typ, c.path); got != c.want {
+			t.Errorf("%s after erasing its creator: %q, want %q", c.typ, got, c.want)
+		}
+	}
+	if got := bob.MustDo(t, "GET", v3+"/directory/room/"+ts.PathEscape("#shared:test.local"), nil, 200).Get("room_id").Str; got != room {
+		t.Errorf("alias resolves to %q", got)
+	}
+	member := bob.MustDo(t, "GET", v3+"/rooms/"+ts.PathEscape(room)+"/state/m.room.member/"+alice.UserID, nil, 200)
+	if member.Get("displayname").Exists() || member.Get("membership").Str != "leave" {
+		t.Errorf("alice's membership after erasure: %s", member.Raw)
+	}
+	checkCanary(t, srv, canary, false)
+}

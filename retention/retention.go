@@ -194,8 +194,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // EraseUser deletes what a deactivated account leaves behind: its keys,
 // backups, account data, receipts, notifications, uploaded media, and the
-// content of every event it sent (served as redacted from then on). The
-// caller has left its rooms and deactivated it.
+// content of every message it sent and of its membership events (served
+// as redacted from then on); the room state it set (names, topics,
+// aliases, power levels...) stays with the rooms. The caller has left its
+// rooms and deactivated it.
 func (s *Service) EraseUser(ctx context.Context, userID string) error {
 	err := s.DB.Write(ctx, func(q storage.Q) error {
 		if err := q.EraseUserData(ctx, userID); err != nil {

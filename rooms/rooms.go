@@ -454,8 +454,10 @@ func Power(provider gomatrixserverlib.AuthEventProvider, room *storage.Room, use
 	return pl.UserLevel(spec.SenderID(userID)), pl, nil
 }
 
-// EraseSender makes every event a user sent redacted, for everyone, with
-// the content gone from the database: the last step of erasing an account.
+// EraseSender makes every message a user sent, and their own membership
+// events, redacted for everyone, with the content gone from the database:
+// the last step of erasing an account. The room state they set stays (see
+// storage.ErasableEvents).
 // It works in batches, each its own write, so that other writes are not
 // held up behind a prolific sender.
 func (s *Service) EraseSender(ctx context.Context, userID string) (int, error) {
@@ -466,7 +468,7 @@ func (s *Service) EraseSender(ctx context.Context, userID string) (int, error) {
 		var batch []storage.Event
 		err := s.DB.Write(ctx, func(q storage.Q) error {
 			var err error
-			if batch, err = q.SentEvents(ctx, userID, after, 200); err != nil {
+			if batch, err = q.ErasableEvents(ctx, userID, after, 200); err != nil {
 				return err
 			}
 			for _, e := range batch {

@@ -35,11 +35,17 @@ func (q Q) EraseUserData(ctx context.Context, userID string) error {
 	return nil
 }
 
-// SentEvents returns up to limit events sent by a user after a position
-// that are not yet redacted, oldest first.
-func (q Q) SentEvents(ctx context.Context, userID string, after int64, limit int) ([]Event, error) {
+// ErasableEvents returns up to limit events of a user's that erasure
+// redacts, after a position, oldest first: the messages they sent and
+// their own membership events (which carry their name and avatar), not yet
+// redacted. The room state they set (name, topic, avatar, aliases, join
+// rules, power levels, encryption, other members' memberships) stays: it
+// belongs to the room and its other members.
+func (q Q) ErasableEvents(ctx context.Context, userID string, after int64, limit int) ([]Event, error) {
 	return q.queryEvents(ctx, `SELECT `+eventCols+` FROM events e
-		WHERE e.pos > ? AND e.sender = ? AND e.redacted_by IS NULL ORDER BY e.pos LIMIT ?`, after, userID, limit)
+		WHERE e.pos > ?1 AND e.sender = ?2 AND e.redacted_by IS NULL
+			AND (e.state_key IS NULL OR (e.type = 'm.room.member' AND e.state_key = ?2))
+		ORDER BY e.pos LIMIT ?3`, after, userID, limit)
 }
 
 // EraseEvent replaces an erased user's event by its redacted form and
