@@ -250,8 +250,10 @@ func TestRooms(t *testing.T) {
 	if n := count(t, srv, `SELECT COUNT(*) FROM events WHERE room_id = '%s' AND type = 'm.room.message'`, room); n != 0 {
 		t.Fatalf("%d messages left in the deleted room", n)
 	}
-	if n := root.MustDo(t, "GET", v1+"/rooms/"+esc(room), nil, 200).Get("joined_members").Int(); n != 0 {
-		t.Fatalf("%d members after deletion", n)
+	// Gone from the admin API, as after a purge on Synapse.
+	root.MustFail(t, "GET", v1+"/rooms/"+esc(room), nil, 404, "M_NOT_FOUND")
+	if list := root.MustDo(t, "GET", v1+"/rooms", nil, 200); strings.Contains(list.Raw, room) {
+		t.Fatalf("deleted room listed: %s", list.Raw)
 	}
 }
 

@@ -48,6 +48,7 @@ type API struct {
 const (
 	v1 = "/_synapse/admin/v1"
 	v2 = "/_synapse/admin/v2"
+	v3 = "/_synapse/admin/v3"
 	rv = "/_redoubt/admin/v1"
 )
 
@@ -57,7 +58,8 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	admin := func(path string, fn httpapi.AuthHandler, methods ...string) { rt.Authed(path, a.admin(fn), methods...) }
 	rt.Public(v1+"/server_version", a.serverVersion, "GET")
 
-	admin(v2+"/users", a.listUsers, "GET")
+	admin(v2+"/users", a.listUsers(false), "GET")
+	admin(v3+"/users", a.listUsers(true), "GET")
 	admin(v2+"/users/{userId}", a.getUser, "GET")
 	admin(v2+"/users/{userId}", a.putUser, "PUT")
 	admin(v1+"/deactivate/{userId}", a.deactivate, "POST")
@@ -70,6 +72,22 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	admin(v1+"/users/{userId}/media", a.userMedia, "GET")
 	admin(v1+"/users/{userId}/media", a.deleteUserMedia, "DELETE")
 	admin(v1+"/media/{serverName}/{mediaId}", a.deleteMedia, "DELETE")
+	admin(v1+"/media/quarantine/{serverName}/{mediaId}", a.quarantine(true), "POST")
+	admin(v1+"/media/unquarantine/{serverName}/{mediaId}", a.quarantine(false), "POST")
+	admin(v1+"/username_available", a.usernameAvailable, "GET")
+	admin(v1+"/users/{userId}/joined_rooms", a.joinedRooms, "GET")
+	admin(v1+"/users/{userId}/memberships", a.memberships, "GET")
+	admin(v1+"/users/{userId}/pushers", a.userPushers, "GET")
+	admin(v1+"/users/{userId}/sent_invite_count", a.sentInviteCount, "GET")
+	admin(v1+"/users/{userId}/cumulative_joined_room_count", a.cumulativeJoinedRoomCount, "GET")
+	admin(v1+"/users/{userId}/override_ratelimit", a.getRateLimit, "GET")
+	admin(v1+"/users/{userId}/override_ratelimit", a.setRateLimit, "POST")
+	admin(v1+"/users/{userId}/override_ratelimit", a.deleteRateLimit, "DELETE")
+	admin(v1+"/users/{userId}/accountdata", a.accountData, "GET")
+	admin(v1+"/users/{userId}/login", a.loginAsUser, "POST")
+	admin(v1+"/experimental_features/{userId}", a.experimentalFeatures, "GET")
+	admin(v1+"/experimental_features/{userId}", a.setExperimentalFeatures, "PUT")
+	admin(v1+"/suspend/{userId}", a.suspend, "PUT")
 
 	admin(v1+"/rooms", a.listRooms, "GET")
 	admin(v1+"/rooms/{roomId}", a.getRoom, "GET")
@@ -78,8 +96,21 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	admin(v1+"/rooms/{roomId}", a.deleteRoomV1, "DELETE")
 	admin(v2+"/rooms/{roomId}", a.deleteRoomV2, "DELETE")
 	admin(v2+"/rooms/delete_status/{deleteId}", a.deleteStatus, "GET")
+	admin(v1+"/room/{roomId}/media", a.roomMedia, "GET")
+	admin(v1+"/rooms/{roomId}/block", a.getBlock, "GET")
+	admin(v1+"/rooms/{roomId}/block", a.setBlock, "PUT")
+	admin(v1+"/rooms/{roomId}/forward_extremities", a.forwardExtremities, "GET")
+	admin(v1+"/rooms/{roomId}/forward_extremities", a.deleteForwardExtremities, "DELETE")
+	// messages, context and timestamp_to_event: the client API's handlers
+	// (clientapi, rooms.AsAdmin).
 
 	admin(v1+"/event_reports", a.eventReports, "GET")
+	admin(v1+"/event_reports/{reportId}", a.eventReport, "GET")
+	admin(v1+"/event_reports/{reportId}", a.deleteEventReport, "DELETE")
+	admin(v1+"/statistics/users/media", a.mediaStatistics, "GET")
+	admin(v1+"/statistics/database/rooms", a.roomSizes, "GET")
+	admin(v1+"/federation/destinations", a.destinations, "GET")
+	admin(v1+"/scheduled_tasks", a.scheduledTasks, "GET")
 	admin(v1+"/send_server_notice", a.sendServerNotice, "POST")
 	admin(v1+"/send_server_notice/{txnId}", a.sendServerNotice, "PUT")
 
@@ -168,6 +199,15 @@ func boolParam(r *http.Request, name string, def bool) (bool, error) {
 		return false, nil
 	}
 	return false, httpapi.InvalidParam("%s must be true or false", name)
+}
+
+// optionalBool reads a true/false query parameter that may be absent (nil).
+func optionalBool(r *http.Request, name string) (*bool, error) {
+	if r.URL.Query().Get(name) == "" {
+		return nil, nil
+	}
+	b, err := boolParam(r, name, false)
+	return &b, err
 }
 
 // nextToken is Synapse's next_token: present only when more follow.

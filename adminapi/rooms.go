@@ -112,7 +112,8 @@ func (a *API) roomState(r *http.Request, _ *httpapi.Device) httpapi.Response {
 }
 
 // deleteRoom removes everyone from a room and purges it (see
-// rooms.DeleteRoom); Synapse's block and purge options are always on.
+// rooms.DeleteRoom), blocking it if asked (Synapse's block, default off).
+// Purging is always done: purge false is not offered.
 func (a *API) deleteRoom(r *http.Request, dev *httpapi.Device) (map[string]any, error) {
 	l, err := a.room(r)
 	if err != nil {
@@ -126,14 +127,18 @@ func (a *API) deleteRoom(r *http.Request, dev *httpapi.Device) (map[string]any, 
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	removed, purged, err := a.Rooms.DeleteRoom(r.Context(), l.RoomID, dev.UserID)
+	if req.Purge != nil && !*req.Purge {
+		return nil, httpapi.InvalidParam("purge false is not supported: a deleted room's history is always deleted")
+	}
+	block := req.Block != nil && *req.Block
+	removed, purged, err := a.Rooms.DeleteRoom(r.Context(), l.RoomID, dev.UserID, block)
 	if err != nil {
 		return nil, err
 	}
 	if removed == nil {
 		removed = []string{}
 	}
-	if err := a.record(r.Context(), dev, "delete_room", l.RoomID, fmt.Sprintf("%d members removed, %d events purged", len(removed), purged)); err != nil {
+	if err := a.record(r.Context(), dev, "delete_room", l.RoomID, fmt.Sprintf("%d members removed, %d events purged, block=%v", len(removed), purged, block)); err != nil {
 		return nil, err
 	}
 	return map[string]any{"kicked_users": removed, "failed_to_kick_users": []string{}, "local_aliases": []string{}, "new_room_id": nil}, nil

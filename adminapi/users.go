@@ -28,46 +28,64 @@ func queriedUser(u storage.UserListing) map[string]any {
 	m["creation_ts"] = u.CreatedTS / 1000
 	m["threepids"], m["external_ids"] = []any{}, []any{}
 	m["appservice_id"], m["consent_server_notice_sent"], m["consent_version"], m["consent_ts"] = nil, nil, nil, nil
+	m["suspended"] = u.Suspended
 	return m
 }
 
-// GET /_synapse/admin/v2/users
-func (a *API) listUsers(r *http.Request, _ *httpapi.Device) httpapi.Response {
-	from, limit, err := page(r, 100)
-	if err != nil {
-		return httpapi.Fail(err)
+// GET /_synapse/admin/v2/users and GET /_synapse/admin/v3/users: the same
+// list, except for deactivated. In v2 it is "also the deactivated" (absent:
+// the active only); in v3 it filters: true gives only the deactivated,
+// false only the active, absent everyone.
+func (a *API) listUsers(v3 bool) httpapi.AuthHandler {
+	return func(r *http.Request, _ *httpapi.Device) httpapi.Response {
+		from, limit, err := page(r, 100)
+		if err != nil {
+			return httpapi.Fail(err)
+		}
+		back, err := direction(r)
+		if err != nil {
+			return httpapi.Fail(err)
+		}
+		order := r.URL.Query().Get("order_by")
+		if _, ok := storage.UserOrders[order]; order != "" && !ok {
+			return httpapi.Fail(httpapi.InvalidParam("unknown order_by %q", order))
+		}
+		f := storage.UserFilter{From: from, Limit: limit, OrderBy: order, Backwards: back}
+		if f.Deactivated, err = optionalBool(r, "deactivated"); err != nil {
+			return httpapi.Fail(err)
+		}
+		if !v3 {
+			if f.Deactivated == nil || !*f.Deactivated {
+				f.Deactivated = new(false)
+			} else {
+				f.Deactivated = nil
+			}
+		}
+		if f.Admins, err = optionalBool(r, "admins"); err != nil {
+			return httpapi.Fail(err)
+		}
+		// There are no guests, locked users or user types here: those
+		// filters are checked and leave everyone in.
+		for _, p := range []string{"guests", "locked"} {
+			if _, err := boolParam(r, p, true); err != nil {
+				return httpapi.Fail(err)
+			}
+		}
+		if f.Name = r.URL.Query().Get("name"); f.Name == "" {
+			f.Name = r.URL.Query().Get("user_id")
+		}
+		users, total, err := a.DB.R().ListUsers(r.Context(), f)
+		if err != nil {
+			return httpapi.Fail(err)
+		}
+		list := make([]map[string]any, 0, len(users))
+		for _, u := range users {
+			list = append(list, listedUser(u))
+		}
+		body := map[string]any{"users": list, "total": total}
+		nextToken(body, from, len(users), total)
+		return httpapi.OK(body)
 	}
-	back, err := direction(r)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	order := r.URL.Query().Get("order_by")
-	if _, ok := storage.UserOrders[order]; order != "" && !ok {
-		return httpapi.Fail(httpapi.InvalidParam("unknown order_by %q", order))
-	}
-	deactivated, err := boolParam(r, "deactivated", false)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	if _, err := boolParam(r, "guests", true); err != nil { // there are no guests
-		return httpapi.Fail(err)
-	}
-	name := r.URL.Query().Get("name")
-	if name == "" {
-		name = r.URL.Query().Get("user_id")
-	}
-	users, total, err := a.DB.R().ListUsers(r.Context(), storage.UserFilter{From: from, Limit: limit, Name: name,
-		Deactivated: deactivated, OrderBy: order, Backwards: back})
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	list := make([]map[string]any, 0, len(users))
-	for _, u := range users {
-		list = append(list, listedUser(u))
-	}
-	body := map[string]any{"users": list, "total": total}
-	nextToken(body, from, len(users), total)
-	return httpapi.OK(body)
 }
 
 // GET /_synapse/admin/v2/users/{userId}
@@ -156,6 +174,13 @@ func (a *API) putUser(r *http.Request, dev *httpapi.Device) httpapi.Response {
 			}
 			changes = append(changes, fmt.Sprintf("admin=%v", *req.Admin))
 		}
+	}
+	// Tools send the whole record back: only what changed is changed.
+	if req.DisplayName != nil && !created && *req.DisplayName == existing.DisplayName {
+		req.DisplayName = nil
+	}
+	if req.AvatarURL != nil && !created && *req.AvatarURL == existing.AvatarURL {
+		req.AvatarURL = nil
 	}
 	if req.DisplayName != nil || req.AvatarURL != nil {
 		if err := a.Rooms.SetProfile(ctx, userID, req.DisplayName, req.AvatarURL); err != nil {
@@ -378,7 +403,7 @@ func (a *API) userMedia(r *http.Request, _ *httpapi.Device) httpapi.Response {
 	for _, m := range media {
 		list = append(list, map[string]any{"media_id": m.MediaID, "media_type": m.ContentType, "media_length": m.Size,
 			"upload_name": nullable(m.Filename), "created_ts": m.CreatedTS, "last_access_ts": nil,
-			"quarantined_by": nil, "safe_from_quarantine": false})
+			"quarantined_by": nullable(m.QuarantinedBy), "safe_from_quarantine": false})
 	}
 	body := map[string]any{"media": list, "total": total}
 	nextToken(body, from, len(media), total)

@@ -91,6 +91,23 @@ func (s *Service) UserID(localpart string) (string, error) {
 	return id, nil
 }
 
+// Available checks that a localpart is valid and not taken
+// (M_INVALID_USERNAME, M_USER_IN_USE).
+func (s *Service) Available(ctx context.Context, localpart string) error {
+	if localpart == "" {
+		return httpapi.MissingParam("username is required")
+	}
+	userID, err := s.UserID(localpart)
+	if err != nil {
+		return err
+	}
+	taken, err := s.DB.R().UserExists(ctx, userID)
+	if err == nil && taken {
+		err = httpapi.UserInUse("user ID already taken")
+	}
+	return err
+}
+
 // ResolveUser accepts a localpart or a full user ID of this server.
 func (s *Service) ResolveUser(user string) (string, error) {
 	if strings.HasPrefix(user, "@") {

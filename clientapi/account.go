@@ -269,20 +269,8 @@ func (a *API) registrationTokenValidity(r *http.Request) httpapi.Response {
 
 // GET /_matrix/client/v3/register/available
 func (a *API) registerAvailable(r *http.Request) httpapi.Response {
-	name := r.URL.Query().Get("username")
-	if name == "" {
-		return httpapi.Fail(httpapi.MissingParam("username is required"))
-	}
-	userID, err := a.Auth.UserID(name)
-	if err != nil {
+	if err := a.Auth.Available(r.Context(), r.URL.Query().Get("username")); err != nil {
 		return httpapi.Fail(err)
-	}
-	taken, err := a.DB.R().UserExists(r.Context(), userID)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	if taken {
-		return httpapi.Fail(httpapi.UserInUse("user ID already taken"))
 	}
 	return httpapi.OK(map[string]bool{"available": true})
 }

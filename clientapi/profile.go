@@ -11,6 +11,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/filter"
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -91,6 +92,12 @@ func (a *API) setProfileField(r *http.Request, dev *httpapi.Device) httpapi.Resp
 			return httpapi.Fail(httpapi.InvalidParam("avatar_url is limited to 1000 bytes"))
 		}
 		av = &value
+	}
+	if suspended, err := a.DB.R().UserSuspended(r.Context(), dev.UserID); err != nil || suspended {
+		if err == nil {
+			err = rooms.ErrSuspended
+		}
+		return httpapi.Fail(err)
 	}
 	if err := a.Rooms.SetProfile(r.Context(), dev.UserID, dn, av); err != nil {
 		return httpapi.Fail(err)

@@ -142,6 +142,24 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(c+"/thirdparty/protocols", a.thirdPartyProtocols, "GET")
 	authed(c+"/account/3pid", a.threePIDs, "GET")
 	authed(c+"/voip/turnServer", a.turnServer, "GET")
+
+	// Synapse's admin API reads a room's history with these same handlers,
+	// over the whole of it, for admins only (rooms.AsAdmin).
+	const admin = "/_synapse/admin/v1/rooms/{roomId}"
+	authed(admin+"/messages", asAdmin(a.messages), "GET")
+	authed(admin+"/context/{eventId}", asAdmin(a.context), "GET")
+	authed(admin+"/timestamp_to_event", asAdmin(a.timestampToEvent), "GET")
+}
+
+// asAdmin lets only admins through, with a context that reads as the
+// admin API does.
+func asAdmin(fn httpapi.AuthHandler) httpapi.AuthHandler {
+	return func(r *http.Request, dev *httpapi.Device) httpapi.Response {
+		if !dev.IsAdmin {
+			return httpapi.Fail(httpapi.Forbidden("you are not a server admin"))
+		}
+		return fn(r.WithContext(rooms.AsAdmin(r.Context())), dev)
+	}
 }
 
 // queryInt reads an optional non-negative integer query parameter.

@@ -294,8 +294,8 @@ func (s *Service) lookup(r *http.Request) (storage.Media, error) {
 		return storage.Media{}, httpapi.NotFound("unknown media")
 	}
 	m, err := s.DB.R().Media(r.Context(), vars["mediaId"])
-	if errors.Is(err, storage.ErrNotFound) {
-		return m, httpapi.NotFound("unknown media")
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && m.QuarantinedBy != "") {
+		return m, httpapi.NotFound("unknown media") // quarantined media is as gone
 	}
 	if err != nil {
 		return m, err

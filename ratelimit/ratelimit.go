@@ -33,10 +33,16 @@ type Limiter struct {
 // Allow takes a token from the (name, key) bucket, or reports how long
 // until one is there. A name without a rule is not limited.
 func (l *Limiter) Allow(name, key string) (bool, time.Duration) {
-	rule, ok := l.Rules[name]
-	if !ok || rule.PerSecond <= 0 {
+	return l.AllowWith(l.Rules[name], name, key)
+}
+
+// AllowWith is Allow with a rule of the caller's (a user's override of
+// the bucket's). A rule with no rate does not limit.
+func (l *Limiter) AllowWith(rule Rule, name, key string) (bool, time.Duration) {
+	if rule.PerSecond <= 0 {
 		return true, 0
 	}
+	rule.Burst = max(rule.Burst, 1)
 	now := l.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

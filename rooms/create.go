@@ -322,6 +322,9 @@ func tombstoneLevel(v gomatrixserverlib.IRoomVersion) int {
 // createEvent builds and stores a room's m.room.create event and its row.
 // In room version 12 the room ID is derived from this event's ID.
 func (w *writer) createEvent(creator, version string, content json.RawMessage) (*storage.Room, error) {
+	if err := w.mayAct(creator, spec.MRoomCreate, nil, content, ""); err != nil {
+		return nil, err
+	}
 	verImpl := gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersion(version))
 	roomID := ""
 	if !verImpl.DomainlessRoomIDs() {

@@ -80,6 +80,9 @@ func (s *Service) ResolveRoom(ctx context.Context, idOrAlias string) (string, er
 // server sets itself.
 func (s *Service) Join(ctx context.Context, roomID, userID, reason string, extra map[string]json.RawMessage) error {
 	return s.write(ctx, func(w *writer) error {
+		if err := w.open(roomID); err != nil {
+			return err
+		}
 		room, err := w.room(roomID)
 		if err != nil {
 			return err
@@ -162,6 +165,9 @@ func (w *writer) restrictedJoinVia(room *storage.Room, userID string) (string, e
 // Knock asks to be let into a room whose join rule allows knocking.
 func (s *Service) Knock(ctx context.Context, roomID, userID, reason string) error {
 	return s.write(ctx, func(w *writer) error {
+		if err := w.open(roomID); err != nil {
+			return err
+		}
 		room, err := w.room(roomID)
 		if err != nil {
 			return err
@@ -180,6 +186,9 @@ func (s *Service) Invite(ctx context.Context, roomID, sender, target, reason str
 		return err
 	}
 	return s.write(ctx, func(w *writer) error {
+		if err := w.open(roomID); err != nil {
+			return err
+		}
 		room, err := w.room(roomID)
 		if err != nil {
 			return err

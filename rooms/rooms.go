@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,20 +173,59 @@ func (w *writer) room(roomID string) (*storage.Room, error) {
 	if err != nil {
 		return nil, err
 	}
-	if blocked, err := w.q.RoomBlocked(w.ctx, roomID); err != nil || blocked {
+	if deleted, err := w.q.RoomDeleted(w.ctx, roomID); err != nil || deleted {
 		if err == nil {
-			err = httpapi.Forbidden("this room was deleted by an administrator")
+			err = httpapi.NotFound("unknown room")
 		}
 		return nil, err
 	}
 	return &r, nil
 }
 
+// ErrSuspended is the answer to a suspended user's send, join, invite or
+// room creation (MSC3823).
+var ErrSuspended = &httpapi.Error{Status: http.StatusForbidden, Code: "M_USER_SUSPENDED",
+	Message: "your account is suspended: you may read, leave rooms and redact your own messages"}
+
+// mayAct refuses the events a suspended user may not send: anything but
+// leaving (or rejecting an invite) and redacting their own events.
+func (w *writer) mayAct(sender, typ string, stateKey *string, content json.RawMessage, redacts string) error {
+	suspended, err := w.q.UserSuspended(w.ctx, sender)
+	if err != nil || !suspended {
+		return err
+	}
+	switch typ {
+	case spec.MRoomMember:
+		if stateKey != nil && *stateKey == sender && gjson.GetBytes(content, "membership").Str == spec.Leave {
+			return nil
+		}
+	case spec.MRoomRedaction:
+		if redacts == "" {
+			redacts = gjson.GetBytes(content, "redacts").Str
+		}
+		if target, err := w.q.Event(w.ctx, redacts); err == nil && target.Sender == sender {
+			return nil
+		}
+	}
+	return ErrSuspended
+}
+
+// open refuses new members (joins, knocks, invites) to a room an admin
+// blocked.
+func (w *writer) open(roomID string) error {
+	blocked, _, err := w.q.RoomBlock(w.ctx, roomID)
+	if err == nil && blocked {
+		err = httpapi.Forbidden("this room is blocked by an administrator")
+	}
+	return err
+}
+
 // DeleteRoom is an administrator's removal of a room: every member and
 // invitee leaves (as themselves, so their clients learn the room is gone),
 // then everything but the create event and those leaves is deleted and the
-// room is blocked. It returns who was removed and how many events went.
-func (s *Service) DeleteRoom(ctx context.Context, roomID, admin string) ([]string, int64, error) {
+// room leaves the admin lists; with block, no one may join it again. It
+// returns who was removed and how many events went.
+func (s *Service) DeleteRoom(ctx context.Context, roomID, admin string, block bool) ([]string, int64, error) {
 	var removed []string
 	err := s.write(ctx, func(w *writer) error {
 		room, err := w.room(roomID)
@@ -211,7 +251,12 @@ func (s *Service) DeleteRoom(ctx context.Context, roomID, admin string) ([]strin
 		if purged, err = q.PurgeRoom(ctx, roomID); err != nil {
 			return err
 		}
-		return q.BlockRoom(ctx, roomID, admin, s.Now().UnixMilli())
+		if block {
+			if err := q.BlockRoom(ctx, roomID, admin, s.Now().UnixMilli()); err != nil {
+				return err
+			}
+		}
+		return q.MarkRoomDeleted(ctx, roomID, s.Now().UnixMilli())
 	})
 	return removed, purged, err
 }
@@ -299,6 +344,9 @@ func (w *writer) append(room *storage.Room, ev Event) (*storage.Event, error) {
 		content = json.RawMessage(`{}`)
 	}
 	if err := CheckContent(content); err != nil {
+		return nil, err
+	}
+	if err := w.mayAct(ev.Sender, ev.Type, ev.StateKey, content, ev.Redacts); err != nil {
 		return nil, err
 	}
 	proto := &gomatrixserverlib.ProtoEvent{

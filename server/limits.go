@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net"
 	"net/http"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/ratelimit"
+	"github.com/redoubt-systems/redoubt/storage"
 )
 
 // limitedRoutes names the rate limit bucket of each limited endpoint
@@ -29,8 +31,10 @@ var limitedRoutes = map[string]string{
 	"PUT /_matrix/client/v3/sendToDevice/{eventType}/{txnId}":               "to_device",
 }
 
-// limit is the HTTP layer's rate limit check.
-func limit(l *ratelimit.Limiter) func(r *http.Request, dev *httpapi.Device) error {
+// limit is the HTTP layer's rate limit check. A user's override (the admin
+// API's override_ratelimit) replaces the rule of the per-user buckets:
+// 0 and 0 lifts them.
+func limit(l *ratelimit.Limiter, db *storage.DB) func(r *http.Request, dev *httpapi.Device) error {
 	return func(r *http.Request, dev *httpapi.Device) error {
 		route := mux.CurrentRoute(r)
 		if route == nil {
@@ -48,10 +52,18 @@ func limit(l *ratelimit.Limiter) func(r *http.Request, dev *httpapi.Device) erro
 		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 			key = host
 		}
+		rule := l.Rules[bucket]
 		if dev != nil {
 			key = dev.UserID
+			o, err := db.R().RateLimitOverrideOf(r.Context(), dev.UserID)
+			switch {
+			case err == nil:
+				rule = ratelimit.Rule{PerSecond: o.MessagesPerSecond, Burst: float64(o.BurstCount)}
+			case !errors.Is(err, storage.ErrNotFound):
+				return err
+			}
 		}
-		if ok, wait := l.Allow(bucket, key); !ok {
+		if ok, wait := l.AllowWith(rule, bucket, key); !ok {
 			return httpapi.LimitExceeded(wait, "too many requests; try again later")
 		}
 		return nil

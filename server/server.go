@@ -123,7 +123,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 
 	h := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Limits.MaxRequestBody), Observe: s.Metrics.Request}
 	if cfg.RateLimits.Enabled {
-		h.Limit = limit(&ratelimit.Limiter{Rules: cfg.RateLimits.Rules, Now: opts.Now})
+		h.Limit = limit(&ratelimit.Limiter{Rules: cfg.RateLimits.Rules, Now: opts.Now}, db)
 		s.Auth.Backoff = &ratelimit.Backoff{Free: 5, Base: time.Second, Max: 15 * time.Minute, Now: opts.Now}
 	}
 	router := h.NewRouter()

@@ -12,17 +12,19 @@ import (
 // UserListing is a user as the admin API lists them.
 type UserListing struct {
 	User
-	Erased     bool
-	LastSeenTS int64
+	Erased, Suspended bool
+	LastSeenTS        int64
 }
 
 // UserFilter selects and orders the admin API's user list.
 type UserFilter struct {
 	From, Limit int
 	Name        string // contained in the user ID or display name
-	Deactivated bool   // include deactivated users
-	OrderBy     string // a key of UserOrders
-	Backwards   bool
+	// Deactivated and Admins: nil for everyone, else only those users
+	// whose flag is the value.
+	Deactivated, Admins *bool
+	OrderBy             string // a key of UserOrders
+	Backwards           bool
 }
 
 // UserOrders are the orderings of the user list, by the admin API's names.
@@ -42,16 +44,16 @@ func (q Q) ListUsers(ctx context.Context, f UserFilter) ([]UserListing, int, err
 	if f.Backwards {
 		dir = "DESC"
 	}
-	where := `WHERE (? = '' OR instr(lower(u.user_id), lower(?)) > 0 OR instr(lower(COALESCE(u.displayname, '')), lower(?)) > 0)
-		AND (? OR u.deactivated = 0)`
-	args := []any{f.Name, f.Name, f.Name, f.Deactivated}
+	where := `WHERE (?1 = '' OR instr(lower(u.user_id), lower(?1)) > 0 OR instr(lower(COALESCE(u.displayname, '')), lower(?1)) > 0)
+		AND (?2 IS NULL OR u.deactivated = ?2) AND (?3 IS NULL OR u.is_admin = ?3)`
+	args := []any{f.Name, f.Deactivated, f.Admins}
 	var total int
 	if err := q.queryRow(ctx, `SELECT COUNT(*) FROM users u `+where, args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	rows, err := q.query(ctx, fmt.Sprintf(`SELECT u.user_id, u.is_admin, u.deactivated, u.erased, u.created_ts, u.displayname, u.avatar_url,
 		(SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id) AS last_seen
-		FROM users u %s ORDER BY %s %s, u.user_id %s LIMIT ? OFFSET ?`, where, order, dir, dir), append(args, f.Limit, f.From)...)
+		FROM users u %s ORDER BY %s %s, u.user_id %s LIMIT ?4 OFFSET ?5`, where, order, dir, dir), append(args, f.Limit, f.From)...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -78,8 +80,8 @@ func (q Q) UserListingOf(ctx context.Context, userID string) (UserListing, error
 	}
 	l := UserListing{User: u}
 	var seen sql.NullInt64
-	err = q.queryRow(ctx, `SELECT u.erased, (SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id)
-		FROM users u WHERE u.user_id = ?`, userID).Scan(&l.Erased, &seen)
+	err = q.queryRow(ctx, `SELECT u.erased, u.suspended, (SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id)
+		FROM users u WHERE u.user_id = ?`, userID).Scan(&l.Erased, &l.Suspended, &seen)
 	l.LastSeenTS = seen.Int64
 	return l, err
 }
@@ -220,20 +222,10 @@ func (q Q) UseRegistrationToken(ctx context.Context, token string, now int64) (b
 	return n == 1, err
 }
 
-// BlockRoom records a deleted room, so nobody joins it again.
+// BlockRoom blocks a room: no one may join it (again).
 func (q Q) BlockRoom(ctx context.Context, roomID, by string, ts int64) error {
 	_, err := q.exec(ctx, `INSERT OR REPLACE INTO blocked_rooms(room_id, blocked_by, ts) VALUES(?, ?, ?)`, roomID, by, ts)
 	return err
-}
-
-// RoomBlocked reports whether a room was deleted by an admin.
-func (q Q) RoomBlocked(ctx context.Context, roomID string) (bool, error) {
-	var one int
-	err := q.queryRow(ctx, `SELECT 1 FROM blocked_rooms WHERE room_id = ?`, roomID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // PurgeRoom deletes a room's history and state except its create event and
@@ -366,7 +358,7 @@ func (q Q) ListRooms(ctx context.Context, search, orderBy string, backwards bool
 	if orderBy != "" && backwards {
 		dir = "DESC"
 	}
-	base := `SELECT ` + roomListingCols + ` FROM rooms r`
+	base := `SELECT ` + roomListingCols + ` FROM rooms r WHERE r.deleted_ts IS NULL`
 	rows, err := q.query(ctx, base+fmt.Sprintf(` ORDER BY %s %s, 1 ASC`, order, dir))
 	if err != nil {
 		return nil, 0, err
@@ -395,7 +387,7 @@ func (q Q) ListRooms(ctx context.Context, search, orderBy string, backwards bool
 
 // RoomListingOf returns one room as the admin API shows it.
 func (q Q) RoomListingOf(ctx context.Context, roomID string) (RoomListing, error) {
-	l, err := scanRoomListing(q.queryRow(ctx, `SELECT `+roomListingCols+` FROM rooms r WHERE r.room_id = ?`, roomID))
+	l, err := scanRoomListing(q.queryRow(ctx, `SELECT `+roomListingCols+` FROM rooms r WHERE r.room_id = ? AND r.deleted_ts IS NULL`, roomID))
 	return l, notFound(err)
 }
 
@@ -430,7 +422,7 @@ func (q Q) MediaPage(ctx context.Context, userID string, from, limit int) ([]Med
 	if err := q.queryRow(ctx, `SELECT COUNT(*) FROM media WHERE uploader = ?`, userID).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	rows, err := q.query(ctx, `SELECT media_id, content_type, filename, size, created_ts FROM media WHERE uploader = ?
+	rows, err := q.query(ctx, `SELECT media_id, content_type, filename, size, created_ts, quarantined_by FROM media WHERE uploader = ?
 		ORDER BY created_ts DESC, media_id LIMIT ? OFFSET ?`, userID, limit, from)
 	if err != nil {
 		return nil, 0, err
@@ -439,11 +431,11 @@ func (q Q) MediaPage(ctx context.Context, userID string, from, limit int) ([]Med
 	var out []Media
 	for rows.Next() {
 		var m Media
-		var fn sql.NullString
-		if err := rows.Scan(&m.MediaID, &m.ContentType, &fn, &m.Size, &m.CreatedTS); err != nil {
+		var fn, qb sql.NullString
+		if err := rows.Scan(&m.MediaID, &m.ContentType, &fn, &m.Size, &m.CreatedTS, &qb); err != nil {
 			return nil, 0, err
 		}
-		m.Filename = fn.String
+		m.Filename, m.QuarantinedBy = fn.String, qb.String
 		out = append(out, m)
 	}
 	return out, total, rows.Err()
@@ -464,6 +456,52 @@ type EventReport struct {
 	EventID  string `json:"event_id"`
 	Reason   string `json:"reason,omitempty"`
 	Score    *int64 `json:"score,omitempty"`
+	// What the admin tools show beside: the room's name and alias and the
+	// reported event's sender, each null when unknown (room deleted, event
+	// pruned).
+	Name           *string `json:"name"`
+	CanonicalAlias *string `json:"canonical_alias"`
+	Sender         *string `json:"sender"`
+}
+
+const eventReportCols = `rep.id, rep.ts, rep.reporter, rep.room_id, rep.event_id, rep.reason, rep.score,
+	(SELECT json_extract(e.json, '$.content.name') FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.room_id = rep.room_id AND s.type = 'm.room.name' AND s.state_key = ''),
+	(SELECT json_extract(e.json, '$.content.alias') FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.room_id = rep.room_id AND s.type = 'm.room.canonical_alias' AND s.state_key = ''),
+	(SELECT sender FROM events e WHERE e.event_id = rep.event_id)`
+
+func scanEventReport(s interface{ Scan(...any) error }) (EventReport, error) {
+	var r EventReport
+	var reason, name, alias, sender sql.NullString
+	var score sql.NullInt64
+	if err := s.Scan(&r.ID, &r.TS, &r.Reporter, &r.RoomID, &r.EventID, &reason, &score, &name, &alias, &sender); err != nil {
+		return r, err
+	}
+	r.Reason = reason.String
+	if score.Valid {
+		r.Score = &score.Int64
+	}
+	for _, f := range []struct {
+		v   sql.NullString
+		out **string
+	}{{name, &r.Name}, {alias, &r.CanonicalAlias}, {sender, &r.Sender}} {
+		if f.v.Valid {
+			*f.out = &f.v.String
+		}
+	}
+	return r, nil
+}
+
+// EventReportByID returns one report.
+func (q Q) EventReportByID(ctx context.Context, id int64) (EventReport, error) {
+	r, err := scanEventReport(q.queryRow(ctx, `SELECT `+eventReportCols+` FROM event_reports rep WHERE rep.id = ?`, id))
+	return r, notFound(err)
+}
+
+// DeleteEventReport deletes one report.
+func (q Q) DeleteEventReport(ctx context.Context, id int64) error {
+	return q.execOne(ctx, `DELETE FROM event_reports WHERE id = ?`, id)
 }
 
 // AddEventReport stores a report.
@@ -479,22 +517,16 @@ func (q Q) EventReports(ctx context.Context, from, limit int) ([]EventReport, in
 	if err := q.queryRow(ctx, `SELECT COUNT(*) FROM event_reports`).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	rows, err := q.query(ctx, `SELECT id, ts, reporter, room_id, event_id, reason, score FROM event_reports ORDER BY id DESC LIMIT ? OFFSET ?`, limit, from)
+	rows, err := q.query(ctx, `SELECT `+eventReportCols+` FROM event_reports rep ORDER BY rep.id DESC LIMIT ? OFFSET ?`, limit, from)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer rows.Close()
 	out := []EventReport{}
 	for rows.Next() {
-		var r EventReport
-		var reason sql.NullString
-		var score sql.NullInt64
-		if err := rows.Scan(&r.ID, &r.TS, &r.Reporter, &r.RoomID, &r.EventID, &reason, &score); err != nil {
+		r, err := scanEventReport(rows)
+		if err != nil {
 			return nil, 0, err
-		}
-		r.Reason = reason.String
-		if score.Valid {
-			r.Score = &score.Int64
 		}
 		out = append(out, r)
 	}

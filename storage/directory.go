@@ -29,7 +29,7 @@ func (q Q) RoomPublished(ctx context.Context, roomID string) (bool, error) {
 // PublishedRooms lists the room directory, biggest rooms first.
 func (q Q) PublishedRooms(ctx context.Context) ([]RoomListing, error) {
 	rows, err := q.query(ctx, `SELECT `+roomListingCols+` FROM rooms r JOIN room_directory d ON d.room_id = r.room_id
-		WHERE NOT EXISTS (SELECT 1 FROM blocked_rooms b WHERE b.room_id = r.room_id) ORDER BY 14 DESC, 1`)
+		WHERE r.deleted_ts IS NULL AND NOT EXISTS (SELECT 1 FROM blocked_rooms b WHERE b.room_id = r.room_id) ORDER BY 14 DESC, 1`)
 	if err != nil {
 		return nil, err
 	}

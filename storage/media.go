@@ -17,6 +17,8 @@ type Media struct {
 	State       string // MediaPending, MediaUploading or MediaReady
 	ExpiresTS   int64  // for pending media: when the reservation lapses
 	InDir       bool
+	// QuarantinedBy is the admin who quarantined it: it is not served.
+	QuarantinedBy string
 }
 
 // Media states.
@@ -37,12 +39,12 @@ func (q Q) CreateMedia(ctx context.Context, m Media) error {
 // Media loads a media entry.
 func (q Q) Media(ctx context.Context, mediaID string) (Media, error) {
 	var m Media
-	var fn, hash sql.NullString
+	var fn, hash, qb sql.NullString
 	var exp sql.NullInt64
-	err := q.queryRow(ctx, `SELECT media_id, uploader, content_type, filename, size, sha256, created_ts, state, expires_ts, in_dir
-		FROM media WHERE media_id = ?`, mediaID).Scan(&m.MediaID, &m.Uploader, &m.ContentType, &fn, &m.Size, &hash,
-		&m.CreatedTS, &m.State, &exp, &m.InDir)
-	m.Filename, m.SHA256, m.ExpiresTS = fn.String, hash.String, exp.Int64
+	err := q.queryRow(ctx, `SELECT media_id, uploader, content_type, filename, size, sha256, created_ts, state, expires_ts, in_dir,
+		quarantined_by FROM media WHERE media_id = ?`, mediaID).Scan(&m.MediaID, &m.Uploader, &m.ContentType, &fn, &m.Size, &hash,
+		&m.CreatedTS, &m.State, &exp, &m.InDir, &qb)
+	m.Filename, m.SHA256, m.ExpiresTS, m.QuarantinedBy = fn.String, hash.String, exp.Int64, qb.String
 	return m, notFound(err)
 }
 

@@ -49,20 +49,22 @@ function button(parent, label, onClick, cls) {
 function when(ts) { return ts ? new Date(ts).toLocaleString() : ""; }
 
 // confirmDialog asks before a destructive action, naming its target.
-function confirmDialog({ title, text, erase, password }) {
+function confirmDialog({ title, text, erase, block, password }) {
   return new Promise((resolve) => {
     const d = $("confirm");
     $("confirm-title").textContent = title;
     $("confirm-text").textContent = text;
     $("confirm-erase").checked = false;
     $("confirm-erase-label").hidden = !erase;
+    $("confirm-block").checked = false;
+    $("confirm-block-label").hidden = !block;
     $("confirm-password").value = "";
     $("confirm-password-label").hidden = !password;
     const done = (ok) => {
       d.close();
       $("confirm-form").onsubmit = null;
       $("confirm-cancel").onclick = null;
-      resolve(ok ? { erase: $("confirm-erase").checked, password: $("confirm-password").value } : null);
+      resolve(ok ? { erase: $("confirm-erase").checked, block: $("confirm-block").checked, password: $("confirm-password").value } : null);
     };
     $("confirm-form").onsubmit = (e) => { e.preventDefault(); done(true); };
     $("confirm-cancel").onclick = () => done(false);
@@ -260,10 +262,10 @@ async function roomMembers(r) {
 }
 
 async function deleteRoom(r) {
-  const answer = await confirmDialog({ title: "Delete room", text: `Delete ${r.name || r.room_id}? Everyone is removed and its history is deleted.` });
+  const answer = await confirmDialog({ title: "Delete room", text: `Delete ${r.name || r.room_id}? Everyone is removed and its history is deleted.`, block: true });
   if (!answer) return;
   try {
-    await api("DELETE", "/_synapse/admin/v2/rooms/" + encodeURIComponent(r.room_id), { block: true, purge: true });
+    await api("DELETE", "/_synapse/admin/v2/rooms/" + encodeURIComponent(r.room_id), { block: answer.block, purge: true });
     status("Room deleted.");
     await loadRooms();
   } catch (err) {

@@ -95,7 +95,11 @@ func userCmd(args []string, stdout io.Writer) error {
 	defer srv.Close()
 	ctx := context.Background()
 	if cmd == "list" {
-		users, _, err := srv.DB.R().ListUsers(ctx, storage.UserFilter{Limit: 1 << 30, Deactivated: *deactivated})
+		f := storage.UserFilter{Limit: 1 << 30, Deactivated: new(false)}
+		if *deactivated {
+			f.Deactivated = nil // everyone
+		}
+		users, _, err := srv.DB.R().ListUsers(ctx, f)
 		if err != nil {
 			return err
 		}
