@@ -89,11 +89,13 @@ func screenshot(t *testing.T, dir, name string) chromedp.Action {
 func TestPanelInBrowser(t *testing.T) {
 	ctx := browser(t)
 	srv := ts.Start(t)
-	srv.RegisterAdmin(t, "root")
+	root := srv.RegisterAdmin(t, "root")
+	owner := srv.Register(t, "owner")
+	doomed := owner.CreateRoom(t, map[string]any{"name": "Doomed"})
 	dir := artifacts(t)
 	newUser := "@newhire:test.local"
 	row := `tr[data-user="` + newUser + `"]`
-	var status, dialogText string
+	var status, dialogText, eraseText string
 	err := chromedp.Run(ctx,
 		chromedp.Navigate(srv.URL+"/admin"),
 		chromedp.WaitVisible("#login-user", chromedp.ByID),
@@ -122,6 +124,7 @@ func TestPanelInBrowser(t *testing.T) {
 		chromedp.Click(row+" button.deactivate"),
 		chromedp.WaitVisible("#confirm", chromedp.ByID),
 		chromedp.Text("#confirm-text", &dialogText, chromedp.ByID),
+		chromedp.Text("#confirm-erase-label", &eraseText, chromedp.ByID),
 		chromedp.Click("#confirm-erase", chromedp.ByID),
 		screenshot(t, dir, "03-deactivate-confirm"),
 		chromedp.Click("#confirm-ok", chromedp.ByID),
@@ -133,6 +136,10 @@ func TestPanelInBrowser(t *testing.T) {
 	}
 	if !strings.Contains(dialogText, newUser) {
 		t.Fatalf("the confirmation does not name the user: %q", dialogText)
+	}
+	// The erase option says what goes, and what stays with the rooms.
+	if !strings.Contains(eraseText, "messages, profile, files") || !strings.Contains(eraseText, "keep their name, topic") {
+		t.Fatalf("the erase option says %q", eraseText)
 	}
 	if !strings.Contains(status, "deactivated and their data erased") {
 		t.Fatalf("status after deactivate: %q", status)
@@ -147,6 +154,7 @@ func TestPanelInBrowser(t *testing.T) {
 
 	// The other pages, a token created on the way, and a phone-sized view.
 	var tokenRows, roomsTitle, summary, audit string
+	var blockTicked bool
 	err = chromedp.Run(ctx,
 		chromedp.Click(`nav button[data-view="tokens"]`),
 		chromedp.SendKeys("#new-token-uses", "5", chromedp.ByID),
@@ -158,6 +166,12 @@ func TestPanelInBrowser(t *testing.T) {
 		chromedp.WaitVisible("#view-rooms", chromedp.ByID),
 		chromedp.Text("#room-page", &roomsTitle, chromedp.ByID),
 		screenshot(t, dir, "05-rooms"),
+		// Deleting a room offers blocking, off unless ticked, as Synapse.
+		chromedp.Click(`tr[data-room="`+doomed+`"] button.delete`),
+		chromedp.WaitVisible("#confirm-block-label", chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById("confirm-block").checked`, &blockTicked),
+		chromedp.Click("#confirm-ok", chromedp.ByID),
+		chromedp.WaitNotPresent(`tr[data-room="`+doomed+`"]`),
 		chromedp.Click(`nav button[data-view="summary"]`),
 		chromedp.WaitVisible("#summary dt"),
 		chromedp.Text("#summary", &summary, chromedp.ByID),
@@ -176,6 +190,13 @@ func TestPanelInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if blockTicked {
+		t.Error("the delete dialog had block ticked")
+	}
+	if res := root.MustDo(t, "GET", "/_synapse/admin/v1/rooms/"+esc(doomed)+"/block", nil, 200); res.Get("block").Bool() {
+		t.Errorf("the panel blocked a room it was only asked to delete: %s", res.Raw)
+	}
+	root.MustFail(t, "GET", "/_synapse/admin/v1/rooms/"+esc(doomed), nil, 404, "M_NOT_FOUND")
 	if !strings.Contains(tokenRows, "5") || !strings.Contains(summary, "test.local") ||
 		!strings.Contains(audit, "deactivate_user") || !strings.Contains(audit, "create_user") {
 		t.Fatalf("tokens %q, summary %q, audit %q", tokenRows, summary, audit)

@@ -238,6 +238,7 @@ async function loadRooms() {
   rows.replaceChildren();
   for (const r of res.rooms) {
     const tr = document.createElement("tr");
+    tr.dataset.room = r.room_id;
     cell(tr, r.room_id);
     cell(tr, r.name || r.canonical_alias);
     cell(tr, r.joined_members);
@@ -245,7 +246,7 @@ async function loadRooms() {
     const actions = cell(tr, "");
     actions.className = "actions";
     button(actions, "Members", () => roomMembers(r));
-    button(actions, "Delete", () => deleteRoom(r), "danger");
+    button(actions, "Delete", () => deleteRoom(r), "danger delete");
     rows.appendChild(tr);
   }
   $("room-page").textContent = res.total_rooms ? `${state.roomFrom + 1}–${state.roomFrom + res.rooms.length} of ${res.total_rooms}` : "no rooms";

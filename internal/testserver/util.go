@@ -89,3 +89,6 @@ func (s *Server) Forgotten(t testing.TB, str string) {
 		}
 	}
 }
+
+// Txn is a fresh transaction ID.
+func Txn() string { return randomTxn() }
