@@ -79,6 +79,14 @@ func TestUsersV3(t *testing.T) {
 	for _, q := range []string{"deactivated=maybe", "admins=1", "limit=-1", "from=x", "order_by=nope", "dir=z"} {
 		root.MustFail(t, "GET", v3+"/users?"+q, nil, 400, "M_INVALID_PARAM")
 	}
+	// Every column Ketesa sorts by.
+	for _, o := range []string{"name", "displayname", "is_guest", "admin", "deactivated", "locked", "shadow_banned", "avatar_url", "creation_ts"} {
+		root.MustDo(t, "GET", v3+"/users?order_by="+o+"&dir=b", nil, 200)
+	}
+	for _, o := range []string{"name", "encryption", "joined_members", "joined_local_members", "state_events", "version", "join_rules",
+		"creator", "federatable", "public"} {
+		root.MustDo(t, "GET", v1+"/rooms?order_by="+o+"&dir=f", nil, 200)
+	}
 }
 
 // A user's pages: name availability, rooms, memberships, pushers, counts,

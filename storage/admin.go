@@ -342,6 +342,8 @@ var RoomOrders = map[string]string{
 	"name": "5", "canonical_alias": "7", "joined_members": "14", "joined_local_members": "14", "version": "2",
 	"creator": "3", "encryption": "11", "join_rules": "8", "guest_access": "10", "history_visibility": "9",
 	"state_events": "16", "created_ts": "4", "room_id": "1",
+	// Every room is unfederated; public means joinable by anyone.
+	"federatable": "1", "public": "8",
 }
 
 // ListRooms returns a page of rooms, filtered by a search term (room ID,
