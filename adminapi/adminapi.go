@@ -177,6 +177,29 @@ func page(r *http.Request, defaultLimit int) (from, limit int, err error) {
 	return from, min(limit, 1000), nil
 }
 
+// listing is how a list is asked for: a page, an order (a key of the
+// list's orders, or "" for its default) and a direction.
+type listing struct {
+	from, limit int
+	order       string
+	back        bool
+}
+
+// readListing reads from, limit, order_by and dir.
+func readListing(r *http.Request, orders map[string]string) (l listing, err error) {
+	if l.from, l.limit, err = page(r, 100); err != nil {
+		return l, err
+	}
+	if l.back, err = direction(r); err != nil {
+		return l, err
+	}
+	l.order = r.URL.Query().Get("order_by")
+	if _, ok := orders[l.order]; l.order != "" && !ok {
+		return l, httpapi.InvalidParam("unknown order_by %q", l.order)
+	}
+	return l, nil
+}
+
 // direction reads dir: f (default) or b.
 func direction(r *http.Request) (backwards bool, err error) {
 	switch r.URL.Query().Get("dir") {

@@ -202,19 +202,11 @@ func (a *API) quarantine(on bool) httpapi.AuthHandler {
 
 // GET /_synapse/admin/v1/statistics/users/media
 func (a *API) mediaStatistics(r *http.Request, _ *httpapi.Device) httpapi.Response {
-	from, limit, err := page(r, 100)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	back, err := direction(r)
+	l, err := readListing(r, storage.UserMediaOrders)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
 	q := r.URL.Query()
-	order := q.Get("order_by")
-	if _, ok := storage.UserMediaOrders[order]; order != "" && !ok {
-		return httpapi.Fail(httpapi.InvalidParam("unknown order_by %q", order))
-	}
 	since, until := int64(0), int64(1<<62)
 	for _, p := range []struct {
 		name string
@@ -234,13 +226,13 @@ func (a *API) mediaStatistics(r *http.Request, _ *httpapi.Device) httpapi.Respon
 	if q.Has("search_term") && q.Get("search_term") == "" {
 		return httpapi.Fail(httpapi.InvalidParam("search_term cannot be empty"))
 	}
-	users, total, err := a.DB.R().MediaStats(r.Context(), since, until, q.Get("search_term"), order, back, from, limit)
+	users, total, err := a.DB.R().MediaStats(r.Context(), since, until, q.Get("search_term"), l.order, l.back, l.from, l.limit)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
 	body := map[string]any{"users": users, "total": total}
-	if from+len(users) < total {
-		body["next_token"] = from + len(users)
+	if l.from+len(users) < total {
+		body["next_token"] = l.from + len(users) // an integer here, as on Synapse
 	}
 	return httpapi.OK(body)
 }

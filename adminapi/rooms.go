@@ -27,19 +27,12 @@ func roomJSON(l storage.RoomListing) map[string]any {
 
 // GET /_synapse/admin/v1/rooms
 func (a *API) listRooms(r *http.Request, _ *httpapi.Device) httpapi.Response {
-	from, limit, err := page(r, 100)
+	l, err := readListing(r, storage.RoomOrders)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	back, err := direction(r)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	order := r.URL.Query().Get("order_by")
-	if _, ok := storage.RoomOrders[order]; order != "" && !ok {
-		return httpapi.Fail(httpapi.InvalidParam("unknown order_by %q", order))
-	}
-	list, total, err := a.DB.R().ListRooms(r.Context(), r.URL.Query().Get("search_term"), order, back, from, limit)
+	from, limit := l.from, l.limit
+	list, total, err := a.DB.R().ListRooms(r.Context(), r.URL.Query().Get("search_term"), l.order, l.back, from, limit)
 	if err != nil {
 		return httpapi.Fail(err)
 	}

@@ -38,19 +38,12 @@ func queriedUser(u storage.UserListing) map[string]any {
 // false only the active, absent everyone.
 func (a *API) listUsers(v3 bool) httpapi.AuthHandler {
 	return func(r *http.Request, _ *httpapi.Device) httpapi.Response {
-		from, limit, err := page(r, 100)
+		l, err := readListing(r, storage.UserOrders)
 		if err != nil {
 			return httpapi.Fail(err)
 		}
-		back, err := direction(r)
-		if err != nil {
-			return httpapi.Fail(err)
-		}
-		order := r.URL.Query().Get("order_by")
-		if _, ok := storage.UserOrders[order]; order != "" && !ok {
-			return httpapi.Fail(httpapi.InvalidParam("unknown order_by %q", order))
-		}
-		f := storage.UserFilter{From: from, Limit: limit, OrderBy: order, Backwards: back}
+		from := l.from
+		f := storage.UserFilter{From: from, Limit: l.limit, OrderBy: l.order, Backwards: l.back}
 		if f.Deactivated, err = optionalBool(r, "deactivated"); err != nil {
 			return httpapi.Fail(err)
 		}
