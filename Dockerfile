@@ -4,10 +4,13 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/redoubt ./cmd/redoubt
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/redoubt ./cmd/redoubt && mkdir /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/redoubt /usr/local/bin/redoubt
+# Owned by the image's non-root user (65532), or the server could not
+# create its database in a fresh volume.
+COPY --from=build --chown=65532:65532 /out/data /data
 VOLUME /data
 EXPOSE 8008
 # /data/redoubt.yaml sets listen (e.g. 0.0.0.0:8008) with tls, or plain_http

@@ -209,6 +209,13 @@ func (db *DB) migrate(ctx context.Context) error {
 		names = append(names, f.Name())
 	}
 	sort.Strings(names)
+	// A migration's version is the number its file name starts with: they
+	// run in that order, each once, and none may be missing.
+	for i, name := range names {
+		if n, _, _ := strings.Cut(name, "_"); n != fmt.Sprintf("%03d", i+1) {
+			return fmt.Errorf("migration %s: expected number %03d in its name", name, i+1)
+		}
+	}
 	var version int
 	if err := db.writer.conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return err

@@ -1,8 +1,5 @@
 // Command redoubt is a single-tenant Matrix homeserver: one process, one
-// SQLite file, no federation.
-//
-//	redoubt [--config FILE]                      serve the Client-Server API
-//	redoubt user add NAME [--admin] [--password-file F] [--config FILE]
+// SQLite file, no federation. `redoubt help` lists its commands.
 package main
 
 import (
@@ -16,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -39,7 +37,31 @@ func main() {
 	}
 }
 
+// usage lists the commands, for redoubt help.
+const usage = `redoubt is a single-tenant Matrix homeserver.
+
+  redoubt [serve] [--config FILE]     serve the Client-Server API and the admin panel (/admin)
+  redoubt user add|list|deactivate|reset-password ...   manage users (redoubt user for details)
+  redoubt token create|list|delete ...                  registration tokens
+  redoubt backup --config FILE --to DIR|- [--recipient age1...]
+  redoubt restore --from FILE --identity KEYFILE --data DIR [--force]
+  redoubt verify --config FILE        integrity and foreign-key checks
+  redoubt export --config FILE --out FILE.tar.zst [--user @alice:server] [--include-secrets]
+  redoubt health --config FILE        for container health checks
+  redoubt destroy --config FILE --confirm SERVER_NAME
+  redoubt help                        this list
+
+Without --config the embedded defaults apply: http://127.0.0.1:8008, ./redoubt.db.
+`
+
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "help", "-h", "-help", "--help":
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "serve":
@@ -61,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		case "health":
 			return healthCmd(args[1:], stdout)
 		default:
-			return fmt.Errorf("unknown command %q (commands: serve, user, token, backup, restore, verify, export, health, destroy)", args[0])
+			return fmt.Errorf("unknown command %q (redoubt help lists them)", args[0])
 		}
 	}
 	return serve(args, stderr)
@@ -150,8 +172,7 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	httpSrv.RegisterOnShutdown(cancelRequests)
 	log.Info("redoubt serving", "server_name", cfg.ServerName, "listen", ln.Addr().String(), "database", cfg.Database)
 	if n, err := srv.DB.R().CountUsers(ctx); err == nil && n == 0 {
-		fmt.Fprintf(stderr, "\nNo users yet. Create the first admin with:\n  redoubt user add NAME --admin%s\n\n",
-			map[bool]string{true: " --config " + *cfgPath, false: ""}[*cfgPath != ""])
+		fmt.Fprint(stderr, firstStartHint(os.Args[0], *cfgPath, cfg))
 	}
 	// The pruner, scheduled backups and delayed events stop before the
 	// database closes (srv.Close stops the delayed events).
@@ -198,6 +219,20 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// firstStartHint tells how to create the first admin, in the form the
+// server was started in (a binary, or go run), and where to log in.
+func firstStartHint(argv0, cfgPath string, cfg *config.Config) string {
+	cmd := "redoubt"
+	if strings.Contains(filepath.ToSlash(argv0), "/go-build") {
+		cmd = "go run ./cmd/redoubt"
+	}
+	if cfgPath != "" {
+		cfgPath = " --config " + cfgPath
+	}
+	return fmt.Sprintf("\nNo users yet. Create the first admin with:\n  %s user add NAME --admin%s\nthen log in to the admin panel at %s/admin\n\n",
+		cmd, cfgPath, cfg.PublicBaseURL)
 }
 
 func readPassword(file string) (string, error) {

@@ -207,3 +207,30 @@ func TestUserAndTokenCommands(t *testing.T) {
 		t.Fatalf("audit: %+v %v", entries, err)
 	}
 }
+
+// help lists every command; the first-start hint fits how the server was
+// started and says where the panel is.
+func TestHelpAndFirstStartHint(t *testing.T) {
+	for _, arg := range []string{"help", "--help", "-h"} {
+		var out bytes.Buffer
+		if err := run([]string{arg}, &out, &out); err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range []string{"serve", "user", "token", "backup", "restore", "verify", "export", "health", "destroy"} {
+			if !strings.Contains(out.String(), "redoubt "+cmd) && !strings.Contains(out.String(), "["+cmd+"]") {
+				t.Errorf("%s does not list %s:\n%s", arg, cmd, out.String())
+			}
+		}
+	}
+	cfg := config.Default()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if h := firstStartHint("/tmp/go-build123/b001/exe/redoubt", "", cfg); !strings.Contains(h, "go run ./cmd/redoubt user add NAME --admin") ||
+		!strings.Contains(h, "http://127.0.0.1:8008/admin") {
+		t.Errorf("hint under go run: %s", h)
+	}
+	if h := firstStartHint("/usr/local/bin/redoubt", "/etc/redoubt/a.yaml", cfg); !strings.Contains(h, "  redoubt user add NAME --admin --config /etc/redoubt/a.yaml") {
+		t.Errorf("hint: %s", h)
+	}
+}

@@ -1,0 +1,53 @@
+package storage
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+)
+
+// shippedMigrations are the migrations released, with their SHA-256: a
+// database at version N ran exactly these, so none may change. A new
+// migration is a new file, added here once committed.
+var shippedMigrations = map[string]string{
+	"001_init.sql":             "a1ed1bc5a532acd8ac6bb4a3fcf3dbc8c425b976a49eded2a3f93845735c710e",
+	"002_sync.sql":             "11b4ae0ed78e06536458600badc78a6b05522acdcf8293a69b5d4078242f7488",
+	"003_e2ee.sql":             "0a6832c02efd8e0fc543e17ad7aec636837f128579193b21512a7df79df53477",
+	"004_dehydrated.sql":       "8e600578aab76666036c5ce3e35a60f372ca8d77f7274b0c86a8dd31e66fa9c2",
+	"005_media.sql":            "3d9fd5ab599d0c13c8601f3b595ae500582c05a39ed3d2929319d46cfa9e8a7b",
+	"006_admin.sql":            "bb1fd7cec752aa6cb13f43c94cb9b8b9fba9d567125391799228834c4225087a",
+	"007_directory.sql":        "c9fcb04f2a1ffd8de8defa6074b68edfe83bad08704ff31553c5a396269c929f",
+	"008_relations.sql":        "082b913b0d69afc4e5550740ed553e2fd25bb85b82262fe437465d396ae02496",
+	"009_search.sql":           "730d9eca11317230e87047a9712e3da82085984895fefcfaf16a9305e90ca49a",
+	"010_pushers.sql":          "4e82095d4e3a9a5a3e97ba01db69f9f2058f5dc757d77c35750da8ba8caa2a39",
+	"011_reports.sql":          "003b9e772f1faa40cf8e2aeabd15749f6535dc1f0e494b3d4eed57ab87b8928b",
+	"012_threads.sql":          "6a651cd8b59118d7c8dca040396d49e7e84f760dadfefe54ef49cd074095933e",
+	"013_delayed.sql":          "7003e46819bd30258c56f099e12f17b461af9f02613764aa754f77a1bd5d395f",
+	"014_pusher_devices.sql":   "c83181cd073feb9979c2e085ceb0ac032a6163a6b56426e8f6ee02e6532159b7",
+	"015_nonces_in_memory.sql": "2b7eea3ec51cebab39f6e07e3f3d643bf21033354b47ddf0e4859ca0e5a347ea",
+	"016_admin_tools.sql":      "9b1ac7496d3aa85fe6baa0367d71199ffc5dd59627ddb6a858a91072867538e9",
+}
+
+// Migrations are append-only: every shipped one is unchanged, and every
+// file is shipped (listed above).
+func TestMigrationsAppendOnly(t *testing.T) {
+	files, err := schemaFS.ReadDir("schema")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(shippedMigrations) {
+		t.Errorf("%d migration files, %d listed as shipped: list a new one in shippedMigrations", len(files), len(shippedMigrations))
+	}
+	for _, f := range files {
+		b, err := schemaFS.ReadFile("schema/" + f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		if want, ok := shippedMigrations[f.Name()]; !ok {
+			t.Errorf("%s is not listed as shipped", f.Name())
+		} else if hex.EncodeToString(sum[:]) != want {
+			t.Errorf("%s was edited after it shipped: add a new migration instead", f.Name())
+		}
+	}
+}
