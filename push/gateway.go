@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,31 +25,60 @@ import (
 // Gateway manages pushers and sends notifications to their push gateways
 // (the Push Gateway API's POST /_matrix/push/v1/notify), only to gateways
 // the operator allowed, and by default with nothing but IDs and counts.
+//
+// Between Start and Close it sends: each notification once at once, and a
+// notification a gateway did not take again later, with backoff, from a
+// queue in the database (push_retries), so a restart drops none. Before
+// Start (command line tools) it sends nothing.
 type Gateway struct {
 	Cfg    *config.Config
 	DB     *storage.DB
 	Log    *slog.Logger
 	Client *http.Client
+	Now    func() time.Time
 	// Backoff is the first retry's delay; each retry doubles it.
 	Backoff time.Duration
 
 	pushers atomic.Int64 // how many exist: with none, events cost nothing
+
+	ctx     context.Context // ends at Close
+	stop    context.CancelFunc
+	running sync.WaitGroup // first attempts and the retry loop
+	retry   chan struct{}  // a retry was queued: the loop looks again
 }
 
 // maxAttempts bounds deliveries to a gateway that keeps failing.
 const maxAttempts = 5
 
-// Start counts the existing pushers.
-func (g *Gateway) Start(ctx context.Context) error {
-	n, err := g.DB.R().CountPushers(ctx)
-	g.pushers.Store(int64(n))
+// Load counts the existing pushers (the API needs it, started or not).
+func (g *Gateway) Load(ctx context.Context) error {
 	if g.Client == nil {
 		g.Client = &http.Client{Timeout: 10 * time.Second}
 	}
 	if g.Backoff == 0 {
 		g.Backoff = time.Second
 	}
-	return err
+	if g.Now == nil {
+		g.Now = time.Now
+	}
+	return g.recount(ctx)
+}
+
+// Start begins sending, and the retries queued before.
+func (g *Gateway) Start(ctx context.Context) {
+	g.ctx, g.stop = context.WithCancel(ctx)
+	g.retry = make(chan struct{}, 1)
+	g.running.Go(g.retries)
+}
+
+// Close stops sending and waits for what is in flight to give up; queued
+// retries stay for the next Start.
+func (g *Gateway) Close() {
+	if g.stop != nil {
+		g.stop()
+		g.running.Wait()
+		g.Client.CloseIdleConnections()
+	}
 }
 
 // Register adds GET /pushers and POST /pushers/set.
@@ -139,55 +171,126 @@ func (g *Gateway) recount(ctx context.Context) error {
 // OnEvents sends the notifications of newly committed events; it is called
 // after commit and returns at once.
 func (g *Gateway) OnEvents(events []storage.Event) {
-	if g.pushers.Load() == 0 {
+	if g.ctx == nil || g.ctx.Err() != nil || g.pushers.Load() == 0 {
 		return
 	}
-	go func() {
-		ctx := context.Background()
+	g.running.Go(func() {
 		for _, e := range events {
-			targets, err := g.DB.R().PushTargets(ctx, e.Pos)
+			targets, err := g.DB.R().PushTargets(g.ctx, e.Pos)
 			if err != nil {
 				g.Log.Error("push targets", "err", err)
 				return
 			}
 			for _, t := range targets {
-				go g.deliver(ctx, e, t)
+				g.running.Go(func() { g.deliver(e, t, storage.PushRetry{EventPos: e.Pos}) })
 			}
 		}
-	}()
+	})
 }
 
-// deliver posts one notification, retrying with backoff; a gateway that
-// rejects the pushkey has the pusher removed.
-func (g *Gateway) deliver(ctx context.Context, e storage.Event, t storage.PushTarget) {
+// deliver makes one attempt at a notification: r is its queue entry (ID
+// 0 for a first attempt). A failure queues the next attempt, up to
+// maxAttempts; a gateway that rejects the pushkey has the pusher removed.
+func (g *Gateway) deliver(e storage.Event, t storage.PushTarget, r storage.PushRetry) {
+	ctx := g.ctx
 	url := gjson.GetBytes(t.Data, "url").Str
-	if !g.allowed(url) { // the allow-list may have changed since
-		return
+	err := errNotAllowed // the allow-list may have changed since
+	var rejected []string
+	if g.allowed(url) {
+		var body []byte
+		if body, err = g.notification(ctx, e, t); err == nil {
+			rejected, err = g.post(ctx, url, body)
+		}
 	}
-	body, err := g.notification(ctx, e, t)
-	if err != nil {
-		g.Log.Error("push notification", "err", err)
-		return
+	if ctx.Err() != nil {
+		return // stopping: a queued retry stays queued
 	}
-	delay := g.Backoff
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		rejected, err := g.post(ctx, url, body)
-		if err == nil {
-			for _, key := range rejected {
-				if key == t.Pushkey {
-					_ = g.DB.Write(ctx, func(q storage.Q) error { return q.DeletePusher(ctx, "", t.AppID, t.Pushkey) })
-					_ = g.recount(ctx)
-				}
+	r.Attempts++
+	write := func(q storage.Q) error {
+		switch {
+		case err == nil || errors.Is(err, errNotAllowed) || r.Attempts >= maxAttempts:
+			if r.ID != 0 {
+				return q.DeletePushRetry(ctx, r.ID)
 			}
-			return
+			return nil
+		case r.ID != 0:
+			return q.UpdatePushRetry(ctx, r.ID, r.Attempts, r.NextTS)
 		}
-		if attempt == maxAttempts {
-			g.Log.Warn("push gateway failed; notification dropped", "attempts", attempt)
-			return
-		}
-		time.Sleep(delay)
-		delay *= 2
+		r.UserID, r.AppID, r.Pushkey = t.UserID, t.AppID, t.Pushkey
+		return q.AddPushRetry(ctx, r)
 	}
+	r.NextTS = g.Now().Add(g.Backoff << (r.Attempts - 1)).UnixMilli()
+	queued := err != nil && !errors.Is(err, errNotAllowed) && r.Attempts < maxAttempts
+	if r.ID != 0 || queued { // a first attempt that went through writes nothing
+		if werr := g.DB.Write(ctx, write); werr != nil {
+			g.Log.Error("push retry queue", "err", werr)
+		}
+	}
+	switch {
+	case err == nil:
+		if slices.Contains(rejected, t.Pushkey) {
+			_ = g.DB.Write(ctx, func(q storage.Q) error { return q.DeletePusher(ctx, "", t.AppID, t.Pushkey) })
+			_ = g.recount(ctx)
+		}
+	case errors.Is(err, errNotAllowed):
+	case r.Attempts >= maxAttempts:
+		g.Log.Warn("push gateway failed; notification dropped", "attempts", r.Attempts)
+	default:
+		select {
+		case g.retry <- struct{}{}:
+		default:
+		}
+	}
+}
+
+var errNotAllowed = errors.New("push: gateway not allowed")
+
+// retries sends the queued notifications as they fall due, one at a time,
+// sleeping until the next is due or another is queued.
+func (g *Gateway) retries() {
+	for {
+		due, next, err := g.DB.R().DuePushRetries(g.ctx, g.Now().UnixMilli(), 100)
+		if err != nil && g.ctx.Err() == nil {
+			g.Log.Error("push retries", "err", err)
+		}
+		for _, r := range due {
+			g.retryOne(r)
+		}
+		wait := time.Minute // a safety net: rows queued by another process
+		if next != 0 {
+			wait = min(wait, time.Duration(next-g.Now().UnixMilli())*time.Millisecond)
+		}
+		if len(due) == 100 {
+			wait = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-g.ctx.Done():
+			t.Stop()
+			return
+		case <-g.retry:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// retryOne sends one queued notification again, built anew; one whose
+// event or pusher is gone, or which the user has read, is dropped.
+func (g *Gateway) retryOne(r storage.PushRetry) {
+	q := g.DB.R()
+	evs, err := q.EventsByPos(g.ctx, []int64{r.EventPos})
+	var t storage.PushTarget
+	if err == nil && len(evs) == 1 {
+		t, err = q.PushTargetOf(g.ctx, r.EventPos, r.UserID, r.AppID, r.Pushkey)
+	}
+	if err != nil || len(evs) != 1 {
+		if g.ctx.Err() == nil {
+			_ = g.DB.Write(g.ctx, func(q storage.Q) error { return q.DeletePushRetry(g.ctx, r.ID) })
+		}
+		return
+	}
+	g.deliver(evs[0], t, r)
 }
 
 func (g *Gateway) post(ctx context.Context, url string, body []byte) ([]string, error) {

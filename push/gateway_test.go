@@ -136,3 +136,49 @@ func TestPushGateway(t *testing.T) {
 		t.Fatalf("pushers after the phone was logged out: %s", got.Raw)
 	}
 }
+
+// A notification the gateway did not take waits in the database: the
+// server restarts in between, and it still arrives, once.
+func TestPushRetrySurvivesRestart(t *testing.T) {
+	gw := &gateway{failFirst: 1 << 30, reject: map[string]bool{}, arrived: make(chan struct{}, 10)}
+	hs := httptest.NewServer(gw)
+	defer hs.Close()
+	srv := ts.Start(t, func(c *config.Config) { c.Push.GatewayAllowList = []string{hs.URL + "/"} })
+	srv.Gateway.Backoff = time.Hour // the first retry would not come before the restart
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	bob.MustDo(t, "POST", "/_matrix/client/v3/pushers/set", map[string]any{"app_id": "app", "pushkey": "phone", "kind": "http",
+		"app_display_name": "A", "device_display_name": "D", "lang": "en", "data": map[string]any{"url": hs.URL + "/_matrix/push/v1/notify"}}, 200)
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	bob.Join(t, room)
+	id := alice.Send(t, room, "hello")
+	var queued int
+	for deadline := time.Now().Add(10 * time.Second); queued == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		srv.DB.RawRead(t.Context(), `SELECT COUNT(*) FROM push_retries`, &queued)
+	}
+	if queued != 1 {
+		t.Fatalf("%d notifications queued after a failed attempt", queued)
+	}
+	srv.Stop()
+	gw.mu.Lock()
+	gw.failFirst = 0
+	gw.mu.Unlock()
+	srv.Clock.Advance(2 * time.Hour) // the retry is due
+	srv.Restart()
+	select {
+	case <-gw.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the queued notification was lost in the restart")
+	}
+	gw.mu.Lock()
+	got := gw.got[0].Get("notification.event_id").Str
+	gw.mu.Unlock()
+	if got != id {
+		t.Fatalf("notification for %s, want %s", got, id)
+	}
+	for deadline := time.Now().Add(5 * time.Second); queued != 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		srv.DB.RawRead(t.Context(), `SELECT COUNT(*) FROM push_retries`, &queued)
+	}
+	if queued != 0 {
+		t.Fatalf("%d notifications still queued after delivery", queued)
+	}
+}

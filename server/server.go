@@ -108,8 +108,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		AfterAppend: rules.Process,
 	}
 	s.Sync = &syncapi.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Notifier: s.Notifier, Typing: syncapi.NewTyping(opts.Now()), Now: opts.Now}
-	gateway := &push.Gateway{Cfg: cfg, DB: db, Log: opts.Log}
-	if err := gateway.Start(ctx); err != nil {
+	gateway := &push.Gateway{Cfg: cfg, DB: db, Log: opts.Log, Now: opts.Now}
+	if err := gateway.Load(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -179,6 +179,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close stops the background work that writes, then closes the database.
 func (s *Server) Close() error {
+	s.Gateway.Close()
 	s.Delayed.Close()
 	s.Admin.Close()
 	return s.DB.Close()

@@ -98,6 +98,74 @@ func (q Q) PushTargets(ctx context.Context, eventPos int64) ([]PushTarget, error
 	return out, rows.Err()
 }
 
+// PushTargetOf is one pusher's target for an event, ErrNotFound if the
+// pusher is gone or the event no longer notifies its user (read, pruned).
+func (q Q) PushTargetOf(ctx context.Context, eventPos int64, userID, appID, pushkey string) (PushTarget, error) {
+	var t PushTarget
+	var tag sql.NullString
+	err := q.queryRow(ctx, `SELECT p.user_id, p.app_id, p.pushkey, p.kind, p.app_display_name, p.device_display_name, p.profile_tag,
+		p.lang, p.data, p.created_ts, a.highlight, a.actions
+		FROM push_actions a JOIN pushers p ON p.user_id = a.user_id
+		WHERE a.event_pos = ? AND p.user_id = ? AND p.app_id = ? AND p.pushkey = ?`, eventPos, userID, appID, pushkey).
+		Scan(&t.UserID, &t.AppID, &t.Pushkey, &t.Kind, &t.AppDisplayName, &t.DeviceDisplayName, &tag, &t.Lang,
+			&t.Data, &t.CreatedTS, &t.Highlight, &t.Actions)
+	t.ProfileTag = tag.String
+	return t, notFound(err)
+}
+
+// PushRetry is a notification waiting for its next attempt.
+type PushRetry struct {
+	ID                     int64
+	EventPos               int64
+	UserID, AppID, Pushkey string
+	Attempts               int
+	NextTS                 int64
+}
+
+// AddPushRetry queues a notification for another attempt.
+func (q Q) AddPushRetry(ctx context.Context, r PushRetry) error {
+	_, err := q.exec(ctx, `INSERT INTO push_retries(event_pos, user_id, app_id, pushkey, attempts, next_ts) VALUES(?, ?, ?, ?, ?, ?)`,
+		r.EventPos, r.UserID, r.AppID, r.Pushkey, r.Attempts, r.NextTS)
+	return err
+}
+
+// UpdatePushRetry records a failed attempt and when the next is due.
+func (q Q) UpdatePushRetry(ctx context.Context, id int64, attempts int, nextTS int64) error {
+	_, err := q.exec(ctx, `UPDATE push_retries SET attempts = ?, next_ts = ? WHERE id = ?`, attempts, nextTS, id)
+	return err
+}
+
+// DeletePushRetry removes a notification from the queue.
+func (q Q) DeletePushRetry(ctx context.Context, id int64) error {
+	_, err := q.exec(ctx, `DELETE FROM push_retries WHERE id = ?`, id)
+	return err
+}
+
+// DuePushRetries lists up to limit notifications due by now, and when the
+// next one after them is due (0 if none).
+func (q Q) DuePushRetries(ctx context.Context, now int64, limit int) ([]PushRetry, int64, error) {
+	rows, err := q.query(ctx, `SELECT id, event_pos, user_id, app_id, pushkey, attempts, next_ts FROM push_retries
+		WHERE next_ts <= ? ORDER BY next_ts LIMIT ?`, now, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []PushRetry
+	for rows.Next() {
+		var r PushRetry
+		if err := rows.Scan(&r.ID, &r.EventPos, &r.UserID, &r.AppID, &r.Pushkey, &r.Attempts, &r.NextTS); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	var next sql.NullInt64
+	err = q.queryRow(ctx, `SELECT MIN(next_ts) FROM push_retries WHERE next_ts > ?`, now).Scan(&next)
+	return out, next.Int64, err
+}
+
 // CountPushers counts every pusher of the instance.
 func (q Q) CountPushers(ctx context.Context) (int, error) {
 	var n int

@@ -26,6 +26,7 @@ var shippedMigrations = map[string]string{
 	"014_pusher_devices.sql":   "c83181cd073feb9979c2e085ceb0ac032a6163a6b56426e8f6ee02e6532159b7",
 	"015_nonces_in_memory.sql": "2b7eea3ec51cebab39f6e07e3f3d643bf21033354b47ddf0e4859ca0e5a347ea",
 	"016_admin_tools.sql":      "9b1ac7496d3aa85fe6baa0367d71199ffc5dd59627ddb6a858a91072867538e9",
+	"017_push_retries.sql":     "b3411b871279bd3a177b87a871cd1eba530fffad8ca9dc2b067338815f614ceb",
 }
 
 // Migrations are append-only: every shipped one is unchanged, and every

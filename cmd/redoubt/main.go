@@ -174,12 +174,13 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	if n, err := srv.DB.R().CountUsers(ctx); err == nil && n == 0 {
 		fmt.Fprint(stderr, firstStartHint(os.Args[0], *cfgPath, cfg))
 	}
-	// The pruner, scheduled backups and delayed events stop before the
-	// database closes (srv.Close stops the delayed events).
+	// The pruner, scheduled backups, delayed events and push delivery stop
+	// before the database closes (srv.Close stops the last two).
 	jobsCtx, stopJobs := context.WithCancel(ctx)
 	var jobs sync.WaitGroup
 	jobs.Go(func() { srv.Retention.Run(jobsCtx) })
 	srv.Delayed.Start(jobsCtx)
+	srv.Gateway.Start(jobsCtx)
 	jobs.Go(func() { backup.Run(jobsCtx, cfg, srv.DB, log, time.Now, srv.Metrics.Backup) })
 	if cfg.Metrics.Listen != "" {
 		// A listener of its own, so /metrics is never public by accident.

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -37,8 +38,10 @@ type Server struct {
 	// Clock is the server's clock: real time plus what a test advanced it.
 	Clock *Clock
 	http  *httptest.Server
-	t     testing.TB
-	logTo io.Writer
+	// cancelRequests ends the context of the requests being served.
+	cancelRequests context.CancelFunc
+	t              testing.TB
+	logTo          io.Writer
 }
 
 // Start runs a server on a fresh database; edit may adjust the configuration.
@@ -82,7 +85,15 @@ func (s *Server) start() {
 	}
 	s.Server = srv
 	srv.Delayed.Start(context.Background())
-	s.http = httptest.NewServer(srv.Handler())
+	srv.Gateway.Start(context.Background())
+	// As serve does, stopping cancels the requests' context, so waiting
+	// long-polls return at once.
+	base, cancel := context.WithCancel(context.Background())
+	s.http = httptest.NewUnstartedServer(srv.Handler())
+	s.http.Config.BaseContext = func(net.Listener) context.Context { return base }
+	s.http.Config.RegisterOnShutdown(cancel)
+	s.cancelRequests = cancel
+	s.http.Start()
 	s.URL = s.http.URL
 }
 
@@ -116,6 +127,7 @@ func (c *Clock) Advance(d time.Duration) {
 // Stop stops the server and closes its database; calling it twice is fine.
 func (s *Server) Stop() {
 	if s.http != nil {
+		s.cancelRequests()
 		s.http.Close()
 		s.http = nil
 		_ = s.Server.Close()
