@@ -69,31 +69,63 @@ func ToDir(ctx context.Context, cfg *config.Config, db *storage.DB, dir string, 
 	return path, db.Write(ctx, func(q storage.Q) error { return q.SetInstanceState(ctx, "last_backup_ts", now.UnixMilli()) })
 }
 
-// Run writes a backup every backup.interval into backup.dir, keeping the
-// newest backup.keep, until ctx ends.
-func Run(ctx context.Context, cfg *config.Config, db *storage.DB, log *slog.Logger, now func() time.Time, done func(error)) {
-	if cfg.Backup.Interval == 0 {
+// Scheduler writes a backup every backup.interval into backup.dir, keeping
+// the newest backup.keep, between Start and Close.
+type Scheduler struct {
+	Cfg *config.Config
+	DB  *storage.DB
+	Log *slog.Logger
+	Now func() time.Time
+	// Done, if set, is told of each backup's outcome (metrics).
+	Done func(error)
+
+	stop    context.CancelFunc
+	stopped chan struct{}
+}
+
+// Start begins the schedule (nothing without backup.interval).
+func (s *Scheduler) Start(ctx context.Context) {
+	if s.Cfg.Backup.Interval == 0 {
 		return
 	}
+	ctx, s.stop = context.WithCancel(ctx)
+	s.stopped = make(chan struct{})
+	go func() {
+		defer close(s.stopped)
+		s.run(ctx)
+	}()
+}
+
+// Close stops the schedule, and a backup being written.
+func (s *Scheduler) Close() {
+	if s.stop != nil {
+		s.stop()
+		<-s.stopped
+	}
+}
+
+func (s *Scheduler) run(ctx context.Context) {
 	for {
+		t := time.NewTimer(s.Cfg.Backup.Interval.D())
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(cfg.Backup.Interval.D()):
+		case <-t.C:
 		}
-		path, err := ToDir(ctx, cfg, db, cfg.Backup.Dir, now())
+		path, err := ToDir(ctx, s.Cfg, s.DB, s.Cfg.Backup.Dir, s.Now())
 		if ctx.Err() != nil {
 			return
 		}
-		if done != nil {
-			done(err)
+		if s.Done != nil {
+			s.Done(err)
 		}
 		if err != nil {
-			log.Error("backup failed", "err", err)
+			s.Log.Error("backup failed", "err", err)
 			continue
 		}
-		log.Info("backup written", "file", filepath.Base(path))
-		Prune(cfg.Backup.Dir, cfg.Backup.Keep)
+		s.Log.Info("backup written", "file", filepath.Base(path))
+		Prune(s.Cfg.Backup.Dir, s.Cfg.Backup.Keep)
 	}
 }
 

@@ -32,6 +32,9 @@ type Service struct {
 	Log   *slog.Logger
 	// OnPrune, if set, is told of each pass (metrics).
 	OnPrune func(st Stats, err error)
+
+	stop    context.CancelFunc
+	stopped chan struct{}
 }
 
 const (
@@ -47,9 +50,26 @@ type Stats struct {
 	Events, Media, Connections int64
 }
 
-// Run prunes once at start and then every retention.interval until ctx
-// ends; it returns when the pass in progress has stopped.
-func (s *Service) Run(ctx context.Context) {
+// Start runs the pruner (serve does; command line tools do not): once at
+// once, then every retention.interval, until Close.
+func (s *Service) Start(ctx context.Context) {
+	ctx, s.stop = context.WithCancel(ctx)
+	s.stopped = make(chan struct{})
+	go func() {
+		defer close(s.stopped)
+		s.run(ctx)
+	}()
+}
+
+// Close stops the pruner and waits for the pass in progress to stop.
+func (s *Service) Close() {
+	if s.stop != nil {
+		s.stop()
+		<-s.stopped
+	}
+}
+
+func (s *Service) run(ctx context.Context) {
 	for {
 		st, err := s.Prune(ctx)
 		if ctx.Err() != nil {

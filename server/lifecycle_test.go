@@ -7,15 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"go.uber.org/goleak"
 
 	"github.com/redoubt-systems/redoubt/config"
 	ts "github.com/redoubt-systems/redoubt/internal/testserver"
 )
 
-// After Close nothing the server started is left running: with push
-// deliveries (one failing, so queued), a delayed event, an admin export,
-// long-polls and sliding sync all under way when it stops.
+// After Close nothing the server started is left running: with the
+// pruner and the backup schedule started, push deliveries (one failing, so
+// queued), a delayed event, an admin export, long-polls and sliding sync
+// all under way when it stops.
 func TestNoGoroutineOutlivesClose(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -23,7 +25,14 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 		http.Error(w, "later", http.StatusServiceUnavailable)
 	}))
 	defer failing.Close()
-	srv := ts.Start(t, func(c *config.Config) { c.Push.GatewayAllowList = []string{failing.URL + "/"} })
+	id, _ := age.GenerateX25519Identity()
+	srv := ts.Start(t, func(c *config.Config) {
+		c.Push.GatewayAllowList = []string{failing.URL + "/"}
+		c.Backup = config.Backup{Interval: config.Duration(time.Hour), Dir: t.TempDir(), Recipients: []string{id.Recipient().String()}, Keep: 1}
+	})
+	// What serve starts besides what the test server does.
+	srv.Retention.Start(t.Context())
+	srv.Backups.Start(t.Context())
 	root := srv.RegisterAdmin(t, "root")
 	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
 	bob.MustDo(t, "POST", "/_matrix/client/v3/pushers/set", map[string]any{"app_id": "app", "pushkey": "phone", "kind": "http",

@@ -18,6 +18,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/adminapi"
 	"github.com/redoubt-systems/redoubt/auth"
+	"github.com/redoubt-systems/redoubt/backup"
 	"github.com/redoubt-systems/redoubt/clientapi"
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/delayed"
@@ -45,6 +46,8 @@ type Server struct {
 	Sync  *syncapi.Service
 	// Retention prunes what has outlived its lifetime; serve runs it.
 	Retention *retention.Service
+	// Backups are the scheduled backups (backup.interval).
+	Backups *backup.Scheduler
 	// Admin is the admin API, also behind the command line's admin commands.
 	Admin *adminapi.API
 	// Gateway sends push notifications (tests shorten its retries).
@@ -130,6 +133,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	media := &mediaapi.Service{Cfg: cfg, DB: db, Now: opts.Now}
 	s.Retention = &retention.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Media: media, Now: opts.Now, Log: opts.Log,
 		OnPrune: func(st retention.Stats, err error) { s.Metrics.Prune(st.Events, st.Media, st.Connections, err) }}
+	s.Backups = &backup.Scheduler{Cfg: cfg, DB: db, Log: opts.Log, Now: opts.Now, Done: s.Metrics.Backup}
 	s.Delayed = &delayed.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
 	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
 		Delayed: s.Delayed}).Register(router, h)
@@ -177,10 +181,24 @@ func (s *Server) Router() *mux.Router { return s.router }
 // Handler is the instance's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close stops the background work that writes, then closes the database.
+// Start starts the instance's background work, which serve runs and
+// command line tools opening the database do not: the pruner, scheduled
+// backups, delayed events and push delivery. Close stops them.
+func (s *Server) Start(ctx context.Context) {
+	s.Retention.Start(ctx)
+	s.Backups.Start(ctx)
+	s.Delayed.Start(ctx)
+	s.Gateway.Start(ctx)
+}
+
+// Close stops the background work in the reverse order of Start (each a
+// no-op if not started), waits for admin exports, then closes the
+// database.
 func (s *Server) Close() error {
 	s.Gateway.Close()
 	s.Delayed.Close()
+	s.Backups.Close()
+	s.Retention.Close()
 	s.Admin.Close()
 	return s.DB.Close()
 }

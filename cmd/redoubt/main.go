@@ -16,14 +16,12 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/net/netutil"
 	"golang.org/x/term"
 
-	"github.com/redoubt-systems/redoubt/backup"
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/internal/instancelock"
 	"github.com/redoubt-systems/redoubt/logfile"
@@ -174,14 +172,9 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	if n, err := srv.DB.R().CountUsers(ctx); err == nil && n == 0 {
 		fmt.Fprint(stderr, firstStartHint(os.Args[0], *cfgPath, cfg))
 	}
-	// The pruner, scheduled backups, delayed events and push delivery stop
-	// before the database closes (srv.Close stops the last two).
-	jobsCtx, stopJobs := context.WithCancel(ctx)
-	var jobs sync.WaitGroup
-	jobs.Go(func() { srv.Retention.Run(jobsCtx) })
-	srv.Delayed.Start(jobsCtx)
-	srv.Gateway.Start(jobsCtx)
-	jobs.Go(func() { backup.Run(jobsCtx, cfg, srv.DB, log, time.Now, srv.Metrics.Backup) })
+	// The pruner, scheduled backups, delayed events and push delivery;
+	// srv.Close (deferred above) stops them before the database closes.
+	srv.Start(context.WithoutCancel(ctx))
 	if cfg.Metrics.Listen != "" {
 		// A listener of its own, so /metrics is never public by accident.
 		mux := http.NewServeMux()
@@ -194,7 +187,6 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 		}()
 		defer metricsSrv.Close()
 	}
-	defer func() { stopJobs(); jobs.Wait() }()
 	stopTLS := make(chan struct{})
 	defer close(stopTLS)
 	tc, err := tlsConfig(cfg, log, stopTLS)
