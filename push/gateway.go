@@ -19,6 +19,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -168,9 +169,10 @@ func (g *Gateway) recount(ctx context.Context) error {
 	return err
 }
 
-// OnEvents sends the notifications of newly committed events; it is called
-// after commit and returns at once.
-func (g *Gateway) OnEvents(events []storage.Event) {
+// AfterCommit sends the notifications of newly committed events (rooms'
+// after-commit path); it returns at once.
+func (g *Gateway) AfterCommit(c rooms.Committed) {
+	events := c.Events
 	if g.ctx == nil || g.ctx.Err() != nil || g.pushers.Load() == 0 {
 		return
 	}

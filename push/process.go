@@ -54,6 +54,12 @@ func (r *Rules) Save(ctx context.Context, q storage.Q, userID string, rs Ruleset
 	return err
 }
 
+// WithEvent evaluates a stored event's push rules inside its transaction
+// (rooms' InTransaction step), so the notification counts commit with it.
+func (r *Rules) WithEvent(a rooms.Appended) error {
+	return r.Process(a.Ctx, a.Q, a.Room, a.Event, a.Auth)
+}
+
 // Process evaluates a newly stored event against the push rules of every
 // member it may notify, in the transaction that stored it, and records the
 // notifying ones. It is the rooms service's after-append hook.

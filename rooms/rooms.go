@@ -36,13 +36,10 @@ type Service struct {
 	// DefaultVersion is the room version of /createRoom without room_version.
 	DefaultVersion string
 	Now            func() time.Time
-	// AfterAppend, if set, runs in the transaction that appended an event,
-	// after it is stored (push rule evaluation). auth is the room state the
-	// event was authorised against (see Power).
-	AfterAppend func(ctx context.Context, q storage.Q, room *storage.Room, ev *storage.Event, auth gomatrixserverlib.AuthEventProvider) error
-	// Notify, if set, is called after each committed write with the events
-	// it appended.
-	Notify func(events []storage.Event)
+	// InTransaction and AfterCommit are what follows each event, inside
+	// its transaction and after it commits (see commit.go).
+	InTransaction []InTransaction
+	AfterCommit   []Reactor
 }
 
 // Supported reports whether this server creates and serves a room version.
@@ -159,8 +156,8 @@ func (s *Service) write(ctx context.Context, fn func(w *writer) error) error {
 		w.appended = w.appended[:0]
 		return fn(w)
 	})
-	if err == nil && len(w.appended) > 0 && s.Notify != nil {
-		s.Notify(w.appended)
+	if err == nil {
+		s.afterCommit(w.appended)
 	}
 	return err
 }
@@ -410,8 +407,8 @@ func (w *writer) store(room *storage.Room, pdu gomatrixserverlib.PDU, ev Event, 
 		return nil, err
 	}
 	room.LatestEventID, room.Depth = stored.EventID, pdu.Depth()
-	if w.s.AfterAppend != nil {
-		if err := w.s.AfterAppend(w.ctx, w.q, room, &stored, auth); err != nil {
+	for _, step := range w.s.InTransaction {
+		if err := step.WithEvent(Appended{Ctx: w.ctx, Q: w.q, Room: room, Event: &stored, Auth: auth}); err != nil {
 			return nil, err
 		}
 	}

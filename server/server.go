@@ -108,7 +108,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Rooms = &rooms.Service{
 		DB: db, ServerName: spec.ServerName(cfg.ServerName), KeyID: gomatrixserverlib.KeyID(keyID),
 		Key: ed25519.NewKeyFromSeed(seed), DefaultVersion: cfg.Rooms.DefaultVersion, Now: opts.Now,
-		AfterAppend: rules.Process,
 	}
 	s.Sync = &syncapi.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Notifier: s.Notifier, Typing: syncapi.NewTyping(opts.Now()), Now: opts.Now}
 	gateway := &push.Gateway{Cfg: cfg, DB: db, Log: opts.Log, Now: opts.Now}
@@ -116,10 +115,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		db.Close()
 		return nil, err
 	}
-	s.Rooms.Notify = func(evs []storage.Event) {
-		s.Sync.OnEvents(evs)
-		gateway.OnEvents(evs)
-	}
+	// What follows an event (rooms/commit.go). Inside its transaction, push
+	// rules decide whom it notifies, so the counts commit with it (storage
+	// indexes it for search and relations as it stores it). After the
+	// commit, in order: waiting syncs wake, then notifications go to push
+	// gateways.
+	s.Rooms.InTransaction = []rooms.InTransaction{rules}
+	s.Rooms.AfterCommit = []rooms.Reactor{s.Sync, gateway}
 	keys := &e2ekeys.Service{DB: db, Auth: s.Auth, Notifier: s.Notifier, Now: opts.Now}
 	s.Auth.OnDevicesDeleted = keys.WakeDeviceListChange
 	s.Sync.Typing.OnChange = s.Sync.OnRoomChange

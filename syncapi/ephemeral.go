@@ -29,49 +29,6 @@ func (s *Service) Register(r *mux.Router, h *httpapi.API) {
 	authed(c+"/notifications", s.notifications, "GET")
 }
 
-// OnEvents wakes everyone a batch of committed events concerns: the joined
-// members of their rooms, and the targets of membership changes (the
-// invited, the kicked, the banned).
-func (s *Service) OnEvents(events []storage.Event) {
-	users := map[string]bool{}
-	seenRooms := map[string]bool{}
-	for _, e := range events {
-		if e.Type == spec.MRoomMember && e.StateKey != nil {
-			users[*e.StateKey] = true
-		}
-		if !seenRooms[e.RoomID] {
-			seenRooms[e.RoomID] = true
-			s.roomMembers(e.RoomID, users)
-		}
-	}
-	s.wake(users)
-}
-
-// OnRoomChange wakes the joined members of a room (typing, receipts).
-func (s *Service) OnRoomChange(roomID string) {
-	users := map[string]bool{}
-	s.roomMembers(roomID, users)
-	s.wake(users)
-}
-
-func (s *Service) roomMembers(roomID string, into map[string]bool) {
-	members, err := s.DB.R().JoinedMembers(context.Background(), roomID)
-	if err != nil {
-		return // waiters then return at their timeout
-	}
-	for _, m := range members {
-		into[m] = true
-	}
-}
-
-func (s *Service) wake(users map[string]bool) {
-	list := make([]string, 0, len(users))
-	for u := range users {
-		list = append(list, u)
-	}
-	s.Notifier.Wake(list...)
-}
-
 // ephemeral returns a joined room's typing and receipt events.
 func (b *builder) ephemeral(roomID string) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
