@@ -1,0 +1,361 @@
+package syncapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
+
+	"github.com/redoubt-systems/redoubt/filter"
+	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/storage"
+	"github.com/redoubt-systems/redoubt/streams"
+)
+
+// slidingBuild computes one response: lists, the rooms to send, extensions.
+// It reports whether there is nothing new for an incremental request.
+func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, have map[string]string, since *streams.Token, req *slidingRequest) (map[string]any, bool, streams.Token, map[string]string, error) {
+	ctx := r.Context()
+	res := map[string]any{}
+	empty := true
+	sent := map[string]string{}
+	main := &syncRequest{since: since, filter: &filter.Filter{Room: filter.RoomFilter{Rooms: []string{}}}}
+	b, err := s.run(ctx, dev, main, func(b *builder) error {
+		summaries, err := b.q.RoomSummaries(ctx, dev.UserID)
+		if err != nil {
+			return err
+		}
+		byID := map[string]storage.RoomSummary{}
+		for _, rs := range summaries {
+			byID[rs.RoomID] = rs
+		}
+		dms := map[string]bool{}
+		if direct, err := b.q.AccountData(ctx, dev.UserID, "", "m.direct"); err == nil {
+			gjson.ParseBytes(direct).ForEach(func(_, ids gjson.Result) bool {
+				for _, id := range ids.Array() {
+					dms[id.Str] = true
+				}
+				return true
+			})
+		}
+		// Lists: filter, order by latest activity, cut the windows.
+		configs := map[string]roomConfig{}
+		listsOut := map[string]any{}
+		listRooms := map[string][]string{}
+		for name, l := range req.Lists {
+			var rooms []storage.RoomSummary
+			for _, rs := range summaries {
+				if rs.Membership == spec.Leave || rs.Membership == spec.Ban {
+					continue
+				}
+				ok, err := s.matches(b, rs, l.Filters, dms)
+				if err != nil {
+					return err
+				}
+				if ok {
+					rooms = append(rooms, rs)
+				}
+			}
+			sort.SliceStable(rooms, func(i, j int) bool {
+				if rooms[i].Bump != rooms[j].Bump {
+					return rooms[i].Bump > rooms[j].Bump
+				}
+				return rooms[i].RoomID < rooms[j].RoomID
+			})
+			listsOut[name] = map[string]any{"count": len(rooms)}
+			for _, rg := range l.Ranges {
+				for i := rg[0]; i <= rg[1] && i < len(rooms); i++ {
+					id := rooms[i].RoomID
+					configs[id] = merge(configs[id], l.roomConfig)
+					listRooms[name] = append(listRooms[name], id)
+				}
+			}
+		}
+		for id, c := range req.RoomSubscriptions {
+			if _, ok := byID[id]; ok {
+				configs[id] = merge(configs[id], c)
+			}
+		}
+		res["lists"] = listsOut
+		// Rooms: new to the connection (or asked for differently) get an
+		// initial view; the others what changed since the position.
+		roomsOut := map[string]any{}
+		groups := map[string][]string{} // "i<limit>" or "u<limit>" -> rooms
+		for id, c := range configs {
+			kind := "u"
+			if since == nil || have[id] != fingerprint(c) {
+				kind = "i"
+			}
+			groups[fmt.Sprintf("%s%d", kind, c.TimelineLimit)] = append(groups[fmt.Sprintf("%s%d", kind, c.TimelineLimit)], id)
+		}
+		// Rooms sent before that the user has since left: they learn of it.
+		if since != nil {
+			for id := range have {
+				if rs, ok := byID[id]; ok && (rs.Membership == spec.Leave || rs.Membership == spec.Ban) && rs.MembershipPos > since.Events {
+					if _, shown := configs[id]; !shown {
+						groups["u1"] = append(groups["u1"], id)
+					}
+				}
+			}
+		}
+		for g, ids := range groups {
+			limit, _ := strconv.Atoi(g[1:])
+			sub := &builder{s: s, ctx: ctx, q: b.q, dev: dev, to: b.to, empty: true, roomAccountData: map[string][]json.RawMessage{},
+				res: &Response{Rooms: roomsSection{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}, Knock: map[string]any{}}}}
+			lim := max(1, limit)
+			sub.req = &syncRequest{filter: &filter.Filter{Room: filter.RoomFilter{Rooms: ids, IncludeLeave: true,
+				Timeline: filter.RoomEventFilter{EventFilter: filter.EventFilter{Limit: &lim}}}}}
+			initial := g[0] == 'i'
+			if !initial {
+				sub.req.since = since
+				sub.since = *since
+			}
+			if err := sub.accountData(); err != nil {
+				return err
+			}
+			if err := sub.rooms(); err != nil {
+				return err
+			}
+			for id, jr := range sub.res.Rooms.Join {
+				room, err := s.slidingRoom(b, dev, byID[id], configs[id], initial, limit, since, jr.Timeline, jr.State.Events, jr.Unread)
+				if err != nil {
+					return err
+				}
+				roomsOut[id] = room
+			}
+			for id, ir := range sub.res.Rooms.Invite {
+				room := map[string]any{"membership": "invite", "initial": true, "invite_state": ir.InviteState.Events,
+					"bump_stamp": byID[id].Bump, "timeline": []any{}}
+				setNonEmpty(room, "name", byID[id].Name)
+				roomsOut[id] = room
+			}
+			for id, kr := range sub.res.Rooms.Knock {
+				roomsOut[id] = map[string]any{"membership": "knock", "initial": true, "knock_state": kr.(map[string]any)["knock_state"],
+					"bump_stamp": byID[id].Bump}
+			}
+			for id, lr := range sub.res.Rooms.Leave {
+				roomsOut[id] = map[string]any{"membership": byID[id].Membership, "initial": initial, "timeline": lr.Timeline.Events,
+					"limited": lr.Timeline.Limited, "prev_batch": lr.Timeline.PrevBatch, "bump_stamp": byID[id].Bump}
+			}
+			if initial {
+				for _, id := range ids {
+					if _, ok := roomsOut[id]; !ok {
+						// Nothing the builder sends (say, a room with no
+						// visible history): still tell the client of it.
+						rs := byID[id]
+						roomsOut[id] = map[string]any{"membership": rs.Membership, "initial": true, "timeline": []any{},
+							"bump_stamp": rs.Bump, "joined_count": rs.Joined, "invited_count": rs.Invited}
+					}
+				}
+			}
+		}
+		for id, c := range configs {
+			sent[id] = fingerprint(c)
+		}
+		if len(roomsOut) > 0 {
+			res["rooms"] = roomsOut
+			empty = false
+		}
+		ext, extEmpty, err := s.extensions(b, req, roomsOut, listRooms)
+		if err != nil {
+			return err
+		}
+		res["extensions"] = ext
+		empty = empty && extEmpty
+		return nil
+	})
+	if err != nil {
+		return nil, false, streams.Token{}, nil, err
+	}
+	if since == nil {
+		empty = false
+	}
+	return res, empty, b.to, sent, nil
+}
+
+// setNonEmpty sets a room's field, or leaves it out: strict clients take a
+// null for a malformed response, and an absent name is no name.
+func setNonEmpty(room map[string]any, key, s string) {
+	if s == "" {
+		delete(room, key)
+		return
+	}
+	room[key] = s
+}
+
+// matches applies a list's filters to a room.
+func (s *Service) matches(b *builder, rs storage.RoomSummary, f *listFilters, dms map[string]bool) (bool, error) {
+	if f == nil {
+		return true, nil
+	}
+	if f.IsDM != nil && dms[rs.RoomID] != *f.IsDM {
+		return false, nil
+	}
+	if f.IsEncrypted != nil && rs.Encrypted != *f.IsEncrypted {
+		return false, nil
+	}
+	if f.IsInvite != nil && (rs.Membership == spec.Invite) != *f.IsInvite {
+		return false, nil
+	}
+	typeIn := func(list []*string) bool {
+		for _, t := range list {
+			if (t == nil && rs.Type == "") || (t != nil && *t == rs.Type) {
+				return true
+			}
+		}
+		return false
+	}
+	if f.RoomTypes != nil && !typeIn(f.RoomTypes) {
+		return false, nil
+	}
+	if f.NotRoomTypes != nil && typeIn(f.NotRoomTypes) {
+		return false, nil
+	}
+	if f.Spaces != nil {
+		in := false
+		for _, space := range f.Spaces {
+			children, err := b.q.SpaceChildren(b.ctx, space)
+			if err != nil {
+				return false, err
+			}
+			if slices.Contains(children, rs.RoomID) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// slidingRoom shapes a joined room as MSC4186 has it.
+func (s *Service) slidingRoom(b *builder, dev *httpapi.Device, rs storage.RoomSummary, c roomConfig, initial bool, limit int,
+	since *streams.Token, tl timeline, state []json.RawMessage, unread unreadCounts) (map[string]any, error) {
+	events := tl.Events
+	if limit == 0 {
+		events = []json.RawMessage{}
+	}
+	numLive := 0
+	if !initial {
+		numLive = len(events)
+	}
+	room := map[string]any{"membership": "join", "initial": initial, "timeline": events, "limited": tl.Limited,
+		"bump_stamp": rs.Bump, "joined_count": rs.Joined, "invited_count": rs.Invited, "num_live": numLive,
+		"notification_count": unread.Notifications, "highlight_count": unread.Highlights}
+	if tl.PrevBatch != "" {
+		room["prev_batch"] = tl.PrevBatch
+	}
+	// required_state: the state entries asked for; $LAZY members are those
+	// the timeline needs.
+	senders := map[string]bool{dev.UserID: true}
+	for _, e := range events {
+		senders[gjson.GetBytes(e, "sender").Str] = true
+	}
+	// The state before the timeline, then the timeline's own state events:
+	// required_state is the room's state as of the response.
+	var order []string
+	latest := map[string]json.RawMessage{}
+	for _, e := range append(slices.Clone(state), tl.Events...) {
+		key := gjson.GetBytes(e, "state_key")
+		if !key.Exists() {
+			continue
+		}
+		k := gjson.GetBytes(e, "type").Str + "\x00" + key.Str
+		if _, seen := latest[k]; !seen {
+			order = append(order, k)
+		}
+		latest[k] = e
+	}
+	var required []json.RawMessage
+	for _, k := range order {
+		e := latest[k]
+		typ, key := gjson.GetBytes(e, "type").Str, gjson.GetBytes(e, "state_key").Str
+		if wanted(c.RequiredState, typ, key, dev.UserID, senders) {
+			required = append(required, e)
+		}
+	}
+	if required == nil {
+		required = []json.RawMessage{}
+	}
+	room["required_state"] = required
+	if initial {
+		setNonEmpty(room, "name", rs.Name)
+		setNonEmpty(room, "avatar", rs.Avatar)
+		if rs.Name == "" {
+			members, err := b.q.JoinedMembersWithNames(b.ctx, rs.RoomID)
+			if err != nil {
+				return nil, err
+			}
+			var heroes []map[string]any
+			for _, m := range members {
+				if m.UserID != dev.UserID && len(heroes) < 5 {
+					h := map[string]any{"user_id": m.UserID}
+					if m.DisplayName != "" {
+						h["displayname"] = m.DisplayName
+					}
+					heroes = append(heroes, h)
+				}
+			}
+			if heroes != nil {
+				room["heroes"] = heroes
+			}
+		}
+	} else {
+		// A rename or new avatar since the position.
+		for _, e := range append(slices.Clone(state), events...) {
+			switch gjson.GetBytes(e, "type").Str {
+			case spec.MRoomName:
+				setNonEmpty(room, "name", gjson.GetBytes(e, "content.name").Str)
+			case "m.room.avatar":
+				setNonEmpty(room, "avatar", gjson.GetBytes(e, "content.url").Str)
+			}
+		}
+	}
+	dms, _ := b.q.AccountData(b.ctx, dev.UserID, "", "m.direct")
+	isDM := false
+	gjson.ParseBytes(dms).ForEach(func(_, ids gjson.Result) bool {
+		for _, id := range ids.Array() {
+			isDM = isDM || id.Str == rs.RoomID
+		}
+		return !isDM
+	})
+	room["is_dm"] = isDM
+	return room, nil
+}
+
+// wanted reports whether required_state asks for a state entry.
+func wanted(required [][]string, typ, key, me string, senders map[string]bool) bool {
+	for _, r := range required {
+		if len(r) != 2 {
+			continue
+		}
+		t, k := r[0], r[1]
+		if t != "*" && t != typ {
+			continue
+		}
+		switch k {
+		case "*":
+			return true
+		case "$ME":
+			if key == me {
+				return true
+			}
+		case "$LAZY":
+			if typ == spec.MRoomMember && senders[key] {
+				return true
+			}
+		default:
+			if k == key {
+				return true
+			}
+		}
+	}
+	return false
+}
