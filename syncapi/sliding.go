@@ -57,21 +57,24 @@ type slidingRequest struct {
 	ConnID            string                 `json:"conn_id"`
 	Lists             map[string]slidingList `json:"lists"`
 	RoomSubscriptions map[string]roomConfig  `json:"room_subscriptions"`
-	Extensions        struct {
-		ToDevice *struct {
-			extScope
-			Since string `json:"since"`
-		} `json:"to_device"`
-		E2EE        *extScope `json:"e2ee"`
-		AccountData *extScope `json:"account_data"`
-		Receipts    *extScope `json:"receipts"`
-		Typing      *extScope `json:"typing"`
-		// Thread subscriptions (MSC4308).
-		ThreadSubscriptions *struct {
-			extScope
-			Limit *int `json:"limit"`
-		} `json:"io.element.msc4308.thread_subscriptions"`
-	} `json:"extensions"`
+	Extensions        extensionsRequest      `json:"extensions"`
+}
+
+// extensionsRequest is the extensions a sliding sync request asks for.
+type extensionsRequest struct {
+	ToDevice *struct {
+		extScope
+		Since string `json:"since"`
+	} `json:"to_device"`
+	E2EE        *extScope `json:"e2ee"`
+	AccountData *extScope `json:"account_data"`
+	Receipts    *extScope `json:"receipts"`
+	Typing      *extScope `json:"typing"`
+	// Thread subscriptions (MSC4308).
+	ThreadSubscriptions *struct {
+		extScope
+		Limit *int `json:"limit"`
+	} `json:"io.element.msc4308.thread_subscriptions"`
 }
 
 // slidingConn is one connection (user, device, conn_id): what the client
@@ -86,9 +89,9 @@ type slidingConn struct {
 	have   map[int]map[string]string
 	latest int
 	used   time.Time
-	// gen counts requests; supersede is closed when a newer one arrives.
-	gen       int
-	supersede chan struct{}
+	// gen counts requests; superseded is closed when a newer one arrives.
+	gen        int
+	superseded chan struct{}
 }
 
 // Connections are kept in memory (a restart means M_UNKNOWN_POS and a fresh
@@ -170,51 +173,13 @@ func (c *slidingConn) lastUsed() time.Time {
 
 // POST /_matrix/client/unstable/org.matrix.simplified_msc3575/sync
 func (s *Service) slidingSync(r *http.Request, dev *httpapi.Device) httpapi.Response {
-	var req slidingRequest
-	if err := httpapi.Decode(r, &req); err != nil {
+	req, timeout, err := parseSliding(r)
+	if err != nil {
 		return httpapi.Fail(err)
 	}
-	q := r.URL.Query()
-	if id := q.Get("conn_id"); id != "" {
-		req.ConnID = id
-	}
-	timeout := time.Duration(0)
-	if t := q.Get("timeout"); t != "" {
-		ms, err := strconv.ParseInt(t, 10, 64)
-		if err != nil || ms < 0 {
-			return httpapi.Fail(httpapi.InvalidParam("timeout must be a non-negative number of milliseconds"))
-		}
-		timeout = min(time.Duration(ms)*time.Millisecond, maxTimeout)
-	}
-	for name, l := range req.Lists {
-		for _, rg := range l.Ranges {
-			if len(rg) != 2 || rg[0] < 0 || rg[1] < rg[0] {
-				return httpapi.Fail(httpapi.InvalidParam("list %q: ranges are [start, end] pairs", name))
-			}
-		}
-	}
-	device := dev.UserID + "|" + dev.DeviceID
-	pos := q.Get("pos")
-	var conn *slidingConn
-	var since *streams.Token
-	version := 0
-	if pos == "" {
-		conn = s.sliding.get(device, req.ConnID, true, s.Now())
-	} else {
-		conn = s.sliding.get(device, req.ConnID, false, s.Now())
-		ver, tok, ok := strings.Cut(pos, "~")
-		v, err := strconv.Atoi(ver)
-		if !ok || err != nil || conn == nil {
-			return httpapi.Fail(errUnknownPos)
-		}
-		t, err := streams.ParseToken(tok)
-		if err != nil {
-			return httpapi.Fail(errUnknownPos)
-		}
-		if !conn.use(v, s.Now()) {
-			return httpapi.Fail(errUnknownPos)
-		}
-		since, version = &t, v
+	conn, since, version, err := s.connAt(dev.UserID+"|"+dev.DeviceID, req.ConnID, r.URL.Query().Get("pos"))
+	if err != nil {
+		return httpapi.Fail(err)
 	}
 	if since != nil && req.Extensions.ToDevice != nil && req.Extensions.ToDevice.Since != "" {
 		if upTo, err := strconv.ParseInt(req.Extensions.ToDevice.Since, 10, 64); err == nil && upTo > 0 {
@@ -223,19 +188,7 @@ func (s *Service) slidingSync(r *http.Request, dev *httpapi.Device) httpapi.Resp
 			}
 		}
 	}
-	// A newer request on the connection supersedes one still waiting (a
-	// client that gave up on it and asked again). The connection's lock is
-	// held only to read and record positions, never while building or
-	// waiting.
-	conn.mu.Lock()
-	conn.gen++
-	gen := conn.gen
-	if conn.supersede != nil {
-		close(conn.supersede)
-	}
-	superseded := make(chan struct{})
-	conn.supersede = superseded
-	conn.mu.Unlock()
+	gen, superseded := conn.supersede()
 
 	l := s.Notifier.Listen(dev.UserID)
 	defer l.Close()
@@ -276,6 +229,68 @@ func (s *Service) slidingSync(r *http.Request, dev *httpapi.Device) httpapi.Resp
 		// Timed out: the empty answer of the last build.
 		return s.answer(conn, gen, version, res, to, sent)
 	}
+}
+
+// parseSliding reads a sliding sync request: its body, conn_id and
+// timeout from the query, and checks the lists' ranges.
+func parseSliding(r *http.Request) (slidingRequest, time.Duration, error) {
+	var req slidingRequest
+	if err := httpapi.Decode(r, &req); err != nil {
+		return req, 0, err
+	}
+	q := r.URL.Query()
+	if id := q.Get("conn_id"); id != "" {
+		req.ConnID = id
+	}
+	timeout := time.Duration(0)
+	if t := q.Get("timeout"); t != "" {
+		ms, err := strconv.ParseInt(t, 10, 64)
+		if err != nil || ms < 0 {
+			return req, 0, httpapi.InvalidParam("timeout must be a non-negative number of milliseconds")
+		}
+		timeout = min(time.Duration(ms)*time.Millisecond, maxTimeout)
+	}
+	for name, l := range req.Lists {
+		for _, rg := range l.Ranges {
+			if len(rg) != 2 || rg[0] < 0 || rg[1] < rg[0] {
+				return req, 0, httpapi.InvalidParam("list %q: ranges are [start, end] pairs", name)
+			}
+		}
+	}
+	return req, timeout, nil
+}
+
+// connAt finds a device's connection and the position pos names in it
+// ("<version>~<token>"); no pos starts a connection anew.
+func (s *Service) connAt(device, connID, pos string) (conn *slidingConn, since *streams.Token, version int, err error) {
+	if pos == "" {
+		return s.sliding.get(device, connID, true, s.Now()), nil, 0, nil
+	}
+	conn = s.sliding.get(device, connID, false, s.Now())
+	ver, tok, ok := strings.Cut(pos, "~")
+	v, err := strconv.Atoi(ver)
+	if !ok || err != nil || conn == nil {
+		return nil, nil, 0, errUnknownPos
+	}
+	t, err := streams.ParseToken(tok)
+	if err != nil || !conn.use(v, s.Now()) {
+		return nil, nil, 0, errUnknownPos
+	}
+	return conn, &t, v, nil
+}
+
+// supersede makes a request the connection's newest: one still waiting
+// (a client that gave up on it and asked again) ends. The lock is held
+// only to read and record positions, never while building or waiting.
+func (c *slidingConn) supersede() (gen int, superseded chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if c.superseded != nil {
+		close(c.superseded)
+	}
+	c.superseded = make(chan struct{})
+	return c.gen, c.superseded
 }
 
 // answer records a response as sent, from the position version, and gives

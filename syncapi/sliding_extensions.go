@@ -64,27 +64,9 @@ func (s *Service) extensions(b *builder, req *slidingRequest, rooms map[string]a
 		empty = empty && len(b.res.AccountData.Events) == 0 && len(perRoom) == 0
 	}
 	if x.Receipts.on() || x.Typing.on() {
-		receipts, typing := map[string]json.RawMessage{}, map[string]json.RawMessage{}
-		for id := range rooms {
-			if !inScope(x.Receipts, id, rooms, listRooms) && !inScope(x.Typing, id, rooms, listRooms) {
-				continue
-			}
-			evs, err := b.ephemeral(id)
-			if err != nil {
-				return nil, false, err
-			}
-			for _, e := range evs {
-				switch gjson.GetBytes(e, "type").Str {
-				case "m.receipt":
-					if x.Receipts.on() {
-						receipts[id] = e
-					}
-				case "m.typing":
-					if x.Typing.on() {
-						typing[id] = e
-					}
-				}
-			}
+		receipts, typing, err := b.slidingEphemeral(x, rooms, listRooms)
+		if err != nil {
+			return nil, false, err
 		}
 		if x.Receipts.on() {
 			out["receipts"] = map[string]any{"rooms": receipts}
@@ -105,6 +87,32 @@ func (s *Service) extensions(b *builder, req *slidingRequest, rooms map[string]a
 		}
 	}
 	return out, empty, nil
+}
+
+// slidingEphemeral is the receipts and typing extensions: each room's
+// m.receipt and m.typing events, for the rooms in their scopes.
+func (b *builder) slidingEphemeral(x extensionsRequest, rooms map[string]any, listRooms map[string][]string) (receipts, typing map[string]json.RawMessage, err error) {
+	receipts, typing = map[string]json.RawMessage{}, map[string]json.RawMessage{}
+	for id := range rooms {
+		wantReceipts := x.Receipts.on() && inScope(x.Receipts, id, rooms, listRooms)
+		wantTyping := x.Typing.on() && inScope(x.Typing, id, rooms, listRooms)
+		if !wantReceipts && !wantTyping {
+			continue
+		}
+		evs, err := b.ephemeral(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range evs {
+			switch typ := gjson.GetBytes(e, "type").Str; {
+			case typ == "m.receipt" && wantReceipts:
+				receipts[id] = e
+			case typ == "m.typing" && wantTyping:
+				typing[id] = e
+			}
+		}
+	}
+	return receipts, typing, nil
 }
 
 // threadSubscriptions is the MSC4308 extension: the newest subscription

@@ -2,11 +2,9 @@ package syncapi
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"sort"
-	"strconv"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
@@ -34,47 +32,9 @@ func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, have map[st
 		for _, rs := range summaries {
 			byID[rs.RoomID] = rs
 		}
-		dms := map[string]bool{}
-		if direct, err := b.q.AccountData(ctx, dev.UserID, "", "m.direct"); err == nil {
-			gjson.ParseBytes(direct).ForEach(func(_, ids gjson.Result) bool {
-				for _, id := range ids.Array() {
-					dms[id.Str] = true
-				}
-				return true
-			})
-		}
-		// Lists: filter, order by latest activity, cut the windows.
-		configs := map[string]roomConfig{}
-		listsOut := map[string]any{}
-		listRooms := map[string][]string{}
-		for name, l := range req.Lists {
-			var rooms []storage.RoomSummary
-			for _, rs := range summaries {
-				if rs.Membership == spec.Leave || rs.Membership == spec.Ban {
-					continue
-				}
-				ok, err := s.matches(b, rs, l.Filters, dms)
-				if err != nil {
-					return err
-				}
-				if ok {
-					rooms = append(rooms, rs)
-				}
-			}
-			sort.SliceStable(rooms, func(i, j int) bool {
-				if rooms[i].Bump != rooms[j].Bump {
-					return rooms[i].Bump > rooms[j].Bump
-				}
-				return rooms[i].RoomID < rooms[j].RoomID
-			})
-			listsOut[name] = map[string]any{"count": len(rooms)}
-			for _, rg := range l.Ranges {
-				for i := rg[0]; i <= rg[1] && i < len(rooms); i++ {
-					id := rooms[i].RoomID
-					configs[id] = merge(configs[id], l.roomConfig)
-					listRooms[name] = append(listRooms[name], id)
-				}
-			}
+		configs, listsOut, listRooms, err := s.slidingLists(b, summaries, req)
+		if err != nil {
+			return err
 		}
 		for id, c := range req.RoomSubscriptions {
 			if _, ok := byID[id]; ok {
@@ -82,76 +42,10 @@ func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, have map[st
 			}
 		}
 		res["lists"] = listsOut
-		// Rooms: new to the connection (or asked for differently) get an
-		// initial view; the others what changed since the position.
 		roomsOut := map[string]any{}
-		groups := map[string][]string{} // "i<limit>" or "u<limit>" -> rooms
-		for id, c := range configs {
-			kind := "u"
-			if since == nil || have[id] != fingerprint(c) {
-				kind = "i"
-			}
-			groups[fmt.Sprintf("%s%d", kind, c.TimelineLimit)] = append(groups[fmt.Sprintf("%s%d", kind, c.TimelineLimit)], id)
-		}
-		// Rooms sent before that the user has since left: they learn of it.
-		if since != nil {
-			for id := range have {
-				if rs, ok := byID[id]; ok && (rs.Membership == spec.Leave || rs.Membership == spec.Ban) && rs.MembershipPos > since.Events {
-					if _, shown := configs[id]; !shown {
-						groups["u1"] = append(groups["u1"], id)
-					}
-				}
-			}
-		}
-		for g, ids := range groups {
-			limit, _ := strconv.Atoi(g[1:])
-			sub := &builder{s: s, ctx: ctx, q: b.q, dev: dev, to: b.to, empty: true, roomAccountData: map[string][]json.RawMessage{},
-				res: &Response{Rooms: roomsSection{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}, Knock: map[string]any{}}}}
-			lim := max(1, limit)
-			sub.req = &syncRequest{filter: &filter.Filter{Room: filter.RoomFilter{Rooms: ids, IncludeLeave: true,
-				Timeline: filter.RoomEventFilter{EventFilter: filter.EventFilter{Limit: &lim}}}}}
-			initial := g[0] == 'i'
-			if !initial {
-				sub.req.since = since
-				sub.since = *since
-			}
-			if err := sub.accountData(); err != nil {
+		for g, ids := range roomGroups(configs, have, since, byID) {
+			if err := s.slidingGroup(b, g, ids, since, byID, configs, roomsOut); err != nil {
 				return err
-			}
-			if err := sub.rooms(); err != nil {
-				return err
-			}
-			for id, jr := range sub.res.Rooms.Join {
-				room, err := s.slidingRoom(b, dev, byID[id], configs[id], initial, limit, since, jr.Timeline, jr.State.Events, jr.Unread)
-				if err != nil {
-					return err
-				}
-				roomsOut[id] = room
-			}
-			for id, ir := range sub.res.Rooms.Invite {
-				room := map[string]any{"membership": "invite", "initial": true, "invite_state": ir.InviteState.Events,
-					"bump_stamp": byID[id].Bump, "timeline": []any{}}
-				setNonEmpty(room, "name", byID[id].Name)
-				roomsOut[id] = room
-			}
-			for id, kr := range sub.res.Rooms.Knock {
-				roomsOut[id] = map[string]any{"membership": "knock", "initial": true, "knock_state": kr.(map[string]any)["knock_state"],
-					"bump_stamp": byID[id].Bump}
-			}
-			for id, lr := range sub.res.Rooms.Leave {
-				roomsOut[id] = map[string]any{"membership": byID[id].Membership, "initial": initial, "timeline": lr.Timeline.Events,
-					"limited": lr.Timeline.Limited, "prev_batch": lr.Timeline.PrevBatch, "bump_stamp": byID[id].Bump}
-			}
-			if initial {
-				for _, id := range ids {
-					if _, ok := roomsOut[id]; !ok {
-						// Nothing the builder sends (say, a room with no
-						// visible history): still tell the client of it.
-						rs := byID[id]
-						roomsOut[id] = map[string]any{"membership": rs.Membership, "initial": true, "timeline": []any{},
-							"bump_stamp": rs.Bump, "joined_count": rs.Joined, "invited_count": rs.Invited}
-					}
-				}
 			}
 		}
 		for id, c := range configs {
@@ -176,6 +70,143 @@ func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, have map[st
 		empty = false
 	}
 	return res, empty, b.to, sent, nil
+}
+
+// slidingLists filters each list's rooms, orders them by latest activity
+// and cuts its windows: the lists' counts, each room in a window with its
+// merged configuration, and the rooms of each list.
+func (s *Service) slidingLists(b *builder, summaries []storage.RoomSummary, req *slidingRequest) (map[string]roomConfig, map[string]any, map[string][]string, error) {
+	dms := directRooms(b)
+	configs := map[string]roomConfig{}
+	listsOut := map[string]any{}
+	listRooms := map[string][]string{}
+	for name, l := range req.Lists {
+		var rooms []storage.RoomSummary
+		for _, rs := range summaries {
+			if rs.Membership == spec.Leave || rs.Membership == spec.Ban {
+				continue
+			}
+			ok, err := s.matches(b, rs, l.Filters, dms)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if ok {
+				rooms = append(rooms, rs)
+			}
+		}
+		sort.SliceStable(rooms, func(i, j int) bool {
+			if rooms[i].Bump != rooms[j].Bump {
+				return rooms[i].Bump > rooms[j].Bump
+			}
+			return rooms[i].RoomID < rooms[j].RoomID
+		})
+		listsOut[name] = map[string]any{"count": len(rooms)}
+		for _, rg := range l.Ranges {
+			for i := rg[0]; i <= rg[1] && i < len(rooms); i++ {
+				id := rooms[i].RoomID
+				configs[id] = merge(configs[id], l.roomConfig)
+				listRooms[name] = append(listRooms[name], id)
+			}
+		}
+	}
+	return configs, listsOut, listRooms, nil
+}
+
+// directRooms are the rooms the user's m.direct names.
+func directRooms(b *builder) map[string]bool {
+	dms := map[string]bool{}
+	if direct, err := b.q.AccountData(b.ctx, b.dev.UserID, "", "m.direct"); err == nil {
+		gjson.ParseBytes(direct).ForEach(func(_, ids gjson.Result) bool {
+			for _, id := range ids.Array() {
+				dms[id.Str] = true
+			}
+			return true
+		})
+	}
+	return dms
+}
+
+// roomGroup is rooms built alike: with an initial view (new to the
+// connection, or asked for differently) or with what changed since the
+// position, and one timeline limit.
+type roomGroup struct {
+	initial bool
+	limit   int
+}
+
+// roomGroups sorts the rooms to send into groups, adding the rooms sent
+// before that the user has since left, so they learn of it.
+func roomGroups(configs map[string]roomConfig, have map[string]string, since *streams.Token, byID map[string]storage.RoomSummary) map[roomGroup][]string {
+	groups := map[roomGroup][]string{}
+	for id, c := range configs {
+		g := roomGroup{initial: since == nil || have[id] != fingerprint(c), limit: c.TimelineLimit}
+		groups[g] = append(groups[g], id)
+	}
+	if since != nil {
+		for id := range have {
+			if rs, ok := byID[id]; ok && (rs.Membership == spec.Leave || rs.Membership == spec.Ban) && rs.MembershipPos > since.Events {
+				if _, shown := configs[id]; !shown {
+					g := roomGroup{limit: 1}
+					groups[g] = append(groups[g], id)
+				}
+			}
+		}
+	}
+	return groups
+}
+
+// slidingGroup builds one group's rooms with a /sync builder of their own
+// and adds them, in sliding sync's form, to roomsOut.
+func (s *Service) slidingGroup(b *builder, g roomGroup, ids []string, since *streams.Token, byID map[string]storage.RoomSummary,
+	configs map[string]roomConfig, roomsOut map[string]any) error {
+	sub := &builder{s: s, ctx: b.ctx, q: b.q, dev: b.dev, to: b.to, empty: true, roomAccountData: map[string][]json.RawMessage{},
+		res: &Response{Rooms: roomsSection{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}, Knock: map[string]any{}}}}
+	lim := max(1, g.limit)
+	sub.req = &syncRequest{filter: &filter.Filter{Room: filter.RoomFilter{Rooms: ids, IncludeLeave: true,
+		Timeline: filter.RoomEventFilter{EventFilter: filter.EventFilter{Limit: &lim}}}}}
+	if !g.initial {
+		sub.req.since = since
+		sub.since = *since
+	}
+	if err := sub.accountData(); err != nil {
+		return err
+	}
+	if err := sub.rooms(); err != nil {
+		return err
+	}
+	for id, jr := range sub.res.Rooms.Join {
+		room, err := s.slidingRoom(b, b.dev, byID[id], configs[id], g.initial, g.limit, since, jr.Timeline, jr.State.Events, jr.Unread)
+		if err != nil {
+			return err
+		}
+		roomsOut[id] = room
+	}
+	for id, ir := range sub.res.Rooms.Invite {
+		room := map[string]any{"membership": "invite", "initial": true, "invite_state": ir.InviteState.Events,
+			"bump_stamp": byID[id].Bump, "timeline": []any{}}
+		setNonEmpty(room, "name", byID[id].Name)
+		roomsOut[id] = room
+	}
+	for id, kr := range sub.res.Rooms.Knock {
+		roomsOut[id] = map[string]any{"membership": "knock", "initial": true, "knock_state": kr.(map[string]any)["knock_state"],
+			"bump_stamp": byID[id].Bump}
+	}
+	for id, lr := range sub.res.Rooms.Leave {
+		roomsOut[id] = map[string]any{"membership": byID[id].Membership, "initial": g.initial, "timeline": lr.Timeline.Events,
+			"limited": lr.Timeline.Limited, "prev_batch": lr.Timeline.PrevBatch, "bump_stamp": byID[id].Bump}
+	}
+	if g.initial {
+		for _, id := range ids {
+			if _, ok := roomsOut[id]; !ok {
+				// Nothing the builder sends (say, a room with no visible
+				// history): still tell the client of it.
+				rs := byID[id]
+				roomsOut[id] = map[string]any{"membership": rs.Membership, "initial": true, "timeline": []any{},
+					"bump_stamp": rs.Bump, "joined_count": rs.Joined, "invited_count": rs.Invited}
+			}
+		}
+	}
+	return nil
 }
 
 // setNonEmpty sets a room's field, or leaves it out: strict clients take a

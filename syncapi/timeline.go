@@ -1,7 +1,10 @@
 package syncapi
 
 import (
+	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
@@ -12,49 +15,9 @@ import (
 )
 
 func (b *builder) rooms() error {
-	var memberships []storage.RoomMembership
-	changed := map[string]bool{}
-	receipts := map[string]bool{}
-	var err error
-	if b.initial() || b.req.fullState {
-		if memberships, err = b.q.Memberships(b.ctx, b.dev.UserID); err != nil {
-			return err
-		}
-	}
-	if !b.initial() {
-		if b.since.Events < b.to.Events {
-			if changed, err = b.q.RoomsWithEventsBetween(b.ctx, b.since.Events, b.to.Events); err != nil {
-				return err
-			}
-		}
-		if b.since.Receipts < b.to.Receipts {
-			if receipts, err = b.q.RoomsWithReceiptsBetween(b.ctx, b.since.Receipts, b.to.Receipts); err != nil {
-				return err
-			}
-		}
-		if !b.req.fullState {
-			// Only rooms where something happened since the token, not
-			// every room of the user.
-			candidates := map[string]bool{}
-			for _, set := range []map[string]bool{changed, receipts} {
-				for id := range set {
-					candidates[id] = true
-				}
-			}
-			for id := range b.roomAccountData {
-				candidates[id] = true
-			}
-			for _, id := range b.s.Typing.ChangedRooms(b.since.Typing, b.to.Typing) {
-				candidates[id] = true
-			}
-			ids := make([]string, 0, len(candidates))
-			for id := range candidates {
-				ids = append(ids, id)
-			}
-			if memberships, err = b.q.MembershipsIn(b.ctx, b.dev.UserID, ids); err != nil {
-				return err
-			}
-		}
+	memberships, changed, err := b.roomMemberships()
+	if err != nil {
+		return err
 	}
 	rf := &b.req.filter.Room
 	b.memberships = map[string]storage.RoomMembership{}
@@ -63,43 +26,84 @@ func (b *builder) rooms() error {
 			continue
 		}
 		b.memberships[m.RoomID] = m
-		newMembership := !b.initial() && m.Pos > b.since.Events && m.Pos <= b.to.Events
-		switch m.Membership {
-		case spec.Join:
-			full := b.initial() || newMembership || b.req.fullState
-			if !full && !changed[m.RoomID] && !receipts[m.RoomID] && b.roomAccountData[m.RoomID] == nil &&
-				!b.s.Typing.Changed(m.RoomID, b.since.Typing, b.to.Typing) {
+		if err := b.room(m, changed[m.RoomID]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// roomMemberships returns the user's memberships this sync looks at (all
+// of them for an initial or full-state sync, else those of the rooms where
+// something happened since the token), and which rooms had new events or
+// receipts.
+func (b *builder) roomMemberships() ([]storage.RoomMembership, map[string]bool, error) {
+	changed := map[string]bool{}
+	if !b.initial() {
+		for _, stream := range []struct {
+			from, to int64
+			rooms    func(context.Context, int64, int64) (map[string]bool, error)
+		}{{b.since.Events, b.to.Events, b.q.RoomsWithEventsBetween}, {b.since.Receipts, b.to.Receipts, b.q.RoomsWithReceiptsBetween}} {
+			if stream.from >= stream.to {
 				continue
 			}
-			if err := b.joinedRoom(m, full, newMembership); err != nil {
+			ids, err := stream.rooms(b.ctx, stream.from, stream.to)
+			if err != nil {
+				return nil, nil, err
+			}
+			for id := range ids {
+				changed[id] = true
+			}
+		}
+	}
+	if b.initial() || b.req.fullState {
+		m, err := b.q.Memberships(b.ctx, b.dev.UserID)
+		return m, changed, err
+	}
+	// Only rooms where something happened since the token, not every room
+	// of the user.
+	candidates := maps.Clone(changed)
+	for id := range b.roomAccountData {
+		candidates[id] = true
+	}
+	for _, id := range b.s.Typing.ChangedRooms(b.since.Typing, b.to.Typing) {
+		candidates[id] = true
+	}
+	m, err := b.q.MembershipsIn(b.ctx, b.dev.UserID, slices.Collect(maps.Keys(candidates)))
+	return m, changed, err
+}
+
+// room adds one room to the response, by the user's membership in it;
+// changed is whether it had new events or receipts since the token.
+func (b *builder) room(m storage.RoomMembership, changed bool) error {
+	newMembership := !b.initial() && m.Pos > b.since.Events && m.Pos <= b.to.Events
+	switch m.Membership {
+	case spec.Join:
+		full := b.initial() || newMembership || b.req.fullState
+		if !full && !changed && b.roomAccountData[m.RoomID] == nil && !b.s.Typing.Changed(m.RoomID, b.since.Typing, b.to.Typing) {
+			return nil
+		}
+		return b.joinedRoom(m, full, newMembership)
+	case spec.Invite:
+		if b.initial() || newMembership {
+			return b.invitedRoom(m)
+		}
+	case spec.Knock:
+		if b.initial() || newMembership {
+			stripped, err := b.s.Rooms.StrippedState(b.ctx, b.q, m.RoomID, b.dev.UserID)
+			if err != nil {
 				return err
 			}
-		case spec.Invite:
-			if b.initial() || newMembership {
-				if err := b.invitedRoom(m); err != nil {
-					return err
-				}
-			}
-		case spec.Knock:
-			if b.initial() || newMembership {
-				stripped, err := b.s.Rooms.StrippedState(b.ctx, b.q, m.RoomID, b.dev.UserID)
-				if err != nil {
-					return err
-				}
-				b.res.Rooms.Knock[m.RoomID] = map[string]any{"knock_state": eventsSection{Events: stripped}}
-				b.empty = false
-			}
-		case spec.Leave, spec.Ban:
-			// Rooms left since the token are always sent, so clients learn of
-			// kicks and bans, even if forgotten since (another device of the
-			// user's must learn of the leave); older ones only on request,
-			// and never once forgotten.
-			if !newMembership && (m.Forgotten || !(b.initial() && rf.IncludeLeave)) {
-				continue
-			}
-			if err := b.leftRoom(m); err != nil {
-				return err
-			}
+			b.res.Rooms.Knock[m.RoomID] = map[string]any{"knock_state": eventsSection{Events: stripped}}
+			b.empty = false
+		}
+	case spec.Leave, spec.Ban:
+		// Rooms left since the token are always sent, so clients learn of
+		// kicks and bans, even if forgotten since (another device of the
+		// user's must learn of the leave); older ones only on request, and
+		// never once forgotten.
+		if newMembership || (!m.Forgotten && b.initial() && b.req.filter.Room.IncludeLeave) {
+			return b.leftRoom(m)
 		}
 	}
 	return nil
