@@ -15,6 +15,7 @@ import (
 	"github.com/redoubt-systems/redoubt/export"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/internal/shred"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/rooms"
 )
 
@@ -173,7 +174,7 @@ func (a *API) downloadExport(r *http.Request, _ *httpapi.Device) httpapi.Respons
 	case job.status == "downloaded" || job.status == "expired":
 		return httpapi.Fail(httpapi.NotFound("the export was " + job.status + " and deleted"))
 	case job.status != "complete":
-		return httpapi.Fail(&httpapi.Error{Status: http.StatusConflict, Code: "M_UNKNOWN", Message: "the export is " + job.status})
+		return httpapi.Fail(&httpapi.Error{Kind: matrixerr.KindConflict, Code: "M_UNKNOWN", Message: "the export is " + job.status})
 	}
 	f, err := os.Open(job.path)
 	if err != nil {

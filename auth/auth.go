@@ -9,15 +9,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"net"
-	"net/http"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/redoubt-systems/redoubt/caller"
 	"github.com/redoubt-systems/redoubt/config"
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/ratelimit"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -44,8 +43,8 @@ func (s *Service) devicesDeleted(userID string, err error) error {
 
 // Errors the service returns; the HTTP edge maps them.
 var (
-	ErrBadLogin    = httpapi.Forbidden("invalid username or password")
-	ErrDeactivated = httpapi.UserDeactivated("this account has been deactivated")
+	ErrBadLogin    = matrixerr.Forbidden("invalid username or password")
+	ErrDeactivated = matrixerr.UserDeactivated("this account has been deactivated")
 )
 
 // RandomString returns n bytes of randomness, base64url-encoded.
@@ -82,11 +81,11 @@ var localpartRE = regexp.MustCompile(`^[a-z0-9._=\-/+]+$`)
 // UserID validates a localpart and returns the full user ID.
 func (s *Service) UserID(localpart string) (string, error) {
 	if !localpartRE.MatchString(localpart) {
-		return "", httpapi.InvalidUsername("user ID may only contain a-z, 0-9, and . _ = - / +")
+		return "", matrixerr.InvalidUsername("user ID may only contain a-z, 0-9, and . _ = - / +")
 	}
 	id := "@" + localpart + ":" + s.Cfg.ServerName
 	if len(id) > 255 {
-		return "", httpapi.InvalidUsername("user ID is too long")
+		return "", matrixerr.InvalidUsername("user ID is too long")
 	}
 	return id, nil
 }
@@ -95,7 +94,7 @@ func (s *Service) UserID(localpart string) (string, error) {
 // (M_INVALID_USERNAME, M_USER_IN_USE).
 func (s *Service) Available(ctx context.Context, localpart string) error {
 	if localpart == "" {
-		return httpapi.MissingParam("username is required")
+		return matrixerr.MissingParam("username is required")
 	}
 	userID, err := s.UserID(localpart)
 	if err != nil {
@@ -103,7 +102,7 @@ func (s *Service) Available(ctx context.Context, localpart string) error {
 	}
 	taken, err := s.DB.R().UserExists(ctx, userID)
 	if err == nil && taken {
-		err = httpapi.UserInUse("user ID already taken")
+		err = matrixerr.UserInUse("user ID already taken")
 	}
 	return err
 }
@@ -123,7 +122,7 @@ func (s *Service) ResolveUser(user string) (string, error) {
 // CheckPasswordPolicy rejects passwords that are too short.
 func (s *Service) CheckPasswordPolicy(password string) error {
 	if len([]rune(password)) < s.Cfg.Password.MinLength {
-		return httpapi.WeakPassword("password must be at least %d characters", s.Cfg.Password.MinLength)
+		return matrixerr.WeakPassword("password must be at least %d characters", s.Cfg.Password.MinLength)
 	}
 	return nil
 }
@@ -142,7 +141,7 @@ func (s *Service) CreateUser(ctx context.Context, userID, password string, admin
 			CreatedTS: s.Now().UnixMilli(), DisplayName: localpartOf(userID)})
 	})
 	if errors.Is(err, storage.ErrConflict) {
-		return httpapi.UserInUse("user ID already taken")
+		return matrixerr.UserInUse("user ID already taken")
 	}
 	return err
 }
@@ -159,7 +158,7 @@ func (s *Service) VerifyPassword(ctx context.Context, userID, password string) e
 	// makes them: guessing a password takes longer than anyone waits.
 	if s.Backoff != nil {
 		if wait := s.Backoff.Wait(userID); wait > 0 {
-			return httpapi.LimitExceeded(wait, "too many failed attempts for this account")
+			return matrixerr.LimitExceeded(wait, "too many failed attempts for this account")
 		}
 		err := s.verifyPassword(ctx, userID, password)
 		if errors.Is(err, ErrBadLogin) {
@@ -254,7 +253,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 	err := s.DB.Write(ctx, func(q storage.Q) error {
 		old, err := q.TokenByRefresh(ctx, HashToken(refreshToken))
 		if errors.Is(err, storage.ErrNotFound) {
-			return httpapi.UnknownToken("unknown refresh token", false)
+			return matrixerr.UnknownToken("unknown refresh token", false)
 		}
 		if err != nil {
 			return err
@@ -268,26 +267,27 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 	return sess, err
 }
 
-// Authenticate implements httpapi.Authenticator.
-func (s *Service) Authenticate(ctx context.Context, token string, r *http.Request) (*httpapi.Device, error) {
+// Authenticate finds the device an access token belongs to, and records
+// when (and, if kept, from where and with what) it was last used.
+func (s *Service) Authenticate(ctx context.Context, token string, from caller.Connection) (*caller.Device, error) {
 	hash := HashToken(token)
 	sess, err := s.DB.R().SessionByToken(ctx, hash)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, httpapi.UnknownToken("unknown access token", false)
+		return nil, matrixerr.UnknownToken("unknown access token", false)
 	}
 	if err != nil {
 		return nil, err
 	}
 	now := s.Now()
 	if sess.ExpiresTS != 0 && now.UnixMilli() >= sess.ExpiresTS {
-		return nil, httpapi.UnknownToken("access token expired", true)
+		return nil, matrixerr.UnknownToken("access token expired", true)
 	}
 	// Last-seen is for the user's session list; a minute's precision is
 	// enough, and it spares a write on most requests. IP and user agent
 	// only when the operator keeps connection records.
 	ip, ua := "", ""
 	if s.Cfg.Privacy.RecordIPs {
-		ip, ua = clientIP(r), r.UserAgent()
+		ip, ua = from.IP, from.UserAgent
 		if len(ua) > 512 {
 			ua = ua[:512]
 		}
@@ -300,19 +300,11 @@ func (s *Service) Authenticate(ctx context.Context, token string, r *http.Reques
 			return nil, err
 		}
 	}
-	return &httpapi.Device{UserID: sess.UserID, DeviceID: sess.DeviceID, IsAdmin: sess.IsAdmin}, nil
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return &caller.Device{UserID: sess.UserID, DeviceID: sess.DeviceID, IsAdmin: sess.IsAdmin}, nil
 }
 
 // Logout deletes the caller's device, and with it its tokens.
-func (s *Service) Logout(ctx context.Context, dev *httpapi.Device) error {
+func (s *Service) Logout(ctx context.Context, dev *caller.Device) error {
 	return s.DeleteDevices(ctx, dev.UserID, []string{dev.DeviceID})
 }
 

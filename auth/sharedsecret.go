@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -69,7 +69,7 @@ func (s *Service) NewRegistrationNonce() (string, error) {
 	return nonce, nil
 }
 
-var errSharedSecretOff = httpapi.BadRequest("shared secret registration is not enabled")
+var errSharedSecretOff = matrixerr.BadRequest("shared secret registration is not enabled")
 
 // SharedSecretRequest is the body of POST /_synapse/admin/v1/register.
 type SharedSecretRequest struct {
@@ -93,13 +93,13 @@ func (s *Service) SharedSecretRegister(ctx context.Context, req SharedSecretRequ
 	}
 	switch {
 	case req.Nonce == "":
-		return Session{}, httpapi.MissingParam("nonce is required")
+		return Session{}, matrixerr.MissingParam("nonce is required")
 	case req.Username == "":
-		return Session{}, httpapi.MissingParam("username is required")
+		return Session{}, matrixerr.MissingParam("username is required")
 	case req.Password == "":
-		return Session{}, httpapi.MissingParam("password is required")
+		return Session{}, matrixerr.MissingParam("password is required")
 	case req.MAC == "":
-		return Session{}, httpapi.MissingParam("mac is required")
+		return Session{}, matrixerr.MissingParam("mac is required")
 	}
 	// The MAC covers the name as sent; the account gets its lower-case
 	// form, as Synapse gives it.
@@ -108,7 +108,7 @@ func (s *Service) SharedSecretRegister(ctx context.Context, req SharedSecretRequ
 		return Session{}, err
 	}
 	if !s.nonces.take(req.Nonce, s.Now()) {
-		return Session{}, httpapi.BadRequest("unrecognised nonce")
+		return Session{}, matrixerr.BadRequest("unrecognised nonce")
 	}
 	mac := hmac.New(sha1.New, []byte(secret))
 	mac.Write([]byte(req.Nonce + "\x00" + req.Username + "\x00" + req.Password + "\x00"))
@@ -122,7 +122,7 @@ func (s *Service) SharedSecretRegister(ctx context.Context, req SharedSecretRequ
 	}
 	got, err := hex.DecodeString(req.MAC)
 	if err != nil || !hmac.Equal(got, mac.Sum(nil)) {
-		return Session{}, httpapi.Forbidden("HMAC incorrect")
+		return Session{}, matrixerr.Forbidden("HMAC incorrect")
 	}
 	if err := s.CheckPasswordPolicy(req.Password); err != nil {
 		return Session{}, err

@@ -3,11 +3,10 @@ package auth
 import (
 	"context"
 	"errors"
-	"net/http"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -28,7 +27,7 @@ type AuthDict struct {
 // proceeding happen in one request: nothing about a UIA session needs to be
 // remembered between requests. The session ID is echoed for clients that
 // expect one.
-func challenge(stage string, a *AuthDict, failure *httpapi.Error) *httpapi.Error {
+func challenge(stage string, a *AuthDict, failure *matrixerr.Error) *matrixerr.Error {
 	session := ""
 	if a != nil {
 		session = a.Session
@@ -36,7 +35,7 @@ func challenge(stage string, a *AuthDict, failure *httpapi.Error) *httpapi.Error
 	if session == "" {
 		session = RandomString(16)
 	}
-	e := &httpapi.Error{Status: http.StatusUnauthorized, Extra: map[string]any{
+	e := &matrixerr.Error{Kind: matrixerr.KindUnauthorized, Extra: map[string]any{
 		"flows":   []any{map[string]any{"stages": []string{stage}}},
 		"params":  map[string]any{},
 		"session": session,
@@ -55,7 +54,7 @@ func (s *Service) RequirePassword(ctx context.Context, userID string, a *AuthDic
 		return challenge(stage, a, nil)
 	}
 	if a.Type != stage {
-		return challenge(stage, a, httpapi.Forbidden("unsupported auth type %q", a.Type))
+		return challenge(stage, a, matrixerr.Forbidden("unsupported auth type %q", a.Type))
 	}
 	user := a.Identifier.User
 	if user == "" {
@@ -63,15 +62,15 @@ func (s *Service) RequirePassword(ctx context.Context, userID string, a *AuthDic
 	}
 	id, err := s.ResolveUser(user)
 	if err != nil {
-		return challenge(stage, a, httpapi.Forbidden("invalid username or password"))
+		return challenge(stage, a, matrixerr.Forbidden("invalid username or password"))
 	}
 	// Authenticating as someone else does not authorise acting on this
 	// account: a refusal, not another chance (Synapse answers the same).
 	if id != userID {
-		return httpapi.Forbidden("the authenticated user is not the one making the request")
+		return matrixerr.Forbidden("the authenticated user is not the one making the request")
 	}
 	if err := s.VerifyPassword(ctx, userID, a.Password); err != nil {
-		var he *httpapi.Error
+		var he *matrixerr.Error
 		if errors.As(err, &he) {
 			return challenge(stage, a, he)
 		}
@@ -87,7 +86,7 @@ func RequireDummy(a *AuthDict) error {
 		return challenge(stage, a, nil)
 	}
 	if a.Type != stage {
-		return challenge(stage, a, &httpapi.Error{Code: spec.ErrorForbidden, Message: "unsupported auth type"})
+		return challenge(stage, a, &matrixerr.Error{Code: spec.ErrorForbidden, Message: "unsupported auth type"})
 	}
 	return nil
 }
@@ -100,7 +99,7 @@ func (s *Service) UseRegistrationToken(ctx context.Context, a *AuthDict) error {
 		return challenge(stage, a, nil)
 	}
 	if a.Type != stage {
-		return challenge(stage, a, httpapi.Forbidden("unsupported auth type %q", a.Type))
+		return challenge(stage, a, matrixerr.Forbidden("unsupported auth type %q", a.Type))
 	}
 	var ok bool
 	err := s.DB.Write(ctx, func(q storage.Q) error {
@@ -112,7 +111,7 @@ func (s *Service) UseRegistrationToken(ctx context.Context, a *AuthDict) error {
 		return err
 	}
 	if !ok {
-		return challenge(stage, a, &httpapi.Error{Status: http.StatusUnauthorized, Code: spec.ErrorForbidden, Message: "invalid registration token"})
+		return challenge(stage, a, &matrixerr.Error{Kind: matrixerr.KindUnauthorized, Code: spec.ErrorForbidden, Message: "invalid registration token"})
 	}
 	return nil
 }

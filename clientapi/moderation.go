@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -44,7 +45,7 @@ func (a *API) report(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	// One can report only what one can see.
 	if _, err := a.Rooms.Event(r.Context(), dev, v["roomId"], v["eventId"]); err != nil {
 		var he *httpapi.Error
-		if errors.As(err, &he) && he.Status == http.StatusForbidden {
+		if errors.As(err, &he) && he.Kind == matrixerr.KindForbidden {
 			return httpapi.Fail(httpapi.NotFound("event not found"))
 		}
 		return httpapi.Fail(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/filter"
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -222,7 +223,7 @@ func (a *API) putAccountData(r *http.Request, dev *httpapi.Device, body []byte) 
 	}
 	// These two are managed through their own endpoints.
 	if typ == "m.fully_read" || typ == "m.push_rules" {
-		return httpapi.Fail(&httpapi.Error{Status: http.StatusMethodNotAllowed, Code: "M_BAD_JSON",
+		return httpapi.Fail(&httpapi.Error{Kind: matrixerr.KindMethodNotAllowed, Code: "M_BAD_JSON",
 			Message: "cannot set " + typ + " through this API"})
 	}
 	err = a.DB.Write(r.Context(), func(q storage.Q) error {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -142,7 +143,7 @@ func (s *Service) Schedule(ctx context.Context, dev *httpapi.Device, roomID stri
 		return "", httpapi.Unrecognized("delayed events are off on this server")
 	}
 	if ms > max.Milliseconds() {
-		return "", &httpapi.Error{Status: http.StatusBadRequest, Code: "M_UNKNOWN", Message: "the delay is longer than this server allows",
+		return "", &httpapi.Error{Kind: matrixerr.KindInvalid, Code: "M_UNKNOWN", Message: "the delay is longer than this server allows",
 			Extra: map[string]any{"org.matrix.msc4140.errcode": "M_MAX_DELAY_EXCEEDED", "org.matrix.msc4140.max_delay": max.Milliseconds()}}
 	}
 	if err := rooms.CheckContent(ev.Content); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -146,7 +147,7 @@ func (s *Service) backupTarget(r *http.Request, dev *httpapi.Device, write bool)
 		return storage.BackupVersion{}, "", "", err
 	}
 	if write && version != current.Version {
-		return storage.BackupVersion{}, "", "", &httpapi.Error{Status: http.StatusForbidden, Code: spec.ErrorWrongRoomKeysVersion,
+		return storage.BackupVersion{}, "", "", &httpapi.Error{Kind: matrixerr.KindForbidden, Code: spec.ErrorWrongRoomKeysVersion,
 			Message: "that backup version is not the current one", Extra: map[string]any{"current_version": strconv.FormatInt(current.Version, 10)}}
 	}
 	v := current

@@ -21,6 +21,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -99,7 +100,7 @@ func verify(signer, keyID, publicKey string, object []byte) error {
 }
 
 func invalidSignature(msg string) *httpapi.Error {
-	return &httpapi.Error{Status: http.StatusBadRequest, Code: spec.ErrorInvalidSignature, Message: msg}
+	return &httpapi.Error{Kind: matrixerr.KindInvalid, Code: spec.ErrorInvalidSignature, Message: msg}
 }
 
 // keyUpload is a validated /keys/upload body (also part of a dehydrated

@@ -2,37 +2,33 @@ package httpapi
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
-	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
-// Error is a Matrix error with its HTTP status: what a client is told.
-type Error struct {
-	Status  int
-	Code    spec.MatrixErrorCode
-	Message string
-	// Extra fields merged into the error body (e.g. retry_after_ms).
-	Extra map[string]any
-	// RetryAfter, if set, is also sent as the Retry-After header.
-	RetryAfter time.Duration
+// Error is a Matrix error (matrixerr): what a client is told. The domain
+// returns them; this package alone gives them an HTTP status.
+type Error = matrixerr.Error
+
+// status is the HTTP status of each kind of error.
+var status = map[matrixerr.Kind]int{
+	matrixerr.KindInvalid: http.StatusBadRequest, matrixerr.KindUnauthorized: http.StatusUnauthorized,
+	matrixerr.KindForbidden: http.StatusForbidden, matrixerr.KindNotFound: http.StatusNotFound,
+	matrixerr.KindMethodNotAllowed: http.StatusMethodNotAllowed, matrixerr.KindConflict: http.StatusConflict,
+	matrixerr.KindGone: http.StatusGone, matrixerr.KindTooLarge: http.StatusRequestEntityTooLarge,
+	matrixerr.KindRateLimited: http.StatusTooManyRequests, matrixerr.KindInternal: http.StatusInternalServerError,
+	matrixerr.KindBadGateway: http.StatusBadGateway, matrixerr.KindGatewayTimeout: http.StatusGatewayTimeout,
 }
 
-// LimitExceeded is 429 M_LIMIT_EXCEEDED with the wait, in the body
-// (retry_after_ms) and the Retry-After header (whole seconds, rounded up).
-func LimitExceeded(wait time.Duration, format string, args ...any) *Error {
-	return &Error{Status: http.StatusTooManyRequests, Code: spec.ErrorLimitExceeded, Message: fmt.Sprintf(format, args...),
-		Extra: map[string]any{"retry_after_ms": wait.Milliseconds()}, RetryAfter: wait}
-}
+// statusOf is an error's HTTP status.
+func statusOf(e *Error) int { return status[e.Kind] }
 
-func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
-
-func (e *Error) body() map[string]any {
+// body is an error's JSON body.
+func errorBody(e *Error) map[string]any {
 	b := map[string]any{}
 	// A user-interactive auth challenge is a 401 without an errcode.
 	if e.Code != "" {
@@ -44,51 +40,37 @@ func (e *Error) body() map[string]any {
 	return b
 }
 
-func newErr(status int, code spec.MatrixErrorCode) func(format string, args ...any) *Error {
-	return func(format string, args ...any) *Error {
-		return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-	}
-}
-
-// The errors handlers return. Each names the spec's status for its code.
+// The errors handlers return (matrixerr's, by their usual names here).
 var (
-	BadRequest       = newErr(http.StatusBadRequest, spec.ErrorUnknown)
-	NotJSON          = newErr(http.StatusBadRequest, spec.ErrorNotJSON)
-	BadJSON          = newErr(http.StatusBadRequest, spec.ErrorBadJSON)
-	MissingParam     = newErr(http.StatusBadRequest, spec.ErrorMissingParam)
-	InvalidParam     = newErr(http.StatusBadRequest, spec.ErrorInvalidParam)
-	InvalidUsername  = newErr(http.StatusBadRequest, spec.ErrorInvalidUsername)
-	UserInUse        = newErr(http.StatusBadRequest, spec.ErrorUserInUse)
-	WeakPassword     = newErr(http.StatusBadRequest, spec.ErrorWeakPassword)
-	BadAlias         = newErr(http.StatusBadRequest, spec.ErrorBadAlias)
-	UnsupportedRoom  = newErr(http.StatusBadRequest, spec.ErrorUnsupportedRoomVersion)
-	MissingToken     = newErr(http.StatusUnauthorized, spec.ErrorMissingToken)
-	Forbidden        = newErr(http.StatusForbidden, spec.ErrorForbidden)
-	GuestForbidden   = newErr(http.StatusForbidden, spec.ErrorGuestAccessForbidden)
-	UserDeactivated  = newErr(http.StatusForbidden, "M_USER_DEACTIVATED")
-	NotFound         = newErr(http.StatusNotFound, spec.ErrorNotFound)
-	Unrecognized     = newErr(http.StatusNotFound, spec.ErrorUnrecognized)
-	MethodNotAllowed = newErr(http.StatusMethodNotAllowed, spec.ErrorUnrecognized)
-	Conflict         = newErr(http.StatusConflict, spec.ErrorUnknown)
-	TooLarge         = newErr(http.StatusRequestEntityTooLarge, "M_TOO_LARGE")
-	Internal         = newErr(http.StatusInternalServerError, spec.ErrorUnknown)
+	BadRequest       = matrixerr.BadRequest
+	NotJSON          = matrixerr.NotJSON
+	BadJSON          = matrixerr.BadJSON
+	MissingParam     = matrixerr.MissingParam
+	InvalidParam     = matrixerr.InvalidParam
+	InvalidUsername  = matrixerr.InvalidUsername
+	UserInUse        = matrixerr.UserInUse
+	WeakPassword     = matrixerr.WeakPassword
+	BadAlias         = matrixerr.BadAlias
+	UnsupportedRoom  = matrixerr.UnsupportedRoom
+	MissingToken     = matrixerr.MissingToken
+	Forbidden        = matrixerr.Forbidden
+	GuestForbidden   = matrixerr.GuestForbidden
+	UserDeactivated  = matrixerr.UserDeactivated
+	NotFound         = matrixerr.NotFound
+	Unrecognized     = matrixerr.Unrecognized
+	MethodNotAllowed = matrixerr.MethodNotAllowed
+	Conflict         = matrixerr.Conflict
+	TooLarge         = matrixerr.TooLarge
+	Internal         = matrixerr.Internal
+	LimitExceeded    = matrixerr.LimitExceeded
+	UnknownToken     = matrixerr.UnknownToken
 )
-
-// UnknownToken is 401 M_UNKNOWN_TOKEN; softLogout tells the client its
-// session merely expired (refreshable).
-func UnknownToken(msg string, softLogout bool) *Error {
-	e := &Error{Status: http.StatusUnauthorized, Code: spec.ErrorUnknownToken, Message: msg}
-	if softLogout {
-		e.Extra = map[string]any{"soft_logout": true}
-	}
-	return e
-}
 
 // StatusOf is the HTTP status an error is answered with: below 500, the
 // request was refused; 500, something failed.
 func StatusOf(err error) int {
 	e, _ := toMatrix(err)
-	return e.Status
+	return statusOf(e)
 }
 
 // toMatrix maps any error to what the client sees. Domain and storage errors

@@ -31,7 +31,7 @@ func FuzzDecodeBytes(f *testing.F) {
 			return
 		}
 		var me *Error
-		if !errors.As(err, &me) || me.Status != 400 || (me.Code != "M_NOT_JSON" && me.Code != "M_BAD_JSON") {
+		if !errors.As(err, &me) || statusOf(me) != 400 || (me.Code != "M_NOT_JSON" && me.Code != "M_BAD_JSON") {
 			t.Fatalf("%q: %v", b, err)
 		}
 	})

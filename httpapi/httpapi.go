@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -19,6 +20,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/redoubt-systems/redoubt/caller"
 
 	"github.com/gorilla/mux"
 )
@@ -55,16 +58,12 @@ const StatusClientClosed = 499
 // Empty is the {} many endpoints answer with.
 var Empty = json.RawMessage(`{}`)
 
-// Device is the authenticated caller of a request.
-type Device struct {
-	UserID   string
-	DeviceID string
-	IsAdmin  bool
-}
+// Device is the caller of an authenticated request.
+type Device = caller.Device
 
 // Authenticator turns an access token into the device it belongs to.
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string, r *http.Request) (*Device, error)
+	Authenticate(ctx context.Context, token string, from caller.Connection) (*Device, error)
 }
 
 // API builds the http.Handlers of a set of routes.
@@ -133,7 +132,7 @@ func (a *API) authenticate(r *http.Request) (*Device, error) {
 	if token == "" {
 		return nil, MissingToken("missing access token")
 	}
-	return a.Auth.Authenticate(r.Context(), token, r)
+	return a.Auth.Authenticate(r.Context(), token, caller.Connection{IP: clientIP(r), UserAgent: r.UserAgent()})
 }
 
 // AccessToken returns the request's access token, from the Authorization
@@ -216,7 +215,7 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, res Response, start 
 		if e.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(e.RetryAfter.Seconds())), 10))
 		}
-		code, body = e.Status, e.body()
+		code, body = statusOf(e), errorBody(e)
 	}
 	if code == 0 {
 		code = http.StatusOK
@@ -456,4 +455,13 @@ func hex4(b []byte, at int) (rune, bool) {
 	}
 	n, err := strconv.ParseUint(string(b[at:at+4]), 16, 32)
 	return rune(n), err == nil
+}
+
+// clientIP is the client's address, without its port.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/internal/shred"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -47,8 +48,8 @@ const (
 )
 
 var (
-	notYetUploaded  = &httpapi.Error{Status: http.StatusGatewayTimeout, Code: "M_NOT_YET_UPLOADED", Message: "the media has not been uploaded yet"}
-	cannotOverwrite = &httpapi.Error{Status: http.StatusConflict, Code: "M_CANNOT_OVERWRITE_MEDIA", Message: "media already uploaded"}
+	notYetUploaded  = &httpapi.Error{Kind: matrixerr.KindGatewayTimeout, Code: "M_NOT_YET_UPLOADED", Message: "the media has not been uploaded yet"}
+	cannotOverwrite = &httpapi.Error{Kind: matrixerr.KindConflict, Code: "M_CANNOT_OVERWRITE_MEDIA", Message: "media already uploaded"}
 )
 
 // Register adds the media routes. upload is the API whose body limit is
@@ -112,7 +113,7 @@ func (s *Service) create(r *http.Request, dev *httpapi.Device) httpapi.Response 
 			return err
 		}
 		if n >= maxPending {
-			return &httpapi.Error{Status: http.StatusTooManyRequests, Code: spec.ErrorLimitExceeded,
+			return &httpapi.Error{Kind: matrixerr.KindRateLimited, Code: spec.ErrorLimitExceeded,
 				Message: fmt.Sprintf("at most %d uploads may wait for their bytes", maxPending)}
 		}
 		return q.CreateMedia(r.Context(), m)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -119,11 +120,11 @@ func fetch(ctx context.Context, client *http.Client, target string) (*http.Respo
 		return nil, httpapi.Forbidden("previews of this address are not allowed")
 	}
 	if err != nil {
-		return nil, &httpapi.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: "could not fetch the URL"}
+		return nil, &httpapi.Error{Kind: matrixerr.KindBadGateway, Code: "M_UNKNOWN", Message: "could not fetch the URL"}
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, &httpapi.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN",
+		return nil, &httpapi.Error{Kind: matrixerr.KindBadGateway, Code: "M_UNKNOWN",
 			Message: fmt.Sprintf("the URL answered %d", resp.StatusCode)}
 	}
 	return resp, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -310,7 +311,7 @@ func (g *Gateway) post(ctx context.Context, url string, body []byte) ([]string, 
 		Rejected []string `json:"rejected"`
 	}
 	if res.StatusCode != http.StatusOK {
-		return nil, &httpapi.Error{Status: res.StatusCode, Message: "push gateway answered " + res.Status}
+		return nil, fmt.Errorf("push gateway answered %s", res.Status)
 	}
 	_ = json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&out)
 	return out.Rejected, nil

@@ -9,7 +9,8 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/caller"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -17,10 +18,10 @@ import (
 func (s *Service) checkAlias(alias string) error {
 	local, server, ok := strings.Cut(strings.TrimPrefix(alias, "#"), ":")
 	if !strings.HasPrefix(alias, "#") || !ok || local == "" || strings.ContainsAny(local, " \t\n") {
-		return httpapi.InvalidParam("%q is not a room alias", alias)
+		return matrixerr.InvalidParam("%q is not a room alias", alias)
 	}
 	if server != string(s.ServerName) {
-		return httpapi.InvalidParam("alias must be on this server (%s)", s.ServerName)
+		return matrixerr.InvalidParam("alias must be on this server (%s)", s.ServerName)
 	}
 	return nil
 }
@@ -32,18 +33,18 @@ func (s *Service) AddAlias(ctx context.Context, userID, alias, roomID string) er
 	}
 	return s.DB.Write(ctx, func(q storage.Q) error {
 		if _, err := q.Room(ctx, roomID); errors.Is(err, storage.ErrNotFound) {
-			return httpapi.NotFound("unknown room")
+			return matrixerr.NotFound("unknown room")
 		} else if err != nil {
 			return err
 		}
 		if m, _, err := q.Membership(ctx, roomID, userID); err != nil {
 			return err
 		} else if m != spec.Join {
-			return httpapi.Forbidden("you are not in this room")
+			return matrixerr.Forbidden("you are not in this room")
 		}
 		err := q.SetAlias(ctx, alias, roomID, userID)
 		if errors.Is(err, storage.ErrConflict) {
-			return httpapi.Conflict("room alias %s already exists", alias)
+			return matrixerr.Conflict("room alias %s already exists", alias)
 		}
 		return err
 	})
@@ -56,7 +57,7 @@ func (s *Service) Alias(ctx context.Context, alias string) (string, error) {
 	}
 	roomID, _, err := s.DB.R().Alias(ctx, alias)
 	if errors.Is(err, storage.ErrNotFound) {
-		return "", httpapi.NotFound("room alias %s not found", alias)
+		return "", matrixerr.NotFound("room alias %s not found", alias)
 	}
 	return roomID, err
 }
@@ -65,7 +66,7 @@ func (s *Service) Alias(ctx context.Context, alias string) (string, error) {
 // change the room's canonical alias. If the room's canonical alias event
 // names it, the alias is taken out of it too (by the same user, if their
 // power allows), so that clients stop showing an alias that is gone.
-func (s *Service) DeleteAlias(ctx context.Context, dev *httpapi.Device, alias string) error {
+func (s *Service) DeleteAlias(ctx context.Context, dev *caller.Device, alias string) error {
 	if err := s.checkAlias(alias); err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func (s *Service) DeleteAlias(ctx context.Context, dev *httpapi.Device, alias st
 		q := w.q
 		roomID, creator, err := q.Alias(ctx, alias)
 		if errors.Is(err, storage.ErrNotFound) {
-			return httpapi.NotFound("room alias %s not found", alias)
+			return matrixerr.NotFound("room alias %s not found", alias)
 		}
 		if err != nil {
 			return err
@@ -83,7 +84,7 @@ func (s *Service) DeleteAlias(ctx context.Context, dev *httpapi.Device, alias st
 			return err
 		}
 		if creator != dev.UserID && !dev.IsAdmin && !mayChange {
-			return httpapi.Forbidden("you may not remove this alias")
+			return matrixerr.Forbidden("you may not remove this alias")
 		}
 		if err := q.DeleteAlias(ctx, alias); err != nil {
 			return err

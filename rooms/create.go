@@ -9,7 +9,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -56,7 +56,7 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (roomID str
 		version = s.DefaultVersion
 	}
 	if !Supported(version) {
-		return "", httpapi.UnsupportedRoom("room version %q is not supported", version)
+		return "", matrixerr.UnsupportedRoom("room version %q is not supported", version)
 	}
 	verImpl := gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersion(version))
 	if req.Preset == "" {
@@ -67,7 +67,7 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (roomID str
 	}
 	preset, ok := presets[req.Preset]
 	if !ok {
-		return "", httpapi.BadJSON("unknown preset %q", req.Preset)
+		return "", matrixerr.BadJSON("unknown preset %q", req.Preset)
 	}
 	for _, u := range req.Invite {
 		if err := s.checkLocalUser(ctx, u); err != nil {
@@ -77,7 +77,7 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (roomID str
 	var alias string
 	if req.RoomAliasName != "" {
 		if strings.ContainsAny(req.RoomAliasName, ": \t\n#") {
-			return "", httpapi.InvalidParam("room_alias_name may not contain ':', '#' or white space")
+			return "", matrixerr.InvalidParam("room_alias_name may not contain ':', '#' or white space")
 		}
 		alias = "#" + req.RoomAliasName + ":" + string(s.ServerName)
 	}
@@ -122,7 +122,7 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (roomID str
 		if alias != "" {
 			if err := w.q.SetAlias(ctx, alias, room.RoomID, req.Creator); err != nil {
 				if err == storage.ErrConflict {
-					return &httpapi.Error{Status: 400, Code: spec.ErrorRoomInUse, Message: "room alias already taken"}
+					return &matrixerr.Error{Kind: matrixerr.KindInvalid, Code: spec.ErrorRoomInUse, Message: "room alias already taken"}
 				}
 				return err
 			}
@@ -152,7 +152,7 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (roomID str
 		}
 		for _, e := range req.InitialState {
 			if e.Type == spec.MRoomCreate {
-				return httpapi.BadJSON("initial_state may not contain m.room.create")
+				return matrixerr.BadJSON("initial_state may not contain m.room.create")
 			}
 			if (req.Name != nil && e.Type == spec.MRoomName) || (req.Topic != nil && e.Type == spec.MRoomTopic) {
 				continue // name and topic take precedence
@@ -199,13 +199,13 @@ func (s *Service) createContent(req CreateRequest, verImpl gomatrixserverlib.IRo
 	content := map[string]any{}
 	if len(req.CreationContent) > 0 {
 		if err := json.Unmarshal(req.CreationContent, &content); err != nil {
-			return nil, httpapi.BadJSON("creation_content must be an object")
+			return nil, matrixerr.BadJSON("creation_content must be an object")
 		}
 		// gomatrixserverlib panics on create content it cannot parse, so
 		// the fields it reads are checked here.
 		var typed gomatrixserverlib.CreateContent
 		if err := json.Unmarshal(req.CreationContent, &typed); err != nil {
-			return nil, httpapi.BadJSON("creation_content has a field of the wrong type")
+			return nil, matrixerr.BadJSON("creation_content has a field of the wrong type")
 		}
 	}
 	content["room_version"] = string(verImpl.Version())
@@ -217,16 +217,16 @@ func (s *Service) createContent(req CreateRequest, verImpl gomatrixserverlib.IRo
 	}
 	if extra, ok := content["additional_creators"]; ok {
 		if !verImpl.PrivilegedCreators() {
-			return nil, httpapi.BadJSON("additional_creators needs room version 12 or later")
+			return nil, matrixerr.BadJSON("additional_creators needs room version 12 or later")
 		}
 		list, ok := extra.([]any)
 		if !ok {
-			return nil, httpapi.BadJSON("additional_creators must be a list of user IDs")
+			return nil, matrixerr.BadJSON("additional_creators must be a list of user IDs")
 		}
 		for _, c := range list {
 			id, ok := c.(string)
 			if _, err := spec.NewUserID(id, true); !ok || err != nil {
-				return nil, httpapi.BadJSON("additional_creators: %v is not a user ID", c)
+				return nil, matrixerr.BadJSON("additional_creators: %v is not a user ID", c)
 			}
 		}
 	}
@@ -293,7 +293,7 @@ func powerLevels(req CreateRequest, verImpl gomatrixserverlib.IRoomVersion, pres
 	if len(req.PowerLevelOverride) > 0 {
 		override := map[string]json.RawMessage{}
 		if err := json.Unmarshal(req.PowerLevelOverride, &override); err != nil {
-			return nil, httpapi.BadJSON("power_level_content_override must be an object")
+			return nil, matrixerr.BadJSON("power_level_content_override must be an object")
 		}
 		for k, v := range override {
 			pl[k] = v
@@ -305,7 +305,7 @@ func powerLevels(req CreateRequest, verImpl gomatrixserverlib.IRoomVersion, pres
 	}
 	var parsed gomatrixserverlib.PowerLevelContent
 	if err := verImpl.ParsePowerLevels(b, &parsed); err != nil {
-		return nil, httpapi.BadJSON("power_level_content_override: %v", err)
+		return nil, matrixerr.BadJSON("power_level_content_override: %v", err)
 	}
 	return b, nil
 }

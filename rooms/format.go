@@ -9,7 +9,8 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/caller"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -21,12 +22,12 @@ func Token(pos int64) string { return "t" + strconv.FormatInt(pos, 10) }
 // ParseToken reads a pagination or sync token's event position.
 func ParseToken(tok string) (int64, error) {
 	if len(tok) < 2 || (tok[0] != 't' && tok[0] != 's') {
-		return 0, httpapi.InvalidParam("invalid pagination token")
+		return 0, matrixerr.InvalidParam("invalid pagination token")
 	}
 	digits, _, _ := strings.Cut(tok[1:], "_")
 	pos, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil || pos < 0 {
-		return 0, httpapi.InvalidParam("invalid pagination token")
+		return 0, matrixerr.InvalidParam("invalid pagination token")
 	}
 	return pos, nil
 }
@@ -47,7 +48,7 @@ type clientEvent struct {
 // Format turns stored events into the client format as seen by viewer:
 // unsigned carries age, the viewer's own transaction_id, prev_content for
 // state and redacted_because for redacted events.
-func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, viewer *httpapi.Device) ([]json.RawMessage, error) {
+func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, viewer *caller.Device) ([]json.RawMessage, error) {
 	return s.FormatKnowing(ctx, q, evs, viewer, Known{})
 }
 
@@ -61,13 +62,13 @@ type Known struct {
 }
 
 // formatFor formats events of the viewer's room.
-func (s *Service) formatFor(ctx context.Context, q storage.Q, evs []storage.Event, dev *httpapi.Device, v *viewer, roomID string) ([]json.RawMessage, error) {
+func (s *Service) formatFor(ctx context.Context, q storage.Q, evs []storage.Event, dev *caller.Device, v *viewer, roomID string) ([]json.RawMessage, error) {
 	return s.FormatKnowing(ctx, q, evs, dev, Known{History: map[string][]storage.StateChange{roomID: v.memberships}})
 }
 
 // FormatKnowing is Format with what the caller knows of the viewer's
 // membership.
-func (s *Service) FormatKnowing(ctx context.Context, q storage.Q, evs []storage.Event, viewer *httpapi.Device, known Known) ([]json.RawMessage, error) {
+func (s *Service) FormatKnowing(ctx context.Context, q storage.Q, evs []storage.Event, viewer *caller.Device, known Known) ([]json.RawMessage, error) {
 	var refs []string
 	for _, e := range evs {
 		if e.RedactedBy != "" {
@@ -157,7 +158,7 @@ func (s *Service) FormatKnowing(ctx context.Context, q storage.Q, evs []storage.
 // bundles are the aggregations of relations bundled into each event's
 // unsigned.m.relations: for a thread root its latest reply, reply count
 // and whether the viewer took part; for an edited event its latest edit.
-func (s *Service) bundles(ctx context.Context, q storage.Q, evs []storage.Event, viewer *httpapi.Device) (map[string]map[string]any, error) {
+func (s *Service) bundles(ctx context.Context, q storage.Q, evs []storage.Event, viewer *caller.Device) (map[string]map[string]any, error) {
 	ids := make([]string, 0, len(evs))
 	sender := map[string]string{}
 	for _, e := range evs {

@@ -12,7 +12,8 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/caller"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -28,12 +29,12 @@ type HierarchyRequest struct {
 // Hierarchy walks a space's children breadth first, listing the rooms the
 // user may see: those they are in or invited to, and those anyone may find
 // (public, knockable or restricted join rules, or world-readable history).
-func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req HierarchyRequest) (map[string]any, error) {
+func (s *Service) Hierarchy(ctx context.Context, dev *caller.Device, req HierarchyRequest) (map[string]any, error) {
 	from := 0
 	if req.From != "" {
 		n, err := strconv.Atoi(req.From)
 		if err != nil || n < 0 {
-			return nil, httpapi.InvalidParam("invalid from token")
+			return nil, matrixerr.InvalidParam("invalid from token")
 		}
 		from = n
 	}
@@ -53,7 +54,7 @@ func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req Hierar
 			l, err := q.RoomListingOf(ctx, it.roomID)
 			if err != nil {
 				if it.roomID == req.RoomID {
-					return httpapi.Forbidden("you cannot see this room")
+					return matrixerr.Forbidden("you cannot see this room")
 				}
 				continue // a child this server does not have
 			}
@@ -67,7 +68,7 @@ func (s *Service) Hierarchy(ctx context.Context, dev *httpapi.Device, req Hierar
 			}
 			if !findable {
 				if it.roomID == req.RoomID {
-					return httpapi.Forbidden("you cannot see this room")
+					return matrixerr.Forbidden("you cannot see this room")
 				}
 				continue
 			}
@@ -184,7 +185,7 @@ func roomEntry(l storage.RoomListing) map[string]any {
 // Summary is a room's summary (spec v1.15, MSC3266), for a room the user
 // may find: what the hierarchy says of it, their membership, and for a
 // restricted room the rooms whose members may join it.
-func (s *Service) Summary(ctx context.Context, dev *httpapi.Device, idOrAlias string) (map[string]any, error) {
+func (s *Service) Summary(ctx context.Context, dev *caller.Device, idOrAlias string) (map[string]any, error) {
 	roomID, err := s.ResolveRoom(ctx, idOrAlias)
 	if err != nil {
 		return nil, err
@@ -193,7 +194,7 @@ func (s *Service) Summary(ctx context.Context, dev *httpapi.Device, idOrAlias st
 	err = s.DB.Read(ctx, func(q storage.Q) error {
 		l, err := q.RoomListingOf(ctx, roomID)
 		if errors.Is(err, storage.ErrNotFound) {
-			return httpapi.NotFound("unknown room")
+			return matrixerr.NotFound("unknown room")
 		} else if err != nil {
 			return err
 		}
@@ -205,7 +206,7 @@ func (s *Service) Summary(ctx context.Context, dev *httpapi.Device, idOrAlias st
 			return err
 		} else if !ok {
 			// Not 403: that would confirm that the room exists.
-			return httpapi.NotFound("unknown room")
+			return matrixerr.NotFound("unknown room")
 		}
 		room = roomEntry(l)
 		if membership != "" {

@@ -5,13 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -47,14 +46,14 @@ func memberContent(membership string, profile storage.User, reason string) map[s
 func (s *Service) checkLocalUser(ctx context.Context, userID string) error {
 	uid, err := spec.NewUserID(userID, true)
 	if err != nil {
-		return httpapi.InvalidParam("%q is not a user ID", userID)
+		return matrixerr.InvalidParam("%q is not a user ID", userID)
 	}
 	if uid.Domain() != s.ServerName {
-		return httpapi.Forbidden("this server does not federate: %s is on another server", userID)
+		return matrixerr.Forbidden("this server does not federate: %s is on another server", userID)
 	}
 	u, err := s.DB.R().User(ctx, userID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Deactivated) {
-		return httpapi.NotFound("unknown user %s", userID)
+		return matrixerr.NotFound("unknown user %s", userID)
 	}
 	return err
 }
@@ -67,11 +66,11 @@ func (s *Service) ResolveRoom(ctx context.Context, idOrAlias string) (string, er
 	case strings.HasPrefix(idOrAlias, "#"):
 		roomID, _, err := s.DB.R().Alias(ctx, idOrAlias)
 		if errors.Is(err, storage.ErrNotFound) {
-			return "", httpapi.NotFound("unknown room alias")
+			return "", matrixerr.NotFound("unknown room alias")
 		}
 		return roomID, err
 	}
-	return "", httpapi.InvalidParam("%q is neither a room ID nor an alias", idOrAlias)
+	return "", matrixerr.InvalidParam("%q is neither a room ID nor an alias", idOrAlias)
 }
 
 // Join joins a user to a room; joining a room one is already in changes
@@ -144,7 +143,7 @@ func (w *writer) restrictedJoinVia(room *storage.Room, userID string) (string, e
 		}
 	}
 	if !allowed {
-		return "", httpapi.Forbidden("this room is only for members of the rooms it names")
+		return "", matrixerr.Forbidden("this room is only for members of the rooms it names")
 	}
 	members, err := w.q.RoomMembers(w.ctx, room.RoomID, spec.Join)
 	if err != nil {
@@ -159,7 +158,7 @@ func (w *writer) restrictedJoinVia(room *storage.Room, userID string) (string, e
 			return m, nil
 		}
 	}
-	return "", httpapi.Forbidden("no member of this room can let you in")
+	return "", matrixerr.Forbidden("no member of this room can let you in")
 }
 
 // Knock asks to be let into a room whose join rule allows knocking.
@@ -199,9 +198,9 @@ func (s *Service) Invite(ctx context.Context, roomID, sender, target, reason str
 		}
 		switch current {
 		case spec.Join:
-			return httpapi.Forbidden("%s is already in the room", target)
+			return matrixerr.Forbidden("%s is already in the room", target)
 		case spec.Ban:
-			return httpapi.Forbidden("%s is banned from the room", target)
+			return matrixerr.Forbidden("%s is banned from the room", target)
 		case spec.Invite:
 			return nil
 		}
@@ -228,7 +227,7 @@ func (s *Service) Leave(ctx context.Context, roomID, userID, reason string) erro
 		case spec.Leave, spec.Ban:
 			return nil
 		case "":
-			return httpapi.Forbidden("you are not in this room")
+			return matrixerr.Forbidden("you are not in this room")
 		case spec.Invite:
 			// The invite to one's server notices room cannot be rejected,
 			// as on Synapse: the notices would have nowhere to go. Once
@@ -236,7 +235,7 @@ func (s *Service) Leave(ctx context.Context, roomID, userID, reason string) erro
 			if notices, err := w.q.NoticeRoom(ctx, userID); err != nil {
 				return err
 			} else if notices == roomID {
-				return &httpapi.Error{Status: http.StatusForbidden, Code: "M_CANNOT_LEAVE_SERVER_NOTICE_ROOM",
+				return &matrixerr.Error{Kind: matrixerr.KindForbidden, Code: "M_CANNOT_LEAVE_SERVER_NOTICE_ROOM",
 					Message: "the invite to your server notices room cannot be rejected"}
 			}
 		}
@@ -263,7 +262,7 @@ func (s *Service) Unban(ctx context.Context, roomID, sender, target, reason stri
 
 func (s *Service) moderate(ctx context.Context, roomID, sender, target, membership, reason string, from ...string) error {
 	if _, err := spec.NewUserID(target, true); err != nil {
-		return httpapi.InvalidParam("%q is not a user ID", target)
+		return matrixerr.InvalidParam("%q is not a user ID", target)
 	}
 	return s.write(ctx, func(w *writer) error {
 		room, err := w.room(roomID)
@@ -273,7 +272,7 @@ func (s *Service) moderate(ctx context.Context, roomID, sender, target, membersh
 		if m, _, err := w.q.Membership(ctx, roomID, sender); err != nil {
 			return err
 		} else if m != spec.Join {
-			return httpapi.Forbidden("you are not in this room")
+			return matrixerr.Forbidden("you are not in this room")
 		}
 		if len(from) > 0 {
 			current, _, err := w.q.Membership(ctx, roomID, target)
@@ -285,7 +284,7 @@ func (s *Service) moderate(ctx context.Context, roomID, sender, target, membersh
 				ok = ok || current == f
 			}
 			if !ok {
-				return httpapi.Forbidden("%s's membership is %q", target, current)
+				return matrixerr.Forbidden("%s's membership is %q", target, current)
 			}
 		}
 		return w.sendMember(room, sender, target, memberContent(membership, storage.User{}, reason))
@@ -313,9 +312,9 @@ func (s *Service) Forget(ctx context.Context, roomID, userID string) error {
 		}
 		switch current {
 		case spec.Join, spec.Invite, spec.Knock:
-			return &httpapi.Error{Status: 400, Code: spec.ErrorUnknown, Message: "leave the room before forgetting it"}
+			return &matrixerr.Error{Kind: matrixerr.KindInvalid, Code: spec.ErrorUnknown, Message: "leave the room before forgetting it"}
 		case "":
-			return httpapi.NotFound("you were never in this room")
+			return matrixerr.NotFound("you were never in this room")
 		}
 		return w.q.ForgetRoom(ctx, userID, roomID)
 	})

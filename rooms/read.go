@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 
+	"github.com/redoubt-systems/redoubt/caller"
 	"github.com/redoubt-systems/redoubt/filter"
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -32,7 +32,7 @@ type Messages struct {
 }
 
 // Messages pages through a room's history as the user may see it.
-func (s *Service) Messages(ctx context.Context, dev *httpapi.Device, req MessagesRequest) (*Messages, error) {
+func (s *Service) Messages(ctx context.Context, dev *caller.Device, req MessagesRequest) (*Messages, error) {
 	var res *Messages
 	err := s.DB.Read(ctx, func(q storage.Q) error {
 		v, err := s.readableViewer(ctx, q, req.RoomID, dev.UserID)
@@ -113,7 +113,7 @@ func (s *Service) page(ctx context.Context, q storage.Q, v *viewer, roomID strin
 
 // senderMembers returns the current member events of the senders of evs,
 // for lazy-loading clients.
-func (s *Service) senderMembers(ctx context.Context, q storage.Q, dev *httpapi.Device, roomID string, evs []storage.Event) ([]json.RawMessage, error) {
+func (s *Service) senderMembers(ctx context.Context, q storage.Q, dev *caller.Device, roomID string, evs []storage.Event) ([]json.RawMessage, error) {
 	seen := map[string]bool{}
 	var members []storage.Event
 	for _, e := range evs {
@@ -134,7 +134,7 @@ func (s *Service) senderMembers(ctx context.Context, q storage.Q, dev *httpapi.D
 }
 
 // Event returns one event if the user may see it.
-func (s *Service) Event(ctx context.Context, dev *httpapi.Device, roomID, eventID string) (json.RawMessage, error) {
+func (s *Service) Event(ctx context.Context, dev *caller.Device, roomID, eventID string) (json.RawMessage, error) {
 	var out json.RawMessage
 	err := s.DB.Read(ctx, func(q storage.Q) error {
 		e, err := s.VisibleEvent(ctx, q, dev.UserID, roomID, eventID)
@@ -155,9 +155,9 @@ func (s *Service) Event(ctx context.Context, dev *httpapi.Device, roomID, eventI
 // 403 would confirm that the event exists, as Synapse avoids.
 func (s *Service) VisibleEvent(ctx context.Context, q storage.Q, userID, roomID, eventID string) (storage.Event, error) {
 	e, _, err := s.visibleEvent(ctx, q, userID, roomID, eventID)
-	var he *httpapi.Error
-	if errors.As(err, &he) && he.Status == http.StatusForbidden {
-		return e, httpapi.NotFound("event not found")
+	var he *matrixerr.Error
+	if errors.As(err, &he) && he.Kind == matrixerr.KindForbidden {
+		return e, matrixerr.NotFound("event not found")
 	}
 	return e, err
 }
@@ -169,7 +169,7 @@ func (s *Service) visibleEvent(ctx context.Context, q storage.Q, userID, roomID,
 	}
 	e, err := q.Event(ctx, eventID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (e.RoomID != roomID || !v.canSee(e))) {
-		return storage.Event{}, nil, httpapi.NotFound("event not found")
+		return storage.Event{}, nil, matrixerr.NotFound("event not found")
 	}
 	return e, v, err
 }
@@ -186,7 +186,7 @@ type Context struct {
 
 // Context returns an event with the events around it and the room's state
 // at the last of them.
-func (s *Service) Context(ctx context.Context, dev *httpapi.Device, roomID, eventID string, limit int, f filter.RoomEventFilter) (*Context, error) {
+func (s *Service) Context(ctx context.Context, dev *caller.Device, roomID, eventID string, limit int, f filter.RoomEventFilter) (*Context, error) {
 	var res *Context
 	err := s.DB.Read(ctx, func(q storage.Q) error {
 		e, v, err := s.visibleEvent(ctx, q, dev.UserID, roomID, eventID)
@@ -237,7 +237,7 @@ func (s *Service) Context(ctx context.Context, dev *httpapi.Device, roomID, even
 // are joined (or the room is world-readable), else the state when they left.
 func (s *Service) stateFor(ctx context.Context, q storage.Q, roomID, userID string, at int64) ([]storage.Event, error) {
 	if _, err := q.Room(ctx, roomID); errors.Is(err, storage.ErrNotFound) {
-		return nil, httpapi.Forbidden("you are not in this room")
+		return nil, matrixerr.Forbidden("you are not in this room")
 	} else if err != nil {
 		return nil, err
 	}
@@ -253,7 +253,7 @@ func (s *Service) stateFor(ctx context.Context, q storage.Q, roomID, userID stri
 			limit = v.memberships[len(v.memberships)-1].Pos
 		}
 	default:
-		return nil, httpapi.Forbidden("you are not in this room")
+		return nil, matrixerr.Forbidden("you are not in this room")
 	}
 	if at > 0 && (limit < 0 || at < limit) {
 		limit = at
@@ -265,7 +265,7 @@ func (s *Service) stateFor(ctx context.Context, q storage.Q, roomID, userID stri
 }
 
 // State returns the room's state as the user may see it.
-func (s *Service) State(ctx context.Context, dev *httpapi.Device, roomID string) ([]json.RawMessage, error) {
+func (s *Service) State(ctx context.Context, dev *caller.Device, roomID string) ([]json.RawMessage, error) {
 	var out []json.RawMessage
 	err := s.DB.Read(ctx, func(q storage.Q) error {
 		state, err := s.stateFor(ctx, q, roomID, dev.UserID, 0)
@@ -279,7 +279,7 @@ func (s *Service) State(ctx context.Context, dev *httpapi.Device, roomID string)
 }
 
 // StateEvent returns one state event as the user may see it.
-func (s *Service) StateEvent(ctx context.Context, dev *httpapi.Device, roomID, typ, stateKey string) (json.RawMessage, error) {
+func (s *Service) StateEvent(ctx context.Context, dev *caller.Device, roomID, typ, stateKey string) (json.RawMessage, error) {
 	var out json.RawMessage
 	err := s.DB.Read(ctx, func(q storage.Q) error {
 		state, err := s.stateFor(ctx, q, roomID, dev.UserID, 0)
@@ -295,14 +295,14 @@ func (s *Service) StateEvent(ctx context.Context, dev *httpapi.Device, roomID, t
 				return err
 			}
 		}
-		return httpapi.NotFound("no such state event")
+		return matrixerr.NotFound("no such state event")
 	})
 	return out, err
 }
 
 // Members returns the room's member events, optionally at a token's
 // position and filtered by membership.
-func (s *Service) Members(ctx context.Context, dev *httpapi.Device, roomID, at string, membership, notMembership string) ([]json.RawMessage, error) {
+func (s *Service) Members(ctx context.Context, dev *caller.Device, roomID, at string, membership, notMembership string) ([]json.RawMessage, error) {
 	var pos int64
 	if at != "" {
 		var err error
@@ -321,7 +321,7 @@ func (s *Service) Members(ctx context.Context, dev *httpapi.Device, roomID, at s
 			// on Synapse (rather than the room's current ones).
 			create, err := q.CurrentStateEvent(ctx, roomID, spec.MRoomCreate, "")
 			if err == nil && pos < create.Pos {
-				return httpapi.NotFound("the room did not exist at that point")
+				return matrixerr.NotFound("the room did not exist at that point")
 			}
 		}
 		var members []storage.Event
@@ -352,7 +352,7 @@ func (s *Service) JoinedMembers(ctx context.Context, userID, roomID string) (map
 		if m, _, err := q.Membership(ctx, roomID, userID); err != nil {
 			return err
 		} else if m != spec.Join {
-			return httpapi.Forbidden("you are not in this room")
+			return matrixerr.Forbidden("you are not in this room")
 		}
 		state, err := q.CurrentState(ctx, roomID)
 		if err != nil {
@@ -414,7 +414,7 @@ func (s *Service) StrippedState(ctx context.Context, q storage.Q, roomID, userID
 
 // EventNear is the event closest to a time in a direction that the user
 // may see (timestamp_to_event): the first visible one found from there.
-func (s *Service) EventNear(ctx context.Context, dev *httpapi.Device, roomID string, ts int64, forwards bool) (storage.Event, error) {
+func (s *Service) EventNear(ctx context.Context, dev *caller.Device, roomID string, ts int64, forwards bool) (storage.Event, error) {
 	var found storage.Event
 	err := s.DB.Read(ctx, func(q storage.Q) error {
 		v, err := s.readableViewer(ctx, q, roomID, dev.UserID)
@@ -424,7 +424,7 @@ func (s *Service) EventNear(ctx context.Context, dev *httpapi.Device, roomID str
 		for range 1000 {
 			e, err := q.EventNear(ctx, roomID, ts, forwards)
 			if errors.Is(err, storage.ErrNotFound) {
-				return httpapi.NotFound("no event found")
+				return matrixerr.NotFound("no event found")
 			}
 			if err != nil {
 				return err
@@ -439,7 +439,7 @@ func (s *Service) EventNear(ctx context.Context, dev *httpapi.Device, roomID str
 				ts = e.OriginTS - 1
 			}
 		}
-		return httpapi.NotFound("no event found")
+		return matrixerr.NotFound("no event found")
 	})
 	return found, err
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/caller"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -30,7 +30,7 @@ const maxRecursion = 3
 
 // Relations lists the events relating to an event the user may see, those
 // they may see, newest first by default.
-func (s *Service) Relations(ctx context.Context, dev *httpapi.Device, req RelationsRequest) (*Page, error) {
+func (s *Service) Relations(ctx context.Context, dev *caller.Device, req RelationsRequest) (*Page, error) {
 	page := &Page{Chunk: []json.RawMessage{}}
 	err := s.DB.Read(ctx, func(q storage.Q) error {
 		_, v, err := s.visibleEvent(ctx, q, dev.UserID, req.RoomID, req.EventID)
@@ -119,7 +119,7 @@ func sortByPos(evs []storage.Event, desc bool) {
 // Threads lists a room's thread roots the user may see, most recently
 // active first, each with its bundled thread summary; participated keeps
 // those the user started or replied in.
-func (s *Service) Threads(ctx context.Context, dev *httpapi.Device, roomID string, participated bool, from string, limit int) (*Page, error) {
+func (s *Service) Threads(ctx context.Context, dev *caller.Device, roomID string, participated bool, from string, limit int) (*Page, error) {
 	page := &Page{Chunk: []json.RawMessage{}}
 	err := s.DB.Read(ctx, func(q storage.Q) error {
 		v, err := s.readableViewer(ctx, q, roomID, dev.UserID)

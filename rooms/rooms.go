@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,7 +22,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/redoubt-systems/redoubt/config"
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -68,7 +67,7 @@ func (s *Service) Send(ctx context.Context, roomID string, ev Event) (string, er
 // stored, so that the two are committed together or not at all.
 func (s *Service) SendWith(ctx context.Context, roomID string, ev Event, also func(q storage.Q) error) (string, error) {
 	if ev.Type == spec.MRoomCreate {
-		return "", httpapi.InvalidParam("a room has one create event, made with the room")
+		return "", matrixerr.InvalidParam("a room has one create event, made with the room")
 	}
 	var id string
 	err := s.write(ctx, func(w *writer) error {
@@ -165,14 +164,14 @@ func (s *Service) write(ctx context.Context, fn func(w *writer) error) error {
 func (w *writer) room(roomID string) (*storage.Room, error) {
 	r, err := w.q.Room(w.ctx, roomID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, httpapi.NotFound("unknown room")
+		return nil, matrixerr.NotFound("unknown room")
 	}
 	if err != nil {
 		return nil, err
 	}
 	if deleted, err := w.q.RoomDeleted(w.ctx, roomID); err != nil || deleted {
 		if err == nil {
-			err = httpapi.NotFound("unknown room")
+			err = matrixerr.NotFound("unknown room")
 		}
 		return nil, err
 	}
@@ -181,7 +180,7 @@ func (w *writer) room(roomID string) (*storage.Room, error) {
 
 // ErrSuspended is the answer to a suspended user's send, join, invite or
 // room creation (MSC3823).
-var ErrSuspended = &httpapi.Error{Status: http.StatusForbidden, Code: "M_USER_SUSPENDED",
+var ErrSuspended = &matrixerr.Error{Kind: matrixerr.KindForbidden, Code: "M_USER_SUSPENDED",
 	Message: "your account is suspended: you may read, leave rooms and redact your own messages"}
 
 // mayAct refuses the events a suspended user may not send: anything but
@@ -212,7 +211,7 @@ func (w *writer) mayAct(sender, typ string, stateKey *string, content json.RawMe
 func (w *writer) open(roomID string) error {
 	blocked, _, err := w.q.RoomBlock(w.ctx, roomID)
 	if err == nil && blocked {
-		err = httpapi.Forbidden("this room is blocked by an administrator")
+		err = matrixerr.Forbidden("this room is blocked by an administrator")
 	}
 	return err
 }
@@ -271,11 +270,11 @@ func (w *writer) checkCanonicalAlias(roomID string, content json.RawMessage) err
 		}
 		local, _, ok := strings.Cut(strings.TrimPrefix(a.Str, "#"), ":")
 		if a.Type != gjson.String || !strings.HasPrefix(a.Str, "#") || !ok || local == "" {
-			return httpapi.InvalidParam("%s is not a room alias", a.Raw)
+			return matrixerr.InvalidParam("%s is not a room alias", a.Raw)
 		}
 		target, _, err := w.q.Alias(w.ctx, a.Str)
 		if errors.Is(err, storage.ErrNotFound) || (err == nil && target != roomID) {
-			return httpapi.BadAlias("%s is not an alias of this room", a.Raw)
+			return matrixerr.BadAlias("%s is not an alias of this room", a.Raw)
 		}
 		if err != nil {
 			return err
@@ -290,7 +289,7 @@ func (w *writer) checkCanonicalAlias(roomID string, content json.RawMessage) err
 func (w *writer) authState(room *storage.Room, proto *gomatrixserverlib.ProtoEvent) (*gomatrixserverlib.AuthEvents, error) {
 	needed, err := gomatrixserverlib.StateNeededForProtoEvent(proto)
 	if err != nil {
-		return nil, httpapi.BadJSON("%v", err)
+		return nil, matrixerr.BadJSON("%v", err)
 	}
 	tuples := append(needed.Tuples(), gomatrixserverlib.StateKeyTuple{EventType: spec.MRoomCreate, StateKey: ""})
 	provider, _ := gomatrixserverlib.NewAuthEvents(nil)
@@ -426,7 +425,7 @@ func (w *writer) redact(room *storage.Room, redaction gomatrixserverlib.PDU, pro
 	}
 	target, err := w.q.Event(w.ctx, targetID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && target.RoomID != room.RoomID) {
-		return httpapi.NotFound("unknown event")
+		return matrixerr.NotFound("unknown event")
 	}
 	if err != nil {
 		return err
@@ -440,7 +439,7 @@ func (w *writer) redact(room *storage.Room, redaction gomatrixserverlib.PDU, pro
 			return err
 		}
 		if level < pl.Redact {
-			return httpapi.Forbidden("you may not redact other users' events")
+			return matrixerr.Forbidden("you may not redact other users' events")
 		}
 	}
 	if target.RedactedBy != "" {
@@ -553,10 +552,10 @@ func (s *Service) EraseSender(ctx context.Context, userID string) (int, error) {
 // object whose numbers are all integers within its range.
 func CheckContent(content json.RawMessage) error {
 	if !gjson.ValidBytes(content) || !gjson.ParseBytes(content).IsObject() {
-		return httpapi.BadJSON("content must be a JSON object")
+		return matrixerr.BadJSON("content must be a JSON object")
 	}
 	if bad := nonCanonicalNumber(gjson.ParseBytes(content)); bad != "" {
-		return httpapi.BadJSON("content has the number %s: event numbers must be integers from -(2^53)+1 to 2^53-1", bad)
+		return matrixerr.BadJSON("content has the number %s: event numbers must be integers from -(2^53)+1 to 2^53-1", bad)
 	}
 	return nil
 }

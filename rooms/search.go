@@ -11,8 +11,9 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 
+	"github.com/redoubt-systems/redoubt/caller"
 	"github.com/redoubt-systems/redoubt/filter"
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -41,13 +42,13 @@ type SearchResults struct {
 // Search finds unencrypted messages, names and topics in the rooms the user
 // is in, as they may see them. Encrypted rooms hold only ciphertext: the
 // server cannot search them, by design.
-func (s *Service) Search(ctx context.Context, dev *httpapi.Device, req SearchRequest) (*SearchResults, error) {
+func (s *Service) Search(ctx context.Context, dev *caller.Device, req SearchRequest) (*SearchResults, error) {
 	res := &SearchResults{Results: []map[string]any{}, Highlights: []string{}}
 	from := 0
 	if req.NextBatch != "" {
 		n, err := strconv.Atoi(req.NextBatch)
 		if err != nil || n < 0 {
-			return nil, httpapi.InvalidParam("invalid next_batch")
+			return nil, matrixerr.InvalidParam("invalid next_batch")
 		}
 		from = n
 	}
@@ -118,7 +119,7 @@ func (s *Service) Search(ctx context.Context, dev *httpapi.Device, req SearchReq
 }
 
 // searchContext is the events around a hit, as /search's event_context asks.
-func (s *Service) searchContext(ctx context.Context, q storage.Q, v *viewer, dev *httpapi.Device, e storage.Event, req SearchRequest) (map[string]any, error) {
+func (s *Service) searchContext(ctx context.Context, q storage.Q, v *viewer, dev *caller.Device, e storage.Event, req SearchRequest) (map[string]any, error) {
 	before, start, _, err := s.page(ctx, q, v, e.RoomID, e.Pos-1, -1, true, req.BeforeLimit, &filter.RoomEventFilter{})
 	if err != nil {
 		return nil, err

@@ -9,7 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -26,7 +26,7 @@ var carriedState = []string{spec.MRoomName, spec.MRoomTopic, "m.room.avatar", sp
 // levels.
 func (s *Service) Upgrade(ctx context.Context, roomID, userID, version string, additionalCreators []string) (string, error) {
 	if !Supported(version) {
-		return "", httpapi.UnsupportedRoom("room version %q is not supported", version)
+		return "", matrixerr.UnsupportedRoom("room version %q is not supported", version)
 	}
 	var state []StateEvent
 	var pl []byte
@@ -34,11 +34,11 @@ func (s *Service) Upgrade(ctx context.Context, roomID, userID, version string, a
 	err := s.DB.Read(ctx, func(q storage.Q) error {
 		room, err := q.Room(ctx, roomID)
 		if err != nil {
-			return httpapi.NotFound("unknown room")
+			return matrixerr.NotFound("unknown room")
 		}
 		if m, _, err := q.Membership(ctx, roomID, userID); err != nil || m != spec.Join {
 			if err == nil {
-				err = httpapi.Forbidden("you are not in this room")
+				err = matrixerr.Forbidden("you are not in this room")
 			}
 			return err
 		}
@@ -47,7 +47,7 @@ func (s *Service) Upgrade(ctx context.Context, roomID, userID, version string, a
 			return err
 		}
 		if level < levels.EventLevel("m.room.tombstone", true) {
-			return httpapi.Forbidden("you may not upgrade this room")
+			return matrixerr.Forbidden("you may not upgrade this room")
 		}
 		latest = room.LatestEventID
 		for _, t := range carriedState {
@@ -79,7 +79,7 @@ func (s *Service) Upgrade(ctx context.Context, roomID, userID, version string, a
 			create["additional_creators"] = additionalCreators
 		}
 	} else if len(additionalCreators) > 0 {
-		return "", httpapi.BadJSON("additional_creators needs room version 12 or later")
+		return "", matrixerr.BadJSON("additional_creators needs room version 12 or later")
 	}
 	// A room ID that is its create event's hash (version 12) names its
 	// predecessor by room alone (MSC4291).

@@ -9,7 +9,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -176,9 +176,9 @@ func (s *Service) readableViewer(ctx context.Context, q storage.Q, roomID, userI
 	admin := ctx.Value(adminKey{}) != nil
 	switch {
 	case errors.Is(err, storage.ErrNotFound) && admin:
-		return nil, httpapi.NotFound("unknown room")
+		return nil, matrixerr.NotFound("unknown room")
 	case errors.Is(err, storage.ErrNotFound):
-		return nil, httpapi.Forbidden("you are not in this room")
+		return nil, matrixerr.Forbidden("you are not in this room")
 	case err != nil:
 		return nil, err
 	case admin:
@@ -189,7 +189,7 @@ func (s *Service) readableViewer(ctx context.Context, q storage.Q, roomID, userI
 		return nil, err
 	}
 	if !v.mayRead() {
-		return nil, httpapi.Forbidden("you are not in this room")
+		return nil, matrixerr.Forbidden("you are not in this room")
 	}
 	return v, nil
 }

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 )
 
 // Token is a position in every stream. Events come first so that /messages
@@ -26,13 +26,13 @@ func ParseToken(s string) (Token, error) {
 	var t Token
 	parts := strings.Split(strings.TrimPrefix(s, "s"), "_")
 	if !strings.HasPrefix(s, "s") || len(parts) != 7 {
-		return t, httpapi.InvalidParam("invalid sync token")
+		return t, matrixerr.InvalidParam("invalid sync token")
 	}
 	fields := []*int64{&t.Events, &t.AccountData, &t.Receipts, &t.Typing, &t.Presence, &t.ToDevice, &t.DeviceLists}
 	for i, p := range parts {
 		n, err := strconv.ParseInt(p, 10, 64)
 		if err != nil || n < 0 {
-			return t, httpapi.InvalidParam("invalid sync token")
+			return t, matrixerr.InvalidParam("invalid sync token")
 		}
 		*fields[i] = n
 	}

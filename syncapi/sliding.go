@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/streams"
 )
 
@@ -23,7 +24,7 @@ import (
 
 const slidingPath = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
 
-var errUnknownPos = &httpapi.Error{Status: http.StatusBadRequest, Code: "M_UNKNOWN_POS", Message: "unknown position; start a new connection"}
+var errUnknownPos = &httpapi.Error{Kind: matrixerr.KindInvalid, Code: "M_UNKNOWN_POS", Message: "unknown position; start a new connection"}
 
 type roomConfig struct {
 	RequiredState [][]string `json:"required_state"`

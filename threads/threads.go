@@ -17,6 +17,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
@@ -111,9 +112,9 @@ func (a *API) list(r *http.Request, dev *httpapi.Device) httpapi.Response {
 }
 
 var (
-	errNotInThread = &httpapi.Error{Status: http.StatusBadRequest, Code: "IO.ELEMENT.MSC4306.M_NOT_IN_THREAD",
+	errNotInThread = &httpapi.Error{Kind: matrixerr.KindInvalid, Code: "IO.ELEMENT.MSC4306.M_NOT_IN_THREAD",
 		Message: "the automatic subscription's cause is not an event of this thread"}
-	errConflict = &httpapi.Error{Status: http.StatusConflict, Code: "IO.ELEMENT.MSC4306.M_CONFLICTING_UNSUBSCRIPTION",
+	errConflict = &httpapi.Error{Kind: matrixerr.KindConflict, Code: "IO.ELEMENT.MSC4306.M_CONFLICTING_UNSUBSCRIPTION",
 		Message: "the user unsubscribed from this thread after the event that caused this automatic subscription"}
 )
 

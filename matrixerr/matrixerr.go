@@ -1,0 +1,92 @@
+// Package matrixerr is the errors the domain returns for a client to see:
+// a Matrix error code, a message safe to show, and the kind of failure.
+// The domain (rooms, auth, streams, ...) returns these and knows nothing of
+// HTTP; httpapi answers them, taking the status from the kind, in one place.
+package matrixerr
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+)
+
+// Kind is what went wrong, as the client is to understand it.
+type Kind int
+
+// The kinds; httpapi gives each its status (in brackets).
+const (
+	KindInvalid          Kind = iota // the request is wrong (400)
+	KindUnauthorized                 // no, or no valid, credentials (401)
+	KindForbidden                    // not allowed (403)
+	KindNotFound                     // no such thing (404)
+	KindMethodNotAllowed             // (405)
+	KindConflict                     // clashes with what exists (409)
+	KindGone                         // was there, and was deleted (410)
+	KindTooLarge                     // (413)
+	KindRateLimited                  // too many requests (429)
+	KindInternal                     // the server failed (500)
+	KindBadGateway                   // a server it called failed (502)
+	KindGatewayTimeout               // a server it called did not answer (504)
+)
+
+// Error is a Matrix error: what a client is told.
+type Error struct {
+	Kind    Kind
+	Code    spec.MatrixErrorCode
+	Message string
+	// Extra fields merged into the error body (e.g. retry_after_ms).
+	Extra map[string]any
+	// RetryAfter, if set, is also sent as the Retry-After header.
+	RetryAfter time.Duration
+}
+
+// Error is the message: plain words, as the command line prints them.
+func (e *Error) Error() string { return e.Message }
+
+func newErr(kind Kind, code spec.MatrixErrorCode) func(format string, args ...any) *Error {
+	return func(format string, args ...any) *Error {
+		return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+	}
+}
+
+// The errors the spec defines, each of its kind.
+var (
+	BadRequest       = newErr(KindInvalid, spec.ErrorUnknown)
+	NotJSON          = newErr(KindInvalid, spec.ErrorNotJSON)
+	BadJSON          = newErr(KindInvalid, spec.ErrorBadJSON)
+	MissingParam     = newErr(KindInvalid, spec.ErrorMissingParam)
+	InvalidParam     = newErr(KindInvalid, spec.ErrorInvalidParam)
+	InvalidUsername  = newErr(KindInvalid, spec.ErrorInvalidUsername)
+	UserInUse        = newErr(KindInvalid, spec.ErrorUserInUse)
+	WeakPassword     = newErr(KindInvalid, spec.ErrorWeakPassword)
+	BadAlias         = newErr(KindInvalid, spec.ErrorBadAlias)
+	UnsupportedRoom  = newErr(KindInvalid, spec.ErrorUnsupportedRoomVersion)
+	MissingToken     = newErr(KindUnauthorized, spec.ErrorMissingToken)
+	Forbidden        = newErr(KindForbidden, spec.ErrorForbidden)
+	GuestForbidden   = newErr(KindForbidden, spec.ErrorGuestAccessForbidden)
+	UserDeactivated  = newErr(KindForbidden, "M_USER_DEACTIVATED")
+	NotFound         = newErr(KindNotFound, spec.ErrorNotFound)
+	Unrecognized     = newErr(KindNotFound, spec.ErrorUnrecognized)
+	MethodNotAllowed = newErr(KindMethodNotAllowed, spec.ErrorUnrecognized)
+	Conflict         = newErr(KindConflict, spec.ErrorUnknown)
+	TooLarge         = newErr(KindTooLarge, "M_TOO_LARGE")
+	Internal         = newErr(KindInternal, spec.ErrorUnknown)
+)
+
+// LimitExceeded is M_LIMIT_EXCEEDED with the wait, in the body
+// (retry_after_ms) and the Retry-After header.
+func LimitExceeded(wait time.Duration, format string, args ...any) *Error {
+	return &Error{Kind: KindRateLimited, Code: spec.ErrorLimitExceeded, Message: fmt.Sprintf(format, args...),
+		Extra: map[string]any{"retry_after_ms": wait.Milliseconds()}, RetryAfter: wait}
+}
+
+// UnknownToken is M_UNKNOWN_TOKEN; softLogout tells the client its
+// session merely expired (refreshable).
+func UnknownToken(msg string, softLogout bool) *Error {
+	e := &Error{Kind: KindUnauthorized, Code: spec.ErrorUnknownToken, Message: msg}
+	if softLogout {
+		e.Extra = map[string]any{"soft_logout": true}
+	}
+	return e
+}
