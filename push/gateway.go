@@ -15,11 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/tidwall/gjson"
 
+	"github.com/redoubt-systems/redoubt/caller"
 	"github.com/redoubt-systems/redoubt/config"
-	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -83,17 +83,11 @@ func (g *Gateway) Close() {
 	}
 }
 
-// Register adds GET /pushers and POST /pushers/set.
-func (g *Gateway) Register(r *mux.Router, h *httpapi.API) {
-	authed := httpapi.Routes{R: r, API: h}.Authed
-	authed("/_matrix/client/v3/pushers", g.list, "GET")
-	authed("/_matrix/client/v3/pushers/set", g.set, "POST")
-}
-
-func (g *Gateway) list(r *http.Request, dev *httpapi.Device) httpapi.Response {
-	pushers, err := g.DB.R().Pushers(r.Context(), dev.UserID)
+// Pushers lists a user's pushers as the client API shows them.
+func (g *Gateway) Pushers(ctx context.Context, userID string) ([]map[string]any, error) {
+	pushers, err := g.DB.R().Pushers(ctx, userID)
 	if err != nil {
-		return httpapi.Fail(err)
+		return nil, err
 	}
 	out := []map[string]any{}
 	for _, p := range pushers {
@@ -103,7 +97,7 @@ func (g *Gateway) list(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		m["data"] = json.RawMessage(p.Data)
 		out = append(out, m)
 	}
-	return httpapi.OK(map[string]any{"pushers": out})
+	return out, nil
 }
 
 func (g *Gateway) allowed(url string) bool {
@@ -115,44 +109,44 @@ func (g *Gateway) allowed(url string) bool {
 	return false
 }
 
-func (g *Gateway) set(r *http.Request, dev *httpapi.Device) httpapi.Response {
-	var req struct {
-		AppID             string          `json:"app_id"`
-		Pushkey           string          `json:"pushkey"`
-		Kind              *string         `json:"kind"`
-		AppDisplayName    string          `json:"app_display_name"`
-		DeviceDisplayName string          `json:"device_display_name"`
-		ProfileTag        string          `json:"profile_tag"`
-		Lang              string          `json:"lang"`
-		Data              json.RawMessage `json:"data"`
-		Append            bool            `json:"append"`
-	}
-	if err := httpapi.Decode(r, &req); err != nil {
-		return httpapi.Fail(err)
-	}
+// PusherRequest is a pusher as a client sets it.
+type PusherRequest struct {
+	AppID             string          `json:"app_id"`
+	Pushkey           string          `json:"pushkey"`
+	Kind              *string         `json:"kind"`
+	AppDisplayName    string          `json:"app_display_name"`
+	DeviceDisplayName string          `json:"device_display_name"`
+	ProfileTag        string          `json:"profile_tag"`
+	Lang              string          `json:"lang"`
+	Data              json.RawMessage `json:"data"`
+	Append            bool            `json:"append"`
+}
+
+// SetPusher creates or replaces a pusher of the caller's device, or with
+// no kind deletes it. Only http pushers to allowed gateways are taken.
+func (g *Gateway) SetPusher(ctx context.Context, dev *caller.Device, req PusherRequest) error {
 	if req.AppID == "" || req.Pushkey == "" || len(req.AppID) > 64 || len(req.Pushkey) > 512 {
-		return httpapi.Fail(httpapi.MissingParam("app_id (at most 64 characters) and pushkey (at most 512) are required"))
+		return matrixerr.MissingParam("app_id (at most 64 characters) and pushkey (at most 512) are required")
 	}
-	ctx := r.Context()
 	if req.Kind == nil { // null kind: delete
 		err := g.DB.Write(ctx, func(q storage.Q) error { return q.DeletePusher(ctx, dev.UserID, req.AppID, req.Pushkey) })
 		if err == nil {
 			err = g.recount(ctx)
 		}
-		return httpapi.EmptyOr(err)
+		return err
 	}
 	if *req.Kind != "http" {
-		return httpapi.Fail(httpapi.InvalidParam("only http pushers are supported"))
+		return matrixerr.InvalidParam("only http pushers are supported")
 	}
 	if req.AppDisplayName == "" || req.DeviceDisplayName == "" || req.Lang == "" || !gjson.ValidBytes(req.Data) || !gjson.ParseBytes(req.Data).IsObject() {
-		return httpapi.Fail(httpapi.MissingParam("app_display_name, device_display_name, lang and data are required"))
+		return matrixerr.MissingParam("app_display_name, device_display_name, lang and data are required")
 	}
 	url := gjson.GetBytes(req.Data, "url").Str
 	if !strings.HasSuffix(url, "/_matrix/push/v1/notify") {
-		return httpapi.Fail(httpapi.InvalidParam("data.url must be a push gateway's /_matrix/push/v1/notify URL"))
+		return matrixerr.InvalidParam("data.url must be a push gateway's /_matrix/push/v1/notify URL")
 	}
 	if !g.allowed(url) {
-		return httpapi.Fail(httpapi.Forbidden("this server does not send notifications to %s", url))
+		return matrixerr.Forbidden("this server does not send notifications to %s", url)
 	}
 	p := storage.Pusher{UserID: dev.UserID, AppID: req.AppID, Pushkey: req.Pushkey, Kind: *req.Kind, AppDisplayName: req.AppDisplayName,
 		DeviceDisplayName: req.DeviceDisplayName, ProfileTag: req.ProfileTag, Lang: req.Lang, Data: req.Data, CreatedTS: time.Now().UnixMilli(),
@@ -161,7 +155,7 @@ func (g *Gateway) set(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if err == nil {
 		err = g.recount(ctx)
 	}
-	return httpapi.EmptyOr(err)
+	return err
 }
 
 func (g *Gateway) recount(ctx context.Context) error {

@@ -29,6 +29,7 @@ import (
 	"github.com/redoubt-systems/redoubt/metrics"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/push"
+	"github.com/redoubt-systems/redoubt/pushapi"
 	"github.com/redoubt-systems/redoubt/ratelimit"
 	"github.com/redoubt-systems/redoubt/retention"
 	"github.com/redoubt-systems/redoubt/rooms"
@@ -144,11 +145,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
-	(&push.API{DB: db, Rules: rules, Notifier: s.Notifier}).Register(router, h)
+	(&pushapi.API{DB: db, Rules: rules, Notifier: s.Notifier}).Register(router, h)
 	if cfg.Push.ThreadSubscriptions {
 		(&threads.API{DB: db, Rooms: s.Rooms, Notifier: s.Notifier}).Register(router, h)
 	}
-	gateway.Register(router, h)
+	(&pushapi.Pushers{Gateway: gateway}).Register(router, h)
 	s.Gateway = gateway
 	if err := media.RecoverUploads(ctx); err != nil {
 		db.Close()

@@ -1,4 +1,4 @@
-package push_test
+package pushapi_test
 
 import (
 	"strconv"

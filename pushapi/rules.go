@@ -1,4 +1,4 @@
-package push
+package pushapi
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/notifier"
+	"github.com/redoubt-systems/redoubt/push"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -18,7 +19,7 @@ import (
 // data, so clients also receive them through /sync.
 type API struct {
 	DB       *storage.DB
-	Rules    *Rules
+	Rules    *push.Rules
 	Notifier *notifier.Notifier
 }
 
@@ -36,15 +37,15 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(p+"/{scope}/{kind}/{ruleId}/{attr:enabled|actions}", a.putAttr, "PUT")
 }
 
-func (a *API) load(r *http.Request, userID string) (Ruleset, error) {
+func (a *API) load(r *http.Request, userID string) (push.Ruleset, error) {
 	stored, err := a.DB.R().AccountData(r.Context(), userID, "", "m.push_rules")
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return Ruleset{}, err
+		return push.Ruleset{}, err
 	}
-	return Parse(userID, stored, a.Rules.Threads), nil
+	return push.Parse(userID, stored, a.Rules.Threads), nil
 }
 
-func (a *API) save(r *http.Request, userID string, rs Ruleset) error {
+func (a *API) save(r *http.Request, userID string, rs push.Ruleset) error {
 	err := a.DB.Write(r.Context(), func(q storage.Q) error { return a.Rules.Save(r.Context(), q, userID, rs) })
 	if err == nil {
 		a.Notifier.Wake(userID)
@@ -58,7 +59,7 @@ func (a *API) getAll(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	return httpapi.OK(map[string]Ruleset{"global": rs})
+	return httpapi.OK(map[string]push.Ruleset{"global": rs})
 }
 
 func scope(r *http.Request) error {
@@ -82,7 +83,7 @@ func (a *API) getScope(r *http.Request, dev *httpapi.Device) httpapi.Response {
 
 // find returns the rule set, the addressed kind's rules and the rule's index
 // (-1 when absent).
-func (a *API) find(r *http.Request, dev *httpapi.Device) (*Ruleset, *[]Rule, int, error) {
+func (a *API) find(r *http.Request, dev *httpapi.Device) (*push.Ruleset, *[]push.Rule, int, error) {
 	if err := scope(r); err != nil {
 		return nil, nil, 0, err
 	}
@@ -96,7 +97,7 @@ func (a *API) find(r *http.Request, dev *httpapi.Device) (*Ruleset, *[]Rule, int
 		return rs, nil, 0, httpapi.InvalidParam("unknown push rule kind")
 	}
 	id := mux.Vars(r)["ruleId"]
-	return rs, rules, slices.IndexFunc(*rules, func(x Rule) bool { return x.RuleID == id }), nil
+	return rs, rules, slices.IndexFunc(*rules, func(x push.Rule) bool { return x.RuleID == id }), nil
 }
 
 // GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
@@ -150,7 +151,7 @@ func validActions(actions []json.RawMessage) error {
 func (a *API) putRule(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	var req struct {
 		Actions    []json.RawMessage `json:"actions"`
-		Conditions []Condition       `json:"conditions"`
+		Conditions []push.Condition  `json:"conditions"`
 		Pattern    *string           `json:"pattern"`
 	}
 	if err := httpapi.Decode(r, &req); err != nil {
@@ -176,12 +177,12 @@ func (a *API) putRule(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if kind == "content" && req.Pattern == nil {
 		return httpapi.Fail(httpapi.MissingParam("content rules need a pattern"))
 	}
-	rule := Rule{RuleID: id, Enabled: true, Actions: req.Actions}
+	rule := push.Rule{RuleID: id, Enabled: true, Actions: req.Actions}
 	switch kind {
 	case "override", "underride":
 		rule.Conditions = req.Conditions
 		if rule.Conditions == nil {
-			rule.Conditions = []Condition{}
+			rule.Conditions = []push.Condition{}
 		}
 	case "content":
 		rule.Pattern = req.Pattern
@@ -199,7 +200,7 @@ func (a *API) putRule(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	}
 	for _, rel := range []string{"before", "after"} {
 		if other := r.URL.Query().Get(rel); other != "" {
-			j := slices.IndexFunc(*rules, func(x Rule) bool { return x.RuleID == other })
+			j := slices.IndexFunc(*rules, func(x push.Rule) bool { return x.RuleID == other })
 			if j < 0 || (*rules)[j].Default {
 				return httpapi.Fail(httpapi.NotFound("unknown rule %s", other))
 			}
