@@ -143,6 +143,17 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(c+"/account/3pid", a.threePIDs, "GET")
 	authed(c+"/voip/turnServer", a.turnServer, "GET")
 
+	// Retention (MSC1763): the server's limits
+	authed("/_matrix/client/unstable/org.matrix.msc1763/retention/configuration", a.retentionConfiguration, "GET")
+
+	// Delayed events (MSC4140), when the server offers them
+	if a.Cfg.DelayedEvents.MaxDelay > 0 {
+		const d = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events"
+		authed(d, a.delayedEvents, "GET")
+		pub(d+"/{delayId}/{action:cancel|restart|send}", a.manageDelayed, "POST")
+		pub(d+"/{delayId}", a.manageDelayed, "POST")
+	}
+
 	// Synapse's admin API reads a room's history with these same handlers,
 	// over the whole of it, for admins only (rooms.AsAdmin).
 	const admin = "/_synapse/admin/v1/rooms/{roomId}"

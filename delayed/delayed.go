@@ -8,18 +8,14 @@ package delayed
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/gorilla/mux"
-
+	"github.com/redoubt-systems/redoubt/caller"
 	"github.com/redoubt-systems/redoubt/config"
-	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
@@ -122,28 +118,28 @@ func (s *Service) send(ctx context.Context, d storage.DelayedEvent) error {
 	if err == nil || errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
-	status := httpapi.StatusOf(err)
-	if status >= 500 {
+	refusal, internal := matrixerr.From(err)
+	if internal {
 		s.Log.Error("delayed events: sending", "err", err)
 		return err
 	}
-	s.Log.Info("delayed events: dropped an event the room refused", "status", status)
+	s.Log.Info("delayed events: dropped an event the room refused", "errcode", refusal.Code)
 	return s.DB.Write(context.WithoutCancel(ctx), remove)
 }
 
 // Schedule stores an event to be sent after delay, and returns its delay
 // ID. A repeated (device, txnID) returns the delay it made first.
-func (s *Service) Schedule(ctx context.Context, dev *httpapi.Device, roomID string, ev rooms.Event, delay string) (string, error) {
+func (s *Service) Schedule(ctx context.Context, dev *caller.Device, roomID string, ev rooms.Event, delay string) (string, error) {
 	ms, err := strconv.ParseInt(delay, 10, 64)
 	if err != nil || ms <= 0 {
-		return "", httpapi.InvalidParam("org.matrix.msc4140.delay must be a positive number of milliseconds")
+		return "", matrixerr.InvalidParam("org.matrix.msc4140.delay must be a positive number of milliseconds")
 	}
 	max := s.Cfg.DelayedEvents.MaxDelay.D()
 	if max == 0 {
-		return "", httpapi.Unrecognized("delayed events are off on this server")
+		return "", matrixerr.Unrecognized("delayed events are off on this server")
 	}
 	if ms > max.Milliseconds() {
-		return "", &httpapi.Error{Kind: matrixerr.KindInvalid, Code: "M_UNKNOWN", Message: "the delay is longer than this server allows",
+		return "", &matrixerr.Error{Kind: matrixerr.KindInvalid, Code: "M_UNKNOWN", Message: "the delay is longer than this server allows",
 			Extra: map[string]any{"org.matrix.msc4140.errcode": "M_MAX_DELAY_EXCEEDED", "org.matrix.msc4140.max_delay": max.Milliseconds()}}
 	}
 	if err := rooms.CheckContent(ev.Content); err != nil {
@@ -163,12 +159,12 @@ func (s *Service) Schedule(ctx context.Context, dev *httpapi.Device, roomID stri
 		if m, _, err := q.Membership(ctx, roomID, dev.UserID); err != nil {
 			return err
 		} else if m != "join" {
-			return httpapi.Forbidden("you are not in this room")
+			return matrixerr.Forbidden("you are not in this room")
 		}
 		if n, err := q.CountDelayedEvents(ctx, dev.UserID); err != nil {
 			return err
 		} else if n >= s.Cfg.DelayedEvents.MaxPerUser {
-			return httpapi.LimitExceeded(time.Minute, "you have %d delayed events scheduled, the most this server allows", n)
+			return matrixerr.LimitExceeded(time.Minute, "you have %d delayed events scheduled, the most this server allows", n)
 		}
 		id = newDelayID()
 		return q.AddDelayedEvent(ctx, storage.DelayedEvent{DelayID: id, UserID: dev.UserID, DeviceID: dev.DeviceID, RoomID: roomID,
@@ -193,80 +189,39 @@ func newDelayID() string {
 	return "syd_" + string(out)
 }
 
-// Register adds the management routes. Scheduling is a query parameter of
-// the send and state endpoints (see clientapi).
-func (s *Service) Register(r *mux.Router, h *httpapi.API) {
-	const p = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events"
-	rt := httpapi.Routes{R: r, API: h}
-	rt.Authed(p, s.list, "GET")
-	// The delay ID is the capability: clients manage delays without a
-	// token, so that a delay can be restarted by whatever holds it.
-	rt.Public(p+"/{delayId}/{action:cancel|restart|send}", s.manage, "POST")
-	rt.Public(p+"/{delayId}", s.manage, "POST")
+// List is a user's scheduled events, soonest first.
+func (s *Service) List(ctx context.Context, userID string) ([]storage.DelayedEvent, error) {
+	return s.DB.R().UserDelayedEvents(ctx, userID)
 }
 
-// GET /_matrix/client/unstable/org.matrix.msc4140/delayed_events
-func (s *Service) list(r *http.Request, dev *httpapi.Device) httpapi.Response {
-	list, err := s.DB.R().UserDelayedEvents(r.Context(), dev.UserID)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	out := make([]map[string]any, 0, len(list))
-	for _, d := range list {
-		e := map[string]any{"delay_id": d.DelayID, "room_id": d.RoomID, "type": d.Type, "content": json.RawMessage(d.Content),
-			"delay": d.DelayMS, "running_since": d.SendTS - d.DelayMS}
-		if d.StateKey != nil {
-			e["state_key"] = *d.StateKey
-		}
-		out = append(out, e)
-	}
-	return httpapi.OK(map[string]any{"delayed_events": out})
-}
-
-// POST .../delayed_events/{delayId}/{cancel|restart|send}, and the older
-// POST .../delayed_events/{delayId} with {"action": ...}.
-func (s *Service) manage(r *http.Request) httpapi.Response {
-	action := mux.Vars(r)["action"]
-	if action == "" {
-		var req struct {
-			Action string `json:"action"`
-		}
-		if err := httpapi.Decode(r, &req); err != nil {
-			return httpapi.Fail(err)
-		}
-		switch req.Action {
-		case "":
-			return httpapi.Fail(httpapi.MissingParam("action is required"))
-		case "cancel", "restart", "send":
-			action = req.Action
-		default:
-			return httpapi.Fail(httpapi.InvalidParam("action must be cancel, restart or send"))
-		}
-	}
-	ctx, id := r.Context(), mux.Vars(r)["delayId"]
+// Act cancels a scheduled event, restarts its delay, or sends it now.
+// The delay ID is the capability: whoever holds it may act.
+func (s *Service) Act(ctx context.Context, delayID, action string) error {
 	var err error
 	switch action {
 	case "cancel":
-		err = s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDelayedEvent(ctx, id) })
+		err = s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDelayedEvent(ctx, delayID) })
 	case "restart":
 		err = s.DB.Write(ctx, func(q storage.Q) error {
-			d, err := q.DelayedEvent(ctx, id)
+			d, err := q.DelayedEvent(ctx, delayID)
 			if err != nil {
 				return err
 			}
-			return q.RestartDelayedEvent(ctx, id, s.Now().UnixMilli()+d.DelayMS)
+			return q.RestartDelayedEvent(ctx, delayID, s.Now().UnixMilli()+d.DelayMS)
 		})
 	case "send":
 		var d storage.DelayedEvent
-		if d, err = s.DB.R().DelayedEvent(ctx, id); err == nil {
+		if d, err = s.DB.R().DelayedEvent(ctx, delayID); err == nil {
 			err = s.send(ctx, d)
 		}
+	default:
+		return matrixerr.InvalidParam("action must be cancel, restart or send")
 	}
 	if errors.Is(err, storage.ErrNotFound) {
-		return httpapi.Fail(httpapi.NotFound("unknown delay_id"))
+		return matrixerr.NotFound("unknown delay_id")
 	}
 	if err == nil {
 		s.poke()
 	}
-	return httpapi.EmptyOr(err)
+	return err
 }

@@ -1,13 +1,9 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 
-	"github.com/matrix-org/gomatrixserverlib"
-
 	"github.com/redoubt-systems/redoubt/matrixerr"
-	"github.com/redoubt-systems/redoubt/storage"
 )
 
 // Error is a Matrix error (matrixerr): what a client is told. The domain
@@ -73,34 +69,5 @@ func StatusOf(err error) int {
 	return statusOf(e)
 }
 
-// toMatrix maps any error to what the client sees. Domain and storage errors
-// have fixed mappings; anything else is a 500 with no internal detail, and
-// reports internal=true so the caller logs the cause.
-func toMatrix(err error) (e *Error, internal bool) {
-	var me *Error
-	var notAllowed *gomatrixserverlib.NotAllowed
-	var validation gomatrixserverlib.EventValidationError
-	var validationPtr *gomatrixserverlib.EventValidationError
-	var badJSON gomatrixserverlib.BadJSONError
-	if errors.As(err, &validationPtr) && validationPtr != nil {
-		validation = *validationPtr // the auth rules return it by pointer
-	}
-	switch {
-	case errors.As(err, &me):
-		return me, false
-	case errors.Is(err, storage.ErrNotFound):
-		return NotFound("not found"), false
-	case errors.Is(err, storage.ErrConflict):
-		return Conflict("already exists"), false
-	case errors.As(err, &notAllowed):
-		return Forbidden("%s", notAllowed.Message), false
-	case validationPtr != nil || errors.As(err, &validation):
-		if validation.Code == gomatrixserverlib.EventValidationTooLarge {
-			return TooLarge("event too large"), false
-		}
-		return BadJSON("%s", validation.Message), false
-	case errors.As(err, &badJSON):
-		return BadJSON("the event is not valid canonical JSON"), false
-	}
-	return Internal("internal server error"), true
-}
+// toMatrix maps any error to what the client sees (matrixerr.From).
+func toMatrix(err error) (e *Error, internal bool) { return matrixerr.From(err) }

@@ -5,10 +5,14 @@
 package matrixerr
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/redoubt-systems/redoubt/storage"
 )
 
 // Kind is what went wrong, as the client is to understand it.
@@ -89,4 +93,37 @@ func UnknownToken(msg string, softLogout bool) *Error {
 		e.Extra = map[string]any{"soft_logout": true}
 	}
 	return e
+}
+
+// From maps any error to what the client sees. Matrix errors are what
+// they are; storage's and gomatrixserverlib's (auth rules, event
+// validation) have fixed mappings; anything else is internal, with no
+// detail for the client, and internal=true so the caller logs the cause.
+func From(err error) (e *Error, internal bool) {
+	var me *Error
+	var notAllowed *gomatrixserverlib.NotAllowed
+	var validation gomatrixserverlib.EventValidationError
+	var validationPtr *gomatrixserverlib.EventValidationError
+	var badJSON gomatrixserverlib.BadJSONError
+	if errors.As(err, &validationPtr) && validationPtr != nil {
+		validation = *validationPtr // the auth rules return it by pointer
+	}
+	switch {
+	case errors.As(err, &me):
+		return me, false
+	case errors.Is(err, storage.ErrNotFound):
+		return NotFound("not found"), false
+	case errors.Is(err, storage.ErrConflict):
+		return Conflict("already exists"), false
+	case errors.As(err, &notAllowed):
+		return Forbidden("%s", notAllowed.Message), false
+	case validationPtr != nil || errors.As(err, &validation):
+		if validation.Code == gomatrixserverlib.EventValidationTooLarge {
+			return TooLarge("event too large"), false
+		}
+		return BadJSON("%s", validation.Message), false
+	case errors.As(err, &badJSON):
+		return BadJSON("the event is not valid canonical JSON"), false
+	}
+	return Internal("internal server error"), true
 }

@@ -9,14 +9,11 @@ package retention
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/tidwall/gjson"
 
 	"github.com/redoubt-systems/redoubt/config"
-	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/mediaapi"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
@@ -246,22 +243,4 @@ func (s *Service) EraseUser(ctx context.Context, userID string) error {
 		}
 	}
 	return nil
-}
-
-// Register adds the endpoint that reports the server's retention policy.
-func (s *Service) Register(r *mux.Router, h *httpapi.API) {
-	httpapi.Routes{R: r, API: h}.Authed("/_matrix/client/unstable/org.matrix.msc1763/retention/configuration", s.configuration, "GET")
-}
-
-func (s *Service) configuration(*http.Request, *httpapi.Device) httpapi.Response {
-	// A limit that is not set is left out rather than sent as null.
-	out := map[string]any{}
-	r := s.Cfg.Retention
-	for k, d := range map[string]config.Duration{"default_max_lifetime": r.DefaultMaxLifetime, "min_lifetime": r.MinLifetime,
-		"max_lifetime": r.MaxLifetime, "media_max_lifetime": r.MediaMaxLifetime} {
-		if d != 0 {
-			out[k] = d.D().Milliseconds()
-		}
-	}
-	return httpapi.OK(out)
 }

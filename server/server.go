@@ -140,9 +140,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Delayed = &delayed.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
 	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
 		Delayed: s.Delayed}).Register(router, h)
-	if cfg.DelayedEvents.MaxDelay > 0 {
-		s.Delayed.Register(router, h)
-	}
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
 	(&pushapi.API{DB: db, Rules: rules, Notifier: s.Notifier}).Register(router, h)
@@ -157,7 +154,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize), Limit: h.Limit, Observe: s.Metrics.Request}
 	media.Register(router, h, upload)
-	s.Retention.Register(router, h)
 	(&directory.API{Cfg: cfg, DB: db}).Register(router, h)
 	s.Admin = &adminapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Media: media, Retention: s.Retention,
 		Notifier: s.Notifier, Now: opts.Now, Log: opts.Log}
