@@ -19,7 +19,7 @@ import (
 	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
-	"github.com/redoubt-systems/redoubt/mediaapi"
+	"github.com/redoubt-systems/redoubt/media"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/retention"
 	"github.com/redoubt-systems/redoubt/rooms"
@@ -32,7 +32,7 @@ type API struct {
 	DB        *storage.DB
 	Auth      *auth.Service
 	Rooms     *rooms.Service
-	Media     *mediaapi.Service
+	Media     *media.Store
 	Retention *retention.Service
 	Notifier  *notifier.Notifier
 	Now       func() time.Time

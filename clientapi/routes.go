@@ -17,6 +17,7 @@ import (
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
+	"github.com/redoubt-systems/redoubt/threads"
 )
 
 // API holds what the client API's handlers call.
@@ -31,6 +32,8 @@ type API struct {
 	Erase func(ctx context.Context, userID string) error
 	// Delayed schedules the events sent with a delay (MSC4140).
 	Delayed *delayed.Service
+	// Threads are thread subscriptions (MSC4306).
+	Threads *threads.Service
 }
 
 // Register adds the client API's routes, one a line, grouped as the spec's
@@ -142,6 +145,15 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	authed(c+"/thirdparty/protocols", a.thirdPartyProtocols, "GET")
 	authed(c+"/account/3pid", a.threePIDs, "GET")
 	authed(c+"/voip/turnServer", a.turnServer, "GET")
+
+	// Thread subscriptions (MSC4306, MSC4308), when on
+	if a.Cfg.Push.ThreadSubscriptions {
+		const t = "/_matrix/client/unstable/io.element.msc4306/rooms/{roomId}/thread/{threadRootId}/subscription"
+		authed(t, a.threadSubscription, "GET")
+		authed(t, a.subscribeThread, "PUT")
+		authed(t, a.unsubscribeThread, "DELETE")
+		authed("/_matrix/client/unstable/io.element.msc4308/thread_subscriptions", a.threadSubscriptions, "GET")
+	}
 
 	// Retention (MSC1763): the server's limits
 	authed("/_matrix/client/unstable/org.matrix.msc1763/retention/configuration", a.retentionConfiguration, "GET")

@@ -18,7 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/redoubt-systems/redoubt/internal/shred"
-	"github.com/redoubt-systems/redoubt/mediaapi"
+	"github.com/redoubt-systems/redoubt/media"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -47,7 +47,7 @@ type Manifest struct {
 
 // Write writes the export to w. spoolDir holds its temporary files (they
 // are plaintext: keep them on the instance's own disk); they are shredded.
-func Write(ctx context.Context, db *storage.DB, media *mediaapi.Service, serverName string, opts Options, spoolDir string, w io.Writer, now time.Time) (Manifest, error) {
+func Write(ctx context.Context, db *storage.DB, media *media.Store, serverName string, opts Options, spoolDir string, w io.Writer, now time.Time) (Manifest, error) {
 	m := Manifest{Format: "redoubt-export", Version: Version, ServerName: serverName, CreatedTS: now.UnixMilli(),
 		Scope: "instance", UserID: opts.UserID, IncludeSecrets: opts.IncludeSecrets, Counts: map[string]int64{}}
 	if opts.UserID != "" {

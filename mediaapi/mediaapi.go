@@ -24,6 +24,7 @@ import (
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/internal/shred"
 	"github.com/redoubt-systems/redoubt/matrixerr"
+	"github.com/redoubt-systems/redoubt/media"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -33,6 +34,8 @@ type Service struct {
 	Cfg *config.Config
 	DB  *storage.DB
 	Now func() time.Time
+	// Store keeps the bytes.
+	Store *media.Store
 
 	mu      sync.Mutex
 	waiting map[string]chan struct{} // media ID -> closed when its upload ends
@@ -179,7 +182,7 @@ func (s *Service) checkLength(r *http.Request) error {
 // failure nothing of the body stays stored.
 func (s *Service) receive(r *http.Request, m storage.Media) error {
 	defer s.wake(m.MediaID)
-	size, hash, err := s.store(r.Context(), m, r.Body)
+	size, hash, err := s.Store.Put(r.Context(), m, r.Body)
 	if err == nil {
 		err = s.DB.Write(context.WithoutCancel(r.Context()), func(q storage.Q) error {
 			return q.FinishMedia(r.Context(), m.MediaID, size, hash)
@@ -199,7 +202,7 @@ func (s *Service) receive(r *http.Request, m storage.Media) error {
 // discard removes a failed upload's bytes.
 func (s *Service) discard(ctx context.Context, m storage.Media) {
 	if m.InDir {
-		_ = s.removeFile(m.MediaID)
+		_ = s.Store.RemoveFile(m.MediaID)
 	}
 	_ = s.DB.Write(ctx, func(q storage.Q) error { return q.AbandonMediaUpload(ctx, m.MediaID) })
 }
@@ -331,7 +334,7 @@ func (s *Service) download(r *http.Request) httpapi.Response {
 	if fn, ok := mux.Vars(r)["fileName"]; ok {
 		name = fn
 	}
-	body, err := s.open(r.Context(), m)
+	body, err := s.Store.Open(r.Context(), m)
 	if err != nil {
 		return httpapi.Fail(err)
 	}

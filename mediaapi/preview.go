@@ -219,7 +219,7 @@ func (s *Service) storePreviewImage(ctx context.Context, client *http.Client, ta
 	// The image's header, kept as it streams by, gives its dimensions.
 	head := &headBuffer{max: 64 << 10}
 	body := io.TeeReader(&limitedReader{r: resp.Body, left: limit}, head)
-	size, hash, err := s.store(ctx, m, body)
+	size, hash, err := s.Store.Put(ctx, m, body)
 	if err == nil {
 		err = s.DB.Write(ctx, func(q storage.Q) error { return q.FinishMedia(ctx, m.MediaID, size, hash) })
 	}

@@ -135,7 +135,7 @@ func thumbResponse(th storage.Thumbnail) httpapi.Response {
 
 // original serves the media itself in place of a thumbnail.
 func (s *Service) original(r *http.Request, m storage.Media) httpapi.Response {
-	body, err := s.open(r.Context(), m)
+	body, err := s.Store.Open(r.Context(), m)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
@@ -153,7 +153,7 @@ func (s *Service) original(r *http.Request, m storage.Media) httpapi.Response {
 // enlarged; the original serves).
 func (s *Service) makeThumbnail(r *http.Request, m storage.Media, t thumbSpec) (storage.Thumbnail, bool, error) {
 	cannot := httpapi.BadRequest("cannot make a thumbnail of this media")
-	open := func() (io.ReadCloser, error) { return s.open(r.Context(), m) }
+	open := func() (io.ReadCloser, error) { return s.Store.Open(r.Context(), m) }
 	f, err := open()
 	if err != nil {
 		return storage.Thumbnail{}, false, err

@@ -14,7 +14,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/redoubt-systems/redoubt/config"
-	"github.com/redoubt-systems/redoubt/mediaapi"
+	"github.com/redoubt-systems/redoubt/media"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -24,7 +24,7 @@ type Service struct {
 	Cfg   *config.Config
 	DB    *storage.DB
 	Rooms *rooms.Service
-	Media *mediaapi.Service
+	Media *media.Store
 	Now   func() time.Time
 	Log   *slog.Logger
 	// OnPrune, if set, is told of each pass (metrics).

@@ -25,6 +25,7 @@ import (
 	"github.com/redoubt-systems/redoubt/directory"
 	"github.com/redoubt-systems/redoubt/e2ekeys"
 	"github.com/redoubt-systems/redoubt/httpapi"
+	"github.com/redoubt-systems/redoubt/media"
 	"github.com/redoubt-systems/redoubt/mediaapi"
 	"github.com/redoubt-systems/redoubt/metrics"
 	"github.com/redoubt-systems/redoubt/notifier"
@@ -55,8 +56,8 @@ type Server struct {
 	Gateway *push.Gateway
 	// Metrics are the Prometheus series; serve exposes them when asked.
 	Metrics *metrics.Metrics
-	// Media is the media repository (exports read it).
-	Media *mediaapi.Service
+	// Media keeps the media bytes (exports read them).
+	Media *media.Store
 	Log   *slog.Logger
 	// Notifier wakes waiting /sync requests after each commit.
 	Notifier *notifier.Notifier
@@ -133,31 +134,29 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		s.Auth.Backoff = &ratelimit.Backoff{Free: 5, Base: time.Second, Max: 15 * time.Minute, Now: opts.Now}
 	}
 	router := h.NewRouter()
-	media := &mediaapi.Service{Cfg: cfg, DB: db, Now: opts.Now}
-	s.Retention = &retention.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Media: media, Now: opts.Now, Log: opts.Log,
+	store := &media.Store{Cfg: cfg, DB: db}
+	mediaAPI := &mediaapi.Service{Cfg: cfg, DB: db, Now: opts.Now, Store: store}
+	s.Retention = &retention.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Media: store, Now: opts.Now, Log: opts.Log,
 		OnPrune: func(st retention.Stats, err error) { s.Metrics.Prune(st.Events, st.Media, st.Connections, err) }}
 	s.Backups = &backup.Scheduler{Cfg: cfg, DB: db, Log: opts.Log, Now: opts.Now, Done: s.Metrics.Backup}
 	s.Delayed = &delayed.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
 	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
-		Delayed: s.Delayed}).Register(router, h)
+		Delayed: s.Delayed, Threads: &threads.Service{DB: db, Rooms: s.Rooms, Notifier: s.Notifier}}).Register(router, h)
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
 	(&pushapi.API{DB: db, Rules: rules, Notifier: s.Notifier}).Register(router, h)
-	if cfg.Push.ThreadSubscriptions {
-		(&threads.API{DB: db, Rooms: s.Rooms, Notifier: s.Notifier}).Register(router, h)
-	}
 	(&pushapi.Pushers{Gateway: gateway}).Register(router, h)
 	s.Gateway = gateway
-	if err := media.RecoverUploads(ctx); err != nil {
+	if err := mediaAPI.RecoverUploads(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize), Limit: h.Limit, Observe: s.Metrics.Request}
-	media.Register(router, h, upload)
+	mediaAPI.Register(router, h, upload)
 	(&directory.API{Cfg: cfg, DB: db}).Register(router, h)
-	s.Admin = &adminapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Media: media, Retention: s.Retention,
+	s.Admin = &adminapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Media: store, Retention: s.Retention,
 		Notifier: s.Notifier, Now: opts.Now, Log: opts.Log}
-	s.Media = media
+	s.Media = store
 	s.Admin.Register(router, h)
 	httpapi.Routes{R: router, API: h}.Public("/health", s.health, "GET")
 	var trusted []*net.IPNet

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/redoubt-systems/redoubt/e2ekeys"
+	"github.com/redoubt-systems/redoubt/devicelists"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -45,7 +45,7 @@ func (b *builder) e2ee() error {
 		b.empty = false
 	}
 	if !b.initial() && (b.since.DeviceLists < b.to.DeviceLists || b.since.Events < b.to.Events) {
-		changed, left, err := e2ekeys.DeviceListDelta(b.ctx, b.q, b.dev.UserID, b.since, b.to)
+		changed, left, err := devicelists.Delta(b.ctx, b.q, b.dev.UserID, b.since, b.to)
 		if err != nil {
 			return err
 		}

@@ -1,43 +1,29 @@
-// Package threads serves thread subscriptions (MSC4306): a user follows a
+// Package threads is thread subscriptions (MSC4306): a user follows a
 // thread, by hand or because their client subscribed when they took part,
 // and with push.thread_subscriptions on, replies in a thread notify only
 // its followers. Subscriptions reach clients through sliding sync
-// (MSC4308).
+// (MSC4308) and their own endpoints (clientapi).
 package threads
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
 	"strconv"
 	"strings"
 
-	"github.com/gorilla/mux"
 	"github.com/tidwall/gjson"
 
-	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
-// API serves the subscription endpoints.
-type API struct {
+// Service reads and changes a user's subscriptions.
+type Service struct {
 	DB       *storage.DB
 	Rooms    *rooms.Service
 	Notifier *notifier.Notifier
-}
-
-// Register adds the routes.
-func (a *API) Register(r *mux.Router, h *httpapi.API) {
-	const p = "/_matrix/client/unstable/io.element.msc4306/rooms/{roomId}/thread/{threadRootId}/subscription"
-	rt := httpapi.Routes{R: r, API: h}
-	rt.Authed(p, a.get, "GET")
-	rt.Authed(p, a.subscribe, "PUT")
-	rt.Authed(p, a.unsubscribe, "DELETE")
-	rt.Authed("/_matrix/client/unstable/io.element.msc4308/thread_subscriptions", a.list, "GET")
 }
 
 // Changes shapes subscription changes as MSC4308 has them: subscribed and
@@ -70,109 +56,65 @@ func Changes(subs []storage.ThreadSubscription) map[string]any {
 // Token is a pagination token for subscription changes: a position.
 func Token(pos int64) string { return strconv.FormatInt(pos, 10) }
 
-// GET /_matrix/client/unstable/io.element.msc4308/thread_subscriptions:
-// pages backwards through a user's subscription changes, newest first.
-func (a *API) list(r *http.Request, dev *httpapi.Device) httpapi.Response {
-	q := r.URL.Query()
-	if q.Get("dir") != "b" {
-		return httpapi.Fail(httpapi.InvalidParam("dir must be b"))
-	}
-	parse := func(name string, def int64) (int64, error) {
-		if s := q.Get(name); s != "" {
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil || n < 0 {
-				return 0, httpapi.InvalidParam("%s is not a valid token", name)
-			}
-			return n, nil
-		}
-		return def, nil
-	}
-	from, err := parse("from", 1<<62)
+// List is a user's subscription changes in (to, from], newest first, at
+// most limit of them, shaped as Changes has them, with an end token when
+// more may follow.
+func (s *Service) List(ctx context.Context, userID string, from, to int64, limit int) (map[string]any, error) {
+	subs, err := s.DB.R().ThreadSubscriptionsBetween(ctx, userID, to, from, limit)
 	if err != nil {
-		return httpapi.Fail(err)
-	}
-	to, err := parse("to", 0)
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	limit, err := parse("limit", 100)
-	if err != nil || limit == 0 {
-		return httpapi.Fail(httpapi.InvalidParam("limit must be a positive integer"))
-	}
-	limit = min(limit, 1000)
-	subs, err := a.DB.R().ThreadSubscriptionsBetween(r.Context(), dev.UserID, to, from, int(limit))
-	if err != nil {
-		return httpapi.Fail(err)
+		return nil, err
 	}
 	out := Changes(subs)
-	if len(subs) == int(limit) {
+	if len(subs) == limit {
 		out["end"] = Token(subs[len(subs)-1].Pos - 1)
 	}
-	return httpapi.OK(out)
+	return out, nil
 }
 
 var (
-	errNotInThread = &httpapi.Error{Kind: matrixerr.KindInvalid, Code: "IO.ELEMENT.MSC4306.M_NOT_IN_THREAD",
+	errNotInThread = &matrixerr.Error{Kind: matrixerr.KindInvalid, Code: "IO.ELEMENT.MSC4306.M_NOT_IN_THREAD",
 		Message: "the automatic subscription's cause is not an event of this thread"}
-	errConflict = &httpapi.Error{Kind: matrixerr.KindConflict, Code: "IO.ELEMENT.MSC4306.M_CONFLICTING_UNSUBSCRIPTION",
+	errConflict = &matrixerr.Error{Kind: matrixerr.KindConflict, Code: "IO.ELEMENT.MSC4306.M_CONFLICTING_UNSUBSCRIPTION",
 		Message: "the user unsubscribed from this thread after the event that caused this automatic subscription"}
 )
 
-// thread reads the room and root of a request and checks that the user may
-// see the root: a thread is any event of the room they can see.
-func (a *API) thread(ctx context.Context, q storage.Q, r *http.Request, dev *httpapi.Device) (string, storage.Event, error) {
-	roomID, rootID := mux.Vars(r)["roomId"], mux.Vars(r)["threadRootId"]
+// thread checks a thread's IDs and that the user may see its root: a
+// thread is any event of the room they can see.
+func (s *Service) thread(ctx context.Context, q storage.Q, userID, roomID, rootID string) (storage.Event, error) {
 	if !strings.HasPrefix(roomID, "!") {
-		return "", storage.Event{}, httpapi.InvalidParam("%q is not a room ID", roomID)
+		return storage.Event{}, matrixerr.InvalidParam("%q is not a room ID", roomID)
 	}
 	if !strings.HasPrefix(rootID, "$") {
-		return "", storage.Event{}, httpapi.InvalidParam("%q is not an event ID", rootID)
+		return storage.Event{}, matrixerr.InvalidParam("%q is not an event ID", rootID)
 	}
-	root, err := a.Rooms.VisibleEvent(ctx, q, dev.UserID, roomID, rootID)
-	return roomID, root, err
+	return s.Rooms.VisibleEvent(ctx, q, userID, roomID, rootID)
 }
 
-// GET .../thread/{threadRootId}/subscription
-func (a *API) get(r *http.Request, dev *httpapi.Device) httpapi.Response {
-	var sub storage.ThreadSubscription
-	err := a.DB.Read(r.Context(), func(q storage.Q) error {
-		roomID, root, err := a.thread(r.Context(), q, r, dev)
+// Subscription reports whether a user follows a thread automatically;
+// M_NOT_FOUND if they do not follow it.
+func (s *Service) Subscription(ctx context.Context, userID, roomID, rootID string) (automatic bool, err error) {
+	err = s.DB.Read(ctx, func(q storage.Q) error {
+		root, err := s.thread(ctx, q, userID, roomID, rootID)
 		if err != nil {
 			return err
 		}
-		sub, err = q.ThreadSubscription(r.Context(), dev.UserID, roomID, root.EventID)
+		sub, err := q.ThreadSubscription(ctx, userID, roomID, root.EventID)
 		if errors.Is(err, storage.ErrNotFound) || (err == nil && !sub.Subscribed) {
-			return httpapi.NotFound("not subscribed to this thread")
+			return matrixerr.NotFound("not subscribed to this thread")
 		}
+		automatic = sub.Automatic
 		return err
 	})
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	return httpapi.OK(map[string]bool{"automatic": sub.Automatic})
+	return automatic, err
 }
 
-// PUT .../thread/{threadRootId}/subscription: {} subscribes by hand;
-// {"automatic": cause} because the user took part with the event cause.
-func (a *API) subscribe(r *http.Request, dev *httpapi.Device) httpapi.Response {
-	var req struct {
-		Automatic *json.RawMessage `json:"automatic"`
-	}
-	if err := httpapi.Decode(r, &req); err != nil {
-		return httpapi.Fail(err)
-	}
-	cause := ""
-	if req.Automatic != nil {
-		c := gjson.ParseBytes(*req.Automatic)
-		if c.Type != gjson.String {
-			return httpapi.Fail(httpapi.BadJSON("automatic must be an event ID"))
-		}
-		cause = c.Str
-	}
-	return a.change(r, dev, func(ctx context.Context, q storage.Q, roomID string, root storage.Event) (*storage.ThreadSubscription, error) {
+// Subscribe makes a user follow a thread: by hand (cause ""), or because
+// they took part with the event cause.
+func (s *Service) Subscribe(ctx context.Context, userID, roomID, rootID, cause string) error {
+	return s.change(ctx, userID, roomID, rootID, func(q storage.Q, root storage.Event) (*storage.ThreadSubscription, error) {
 		var causePos int64
 		if cause != "" {
-			ev, err := a.Rooms.VisibleEvent(ctx, q, dev.UserID, roomID, cause)
+			ev, err := s.Rooms.VisibleEvent(ctx, q, userID, roomID, cause)
 			if err != nil {
 				return nil, err
 			}
@@ -182,7 +124,7 @@ func (a *API) subscribe(r *http.Request, dev *httpapi.Device) httpapi.Response {
 			}
 			causePos = ev.Pos
 		}
-		cur, err := q.ThreadSubscription(ctx, dev.UserID, roomID, root.EventID)
+		cur, err := q.ThreadSubscription(ctx, userID, roomID, root.EventID)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return nil, err
 		}
@@ -199,10 +141,10 @@ func (a *API) subscribe(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	})
 }
 
-// DELETE .../thread/{threadRootId}/subscription
-func (a *API) unsubscribe(r *http.Request, dev *httpapi.Device) httpapi.Response {
-	return a.change(r, dev, func(ctx context.Context, q storage.Q, roomID string, root storage.Event) (*storage.ThreadSubscription, error) {
-		cur, err := q.ThreadSubscription(ctx, dev.UserID, roomID, root.EventID)
+// Unsubscribe makes a user stop following a thread.
+func (s *Service) Unsubscribe(ctx context.Context, userID, roomID, rootID string) error {
+	return s.change(ctx, userID, roomID, rootID, func(q storage.Q, root storage.Event) (*storage.ThreadSubscription, error) {
+		cur, err := q.ThreadSubscription(ctx, userID, roomID, root.EventID)
 		if errors.Is(err, storage.ErrNotFound) || (err == nil && !cur.Subscribed) {
 			return nil, nil
 		} else if err != nil {
@@ -213,28 +155,27 @@ func (a *API) unsubscribe(r *http.Request, dev *httpapi.Device) httpapi.Response
 	})
 }
 
-// change runs decide for the request's thread in a write transaction and
-// stores the subscription it returns (nil: nothing changes); the user's
-// syncs are woken after a change.
-func (a *API) change(r *http.Request, dev *httpapi.Device,
-	decide func(ctx context.Context, q storage.Q, roomID string, root storage.Event) (*storage.ThreadSubscription, error)) httpapi.Response {
+// change runs decide for a thread in a write transaction and stores the
+// subscription it returns (nil: nothing changes); the user's syncs are
+// woken after a change.
+func (s *Service) change(ctx context.Context, userID, roomID, rootID string,
+	decide func(q storage.Q, root storage.Event) (*storage.ThreadSubscription, error)) error {
 	changed := false
-	err := a.DB.Write(r.Context(), func(q storage.Q) error {
-		ctx := r.Context()
-		roomID, root, err := a.thread(ctx, q, r, dev)
+	err := s.DB.Write(ctx, func(q storage.Q) error {
+		root, err := s.thread(ctx, q, userID, roomID, rootID)
 		if err != nil {
 			return err
 		}
-		sub, err := decide(ctx, q, roomID, root)
+		sub, err := decide(q, root)
 		if err != nil || sub == nil {
 			return err
 		}
 		changed = true
-		_, err = q.SetThreadSubscription(ctx, dev.UserID, *sub)
+		_, err = q.SetThreadSubscription(ctx, userID, *sub)
 		return err
 	})
 	if changed && err == nil {
-		a.Notifier.Wake(dev.UserID)
+		s.Notifier.Wake(userID)
 	}
-	return httpapi.EmptyOr(err)
+	return err
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -62,5 +64,51 @@ func TestNoLongFiles(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The layers: the domain speaks no HTTP (net/http only where it is an HTTP
+// client), and no package of handlers imports another's.
+func TestLayering(t *testing.T) {
+	const mod = "github.com/redoubt-systems/redoubt/"
+	handlers := map[string]bool{"clientapi": true, "adminapi": true, "mediaapi": true, "syncapi": true, "e2ekeys": true,
+		"directory": true, "pushapi": true}
+	domain := []string{"rooms", "auth", "push", "streams", "storage", "delayed", "retention", "threads", "devicelists",
+		"notifier", "media", "matrixerr", "caller", "filter", "backup", "export", "config"}
+	httpClients := map[string]bool{"push": true} // delivers to push gateways
+	imports := func(pkg string) map[string]bool {
+		files, _ := filepath.Glob(filepath.Join("../..", pkg, "*.go"))
+		out := map[string]bool{}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			parsed, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range parsed.Imports {
+				out[strings.Trim(imp.Path.Value, `"`)] = true
+			}
+		}
+		return out
+	}
+	for _, pkg := range domain {
+		imps := imports(pkg)
+		if imps[mod+"httpapi"] || (imps["net/http"] && !httpClients[pkg]) {
+			t.Errorf("domain package %s speaks HTTP", pkg)
+		}
+		for h := range handlers {
+			if imps[mod+h] {
+				t.Errorf("domain package %s imports the handlers of %s", pkg, h)
+			}
+		}
+	}
+	for pkg := range handlers {
+		for other := range handlers {
+			if imports(pkg)[mod+other] {
+				t.Errorf("%s's handlers import %s's", pkg, other)
+			}
+		}
 	}
 }

@@ -1,4 +1,7 @@
-package mediaapi
+// Package media is where media bytes are kept: in the database file, in
+// chunks, or with media.path in files of their own; written, read and
+// deleted (shredded) here. mediaapi serves them.
+package media
 
 import (
 	"context"
@@ -9,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/internal/shred"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -17,9 +21,18 @@ import (
 // upload or download holds one piece in memory, never the whole file.
 const chunkSize = 256 << 10
 
-// store writes an upload's bytes, in the database or in media.path, and
+// Store keeps the instance's media bytes.
+type Store struct {
+	Cfg *config.Config
+	DB  *storage.DB
+}
+
+// FilePath is where media.path keeps a media ID's bytes.
+func (s *Store) FilePath(mediaID string) string { return s.filePath(mediaID) }
+
+// Put writes an upload's bytes, in the database or in media.path, and
 // returns their size and unpadded base64 SHA-256.
-func (s *Service) store(ctx context.Context, m storage.Media, body io.Reader) (int64, string, error) {
+func (s *Store) Put(ctx context.Context, m storage.Media, body io.Reader) (int64, string, error) {
 	h := sha256.New()
 	body = io.TeeReader(body, h)
 	var size int64
@@ -67,7 +80,7 @@ func (s *Service) store(ctx context.Context, m storage.Media, body io.Reader) (i
 }
 
 // open returns a reader of ready media's bytes.
-func (s *Service) open(ctx context.Context, m storage.Media) (io.ReadCloser, error) {
+func (s *Store) Open(ctx context.Context, m storage.Media) (io.ReadCloser, error) {
 	if m.InDir {
 		return os.Open(s.filePath(m.MediaID))
 	}
@@ -106,12 +119,12 @@ func (c *chunkReader) Close() error { return nil }
 
 // filePath is where media.path keeps a media ID's bytes: spread over
 // subdirectories so none grows huge.
-func (s *Service) filePath(mediaID string) string {
+func (s *Store) filePath(mediaID string) string {
 	return filepath.Join(s.Cfg.Media.Path, mediaID[:2], mediaID)
 }
 
 // createFile opens a temporary file beside the media's final place.
-func (s *Service) createFile(mediaID string) (*os.File, error) {
+func (s *Store) createFile(mediaID string) (*os.File, error) {
 	dir := filepath.Dir(s.filePath(mediaID))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -119,9 +132,9 @@ func (s *Service) createFile(mediaID string) (*os.File, error) {
 	return os.CreateTemp(dir, ".upload-*")
 }
 
-// removeFile shreds a media file: deleted media should not stay readable
+// RemoveFile shreds a media file: deleted media should not stay readable
 // in the file system's free blocks.
-func (s *Service) removeFile(mediaID string) error {
+func (s *Store) RemoveFile(mediaID string) error {
 	_, err := shred.File(s.filePath(mediaID))
 	return err
 }
@@ -129,7 +142,7 @@ func (s *Service) removeFile(mediaID string) error {
 // Delete removes media: its bytes in bounded steps (a large file is many
 // chunks, and secure_delete overwrites each), then its file, thumbnails
 // and entry.
-func (s *Service) Delete(ctx context.Context, m storage.Media) error {
+func (s *Store) Delete(ctx context.Context, m storage.Media) error {
 	for more := true; more; {
 		err := s.DB.Write(ctx, func(q storage.Q) error {
 			var err error
@@ -141,7 +154,7 @@ func (s *Service) Delete(ctx context.Context, m storage.Media) error {
 		}
 	}
 	if m.InDir {
-		if err := s.removeFile(m.MediaID); err != nil {
+		if err := s.RemoveFile(m.MediaID); err != nil {
 			return err
 		}
 	}
@@ -149,6 +162,6 @@ func (s *Service) Delete(ctx context.Context, m storage.Media) error {
 }
 
 // OpenReady returns a reader of ready media's bytes, for exports.
-func (s *Service) OpenReady(ctx context.Context, m storage.Media) (io.ReadCloser, error) {
-	return s.open(ctx, m)
+func (s *Store) OpenReady(ctx context.Context, m storage.Media) (io.ReadCloser, error) {
+	return s.Open(ctx, m)
 }

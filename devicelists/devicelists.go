@@ -1,0 +1,82 @@
+// Package devicelists is what end-to-end encryption clients learn of
+// others' devices: between two sync tokens, whose device lists changed and
+// with whom they no longer share a room. /sync and /keys/changes both ask.
+package devicelists
+
+import (
+	"context"
+	"sort"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/redoubt-systems/redoubt/storage"
+	"github.com/redoubt-systems/redoubt/streams"
+)
+
+// Delta returns whose device lists a user must refetch between two
+// tokens (changed) and whom they no longer share a room with (left):
+// users whose devices or keys changed, users who newly share a room with
+// them, and users they stopped sharing every room with.
+func Delta(ctx context.Context, q storage.Q, userID string, from, to streams.Token) (changed, left []string, err error) {
+	var updated []string
+	var members []storage.MemberChange
+	if from.DeviceLists < to.DeviceLists {
+		if updated, err = q.DeviceListChangesBetween(ctx, from.DeviceLists, to.DeviceLists); err != nil {
+			return nil, nil, err
+		}
+	}
+	if from.Events < to.Events {
+		if members, err = q.MemberChangesBetween(ctx, from.Events, to.Events); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(updated) == 0 && len(members) == 0 {
+		return nil, nil, nil // the common case: nothing to look up
+	}
+	sharing, err := q.UsersSharingRooms(ctx, userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	changedSet, leftSet := map[string]bool{}, map[string]bool{}
+	for _, u := range updated {
+		if sharing[u] {
+			changedSet[u] = true
+		}
+	}
+	for _, m := range members {
+		var affected []string
+		if m.UserID == userID {
+			// Our own join or leave affects everyone in that room.
+			joined, err := q.JoinedMembers(ctx, m.RoomID)
+			if err != nil {
+				return nil, nil, err
+			}
+			affected = joined
+		} else if mine, _, err := q.Membership(ctx, m.RoomID, userID); err != nil {
+			return nil, nil, err
+		} else if mine == spec.Join {
+			affected = []string{m.UserID}
+		}
+		for _, u := range affected {
+			if u == userID {
+				continue
+			}
+			if sharing[u] {
+				changedSet[u] = true
+			} else {
+				leftSet[u] = true
+			}
+		}
+	}
+	for u := range changedSet {
+		changed = append(changed, u)
+	}
+	for u := range leftSet {
+		if !changedSet[u] {
+			left = append(left, u)
+		}
+	}
+	sort.Strings(changed)
+	sort.Strings(left)
+	return changed, left, nil
+}
