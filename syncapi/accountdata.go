@@ -6,6 +6,9 @@ import (
 	"github.com/redoubt-systems/redoubt/push"
 )
 
+// The account data stream: global and per-room account data since the
+// token (push rules included).
+
 func accountDataEvent(typ string, content []byte) json.RawMessage {
 	ev, _ := json.Marshal(map[string]any{"type": typ, "content": json.RawMessage(content)})
 	return ev

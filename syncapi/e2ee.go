@@ -9,6 +9,9 @@ import (
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
+// The to-device and device-list streams: to-device messages, whose device
+// lists changed, and the one-time key counts.
+
 // toDeviceLimit bounds the to-device messages of one response; the rest
 // follow in the next.
 const toDeviceLimit = 100

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 )
 
+// The /sync response's shape.
+
 // Response is a /sync response.
 type Response struct {
 	NextBatch   string        `json:"next_batch"`

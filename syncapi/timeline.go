@@ -14,6 +14,9 @@ import (
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
+// The timeline and state streams: which rooms a sync shows, and each
+// room's events, state, summary and unread counts.
+
 func (b *builder) rooms() error {
 	memberships, changed, err := b.roomMemberships()
 	if err != nil {
