@@ -3,34 +3,14 @@ package rooms
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"github.com/tidwall/gjson"
 
 	"github.com/redoubt-systems/redoubt/caller"
-	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
 )
-
-// Token is a position between events: "t<pos>" means just after the event
-// at pos. Backwards pagination from it returns events at or before pos;
-// forwards, events after it. Sync tokens ("s<pos>_…") are accepted too.
-func Token(pos int64) string { return "t" + strconv.FormatInt(pos, 10) }
-
-// ParseToken reads a pagination or sync token's event position.
-func ParseToken(tok string) (int64, error) {
-	if len(tok) < 2 || (tok[0] != 't' && tok[0] != 's') {
-		return 0, matrixerr.InvalidParam("invalid pagination token")
-	}
-	digits, _, _ := strings.Cut(tok[1:], "_")
-	pos, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil || pos < 0 {
-		return 0, matrixerr.InvalidParam("invalid pagination token")
-	}
-	return pos, nil
-}
 
 // clientEvent is the client-server API's format of an event.
 type clientEvent struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/redoubt-systems/redoubt/filter"
 	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
+	"github.com/redoubt-systems/redoubt/streams"
 )
 
 // MessagesRequest is a /messages request.
@@ -41,7 +42,7 @@ func (s *Service) Messages(ctx context.Context, dev *caller.Device, req Messages
 		}
 		from := int64(0)
 		if req.From != "" {
-			if from, err = ParseToken(req.From); err != nil {
+			if from, err = streams.ParsePagination(req.From); err != nil {
 				return err
 			}
 		} else if req.Backwards {
@@ -51,7 +52,7 @@ func (s *Service) Messages(ctx context.Context, dev *caller.Device, req Messages
 		}
 		to := int64(-1)
 		if req.To != "" {
-			if to, err = ParseToken(req.To); err != nil {
+			if to, err = streams.ParsePagination(req.To); err != nil {
 				return err
 			}
 		}
@@ -59,11 +60,11 @@ func (s *Service) Messages(ctx context.Context, dev *caller.Device, req Messages
 		if err != nil {
 			return err
 		}
-		res = &Messages{Start: Token(from)}
+		res = &Messages{Start: streams.Pagination(from)}
 		// Like Synapse, a page with events always says where to go on
 		// from: the next page is empty and ends the pagination.
 		if more || len(evs) > 0 {
-			res.End = Token(last)
+			res.End = streams.Pagination(last)
 		}
 		if res.Chunk, err = s.formatFor(ctx, q, evs, dev, v, req.RoomID); err != nil {
 			return err
@@ -222,7 +223,7 @@ func (s *Service) Context(ctx context.Context, dev *caller.Device, roomID, event
 			return err
 		}
 		res = &Context{Event: formatted[0], EventsBefore: formatted[1 : 1+len(before)],
-			EventsAfter: formatted[1+len(before):], Start: Token(start), End: Token(end)}
+			EventsAfter: formatted[1+len(before):], Start: streams.Pagination(start), End: streams.Pagination(end)}
 		if f.LazyLoadMembers {
 			res.State, err = s.senderMembers(ctx, q, dev, roomID, all)
 		} else {
@@ -306,7 +307,7 @@ func (s *Service) Members(ctx context.Context, dev *caller.Device, roomID, at st
 	var pos int64
 	if at != "" {
 		var err error
-		if pos, err = ParseToken(at); err != nil {
+		if pos, err = streams.ParsePagination(at); err != nil {
 			return nil, err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/caller"
 	"github.com/redoubt-systems/redoubt/storage"
+	"github.com/redoubt-systems/redoubt/streams"
 )
 
 // RelationsRequest is a /relations request.
@@ -42,13 +43,13 @@ func (s *Service) Relations(ctx context.Context, dev *caller.Device, req Relatio
 			from = 0
 		}
 		if req.From != "" {
-			if from, err = ParseToken(req.From); err != nil {
+			if from, err = streams.ParsePagination(req.From); err != nil {
 				return err
 			}
 		}
 		var to int64 = -1
 		if req.To != "" {
-			if to, err = ParseToken(req.To); err != nil {
+			if to, err = streams.ParsePagination(req.To); err != nil {
 				return err
 			}
 		}
@@ -94,7 +95,7 @@ func (s *Service) Relations(ctx context.Context, dev *caller.Device, req Relatio
 			if req.Backwards {
 				last-- // backwards from t<pos> includes pos
 			}
-			page.NextBatch = Token(last)
+			page.NextBatch = streams.Pagination(last)
 		}
 		formatted, err := s.formatFor(ctx, q, visible, dev, v, req.RoomID)
 		if err != nil {
@@ -128,7 +129,7 @@ func (s *Service) Threads(ctx context.Context, dev *caller.Device, roomID string
 		}
 		before := int64(1 << 62)
 		if from != "" {
-			if before, err = ParseToken(from); err != nil {
+			if before, err = streams.ParsePagination(from); err != nil {
 				return err
 			}
 		}
@@ -143,7 +144,7 @@ func (s *Service) Threads(ctx context.Context, dev *caller.Device, roomID string
 		more := len(threads) > limit
 		if more {
 			threads = threads[:limit]
-			page.NextBatch = Token(threads[len(threads)-1].LatestPos)
+			page.NextBatch = streams.Pagination(threads[len(threads)-1].LatestPos)
 		}
 		ids := make([]string, 0, len(threads))
 		for _, t := range threads {

@@ -15,6 +15,7 @@ import (
 	"github.com/redoubt-systems/redoubt/filter"
 	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/storage"
+	"github.com/redoubt-systems/redoubt/streams"
 )
 
 // SearchRequest is the room_events category of a /search request.
@@ -142,7 +143,7 @@ func (s *Service) searchContext(ctx context.Context, q storage.Q, v *viewer, dev
 	if fa == nil {
 		fa = []json.RawMessage{}
 	}
-	c := map[string]any{"events_before": fb, "events_after": fa, "start": Token(start), "end": Token(end)}
+	c := map[string]any{"events_before": fb, "events_after": fa, "start": streams.Pagination(start), "end": streams.Pagination(end)}
 	if req.WithProfiles {
 		profiles := map[string]any{}
 		for _, ev := range append(append([]storage.Event{e}, before...), after...) {

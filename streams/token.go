@@ -1,6 +1,8 @@
-// Package streams defines the sync token: a position in every stream a
-// client syncs (events, account data, receipts, typing, presence,
-// to-device messages, device lists).
+// Package streams is every token a client is handed, each made of stream
+// positions: the sync token (a position in every stream a client syncs:
+// events, account data, receipts, typing, presence, to-device messages,
+// device lists), pagination tokens, sliding sync positions, thread
+// subscription tokens.
 package streams
 
 import (

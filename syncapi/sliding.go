@@ -2,11 +2,9 @@ package syncapi
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -268,16 +266,11 @@ func (s *Service) connAt(device, connID, pos string) (conn *slidingConn, since *
 		return s.sliding.get(device, connID, true, s.Now()), nil, 0, nil
 	}
 	conn = s.sliding.get(device, connID, false, s.Now())
-	ver, tok, ok := strings.Cut(pos, "~")
-	v, err := strconv.Atoi(ver)
-	if !ok || err != nil || conn == nil {
+	p, err := streams.ParseSlidingPos(pos)
+	if err != nil || conn == nil || !conn.use(p.Version, s.Now()) {
 		return nil, nil, 0, errUnknownPos
 	}
-	t, err := streams.ParseToken(tok)
-	if err != nil || !conn.use(v, s.Now()) {
-		return nil, nil, 0, errUnknownPos
-	}
-	return conn, &t, v, nil
+	return conn, &p.Token, p.Version, nil
 }
 
 // supersede makes a request the connection's newest: one still waiting
@@ -346,7 +339,7 @@ func (c *slidingConn) commit(from int, to streams.Token, sent map[string]string)
 		}
 		delete(c.have, oldest)
 	}
-	return fmt.Sprintf("%d~%s", c.latest, to.String())
+	return streams.SlidingPos{Version: c.latest, Token: to}.String()
 }
 
 func fingerprint(c roomConfig) string {

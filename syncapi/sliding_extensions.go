@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/redoubt-systems/redoubt/streams"
 	"github.com/redoubt-systems/redoubt/threads"
 )
 
@@ -130,7 +131,7 @@ func (b *builder) threadSubscriptions(limit *int) (map[string]any, error) {
 	out := threads.Changes(subs)
 	// More than fit: the client pages back with the companion endpoint.
 	if len(subs) == n {
-		out["prev_batch"] = threads.Token(subs[len(subs)-1].Pos - 1)
+		out["prev_batch"] = streams.Subscriptions(subs[len(subs)-1].Pos - 1)
 	}
 	return out, nil
 }

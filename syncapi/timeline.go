@@ -12,6 +12,7 @@ import (
 	"github.com/redoubt-systems/redoubt/filter"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
+	"github.com/redoubt-systems/redoubt/streams"
 )
 
 // The timeline and state streams: which rooms a sync shows, and each
@@ -230,7 +231,7 @@ func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) e
 	if err := b.noteNewMembers(m.RoomID, newlyJoined, tl, state); err != nil {
 		return err
 	}
-	jr := &joinedRoom{Timeline: timeline{Limited: limited, PrevBatch: rooms.Token(prevBatch(tl, limited, before))}}
+	jr := &joinedRoom{Timeline: timeline{Limited: limited, PrevBatch: streams.Pagination(prevBatch(tl, limited, before))}}
 	if jr.Timeline.Events, err = b.format(tl); err != nil {
 		return err
 	}
@@ -386,7 +387,7 @@ func (b *builder) leftRoom(m storage.RoomMembership) error {
 	if err != nil {
 		return err
 	}
-	lr := &leftRoom{Timeline: timeline{Limited: limited, PrevBatch: rooms.Token(before)}, AccountData: eventsSection{Events: []json.RawMessage{}}}
+	lr := &leftRoom{Timeline: timeline{Limited: limited, PrevBatch: streams.Pagination(before)}, AccountData: eventsSection{Events: []json.RawMessage{}}}
 	if lr.Timeline.Events, err = b.format(tl); err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ package threads
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -17,6 +16,7 @@ import (
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
+	"github.com/redoubt-systems/redoubt/streams"
 )
 
 // Service reads and changes a user's subscriptions.
@@ -53,9 +53,6 @@ func Changes(subs []storage.ThreadSubscription) map[string]any {
 	return out
 }
 
-// Token is a pagination token for subscription changes: a position.
-func Token(pos int64) string { return strconv.FormatInt(pos, 10) }
-
 // List is a user's subscription changes in (to, from], newest first, at
 // most limit of them, shaped as Changes has them, with an end token when
 // more may follow.
@@ -66,7 +63,7 @@ func (s *Service) List(ctx context.Context, userID string, from, to int64, limit
 	}
 	out := Changes(subs)
 	if len(subs) == limit {
-		out["end"] = Token(subs[len(subs)-1].Pos - 1)
+		out["end"] = streams.Subscriptions(subs[len(subs)-1].Pos - 1)
 	}
 	return out, nil
 }
