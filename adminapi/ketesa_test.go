@@ -456,3 +456,32 @@ func TestUnservedAdminPaths(t *testing.T) {
 		root.MustFail(t, p.method, p.path, map[string]any{}, 404, "M_UNRECOGNIZED")
 	}
 }
+
+// An edit of several things is one transaction with its audit row: when
+// its last change fails, the first ones are undone and nothing is audited.
+func TestUserEditIsAtomic(t *testing.T) {
+	srv := ts.Start(t)
+	root, alice := srv.RegisterAdmin(t, "root"), srv.Register(t, "alice")
+	alice.CreateRoom(t, nil)
+	root.MustDo(t, "PUT", v1+"/suspend/"+esc(alice.UserID), map[string]any{"suspend": true}, 200)
+	before := count(t, srv, `SELECT COUNT(*) FROM audit_log`)
+	// Admin and password first, then the name: a suspended user's member
+	// events are refused, so the whole edit is.
+	root.MustFail(t, "PUT", v2+"/users/"+esc(alice.UserID), map[string]any{"admin": true, "password": "a-new-password-1",
+		"displayname": "Renamed"}, 403, "M_USER_SUSPENDED")
+	u := root.MustDo(t, "GET", v2+"/users/"+esc(alice.UserID), nil, 200)
+	if u.Get("admin").Bool() || u.Get("displayname").Str == "Renamed" {
+		t.Fatalf("half an edit kept: %s", u.Raw)
+	}
+	if code, _ := login(srv, t, "alice", ts.Password("alice")); code != 200 {
+		t.Fatalf("the old password no longer works: %d", code)
+	}
+	if n := count(t, srv, `SELECT COUNT(*) FROM audit_log`); n != before {
+		t.Fatalf("%d audit rows for a refused edit", n-before)
+	}
+	// Without the refused part it goes through, audited once.
+	root.MustDo(t, "PUT", v2+"/users/"+esc(alice.UserID), map[string]any{"admin": true, "password": "a-new-password-1"}, 200)
+	if n := count(t, srv, `SELECT COUNT(*) FROM audit_log WHERE action = 'modify_user'`); n != 1 {
+		t.Fatalf("%d modify_user rows", n)
+	}
+}

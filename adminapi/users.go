@@ -94,20 +94,25 @@ func (a *API) getUser(r *http.Request, _ *httpapi.Device) httpapi.Response {
 	return httpapi.OK(queriedUser(u))
 }
 
-// PUT /_synapse/admin/v2/users/{userId}: create (201) or modify (200).
+// userEdit is a PUT /_synapse/admin/v2/users/{userId} body.
+type userEdit struct {
+	Password      *string `json:"password"`
+	LogoutDevices *bool   `json:"logout_devices"`
+	DisplayName   *string `json:"displayname"`
+	AvatarURL     *string `json:"avatar_url"`
+	Admin         *bool   `json:"admin"`
+	Deactivated   *bool   `json:"deactivated"`
+}
+
+// PUT /_synapse/admin/v2/users/{userId}: create (201) or modify (200). All
+// the changes and their audit row are one transaction: a failure midway
+// leaves the user as they were. The password is hashed before it.
 func (a *API) putUser(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	userID, err := a.localUser(r)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	var req struct {
-		Password      *string `json:"password"`
-		LogoutDevices *bool   `json:"logout_devices"`
-		DisplayName   *string `json:"displayname"`
-		AvatarURL     *string `json:"avatar_url"`
-		Admin         *bool   `json:"admin"`
-		Deactivated   *bool   `json:"deactivated"`
-	}
+	var req userEdit
 	if err := decode(r, &req); err != nil {
 		return httpapi.Fail(err)
 	}
@@ -120,52 +125,16 @@ func (a *API) putUser(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if err != nil && !created {
 		return httpapi.Fail(err)
 	}
-	if req.Password != nil {
-		if err := a.Auth.CheckPasswordPolicy(*req.Password); err != nil {
-			return httpapi.Fail(err)
-		}
+	switch {
+	case created && req.Deactivated != nil && *req.Deactivated:
+		return httpapi.Fail(httpapi.InvalidParam("a new user cannot be deactivated"))
+	case !created && req.Deactivated != nil && !*req.Deactivated && existing.Deactivated && req.Password == nil:
+		return httpapi.Fail(httpapi.InvalidParam("reactivating a user needs a password"))
 	}
-	var changes []string
-	if created {
-		if req.Deactivated != nil && *req.Deactivated {
-			return httpapi.Fail(httpapi.InvalidParam("a new user cannot be deactivated"))
-		}
-		pw := ""
-		if req.Password != nil {
-			pw = *req.Password
-		}
-		if err := a.Auth.CreateUser(ctx, userID, pw, req.Admin != nil && *req.Admin); err != nil {
+	hash := ""
+	if req.Password != nil {
+		if hash, err = a.Auth.NewPasswordHash(*req.Password); err != nil {
 			return httpapi.Fail(err)
-		}
-		changes = append(changes, "created")
-	} else {
-		if req.Deactivated != nil && *req.Deactivated && !existing.Deactivated {
-			if err := a.DeactivateUser(ctx, userID, false); err != nil {
-				return httpapi.Fail(err)
-			}
-			changes = append(changes, "deactivated")
-		}
-		if req.Deactivated != nil && !*req.Deactivated && existing.Deactivated {
-			if req.Password == nil {
-				return httpapi.Fail(httpapi.InvalidParam("reactivating a user needs a password"))
-			}
-			if err := a.DB.Write(ctx, func(q storage.Q) error { return q.ReactivateUser(ctx, userID) }); err != nil {
-				return httpapi.Fail(err)
-			}
-			changes = append(changes, "reactivated")
-		}
-		if req.Password != nil {
-			logout := req.LogoutDevices == nil || *req.LogoutDevices
-			if err := a.Auth.SetPassword(ctx, userID, *req.Password, logout, ""); err != nil {
-				return httpapi.Fail(err)
-			}
-			changes = append(changes, "password")
-		}
-		if req.Admin != nil && *req.Admin != existing.IsAdmin {
-			if err := a.DB.Write(ctx, func(q storage.Q) error { return q.SetAdmin(ctx, userID, *req.Admin) }); err != nil {
-				return httpapi.Fail(err)
-			}
-			changes = append(changes, fmt.Sprintf("admin=%v", *req.Admin))
 		}
 	}
 	// Tools send the whole record back: only what changed is changed.
@@ -175,17 +144,28 @@ func (a *API) putUser(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if req.AvatarURL != nil && !created && *req.AvatarURL == existing.AvatarURL {
 		req.AvatarURL = nil
 	}
-	if req.DisplayName != nil || req.AvatarURL != nil {
-		if err := a.Rooms.SetProfile(ctx, userID, req.DisplayName, req.AvatarURL); err != nil {
-			return httpapi.Fail(err)
+	err = a.DB.WriteAll(ctx, func(ctx context.Context) error {
+		var changes []string
+		var err error
+		if created {
+			u, _ := a.Auth.NewUser(userID, "", req.Admin != nil && *req.Admin) // no password given: nothing to hash
+			u.PasswordHash = hash
+			changes, err = []string{"created"}, a.Auth.AddUser(ctx, u)
+		} else {
+			changes, err = a.modifyUser(ctx, userID, existing, req, hash)
 		}
-		changes = append(changes, "profile")
-	}
-	action := "modify_user"
-	if created {
-		action = "create_user"
-	}
-	if err := a.record(ctx, dev, action, userID, joinChanges(changes)); err != nil {
+		if err != nil {
+			return err
+		}
+		if req.DisplayName != nil || req.AvatarURL != nil {
+			if err := a.Rooms.SetProfile(ctx, userID, req.DisplayName, req.AvatarURL); err != nil {
+				return err
+			}
+			changes = append(changes, "profile")
+		}
+		return a.record(ctx, dev, map[bool]string{true: "create_user", false: "modify_user"}[created], userID, joinChanges(changes))
+	})
+	if err != nil {
 		return httpapi.Fail(err)
 	}
 	u, err := a.DB.R().UserListingOf(ctx, userID)
@@ -197,6 +177,38 @@ func (a *API) putUser(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		res.Code = http.StatusCreated
 	}
 	return res
+}
+
+// modifyUser makes an existing user's changes of an edit, inside its
+// transaction, and names them for the audit log.
+func (a *API) modifyUser(ctx context.Context, userID string, existing storage.User, req userEdit, hash string) ([]string, error) {
+	var changes []string
+	if req.Deactivated != nil && *req.Deactivated && !existing.Deactivated {
+		if err := a.DeactivateUser(ctx, userID, false); err != nil {
+			return nil, err
+		}
+		changes = append(changes, "deactivated")
+	}
+	if req.Deactivated != nil && !*req.Deactivated && existing.Deactivated {
+		if err := a.DB.Write(ctx, func(q storage.Q) error { return q.ReactivateUser(ctx, userID) }); err != nil {
+			return nil, err
+		}
+		changes = append(changes, "reactivated")
+	}
+	if hash != "" {
+		logout := req.LogoutDevices == nil || *req.LogoutDevices
+		if err := a.Auth.StorePassword(ctx, userID, hash, logout, ""); err != nil {
+			return nil, err
+		}
+		changes = append(changes, "password")
+	}
+	if req.Admin != nil && *req.Admin != existing.IsAdmin {
+		if err := a.DB.Write(ctx, func(q storage.Q) error { return q.SetAdmin(ctx, userID, *req.Admin) }); err != nil {
+			return nil, err
+		}
+		changes = append(changes, fmt.Sprintf("admin=%v", *req.Admin))
+	}
+	return changes, nil
 }
 
 func joinChanges(c []string) string {

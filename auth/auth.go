@@ -34,9 +34,9 @@ type Service struct {
 	nonces           nonces
 }
 
-func (s *Service) devicesDeleted(userID string, err error) error {
+func (s *Service) devicesDeleted(ctx context.Context, userID string, err error) error {
 	if err == nil && s.OnDevicesDeleted != nil {
-		s.OnDevicesDeleted(userID)
+		storage.AfterCommit(ctx, func() { s.OnDevicesDeleted(userID) })
 	}
 	return err
 }
@@ -129,17 +129,30 @@ func (s *Service) CheckPasswordPolicy(password string) error {
 
 // CreateUser creates an account. password may be empty (no password login).
 func (s *Service) CreateUser(ctx context.Context, userID, password string, admin bool) error {
+	u, err := s.NewUser(userID, password, admin)
+	if err != nil {
+		return err
+	}
+	return s.AddUser(ctx, u)
+}
+
+// NewUser is a user to add: the password hashed (slow on purpose: do it
+// before a transaction, not in one).
+func (s *Service) NewUser(userID, password string, admin bool) (storage.User, error) {
 	var hash string
 	if password != "" {
 		var err error
 		if hash, err = HashPassword(password); err != nil {
-			return err
+			return storage.User{}, err
 		}
 	}
-	err := s.DB.Write(ctx, func(q storage.Q) error {
-		return q.CreateUser(ctx, storage.User{UserID: userID, PasswordHash: hash, IsAdmin: admin,
-			CreatedTS: s.Now().UnixMilli(), DisplayName: localpartOf(userID)})
-	})
+	return storage.User{UserID: userID, PasswordHash: hash, IsAdmin: admin, CreatedTS: s.Now().UnixMilli(),
+		DisplayName: localpartOf(userID)}, nil
+}
+
+// AddUser stores a user made by NewUser; M_USER_IN_USE if the ID is taken.
+func (s *Service) AddUser(ctx context.Context, u storage.User) error {
+	err := s.DB.Write(ctx, func(q storage.Q) error { return q.CreateUser(ctx, u) })
 	if errors.Is(err, storage.ErrConflict) {
 		return matrixerr.UserInUse("user ID already taken")
 	}
@@ -310,25 +323,37 @@ func (s *Service) Logout(ctx context.Context, dev *caller.Device) error {
 
 // DeleteDevices deletes devices of one user and their tokens.
 func (s *Service) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
-	return s.devicesDeleted(userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevices(ctx, userID, deviceIDs) }))
+	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevices(ctx, userID, deviceIDs) }))
 }
 
 // LogoutAll deletes every device of a user.
 func (s *Service) LogoutAll(ctx context.Context, userID string) error {
-	return s.devicesDeleted(userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevicesExcept(ctx, userID, "") }))
+	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevicesExcept(ctx, userID, "") }))
 }
 
 // SetPassword replaces a user's password; with logoutOthers, every device but
 // keepDevice is logged out.
 func (s *Service) SetPassword(ctx context.Context, userID, password string, logoutOthers bool, keepDevice string) error {
-	if err := s.CheckPasswordPolicy(password); err != nil {
-		return err
-	}
-	hash, err := HashPassword(password)
+	hash, err := s.NewPasswordHash(password)
 	if err != nil {
 		return err
 	}
-	return s.devicesDeleted(userID, s.DB.Write(ctx, func(q storage.Q) error {
+	return s.StorePassword(ctx, userID, hash, logoutOthers, keepDevice)
+}
+
+// NewPasswordHash checks a new password against the policy and hashes it
+// (slow on purpose: do it before a transaction, not in one).
+func (s *Service) NewPasswordHash(password string) (string, error) {
+	if err := s.CheckPasswordPolicy(password); err != nil {
+		return "", err
+	}
+	return HashPassword(password)
+}
+
+// StorePassword sets a hash made by NewPasswordHash, logging out the
+// user's other devices (all but keepDevice) if asked.
+func (s *Service) StorePassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error {
+	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q storage.Q) error {
 		if err := q.SetPasswordHash(ctx, userID, hash); err != nil {
 			return err
 		}
@@ -342,5 +367,5 @@ func (s *Service) SetPassword(ctx context.Context, userID, password string, logo
 // Deactivate closes an account: no more logins, devices and tokens gone,
 // profile cleared. The caller leaves the user's rooms first.
 func (s *Service) Deactivate(ctx context.Context, userID string) error {
-	return s.devicesDeleted(userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeactivateUser(ctx, userID) }))
+	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeactivateUser(ctx, userID) }))
 }

@@ -156,7 +156,8 @@ func (s *Service) write(ctx context.Context, fn func(w *writer) error) error {
 		return fn(w)
 	})
 	if err == nil {
-		s.afterCommit(w.appended)
+		appended := w.appended
+		storage.AfterCommit(ctx, func() { s.afterCommit(appended) })
 	}
 	return err
 }

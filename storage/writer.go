@@ -54,8 +54,12 @@ func (db *DB) writeOne(ctx context.Context, fn func(Q) error) error {
 // Write runs fn in a write transaction on the one write connection, possibly
 // together with other writes: fn's changes are committed if it returns nil,
 // else undone, and in either case Write returns once that is final. A panic
-// in fn is raised again in the caller's goroutine.
+// in fn is raised again in the caller's goroutine. Inside a unit of work
+// (WriteAll's context) fn joins its transaction.
 func (db *DB) Write(ctx context.Context, fn func(Q) error) error {
+	if u := inUnit(ctx); u != nil {
+		return fn(u.q) // part of a unit of work (unit.go)
+	}
 	err := db.writeOne(ctx, fn)
 	if p, ok := err.(*writePanic); ok {
 		panic(p.v)
