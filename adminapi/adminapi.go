@@ -139,6 +139,18 @@ func (a *API) admin(fn httpapi.AuthHandler) httpapi.AuthHandler {
 	}
 }
 
+// audited makes a change and records it in the audit log, as one
+// transaction (storage.WriteAll): no change without its row, no row
+// without its change.
+func (a *API) audited(ctx context.Context, dev *httpapi.Device, action, target, detail string, change func(ctx context.Context) error) error {
+	return a.DB.WriteAll(ctx, func(ctx context.Context) error {
+		if err := change(ctx); err != nil {
+			return err
+		}
+		return a.record(ctx, dev, action, target, detail)
+	})
+}
+
 // record adds an API action to the audit log.
 func (a *API) record(ctx context.Context, dev *httpapi.Device, action, target, detail string) error {
 	return a.Record(ctx, dev.UserID, action, target, detail)

@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -82,16 +83,15 @@ func (a *API) setBlock(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if req.Block == nil {
 		return httpapi.Fail(httpapi.MissingParam("block is required"))
 	}
-	err = a.DB.Write(r.Context(), func(q storage.Q) error {
-		if *req.Block {
-			return q.BlockRoom(r.Context(), id, dev.UserID, a.Now().UnixMilli())
-		}
-		return q.UnblockRoom(r.Context(), id)
+	err = a.audited(r.Context(), dev, map[bool]string{true: "block_room", false: "unblock_room"}[*req.Block], id, "", func(ctx context.Context) error {
+		return a.DB.Write(ctx, func(q storage.Q) error {
+			if *req.Block {
+				return q.BlockRoom(ctx, id, dev.UserID, a.Now().UnixMilli())
+			}
+			return q.UnblockRoom(ctx, id)
+		})
 	})
 	if err != nil {
-		return httpapi.Fail(err)
-	}
-	if err := a.record(r.Context(), dev, map[bool]string{true: "block_room", false: "unblock_room"}[*req.Block], id, ""); err != nil {
 		return httpapi.Fail(err)
 	}
 	return httpapi.OK(map[string]bool{"block": *req.Block})
@@ -168,14 +168,13 @@ func (a *API) deleteEventReport(r *http.Request, dev *httpapi.Device) httpapi.Re
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	err = a.DB.Write(r.Context(), func(q storage.Q) error { return q.DeleteEventReport(r.Context(), id) })
+	err = a.audited(r.Context(), dev, "delete_event_report", strconv.FormatInt(id, 10), "", func(ctx context.Context) error {
+		return a.DB.Write(ctx, func(q storage.Q) error { return q.DeleteEventReport(ctx, id) })
+	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return httpapi.Fail(httpapi.NotFound("event report not found"))
 	}
-	if err != nil {
-		return httpapi.Fail(err)
-	}
-	return httpapi.EmptyOr(a.record(r.Context(), dev, "delete_event_report", strconv.FormatInt(id, 10), ""))
+	return httpapi.EmptyOr(err)
 }
 
 // POST /_synapse/admin/v1/media/quarantine/{serverName}/{mediaId} and
@@ -188,15 +187,14 @@ func (a *API) quarantine(on bool) httpapi.AuthHandler {
 			return httpapi.OK(httpapi.Empty) // never here: there is no remote media
 		}
 		by := map[bool]string{true: dev.UserID, false: ""}[on]
-		err := a.DB.Write(r.Context(), func(q storage.Q) error { return q.QuarantineMedia(r.Context(), vars["mediaId"], by) })
+		action := map[bool]string{true: "quarantine_media", false: "unquarantine_media"}[on]
+		err := a.audited(r.Context(), dev, action, "mxc://"+a.Cfg.ServerName+"/"+vars["mediaId"], "", func(ctx context.Context) error {
+			return a.DB.Write(ctx, func(q storage.Q) error { return q.QuarantineMedia(ctx, vars["mediaId"], by) })
+		})
 		if errors.Is(err, storage.ErrNotFound) {
 			return httpapi.OK(httpapi.Empty)
 		}
-		if err != nil {
-			return httpapi.Fail(err)
-		}
-		action := map[bool]string{true: "quarantine_media", false: "unquarantine_media"}[on]
-		return httpapi.EmptyOr(a.record(r.Context(), dev, action, "mxc://"+a.Cfg.ServerName+"/"+vars["mediaId"], ""))
+		return httpapi.EmptyOr(err)
 	}
 }
 

@@ -86,11 +86,15 @@ func (a *API) createToken(r *http.Request, dev *httpapi.Device) httpapi.Response
 	if err := decode(r, &req); err != nil {
 		return httpapi.Fail(err)
 	}
-	t, err := CreateToken(r.Context(), a.DB, a.Now(), req)
+	var t storage.RegistrationToken
+	err := a.DB.WriteAll(r.Context(), func(ctx context.Context) error {
+		var err error
+		if t, err = CreateToken(ctx, a.DB, a.Now(), req); err != nil {
+			return err
+		}
+		return a.record(ctx, dev, "create_registration_token", t.Token, "")
+	})
 	if err != nil {
-		return httpapi.Fail(err)
-	}
-	if err := a.record(r.Context(), dev, "create_registration_token", t.Token, ""); err != nil {
 		return httpapi.Fail(err)
 	}
 	return httpapi.OK(t)
@@ -138,10 +142,10 @@ func (a *API) updateToken(r *http.Request, dev *httpapi.Device) httpapi.Response
 	if t.ExpiryTime != nil && *t.ExpiryTime <= a.Now().UnixMilli() && req["expiry_time"] != nil && string(req["expiry_time"]) != "null" {
 		return httpapi.Fail(httpapi.InvalidParam("expiry_time must be in the future"))
 	}
-	if err := a.DB.Write(r.Context(), func(q storage.Q) error { return q.UpdateRegistrationToken(r.Context(), t) }); err != nil {
-		return httpapi.Fail(err)
-	}
-	if err := a.record(r.Context(), dev, "update_registration_token", t.Token, ""); err != nil {
+	err = a.audited(r.Context(), dev, "update_registration_token", t.Token, "", func(ctx context.Context) error {
+		return a.DB.Write(ctx, func(q storage.Q) error { return q.UpdateRegistrationToken(ctx, t) })
+	})
+	if err != nil {
 		return httpapi.Fail(err)
 	}
 	return httpapi.OK(t)
@@ -153,8 +157,7 @@ func (a *API) deleteToken(r *http.Request, dev *httpapi.Device) httpapi.Response
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := a.DB.Write(r.Context(), func(q storage.Q) error { return q.DeleteRegistrationToken(r.Context(), t.Token) }); err != nil {
-		return httpapi.Fail(err)
-	}
-	return httpapi.EmptyOr(a.record(r.Context(), dev, "delete_registration_token", t.Token, ""))
+	return httpapi.EmptyOr(a.audited(r.Context(), dev, "delete_registration_token", t.Token, "", func(ctx context.Context) error {
+		return a.DB.Write(ctx, func(q storage.Q) error { return q.DeleteRegistrationToken(ctx, t.Token) })
+	}))
 }

@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -174,11 +175,11 @@ func (a *API) setRateLimit(r *http.Request, dev *httpapi.Device) httpapi.Respons
 		}
 		o.BurstCount = int(*v)
 	}
-	if err := a.DB.Write(r.Context(), func(q storage.Q) error { return q.SetRateLimitOverride(r.Context(), userID, o) }); err != nil {
-		return httpapi.Fail(err)
-	}
 	detail := fmt.Sprintf("messages_per_second=%v,burst_count=%d", o.MessagesPerSecond, o.BurstCount)
-	if err := a.record(r.Context(), dev, "override_ratelimit", userID, detail); err != nil {
+	err = a.audited(r.Context(), dev, "override_ratelimit", userID, detail, func(ctx context.Context) error {
+		return a.DB.Write(ctx, func(q storage.Q) error { return q.SetRateLimitOverride(ctx, userID, o) })
+	})
+	if err != nil {
 		return httpapi.Fail(err)
 	}
 	return httpapi.OK(o)
@@ -190,10 +191,9 @@ func (a *API) deleteRateLimit(r *http.Request, dev *httpapi.Device) httpapi.Resp
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := a.DB.Write(r.Context(), func(q storage.Q) error { return q.DeleteRateLimitOverride(r.Context(), userID) }); err != nil {
-		return httpapi.Fail(err)
-	}
-	return httpapi.EmptyOr(a.record(r.Context(), dev, "delete_ratelimit_override", userID, ""))
+	return httpapi.EmptyOr(a.audited(r.Context(), dev, "delete_ratelimit_override", userID, "", func(ctx context.Context) error {
+		return a.DB.Write(ctx, func(q storage.Q) error { return q.DeleteRateLimitOverride(ctx, userID) })
+	}))
 }
 
 // GET /_synapse/admin/v1/users/{userId}/accountdata
@@ -265,11 +265,11 @@ func (a *API) suspend(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if req.Suspend == nil {
 		return httpapi.Fail(httpapi.MissingParam("suspend is required"))
 	}
-	if err := a.DB.Write(r.Context(), func(q storage.Q) error { return q.SetSuspended(r.Context(), userID, *req.Suspend) }); err != nil {
-		return httpapi.Fail(err)
-	}
 	action := map[bool]string{true: "suspend_user", false: "unsuspend_user"}[*req.Suspend]
-	if err := a.record(r.Context(), dev, action, userID, ""); err != nil {
+	err = a.audited(r.Context(), dev, action, userID, "", func(ctx context.Context) error {
+		return a.DB.Write(ctx, func(q storage.Q) error { return q.SetSuspended(ctx, userID, *req.Suspend) })
+	})
+	if err != nil {
 		return httpapi.Fail(err)
 	}
 	return httpapi.OK(map[string]bool{"user_" + userID + "_suspended": *req.Suspend})

@@ -259,10 +259,16 @@ func (a *API) deactivate(r *http.Request, dev *httpapi.Device) httpapi.Response 
 	if err := decode(r, &req); err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := a.DeactivateUser(r.Context(), userID, req.Erase); err != nil {
-		return httpapi.Fail(err)
+	// Leaving the rooms and closing the account are one transaction with
+	// the audit row; erasure follows in batches of its own (it may be
+	// large), and can be asked for again if it is cut short.
+	err = a.audited(r.Context(), dev, "deactivate_user", userID, fmt.Sprintf("erase=%v", req.Erase), func(ctx context.Context) error {
+		return a.DeactivateUser(ctx, userID, false)
+	})
+	if err == nil && req.Erase {
+		err = a.Retention.EraseUser(context.WithoutCancel(r.Context()), userID)
 	}
-	if err := a.record(r.Context(), dev, "deactivate_user", userID, fmt.Sprintf("erase=%v", req.Erase)); err != nil {
+	if err != nil {
 		return httpapi.Fail(err)
 	}
 	return httpapi.OK(map[string]string{"id_server_unbind_result": "success"})
@@ -285,13 +291,13 @@ func (a *API) resetPassword(r *http.Request, dev *httpapi.Device) httpapi.Respon
 		return httpapi.Fail(httpapi.MissingParam("new_password is required"))
 	}
 	logout := req.LogoutDevices == nil || *req.LogoutDevices
-	if err := a.Auth.SetPassword(r.Context(), userID, req.NewPassword, logout, ""); err != nil {
+	hash, err := a.Auth.NewPasswordHash(req.NewPassword)
+	if err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := a.record(r.Context(), dev, "reset_password", userID, fmt.Sprintf("logout_devices=%v", logout)); err != nil {
-		return httpapi.Fail(err)
-	}
-	return httpapi.OK(httpapi.Empty)
+	return httpapi.EmptyOr(a.audited(r.Context(), dev, "reset_password", userID, fmt.Sprintf("logout_devices=%v", logout), func(ctx context.Context) error {
+		return a.Auth.StorePassword(ctx, userID, hash, logout, "")
+	}))
 }
 
 // GET /_synapse/admin/v1/whois/{userId}
@@ -360,10 +366,9 @@ func (a *API) deleteDevice(r *http.Request, dev *httpapi.Device) httpapi.Respons
 		return httpapi.Fail(err)
 	}
 	deviceID := mux.Vars(r)["deviceId"]
-	if err := a.Auth.DeleteDevices(r.Context(), userID, []string{deviceID}); err != nil {
-		return httpapi.Fail(err)
-	}
-	return httpapi.EmptyOr(a.record(r.Context(), dev, "delete_device", userID, deviceID))
+	return httpapi.EmptyOr(a.audited(r.Context(), dev, "delete_device", userID, deviceID, func(ctx context.Context) error {
+		return a.Auth.DeleteDevices(ctx, userID, []string{deviceID})
+	}))
 }
 
 // POST /_synapse/admin/v2/users/{userId}/delete_devices
@@ -381,10 +386,9 @@ func (a *API) deleteDevices(r *http.Request, dev *httpapi.Device) httpapi.Respon
 	if req.Devices == nil {
 		return httpapi.Fail(httpapi.MissingParam("devices is required"))
 	}
-	if err := a.Auth.DeleteDevices(r.Context(), userID, req.Devices); err != nil {
-		return httpapi.Fail(err)
-	}
-	return httpapi.EmptyOr(a.record(r.Context(), dev, "delete_devices", userID, fmt.Sprintf("%d devices", len(req.Devices))))
+	return httpapi.EmptyOr(a.audited(r.Context(), dev, "delete_devices", userID, fmt.Sprintf("%d devices", len(req.Devices)), func(ctx context.Context) error {
+		return a.Auth.DeleteDevices(ctx, userID, req.Devices)
+	}))
 }
 
 // GET /_synapse/admin/v1/users/{userId}/media
