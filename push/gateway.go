@@ -200,7 +200,17 @@ func (g *Gateway) deliver(e storage.Event, t storage.PushTarget, r storage.PushR
 		}
 	}
 	if ctx.Err() != nil {
-		return // stopping: a queued retry stays queued
+		// Stopping. A queued retry stays queued; a first attempt cut off
+		// is queued, due at once, for the next start. (Close waits for
+		// this before the database closes.)
+		if err != nil && r.ID == 0 {
+			bg := context.WithoutCancel(ctx)
+			r.UserID, r.AppID, r.Pushkey, r.NextTS = t.UserID, t.AppID, t.Pushkey, g.Now().UnixMilli()
+			if werr := g.DB.Write(bg, func(q storage.Q) error { return q.AddPushRetry(bg, r) }); werr != nil {
+				g.Log.Error("push retry queue", "err", werr)
+			}
+		}
+		return
 	}
 	r.Attempts++
 	write := func(q storage.Q) error {

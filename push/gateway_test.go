@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,5 +181,38 @@ func TestPushRetrySurvivesRestart(t *testing.T) {
 	}
 	if queued != 0 {
 		t.Fatalf("%d notifications still queued after delivery", queued)
+	}
+}
+
+// A notification still being sent when the server stops is queued, and
+// sent after the restart.
+func TestPushInFlightAtStopIsQueued(t *testing.T) {
+	var answering atomic.Bool // false: the gateway hangs until the client gives up
+	arrived := make(chan struct{}, 4)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if !answering.Load() {
+			<-r.Context().Done()
+			return
+		}
+		w.Write([]byte(`{"rejected":[]}`))
+		arrived <- struct{}{}
+	}))
+	defer hs.Close()
+	srv := ts.Start(t, func(c *config.Config) { c.Push.GatewayAllowList = []string{hs.URL + "/"} })
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	bob.MustDo(t, "POST", "/_matrix/client/v3/pushers/set", map[string]any{"app_id": "app", "pushkey": "phone", "kind": "http",
+		"app_display_name": "A", "device_display_name": "D", "lang": "en", "data": map[string]any{"url": hs.URL + "/_matrix/push/v1/notify"}}, 200)
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	bob.Join(t, room)
+	alice.Send(t, room, "hello")
+	time.Sleep(200 * time.Millisecond) // the attempt is waiting on the gateway
+	srv.Stop()
+	answering.Store(true)
+	srv.Restart()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the notification in flight at the stop was lost")
 	}
 }
