@@ -32,7 +32,7 @@ type roomsSection struct {
 	Join   map[string]*joinedRoom  `json:"join"`
 	Invite map[string]*invitedRoom `json:"invite"`
 	Leave  map[string]*leftRoom    `json:"leave"`
-	Knock  map[string]any          `json:"knock"`
+	Knock  map[string]*knockedRoom `json:"knock"`
 }
 
 type timeline struct {
@@ -65,6 +65,10 @@ type joinedRoom struct {
 
 type invitedRoom struct {
 	InviteState eventsSection `json:"invite_state"`
+}
+
+type knockedRoom struct {
+	KnockState eventsSection `json:"knock_state"`
 }
 
 type leftRoom struct {

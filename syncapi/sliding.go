@@ -289,13 +289,13 @@ func (c *slidingConn) supersede() (gen int, superseded chan struct{}) {
 
 // answer records a response as sent, from the position version, and gives
 // it its new position; a request superseded meanwhile gets M_UNKNOWN_POS.
-func (s *Service) answer(conn *slidingConn, gen, version int, res map[string]any, to streams.Token, sent map[string]string) httpapi.Response {
+func (s *Service) answer(conn *slidingConn, gen, version int, res *slidingResponse, to streams.Token, sent map[string]string) httpapi.Response {
 	conn.mu.Lock()
 	defer conn.mu.Unlock()
 	if conn.gen != gen || conn.have[version] == nil {
 		return httpapi.Fail(errUnknownPos)
 	}
-	res["pos"] = conn.commit(version, to, sent)
+	res.Pos = conn.commit(version, to, sent)
 	return httpapi.OK(res)
 }
 

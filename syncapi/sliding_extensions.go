@@ -13,7 +13,7 @@ import (
 
 // inScope reports whether an extension covers a room: by default the rooms
 // of this response.
-func inScope(e *extScope, roomID string, rooms map[string]any, listRooms map[string][]string) bool {
+func inScope(e *extScope, roomID string, rooms map[string]*slidingRoom, listRooms map[string][]string) bool {
 	if e.Lists == nil && e.Rooms == nil {
 		_, ok := rooms[roomID]
 		return ok
@@ -36,63 +36,58 @@ func inScope(e *extScope, roomID string, rooms map[string]any, listRooms map[str
 	return false
 }
 
-// extensions fills the requested extensions from the main builder, which
-// read the user's streams since the position.
-func (s *Service) extensions(b *builder, req *slidingRequest, rooms map[string]any, listRooms map[string][]string) (map[string]any, bool, error) {
-	out := map[string]any{}
+// extensions fills the requested extensions of a response from the main
+// builder, which read the user's streams since the position. It reports
+// whether they carry nothing new.
+func (s *Service) extensions(b *builder, req *slidingRequest, res *slidingResponse, listRooms map[string][]string) (bool, error) {
+	out := &res.Extensions
 	empty := true
 	x := req.Extensions
 	if x.ToDevice != nil && x.ToDevice.on() {
-		out["to_device"] = map[string]any{"next_batch": strconv.FormatInt(b.to.ToDevice, 10), "events": b.res.ToDevice.Events}
+		out.ToDevice = &toDeviceExtension{NextBatch: strconv.FormatInt(b.to.ToDevice, 10), Events: b.res.ToDevice.Events}
 		empty = empty && len(b.res.ToDevice.Events) == 0
 	}
 	if x.E2EE.on() {
-		e := map[string]any{"device_one_time_keys_count": b.res.OTKCounts, "device_unused_fallback_key_types": b.res.UnusedFallbackKey}
-		if b.res.DeviceLists != nil {
-			e["device_lists"] = b.res.DeviceLists
-			empty = false
-		}
-		out["e2ee"] = e
+		out.E2EE = &e2eeExtension{OTKCounts: b.res.OTKCounts, UnusedFallbackKey: b.res.UnusedFallbackKey, DeviceLists: b.res.DeviceLists}
+		empty = empty && b.res.DeviceLists == nil
 	}
 	if x.AccountData.on() {
 		perRoom := map[string][]json.RawMessage{}
 		for id, evs := range b.roomAccountData {
-			if inScope(x.AccountData, id, rooms, listRooms) {
+			if inScope(x.AccountData, id, res.Rooms, listRooms) {
 				perRoom[id] = evs
 			}
 		}
-		out["account_data"] = map[string]any{"global": b.res.AccountData.Events, "rooms": perRoom}
+		out.AccountData = &accountDataExtension{Global: b.res.AccountData.Events, Rooms: perRoom}
 		empty = empty && len(b.res.AccountData.Events) == 0 && len(perRoom) == 0
 	}
 	if x.Receipts.on() || x.Typing.on() {
-		receipts, typing, err := b.slidingEphemeral(x, rooms, listRooms)
+		receipts, typing, err := b.slidingEphemeral(x, res.Rooms, listRooms)
 		if err != nil {
-			return nil, false, err
+			return false, err
 		}
 		if x.Receipts.on() {
-			out["receipts"] = map[string]any{"rooms": receipts}
+			out.Receipts = &roomsExtension{Rooms: receipts}
 		}
 		if x.Typing.on() {
-			out["typing"] = map[string]any{"rooms": typing}
+			out.Typing = &roomsExtension{Rooms: typing}
 		}
 		empty = empty && len(receipts) == 0 && len(typing) == 0
 	}
 	if ts := x.ThreadSubscriptions; ts != nil && ts.on() && b.s.Cfg.Push.ThreadSubscriptions {
-		e, err := b.threadSubscriptions(ts.Limit)
+		changes, err := b.threadSubscriptions(ts.Limit)
 		if err != nil {
-			return nil, false, err
+			return false, err
 		}
-		if e != nil {
-			out["io.element.msc4308.thread_subscriptions"] = e
-			empty = false
-		}
+		out.ThreadSubscriptions = changes
+		empty = empty && changes == nil
 	}
-	return out, empty, nil
+	return empty, nil
 }
 
 // slidingEphemeral is the receipts and typing extensions: each room's
 // m.receipt and m.typing events, for the rooms in their scopes.
-func (b *builder) slidingEphemeral(x extensionsRequest, rooms map[string]any, listRooms map[string][]string) (receipts, typing map[string]json.RawMessage, err error) {
+func (b *builder) slidingEphemeral(x extensionsRequest, rooms map[string]*slidingRoom, listRooms map[string][]string) (receipts, typing map[string]json.RawMessage, err error) {
 	receipts, typing = map[string]json.RawMessage{}, map[string]json.RawMessage{}
 	for id := range rooms {
 		wantReceipts := x.Receipts.on() && inScope(x.Receipts, id, rooms, listRooms)
@@ -119,7 +114,7 @@ func (b *builder) slidingEphemeral(x extensionsRequest, rooms map[string]any, li
 // threadSubscriptions is the MSC4308 extension: the newest subscription
 // changes since the position (they are on the account data stream), or nil
 // if there are none.
-func (b *builder) threadSubscriptions(limit *int) (map[string]any, error) {
+func (b *builder) threadSubscriptions(limit *int) (*threads.Changes, error) {
 	n := 100
 	if limit != nil && *limit > 0 {
 		n = min(*limit, 1000)
@@ -128,10 +123,10 @@ func (b *builder) threadSubscriptions(limit *int) (map[string]any, error) {
 	if err != nil || len(subs) == 0 {
 		return nil, err
 	}
-	out := threads.Changes(subs)
+	out := threads.NewChanges(subs)
 	// More than fit: the client pages back with the companion endpoint.
 	if len(subs) == n {
-		out["prev_batch"] = streams.Subscriptions(subs[len(subs)-1].Pos - 1)
+		out.PrevBatch = streams.Subscriptions(subs[len(subs)-1].Pos - 1)
 	}
 	return out, nil
 }

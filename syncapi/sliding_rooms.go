@@ -17,9 +17,9 @@ import (
 
 // slidingBuild computes one response: lists, the rooms to send, extensions.
 // It reports whether there is nothing new for an incremental request.
-func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, have map[string]string, since *streams.Token, req *slidingRequest) (map[string]any, bool, streams.Token, map[string]string, error) {
+func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, have map[string]string, since *streams.Token, req *slidingRequest) (*slidingResponse, bool, streams.Token, map[string]string, error) {
 	ctx := r.Context()
-	res := map[string]any{}
+	res := &slidingResponse{}
 	empty := true
 	sent := map[string]string{}
 	main := &syncRequest{since: since, filter: &filter.Filter{Room: filter.RoomFilter{Rooms: []string{}}}}
@@ -41,25 +41,21 @@ func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, have map[st
 				configs[id] = merge(configs[id], c)
 			}
 		}
-		res["lists"] = listsOut
-		roomsOut := map[string]any{}
+		res.Lists = listsOut
+		res.Rooms = map[string]*slidingRoom{}
 		for g, ids := range roomGroups(configs, have, since, byID) {
-			if err := s.slidingGroup(b, g, ids, since, byID, configs, roomsOut); err != nil {
+			if err := s.slidingGroup(b, g, ids, since, byID, configs, res.Rooms); err != nil {
 				return err
 			}
 		}
 		for id, c := range configs {
 			sent[id] = fingerprint(c)
 		}
-		if len(roomsOut) > 0 {
-			res["rooms"] = roomsOut
-			empty = false
-		}
-		ext, extEmpty, err := s.extensions(b, req, roomsOut, listRooms)
+		empty = len(res.Rooms) == 0
+		extEmpty, err := s.extensions(b, req, res, listRooms)
 		if err != nil {
 			return err
 		}
-		res["extensions"] = ext
 		empty = empty && extEmpty
 		return nil
 	})
@@ -75,10 +71,10 @@ func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, have map[st
 // slidingLists filters each list's rooms, orders them by latest activity
 // and cuts its windows: the lists' counts, each room in a window with its
 // merged configuration, and the rooms of each list.
-func (s *Service) slidingLists(b *builder, summaries []storage.RoomSummary, req *slidingRequest) (map[string]roomConfig, map[string]any, map[string][]string, error) {
+func (s *Service) slidingLists(b *builder, summaries []storage.RoomSummary, req *slidingRequest) (map[string]roomConfig, map[string]slidingListResult, map[string][]string, error) {
 	dms := directRooms(b)
 	configs := map[string]roomConfig{}
-	listsOut := map[string]any{}
+	listsOut := map[string]slidingListResult{}
 	listRooms := map[string][]string{}
 	for name, l := range req.Lists {
 		var rooms []storage.RoomSummary
@@ -100,7 +96,7 @@ func (s *Service) slidingLists(b *builder, summaries []storage.RoomSummary, req 
 			}
 			return rooms[i].RoomID < rooms[j].RoomID
 		})
-		listsOut[name] = map[string]any{"count": len(rooms)}
+		listsOut[name] = slidingListResult{Count: len(rooms)}
 		for _, rg := range l.Ranges {
 			for i := rg[0]; i <= rg[1] && i < len(rooms); i++ {
 				id := rooms[i].RoomID
@@ -158,9 +154,9 @@ func roomGroups(configs map[string]roomConfig, have map[string]string, since *st
 // slidingGroup builds one group's rooms with a /sync builder of their own
 // and adds them, in sliding sync's form, to roomsOut.
 func (s *Service) slidingGroup(b *builder, g roomGroup, ids []string, since *streams.Token, byID map[string]storage.RoomSummary,
-	configs map[string]roomConfig, roomsOut map[string]any) error {
+	configs map[string]roomConfig, roomsOut map[string]*slidingRoom) error {
 	sub := &builder{s: s, ctx: b.ctx, q: b.q, dev: b.dev, to: b.to, empty: true, roomAccountData: map[string][]json.RawMessage{},
-		res: &Response{Rooms: roomsSection{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}, Knock: map[string]any{}}}}
+		res: &Response{Rooms: roomsSection{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}, Knock: map[string]*knockedRoom{}}}}
 	lim := max(1, g.limit)
 	sub.req = &syncRequest{filter: &filter.Filter{Room: filter.RoomFilter{Rooms: ids, IncludeLeave: true,
 		Timeline: filter.RoomEventFilter{EventFilter: filter.EventFilter{Limit: &lim}}}}}
@@ -182,18 +178,15 @@ func (s *Service) slidingGroup(b *builder, g roomGroup, ids []string, since *str
 		roomsOut[id] = room
 	}
 	for id, ir := range sub.res.Rooms.Invite {
-		room := map[string]any{"membership": "invite", "initial": true, "invite_state": ir.InviteState.Events,
-			"bump_stamp": byID[id].Bump, "timeline": []any{}}
-		setNonEmpty(room, "name", byID[id].Name)
-		roomsOut[id] = room
+		roomsOut[id] = &slidingRoom{Membership: spec.Invite, Initial: true, InviteState: ir.InviteState.Events,
+			BumpStamp: byID[id].Bump, Name: byID[id].Name}
 	}
 	for id, kr := range sub.res.Rooms.Knock {
-		roomsOut[id] = map[string]any{"membership": "knock", "initial": true, "knock_state": kr.(map[string]any)["knock_state"],
-			"bump_stamp": byID[id].Bump}
+		roomsOut[id] = &slidingRoom{Membership: spec.Knock, Initial: true, KnockState: &kr.KnockState, BumpStamp: byID[id].Bump}
 	}
 	for id, lr := range sub.res.Rooms.Leave {
-		roomsOut[id] = map[string]any{"membership": byID[id].Membership, "initial": g.initial, "timeline": lr.Timeline.Events,
-			"limited": lr.Timeline.Limited, "prev_batch": lr.Timeline.PrevBatch, "bump_stamp": byID[id].Bump}
+		roomsOut[id] = &slidingRoom{Membership: byID[id].Membership, Initial: g.initial, Timeline: lr.Timeline.Events,
+			Limited: lr.Timeline.Limited, PrevBatch: lr.Timeline.PrevBatch, BumpStamp: byID[id].Bump}
 	}
 	if g.initial {
 		for _, id := range ids {
@@ -201,22 +194,12 @@ func (s *Service) slidingGroup(b *builder, g roomGroup, ids []string, since *str
 				// Nothing the builder sends (say, a room with no visible
 				// history): still tell the client of it.
 				rs := byID[id]
-				roomsOut[id] = map[string]any{"membership": rs.Membership, "initial": true, "timeline": []any{},
-					"bump_stamp": rs.Bump, "joined_count": rs.Joined, "invited_count": rs.Invited}
+				roomsOut[id] = &slidingRoom{Membership: rs.Membership, Initial: true, BumpStamp: rs.Bump,
+					JoinedCount: &rs.Joined, InvitedCount: &rs.Invited}
 			}
 		}
 	}
 	return nil
-}
-
-// setNonEmpty sets a room's field, or leaves it out: strict clients take a
-// null for a malformed response, and an absent name is no name.
-func setNonEmpty(room map[string]any, key, s string) {
-	if s == "" {
-		delete(room, key)
-		return
-	}
-	room[key] = s
 }
 
 // matches applies a list's filters to a room.
@@ -268,21 +251,17 @@ func (s *Service) matches(b *builder, rs storage.RoomSummary, f *listFilters, dm
 
 // slidingRoom shapes a joined room as MSC4186 has it.
 func (s *Service) slidingRoom(b *builder, dev *httpapi.Device, rs storage.RoomSummary, c roomConfig, initial bool, limit int,
-	since *streams.Token, tl timeline, state []json.RawMessage, unread unreadCounts) (map[string]any, error) {
+	since *streams.Token, tl timeline, state []json.RawMessage, unread unreadCounts) (*slidingRoom, error) {
 	events := tl.Events
 	if limit == 0 {
-		events = []json.RawMessage{}
+		events = nil
 	}
 	numLive := 0
 	if !initial {
 		numLive = len(events)
 	}
-	room := map[string]any{"membership": "join", "initial": initial, "timeline": events, "limited": tl.Limited,
-		"bump_stamp": rs.Bump, "joined_count": rs.Joined, "invited_count": rs.Invited, "num_live": numLive,
-		"notification_count": unread.Notifications, "highlight_count": unread.Highlights}
-	if tl.PrevBatch != "" {
-		room["prev_batch"] = tl.PrevBatch
-	}
+	room := &slidingRoom{Membership: spec.Join, Initial: initial, Timeline: events, Limited: tl.Limited, PrevBatch: tl.PrevBatch,
+		BumpStamp: rs.Bump, JoinedCount: &rs.Joined, InvitedCount: &rs.Invited, NumLive: &numLive, unreadCounts: &unread}
 	// required_state: the state entries asked for; $LAZY members are those
 	// the timeline needs.
 	senders := map[string]bool{dev.UserID: true}
@@ -304,38 +283,24 @@ func (s *Service) slidingRoom(b *builder, dev *httpapi.Device, rs storage.RoomSu
 		}
 		latest[k] = e
 	}
-	var required []json.RawMessage
 	for _, k := range order {
 		e := latest[k]
 		typ, key := gjson.GetBytes(e, "type").Str, gjson.GetBytes(e, "state_key").Str
 		if wanted(c.RequiredState, typ, key, dev.UserID, senders) {
-			required = append(required, e)
+			room.RequiredState = append(room.RequiredState, e)
 		}
 	}
-	if required == nil {
-		required = []json.RawMessage{}
-	}
-	room["required_state"] = required
 	if initial {
-		setNonEmpty(room, "name", rs.Name)
-		setNonEmpty(room, "avatar", rs.Avatar)
+		room.Name, room.Avatar = rs.Name, rs.Avatar
 		if rs.Name == "" {
 			members, err := b.q.JoinedMembersWithNames(b.ctx, rs.RoomID)
 			if err != nil {
 				return nil, err
 			}
-			var heroes []map[string]any
 			for _, m := range members {
-				if m.UserID != dev.UserID && len(heroes) < 5 {
-					h := map[string]any{"user_id": m.UserID}
-					if m.DisplayName != "" {
-						h["displayname"] = m.DisplayName
-					}
-					heroes = append(heroes, h)
+				if m.UserID != dev.UserID && len(room.Heroes) < 5 {
+					room.Heroes = append(room.Heroes, slidingHero{UserID: m.UserID, DisplayName: m.DisplayName})
 				}
-			}
-			if heroes != nil {
-				room["heroes"] = heroes
 			}
 		}
 	} else {
@@ -343,9 +308,9 @@ func (s *Service) slidingRoom(b *builder, dev *httpapi.Device, rs storage.RoomSu
 		for _, e := range append(slices.Clone(state), events...) {
 			switch gjson.GetBytes(e, "type").Str {
 			case spec.MRoomName:
-				setNonEmpty(room, "name", gjson.GetBytes(e, "content.name").Str)
+				room.Name = gjson.GetBytes(e, "content.name").Str
 			case "m.room.avatar":
-				setNonEmpty(room, "avatar", gjson.GetBytes(e, "content.url").Str)
+				room.Avatar = gjson.GetBytes(e, "content.url").Str
 			}
 		}
 	}
@@ -357,7 +322,7 @@ func (s *Service) slidingRoom(b *builder, dev *httpapi.Device, rs storage.RoomSu
 		}
 		return !isDM
 	})
-	room["is_dm"] = isDM
+	room.IsDM = &isDM
 	return room, nil
 }
 

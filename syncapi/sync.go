@@ -234,7 +234,7 @@ func (s *Service) run(ctx context.Context, dev *httpapi.Device, req *syncRequest
 		// treated as now rather than hiding everything until it is reached.
 		b.clampSince()
 		b.res = &Response{NextBatch: b.to.String(),
-			Rooms:       roomsSection{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}, Knock: map[string]any{}},
+			Rooms:       roomsSection{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}, Knock: map[string]*knockedRoom{}},
 			AccountData: eventsSection{Events: []json.RawMessage{}},
 			Presence:    eventsSection{Events: []json.RawMessage{}},
 			ToDevice:    eventsSection{Events: []json.RawMessage{}},

@@ -98,7 +98,7 @@ func (b *builder) room(m storage.RoomMembership, changed bool) error {
 			if err != nil {
 				return err
 			}
-			b.res.Rooms.Knock[m.RoomID] = map[string]any{"knock_state": eventsSection{Events: stripped}}
+			b.res.Rooms.Knock[m.RoomID] = &knockedRoom{KnockState: eventsSection{Events: stripped}}
 			b.empty = false
 		}
 	case spec.Leave, spec.Ban:

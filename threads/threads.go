@@ -26,44 +26,54 @@ type Service struct {
 	Notifier *notifier.Notifier
 }
 
-// Changes shapes subscription changes as MSC4308 has them: subscribed and
-// unsubscribed threads by room, each with its position as bump_stamp; a
-// part without entries is left out.
-func Changes(subs []storage.ThreadSubscription) map[string]any {
-	subscribed, unsubscribed := map[string]map[string]any{}, map[string]map[string]any{}
+// Changes is subscription changes as MSC4308 has them: subscribed and
+// unsubscribed threads by room and root, each with its position as
+// bump_stamp, and where more may follow, the token to page on with (the
+// companion endpoint calls it end, the sliding sync extension prev_batch).
+type Changes struct {
+	Subscribed   map[string]map[string]Change `json:"subscribed,omitempty"`
+	Unsubscribed map[string]map[string]Change `json:"unsubscribed,omitempty"`
+	End          string                       `json:"end,omitempty"`
+	PrevBatch    string                       `json:"prev_batch,omitempty"`
+}
+
+// Change is one thread's subscription change.
+type Change struct {
+	BumpStamp int64 `json:"bump_stamp"`
+	Automatic *bool `json:"automatic,omitempty"` // subscriptions only
+}
+
+// NewChanges shapes subscription changes.
+func NewChanges(subs []storage.ThreadSubscription) *Changes {
+	out := &Changes{}
 	for _, t := range subs {
-		entry := map[string]any{"bump_stamp": t.Pos}
-		target := unsubscribed
+		c := Change{BumpStamp: t.Pos}
+		target := &out.Unsubscribed
 		if t.Subscribed {
-			entry["automatic"] = t.Automatic
-			target = subscribed
+			c.Automatic = &t.Automatic
+			target = &out.Subscribed
 		}
-		if target[t.RoomID] == nil {
-			target[t.RoomID] = map[string]any{}
+		if *target == nil {
+			*target = map[string]map[string]Change{}
 		}
-		target[t.RoomID][t.RootID] = entry
-	}
-	out := map[string]any{}
-	if len(subscribed) > 0 {
-		out["subscribed"] = subscribed
-	}
-	if len(unsubscribed) > 0 {
-		out["unsubscribed"] = unsubscribed
+		if (*target)[t.RoomID] == nil {
+			(*target)[t.RoomID] = map[string]Change{}
+		}
+		(*target)[t.RoomID][t.RootID] = c
 	}
 	return out
 }
 
 // List is a user's subscription changes in (to, from], newest first, at
-// most limit of them, shaped as Changes has them, with an end token when
-// more may follow.
-func (s *Service) List(ctx context.Context, userID string, from, to int64, limit int) (map[string]any, error) {
+// most limit of them, with an end token when more may follow.
+func (s *Service) List(ctx context.Context, userID string, from, to int64, limit int) (*Changes, error) {
 	subs, err := s.DB.R().ThreadSubscriptionsBetween(ctx, userID, to, from, limit)
 	if err != nil {
 		return nil, err
 	}
-	out := Changes(subs)
+	out := NewChanges(subs)
 	if len(subs) == limit {
-		out["end"] = streams.Subscriptions(subs[len(subs)-1].Pos - 1)
+		out.End = streams.Subscriptions(subs[len(subs)-1].Pos - 1)
 	}
 	return out, nil
 }
