@@ -21,9 +21,32 @@ import (
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
+// Store is the part of storage.Q the account service uses: what it reads
+// and writes.
+type Store interface {
+	AddAccessToken(ctx context.Context, t storage.AccessToken) error
+	CreateUser(ctx context.Context, u storage.User) error
+	DeactivateUser(ctx context.Context, userID string) error
+	DeleteAccessToken(ctx context.Context, hash []byte) error
+	DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error
+	DeleteDevicesExcept(ctx context.Context, userID, keep string) error
+	ReturnRegistrationToken(ctx context.Context, token string) error
+	SessionByToken(ctx context.Context, hash []byte) (storage.Session, error)
+	SetPasswordHash(ctx context.Context, userID, hash string) error
+	SetProfile(ctx context.Context, userID, displayName, avatarURL string) error
+	TokenByRefresh(ctx context.Context, refreshHash []byte) (storage.AccessToken, error)
+	TouchDevice(ctx context.Context, userID, deviceID string, ts int64, ip, ua string) error
+	UpsertDevice(ctx context.Context, d storage.Device) error
+	UseRegistrationToken(ctx context.Context, token string, now int64) (bool, error)
+	User(ctx context.Context, userID string) (storage.User, error)
+	UserExists(ctx context.Context, userID string) (bool, error)
+}
+
+var _ Store = storage.Q{}
+
 // Service is the account and session service of one instance.
 type Service struct {
-	DB  *storage.DB
+	DB  storage.View[Store]
 	Cfg *config.Config
 	Now func() time.Time
 	// Backoff, if set, slows down repeated failed logins per account.
@@ -152,7 +175,7 @@ func (s *Service) NewUser(userID, password string, admin bool) (storage.User, er
 
 // AddUser stores a user made by NewUser; M_USER_IN_USE if the ID is taken.
 func (s *Service) AddUser(ctx context.Context, u storage.User) error {
-	err := s.DB.Write(ctx, func(q storage.Q) error { return q.CreateUser(ctx, u) })
+	err := s.DB.Write(ctx, func(q Store) error { return q.CreateUser(ctx, u) })
 	if errors.Is(err, storage.ErrConflict) {
 		return matrixerr.UserInUse("user ID already taken")
 	}
@@ -233,7 +256,7 @@ func (s *Service) Login(ctx context.Context, userID, deviceID, displayName strin
 		deviceID = randomLetters(10)
 	}
 	var sess Session
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	err := s.DB.Write(ctx, func(q Store) error {
 		now := s.Now().UnixMilli()
 		if err := q.UpsertDevice(ctx, storage.Device{UserID: userID, DeviceID: deviceID, DisplayName: displayName, CreatedTS: now}); err != nil {
 			return err
@@ -245,7 +268,7 @@ func (s *Service) Login(ctx context.Context, userID, deviceID, displayName strin
 	return sess, err
 }
 
-func (s *Service) issue(ctx context.Context, q storage.Q, userID, deviceID string, refresh bool) (Session, error) {
+func (s *Service) issue(ctx context.Context, q Store, userID, deviceID string, refresh bool) (Session, error) {
 	now := s.Now()
 	sess := Session{UserID: userID, DeviceID: deviceID, AccessToken: newToken("rdt_")}
 	t := storage.AccessToken{Hash: HashToken(sess.AccessToken), UserID: userID, DeviceID: deviceID, CreatedTS: now.UnixMilli()}
@@ -263,7 +286,7 @@ func (s *Service) issue(ctx context.Context, q storage.Q, userID, deviceID strin
 // old pair stops working at once.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, error) {
 	var sess Session
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	err := s.DB.Write(ctx, func(q Store) error {
 		old, err := q.TokenByRefresh(ctx, HashToken(refreshToken))
 		if errors.Is(err, storage.ErrNotFound) {
 			return matrixerr.UnknownToken("unknown refresh token", false)
@@ -306,7 +329,7 @@ func (s *Service) Authenticate(ctx context.Context, token string, from caller.Co
 		}
 	}
 	if now.UnixMilli()-sess.LastSeenTS > time.Minute.Milliseconds() || ip != sess.LastSeenIP {
-		err := s.DB.Write(ctx, func(q storage.Q) error {
+		err := s.DB.Write(ctx, func(q Store) error {
 			return q.TouchDevice(ctx, sess.UserID, sess.DeviceID, now.UnixMilli(), ip, ua)
 		})
 		if err != nil {
@@ -323,12 +346,12 @@ func (s *Service) Logout(ctx context.Context, dev *caller.Device) error {
 
 // DeleteDevices deletes devices of one user and their tokens.
 func (s *Service) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
-	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevices(ctx, userID, deviceIDs) }))
+	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q Store) error { return q.DeleteDevices(ctx, userID, deviceIDs) }))
 }
 
 // LogoutAll deletes every device of a user.
 func (s *Service) LogoutAll(ctx context.Context, userID string) error {
-	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDevicesExcept(ctx, userID, "") }))
+	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q Store) error { return q.DeleteDevicesExcept(ctx, userID, "") }))
 }
 
 // SetPassword replaces a user's password; with logoutOthers, every device but
@@ -353,7 +376,7 @@ func (s *Service) NewPasswordHash(password string) (string, error) {
 // StorePassword sets a hash made by NewPasswordHash, logging out the
 // user's other devices (all but keepDevice) if asked.
 func (s *Service) StorePassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error {
-	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q storage.Q) error {
+	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q Store) error {
 		if err := q.SetPasswordHash(ctx, userID, hash); err != nil {
 			return err
 		}
@@ -367,5 +390,5 @@ func (s *Service) StorePassword(ctx context.Context, userID, hash string, logout
 // Deactivate closes an account: no more logins, devices and tokens gone,
 // profile cleared. The caller leaves the user's rooms first.
 func (s *Service) Deactivate(ctx context.Context, userID string) error {
-	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q storage.Q) error { return q.DeactivateUser(ctx, userID) }))
+	return s.devicesDeleted(ctx, userID, s.DB.Write(ctx, func(q Store) error { return q.DeactivateUser(ctx, userID) }))
 }

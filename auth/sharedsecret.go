@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/redoubt-systems/redoubt/matrixerr"
-	"github.com/redoubt-systems/redoubt/storage"
 )
 
 // Shared-secret registration is Synapse's: GET a nonce, then POST the user
@@ -131,7 +130,7 @@ func (s *Service) SharedSecretRegister(ctx context.Context, req SharedSecretRequ
 		return Session{}, err
 	}
 	if req.DisplayName != "" {
-		err := s.DB.Write(ctx, func(q storage.Q) error { return q.SetProfile(ctx, userID, req.DisplayName, "") })
+		err := s.DB.Write(ctx, func(q Store) error { return q.SetProfile(ctx, userID, req.DisplayName, "") })
 		if err != nil {
 			return Session{}, err
 		}

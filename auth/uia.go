@@ -7,7 +7,6 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/redoubt-systems/redoubt/matrixerr"
-	"github.com/redoubt-systems/redoubt/storage"
 )
 
 // AuthDict is the "auth" object of a user-interactive request.
@@ -102,7 +101,7 @@ func (s *Service) UseRegistrationToken(ctx context.Context, a *AuthDict) error {
 		return challenge(stage, a, matrixerr.Forbidden("unsupported auth type %q", a.Type))
 	}
 	var ok bool
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	err := s.DB.Write(ctx, func(q Store) error {
 		var err error
 		ok, err = q.UseRegistrationToken(ctx, a.Token, s.Now().UnixMilli())
 		return err
@@ -119,5 +118,5 @@ func (s *Service) UseRegistrationToken(ctx context.Context, a *AuthDict) error {
 // ReturnRegistrationToken gives back a use of a token whose registration
 // failed after it was counted.
 func (s *Service) ReturnRegistrationToken(ctx context.Context, token string) {
-	_ = s.DB.Write(ctx, func(q storage.Q) error { return q.ReturnRegistrationToken(ctx, token) })
+	_ = s.DB.Write(ctx, func(q Store) error { return q.ReturnRegistrationToken(ctx, token) })
 }

@@ -21,10 +21,27 @@ import (
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
+// Store is the part of storage.Q the scheduler uses: what it reads and
+// writes.
+type Store interface {
+	AddDelayedEvent(ctx context.Context, d storage.DelayedEvent, txnID string) error
+	CountDelayedEvents(ctx context.Context, userID string) (int, error)
+	DelayIDByTxn(ctx context.Context, userID, deviceID, txnID string) (string, error)
+	DelayedEvent(ctx context.Context, delayID string) (storage.DelayedEvent, error)
+	DeleteDelayedEvent(ctx context.Context, delayID string) error
+	DueDelayedEvents(ctx context.Context, ts int64, limit int) ([]storage.DelayedEvent, error)
+	Membership(ctx context.Context, roomID, userID string) (string, int64, error)
+	NextDelayedSend(ctx context.Context) (ts int64, ok bool, err error)
+	RestartDelayedEvent(ctx context.Context, delayID string, ts int64) error
+	UserDelayedEvents(ctx context.Context, userID string) ([]storage.DelayedEvent, error)
+}
+
+var _ Store = storage.Q{}
+
 // Service schedules, manages and sends delayed events.
 type Service struct {
 	Cfg   *config.Config
-	DB    *storage.DB
+	DB    storage.View[Store]
 	Rooms *rooms.Service
 	Log   *slog.Logger
 	Now   func() time.Time
@@ -113,8 +130,8 @@ func (s *Service) send(ctx context.Context, d storage.DelayedEvent) error {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	ev := rooms.Event{Sender: d.UserID, Type: d.Type, StateKey: d.StateKey, Content: d.Content}
-	remove := func(q storage.Q) error { return q.DeleteDelayedEvent(ctx, d.DelayID) }
-	_, err := s.Rooms.SendWith(context.WithoutCancel(ctx), d.RoomID, ev, remove)
+	remove := func(q Store) error { return q.DeleteDelayedEvent(ctx, d.DelayID) }
+	_, err := s.Rooms.SendWith(context.WithoutCancel(ctx), d.RoomID, ev, func(q storage.Q) error { return remove(q) })
 	if err == nil || errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
@@ -146,7 +163,7 @@ func (s *Service) Schedule(ctx context.Context, dev *caller.Device, roomID strin
 		return "", err
 	}
 	var id string
-	err = s.DB.Write(ctx, func(q storage.Q) error {
+	err = s.DB.Write(ctx, func(q Store) error {
 		if ev.TxnID != "" {
 			prev, err := q.DelayIDByTxn(ctx, dev.UserID, dev.DeviceID, ev.TxnID)
 			if err == nil {
@@ -200,9 +217,9 @@ func (s *Service) Act(ctx context.Context, delayID, action string) error {
 	var err error
 	switch action {
 	case "cancel":
-		err = s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteDelayedEvent(ctx, delayID) })
+		err = s.DB.Write(ctx, func(q Store) error { return q.DeleteDelayedEvent(ctx, delayID) })
 	case "restart":
-		err = s.DB.Write(ctx, func(q storage.Q) error {
+		err = s.DB.Write(ctx, func(q Store) error {
 			d, err := q.DelayedEvent(ctx, delayID)
 			if err != nil {
 				return err

@@ -13,11 +13,22 @@ import (
 	"github.com/redoubt-systems/redoubt/streams"
 )
 
+// Store is the part of storage.Q device lists are computed from.
+type Store interface {
+	DeviceListChangesBetween(ctx context.Context, from, to int64) ([]string, error)
+	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
+	MemberChangesBetween(ctx context.Context, from, to int64) ([]storage.MemberChange, error)
+	Membership(ctx context.Context, roomID, userID string) (string, int64, error)
+	UsersSharingRooms(ctx context.Context, userID string) (map[string]bool, error)
+}
+
+var _ Store = storage.Q{}
+
 // Delta returns whose device lists a user must refetch between two
 // tokens (changed) and whom they no longer share a room with (left):
 // users whose devices or keys changed, users who newly share a room with
 // them, and users they stopped sharing every room with.
-func Delta(ctx context.Context, q storage.Q, userID string, from, to streams.Token) (changed, left []string, err error) {
+func Delta(ctx context.Context, q Store, userID string, from, to streams.Token) (changed, left []string, err error) {
 	var updated []string
 	var members []storage.MemberChange
 	if from.DeviceLists < to.DeviceLists {

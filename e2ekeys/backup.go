@@ -58,7 +58,7 @@ func (s *Service) createBackup(r *http.Request, dev *httpapi.Device) httpapi.Res
 		return httpapi.Fail(err)
 	}
 	var v int64
-	err := s.DB.Write(r.Context(), func(q storage.Q) error {
+	err := s.DB.Write(r.Context(), func(q Store) error {
 		var err error
 		v, err = q.CreateBackupVersion(r.Context(), dev.UserID, req.Algorithm, req.AuthData)
 		return err
@@ -104,7 +104,7 @@ func (s *Service) updateBackup(r *http.Request, dev *httpapi.Device) httpapi.Res
 	if req.Version != "" && req.Version != mux.Vars(r)["version"] {
 		return httpapi.Fail(httpapi.InvalidParam("version in the body does not match the path"))
 	}
-	err = s.DB.Write(r.Context(), func(q storage.Q) error {
+	err = s.DB.Write(r.Context(), func(q Store) error {
 		cur, err := q.GetBackupVersion(r.Context(), dev.UserID, version)
 		if err != nil {
 			return err
@@ -123,7 +123,7 @@ func (s *Service) deleteBackup(r *http.Request, dev *httpapi.Device) httpapi.Res
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	return httpapi.EmptyOr(s.DB.Write(r.Context(), func(q storage.Q) error {
+	return httpapi.EmptyOr(s.DB.Write(r.Context(), func(q Store) error {
 		return q.DeleteBackupVersion(r.Context(), dev.UserID, version)
 	}))
 }
@@ -229,7 +229,7 @@ func (s *Service) putBackupKeys(r *http.Request, dev *httpapi.Device) httpapi.Re
 		return httpapi.Fail(err)
 	}
 	var res storage.BackupVersion
-	err = s.DB.Write(r.Context(), func(q storage.Q) error {
+	err = s.DB.Write(r.Context(), func(q Store) error {
 		changed := false
 		for _, k := range keys {
 			c, err := q.PutBackupKey(r.Context(), dev.UserID, v.Version, k)
@@ -298,7 +298,7 @@ func (s *Service) deleteBackupKeys(r *http.Request, dev *httpapi.Device) httpapi
 		return httpapi.Fail(err)
 	}
 	var res storage.BackupVersion
-	err = s.DB.Write(r.Context(), func(q storage.Q) error {
+	err = s.DB.Write(r.Context(), func(q Store) error {
 		n, err := q.DeleteBackupKeys(r.Context(), dev.UserID, v.Version, roomID, sessionID)
 		if err != nil {
 			return err

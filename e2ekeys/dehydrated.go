@@ -52,7 +52,7 @@ func (s *Service) putDehydrated(r *http.Request, dev *httpapi.Device) httpapi.Re
 		return httpapi.Fail(err)
 	}
 	ctx := r.Context()
-	err = s.DB.Write(ctx, func(q storage.Q) error {
+	err = s.DB.Write(ctx, func(q Store) error {
 		if old, err := q.GetDehydratedDevice(ctx, dev.UserID); err == nil {
 			if err := q.DeleteDevices(ctx, dev.UserID, []string{old.DeviceID}); err != nil {
 				return err
@@ -96,7 +96,7 @@ func (s *Service) getDehydrated(r *http.Request, dev *httpapi.Device) httpapi.Re
 // DELETE .../dehydrated_device
 func (s *Service) deleteDehydrated(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	var id string
-	err := s.DB.Write(r.Context(), func(q storage.Q) error {
+	err := s.DB.Write(r.Context(), func(q Store) error {
 		d, err := q.GetDehydratedDevice(r.Context(), dev.UserID)
 		if errors.Is(err, storage.ErrNotFound) {
 			return httpapi.NotFound("no dehydrated device")
@@ -134,7 +134,7 @@ func (s *Service) dehydratedEvents(r *http.Request, dev *httpapi.Device) httpapi
 	deviceID := mux.Vars(r)["deviceId"]
 	ctx := r.Context()
 	var msgs []storage.ToDevice
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	err := s.DB.Write(ctx, func(q Store) error {
 		d, err := q.GetDehydratedDevice(ctx, dev.UserID)
 		if errors.Is(err, storage.ErrNotFound) || (err == nil && d.DeviceID != deviceID) {
 			return httpapi.NotFound("%s is not your dehydrated device", deviceID)

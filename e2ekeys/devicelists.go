@@ -5,7 +5,6 @@ import (
 
 	"github.com/redoubt-systems/redoubt/devicelists"
 	"github.com/redoubt-systems/redoubt/httpapi"
-	"github.com/redoubt-systems/redoubt/storage"
 	"github.com/redoubt-systems/redoubt/streams"
 )
 
@@ -20,7 +19,7 @@ func (s *Service) changes(r *http.Request, dev *httpapi.Device) httpapi.Response
 		return httpapi.Fail(err)
 	}
 	var changed, left []string
-	err = s.DB.Read(r.Context(), func(q storage.Q) error {
+	err = s.DB.Read(r.Context(), func(q Store) error {
 		changed, left, err = devicelists.Delta(r.Context(), q, dev.UserID, from, to)
 		return err
 	})

@@ -20,15 +20,55 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/redoubt-systems/redoubt/auth"
+	"github.com/redoubt-systems/redoubt/devicelists"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
+// Store is the part of storage.Q the key server uses: what it reads
+// and writes.
+type Store interface {
+	devicelists.Store
+	AddDeviceListChange(ctx context.Context, userID string) error
+	AddOneTimeKey(ctx context.Context, userID, deviceID, algorithm, keyID string, key []byte) error
+	AddSignature(ctx context.Context, s storage.Signature) error
+	AddToDevice(ctx context.Context, m storage.ToDevice) error
+	AddToDeviceTxn(ctx context.Context, userID, deviceID, txnID string) error
+	BackupKeys(ctx context.Context, userID string, version int64, roomID, sessionID string) ([]storage.BackupKey, error)
+	BumpBackupEtag(ctx context.Context, userID string, version int64) error
+	ClaimKey(ctx context.Context, userID, deviceID, algorithm string) (keyID string, key []byte, err error)
+	CreateBackupVersion(ctx context.Context, userID, algorithm string, authData []byte) (int64, error)
+	CrossSigningKeys(ctx context.Context, userID string) (map[string][]byte, error)
+	DeleteBackupKeys(ctx context.Context, userID string, version int64, roomID, sessionID string) (int64, error)
+	DeleteBackupVersion(ctx context.Context, userID string, version int64) error
+	DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error
+	DeleteToDeviceUpTo(ctx context.Context, userID, deviceID string, pos int64) error
+	Device(ctx context.Context, userID, deviceID string) (storage.Device, error)
+	DeviceKeys(ctx context.Context, userID, deviceID string) ([]byte, error)
+	DeviceKeysOf(ctx context.Context, userID string) ([]storage.DeviceKeysEntry, error)
+	Devices(ctx context.Context, userID string) ([]storage.Device, error)
+	GetBackupVersion(ctx context.Context, userID string, version int64) (storage.BackupVersion, error)
+	GetDehydratedDevice(ctx context.Context, userID string) (storage.DehydratedDevice, error)
+	OneTimeKey(ctx context.Context, userID, deviceID, algorithm, keyID string) ([]byte, error)
+	OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, error)
+	PutBackupKey(ctx context.Context, userID string, version int64, k storage.BackupKey) (bool, error)
+	SetCrossSigningKey(ctx context.Context, userID, purpose string, key []byte) error
+	SetDehydratedDevice(ctx context.Context, userID string, d storage.DehydratedDevice) error
+	SetDeviceKeys(ctx context.Context, userID, deviceID string, keys []byte) error
+	SetFallbackKey(ctx context.Context, userID, deviceID, algorithm, keyID string, key []byte) error
+	SignaturesOf(ctx context.Context, userID string) ([]storage.Signature, error)
+	ToDeviceFor(ctx context.Context, userID, deviceID string, after, upto int64, limit int) ([]storage.ToDevice, error)
+	UpdateBackupAuthData(ctx context.Context, userID string, version int64, authData []byte) error
+	UpsertDevice(ctx context.Context, d storage.Device) error
+}
+
+var _ Store = storage.Q{}
+
 // Service serves the key endpoints.
 type Service struct {
-	DB       *storage.DB
+	DB       storage.View[Store]
 	Auth     *auth.Service
 	Notifier *notifier.Notifier
 	Now      func() time.Time
@@ -167,7 +207,7 @@ func parseUpload(req uploadRequest, userID, deviceID string) (*keyUpload, error)
 
 // store writes validated keys for a device in the transaction q and reports
 // whether its device keys are new (a device list change).
-func (up *keyUpload) store(ctx context.Context, q storage.Q, userID, deviceID string) (bool, error) {
+func (up *keyUpload) store(ctx context.Context, q Store, userID, deviceID string) (bool, error) {
 	changed := false
 	if up.deviceKeys != nil {
 		old, err := q.DeviceKeys(ctx, userID, deviceID)
@@ -231,7 +271,7 @@ func (s *Service) upload(r *http.Request, dev *httpapi.Device) httpapi.Response 
 	ctx := r.Context()
 	var counts map[string]int
 	changed := false
-	err = s.DB.Write(ctx, func(q storage.Q) error {
+	err = s.DB.Write(ctx, func(q Store) error {
 		var err error
 		if changed, err = up.store(ctx, q, dev.UserID, dev.DeviceID); err != nil {
 			return err
@@ -314,7 +354,7 @@ func (s *Service) query(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	deviceKeys := map[string]map[string]json.RawMessage{}
 	master, selfSigning, userSigning := map[string]json.RawMessage{}, map[string]json.RawMessage{}, map[string]json.RawMessage{}
 	ctx := r.Context()
-	err := s.DB.Read(ctx, func(q storage.Q) error {
+	err := s.DB.Read(ctx, func(q Store) error {
 		for userID, wanted := range req.DeviceKeys {
 			devices := map[string]json.RawMessage{}
 			deviceKeys[userID] = devices
@@ -390,13 +430,24 @@ func (s *Service) claim(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if req.OneTimeKeys == nil {
 		return httpapi.Fail(httpapi.MissingParam("one_time_keys is required"))
 	}
+	claimed, err := s.Claim(r.Context(), req.OneTimeKeys)
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(map[string]any{"one_time_keys": claimed, "failures": map[string]any{}})
+}
+
+// Claim takes one one-time key (or the fallback key) of each device asked
+// for, of the algorithm asked for: user -> device -> "alg:keyID" -> key.
+// A device with none is left out.
+func (s *Service) Claim(ctx context.Context, want map[string]map[string]string) (map[string]map[string]map[string]json.RawMessage, error) {
 	claimed := map[string]map[string]map[string]json.RawMessage{}
 	// One transaction on the one write connection: concurrent claims are
 	// serialised, and a key deleted by one is never seen by another.
-	err := s.DB.Write(r.Context(), func(q storage.Q) error {
-		for userID, devices := range req.OneTimeKeys {
+	err := s.DB.Write(ctx, func(q Store) error {
+		for userID, devices := range want {
 			for deviceID, alg := range devices {
-				keyID, key, err := q.ClaimKey(r.Context(), userID, deviceID, alg)
+				keyID, key, err := q.ClaimKey(ctx, userID, deviceID, alg)
 				if errors.Is(err, storage.ErrNotFound) {
 					continue
 				}
@@ -412,12 +463,12 @@ func (s *Service) claim(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		return nil
 	})
 	if err != nil {
-		return httpapi.Fail(err)
+		return nil, err
 	}
 	users := make([]string, 0, len(claimed))
 	for u := range claimed {
 		users = append(users, u)
 	}
 	s.Notifier.Wake(users...) // their key counts fell
-	return httpapi.OK(map[string]any{"one_time_keys": claimed, "failures": map[string]any{}})
+	return claimed, nil
 }

@@ -106,7 +106,7 @@ func (s *Service) uploadCrossSigning(r *http.Request, dev *httpapi.Device) httpa
 	if len(keys) == 0 {
 		return httpapi.Fail(httpapi.MissingParam("no keys to upload"))
 	}
-	err = s.DB.Write(ctx, func(q storage.Q) error {
+	err = s.DB.Write(ctx, func(q Store) error {
 		for purpose, raw := range keys {
 			if err := q.SetCrossSigningKey(ctx, dev.UserID, purpose, raw); err != nil {
 				return err
@@ -147,7 +147,7 @@ func (s *Service) uploadSignatures(r *http.Request, dev *httpapi.Device) httpapi
 	}
 	var accepted []storage.Signature
 	touched := map[string]bool{}
-	err := s.DB.Read(ctx, func(q storage.Q) error {
+	err := s.DB.Read(ctx, func(q Store) error {
 		mine, err := q.CrossSigningKeys(ctx, dev.UserID)
 		if err != nil {
 			return err
@@ -192,7 +192,7 @@ func (s *Service) uploadSignatures(r *http.Request, dev *httpapi.Device) httpapi
 		return httpapi.Fail(err)
 	}
 	if len(accepted) > 0 {
-		err = s.DB.Write(ctx, func(q storage.Q) error {
+		err = s.DB.Write(ctx, func(q Store) error {
 			for _, sig := range accepted {
 				if err := q.AddSignature(ctx, sig); err != nil {
 					return err
@@ -217,7 +217,7 @@ func (s *Service) uploadSignatures(r *http.Request, dev *httpapi.Device) httpapi
 
 // signable finds the stored key a signature upload targets and the key the
 // caller must have signed it with.
-func (s *Service) signable(ctx context.Context, q storage.Q, dev *httpapi.Device, targetUser, keyID string,
+func (s *Service) signable(ctx context.Context, q Store, dev *httpapi.Device, targetUser, keyID string,
 	mine, theirs map[string][]byte) (stored []byte, signerKey, signerPub string, err error) {
 	notFound := &httpapi.Error{Code: "M_NOT_FOUND", Message: "unknown key " + keyID}
 	if targetUser == dev.UserID {

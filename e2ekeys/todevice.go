@@ -40,7 +40,7 @@ func (s *Service) sendToDevice(r *http.Request, dev *httpapi.Device) httpapi.Res
 	}
 	ctx := r.Context()
 	targets := map[string]bool{}
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	err := s.DB.Write(ctx, func(q Store) error {
 		if err := q.AddToDeviceTxn(ctx, dev.UserID, dev.DeviceID, txnID); errors.Is(err, storage.ErrConflict) {
 			targets = nil
 			return nil

@@ -24,8 +24,19 @@ const chunkSize = 256 << 10
 // Store keeps the instance's media bytes.
 type Store struct {
 	Cfg *config.Config
-	DB  *storage.DB
+	DB  storage.View[Chunks]
 }
+
+// Chunks is the part of storage.Q the media store uses: media bytes kept
+// in the database, in pieces.
+type Chunks interface {
+	AddMediaChunk(ctx context.Context, mediaID string, seq int, data []byte) error
+	DeleteMedia(ctx context.Context, mediaID string) error
+	DeleteMediaChunks(ctx context.Context, mediaID string, limit int) (bool, error)
+	MediaChunk(ctx context.Context, mediaID string, seq int) ([]byte, error)
+}
+
+var _ Chunks = storage.Q{}
 
 // FilePath is where media.path keeps a media ID's bytes.
 func (s *Store) FilePath(mediaID string) string { return s.filePath(mediaID) }
@@ -61,7 +72,7 @@ func (s *Store) Put(ctx context.Context, m storage.Media, body io.Reader) (int64
 			n, err := io.ReadFull(body, buf)
 			if n > 0 {
 				size += int64(n)
-				werr := s.DB.Write(context.WithoutCancel(ctx), func(q storage.Q) error {
+				werr := s.DB.Write(context.WithoutCancel(ctx), func(q Chunks) error {
 					return q.AddMediaChunk(ctx, m.MediaID, seq, buf[:n])
 				})
 				if werr != nil {
@@ -90,7 +101,7 @@ func (s *Store) Open(ctx context.Context, m storage.Media) (io.ReadCloser, error
 // chunkReader reads media's chunks one at a time, each in its own query.
 type chunkReader struct {
 	ctx     context.Context
-	db      *storage.DB
+	db      storage.View[Chunks]
 	mediaID string
 	seq     int
 	buf     []byte
@@ -144,7 +155,7 @@ func (s *Store) RemoveFile(mediaID string) error {
 // and entry.
 func (s *Store) Delete(ctx context.Context, m storage.Media) error {
 	for more := true; more; {
-		err := s.DB.Write(ctx, func(q storage.Q) error {
+		err := s.DB.Write(ctx, func(q Chunks) error {
 			var err error
 			more, err = q.DeleteMediaChunks(ctx, m.MediaID, 8)
 			return err
@@ -158,7 +169,7 @@ func (s *Store) Delete(ctx context.Context, m storage.Media) error {
 			return err
 		}
 	}
-	return s.DB.Write(ctx, func(q storage.Q) error { return q.DeleteMedia(ctx, m.MediaID) })
+	return s.DB.Write(ctx, func(q Chunks) error { return q.DeleteMedia(ctx, m.MediaID) })
 }
 
 // OpenReady returns a reader of ready media's bytes, for exports.

@@ -24,6 +24,31 @@ import (
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
+// Store is the part of storage.Q push (rules and delivery) uses: what it reads
+// and writes.
+type Store interface {
+	AccountData(ctx context.Context, userID, roomID, typ string) ([]byte, error)
+	AddPushActions(ctx context.Context, eventPos int64, roomID, threadID string, ts int64, actions []storage.PushAction) error
+	AddPushRetry(ctx context.Context, r storage.PushRetry) error
+	CountPushers(ctx context.Context) (int, error)
+	DeletePushRetry(ctx context.Context, id int64) error
+	DeletePusher(ctx context.Context, userID, appID, pushkey string) error
+	DuePushRetries(ctx context.Context, now int64, limit int) ([]storage.PushRetry, int64, error)
+	EventsByPos(ctx context.Context, positions []int64) ([]storage.Event, error)
+	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
+	JoinedMembersWithNames(ctx context.Context, roomID string) ([]storage.Member, error)
+	PushTargetOf(ctx context.Context, eventPos int64, userID, appID, pushkey string) (storage.PushTarget, error)
+	PushTargets(ctx context.Context, eventPos int64) ([]storage.PushTarget, error)
+	Pushers(ctx context.Context, userID string) ([]storage.Pusher, error)
+	SetAccountData(ctx context.Context, userID, roomID, typ string, content []byte) (int64, error)
+	SetPusher(ctx context.Context, p storage.Pusher, appendOthers bool) error
+	ThreadSubscribers(ctx context.Context, roomID, rootID string) (map[string]bool, error)
+	UnreadCounts(ctx context.Context, userID, roomID string) (map[string]storage.Unread, error)
+	UpdatePushRetry(ctx context.Context, id int64, attempts int, nextTS int64) error
+}
+
+var _ Store = storage.Q{}
+
 // Gateway manages pushers and sends notifications to their push gateways
 // (the Push Gateway API's POST /_matrix/push/v1/notify), only to gateways
 // the operator allowed, and by default with nothing but IDs and counts.
@@ -34,7 +59,7 @@ import (
 // Start (command line tools) it sends nothing.
 type Gateway struct {
 	Cfg    *config.Config
-	DB     *storage.DB
+	DB     storage.View[Store]
 	Log    *slog.Logger
 	Client *http.Client
 	Now    func() time.Time
@@ -129,7 +154,7 @@ func (g *Gateway) SetPusher(ctx context.Context, dev *caller.Device, req PusherR
 		return matrixerr.MissingParam("app_id (at most 64 characters) and pushkey (at most 512) are required")
 	}
 	if req.Kind == nil { // null kind: delete
-		err := g.DB.Write(ctx, func(q storage.Q) error { return q.DeletePusher(ctx, dev.UserID, req.AppID, req.Pushkey) })
+		err := g.DB.Write(ctx, func(q Store) error { return q.DeletePusher(ctx, dev.UserID, req.AppID, req.Pushkey) })
 		if err == nil {
 			err = g.recount(ctx)
 		}
@@ -151,7 +176,7 @@ func (g *Gateway) SetPusher(ctx context.Context, dev *caller.Device, req PusherR
 	p := storage.Pusher{UserID: dev.UserID, AppID: req.AppID, Pushkey: req.Pushkey, Kind: *req.Kind, AppDisplayName: req.AppDisplayName,
 		DeviceDisplayName: req.DeviceDisplayName, ProfileTag: req.ProfileTag, Lang: req.Lang, Data: req.Data, CreatedTS: time.Now().UnixMilli(),
 		DeviceID: dev.DeviceID}
-	err := g.DB.Write(ctx, func(q storage.Q) error { return q.SetPusher(ctx, p, req.Append) })
+	err := g.DB.Write(ctx, func(q Store) error { return q.SetPusher(ctx, p, req.Append) })
 	if err == nil {
 		err = g.recount(ctx)
 	}
@@ -206,14 +231,14 @@ func (g *Gateway) deliver(e storage.Event, t storage.PushTarget, r storage.PushR
 		if err != nil && r.ID == 0 {
 			bg := context.WithoutCancel(ctx)
 			r.UserID, r.AppID, r.Pushkey, r.NextTS = t.UserID, t.AppID, t.Pushkey, g.Now().UnixMilli()
-			if werr := g.DB.Write(bg, func(q storage.Q) error { return q.AddPushRetry(bg, r) }); werr != nil {
+			if werr := g.DB.Write(bg, func(q Store) error { return q.AddPushRetry(bg, r) }); werr != nil {
 				g.Log.Error("push retry queue", "err", werr)
 			}
 		}
 		return
 	}
 	r.Attempts++
-	write := func(q storage.Q) error {
+	write := func(q Store) error {
 		switch {
 		case err == nil || errors.Is(err, errNotAllowed) || r.Attempts >= maxAttempts:
 			if r.ID != 0 {
@@ -236,7 +261,7 @@ func (g *Gateway) deliver(e storage.Event, t storage.PushTarget, r storage.PushR
 	switch {
 	case err == nil:
 		if slices.Contains(rejected, t.Pushkey) {
-			_ = g.DB.Write(ctx, func(q storage.Q) error { return q.DeletePusher(ctx, "", t.AppID, t.Pushkey) })
+			_ = g.DB.Write(ctx, func(q Store) error { return q.DeletePusher(ctx, "", t.AppID, t.Pushkey) })
 			_ = g.recount(ctx)
 		}
 	case errors.Is(err, errNotAllowed):
@@ -293,7 +318,7 @@ func (g *Gateway) retryOne(r storage.PushRetry) {
 	}
 	if err != nil || len(evs) != 1 {
 		if g.ctx.Err() == nil {
-			_ = g.DB.Write(g.ctx, func(q storage.Q) error { return q.DeletePushRetry(g.ctx, r.ID) })
+			_ = g.DB.Write(g.ctx, func(q Store) error { return q.DeletePushRetry(g.ctx, r.ID) })
 		}
 		return
 	}

@@ -27,7 +27,7 @@ type Rules struct {
 // NewRules returns an empty cache.
 func NewRules(threads bool) *Rules { return &Rules{Threads: threads, cache: map[string]*Ruleset{}} }
 
-func (r *Rules) get(ctx context.Context, q storage.Q, userID string) (*Ruleset, error) {
+func (r *Rules) get(ctx context.Context, q Store, userID string) (*Ruleset, error) {
 	r.mu.Lock()
 	rs := r.cache[userID]
 	r.mu.Unlock()
@@ -46,7 +46,7 @@ func (r *Rules) get(ctx context.Context, q storage.Q, userID string) (*Ruleset, 
 }
 
 // Save stores a user's rules in the write transaction q.
-func (r *Rules) Save(ctx context.Context, q storage.Q, userID string, rs Ruleset) error {
+func (r *Rules) Save(ctx context.Context, q Store, userID string, rs Ruleset) error {
 	r.mu.Lock()
 	delete(r.cache, userID)
 	r.mu.Unlock()
@@ -63,7 +63,7 @@ func (r *Rules) WithEvent(a rooms.Appended) error {
 // Process evaluates a newly stored event against the push rules of every
 // member it may notify, in the transaction that stored it, and records the
 // notifying ones. It is the rooms service's after-append hook.
-func (r *Rules) Process(ctx context.Context, q storage.Q, room *storage.Room, ev *storage.Event, auth gomatrixserverlib.AuthEventProvider) error {
+func (r *Rules) Process(ctx context.Context, q Store, room *storage.Room, ev *storage.Event, auth gomatrixserverlib.AuthEventProvider) error {
 	event := gjson.ParseBytes(ev.JSON)
 	members, err := joinedMembers(ctx, q, ev.RoomID, event)
 	if err != nil {
@@ -116,7 +116,7 @@ func (r *Rules) Process(ctx context.Context, q storage.Q, room *storage.Room, ev
 // joinedMembers lists a room's members, with display names only if the
 // event has a body they could be mentioned in (contains_display_name):
 // encrypted events have none, and reading names costs a JSON parse each.
-func joinedMembers(ctx context.Context, q storage.Q, roomID string, event gjson.Result) ([]storage.Member, error) {
+func joinedMembers(ctx context.Context, q Store, roomID string, event gjson.Result) ([]storage.Member, error) {
 	if event.Get("content.body").Type == gjson.String {
 		return q.JoinedMembersWithNames(ctx, roomID)
 	}

@@ -19,10 +19,25 @@ import (
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
+// Store is the part of storage.Q retention uses: what it reads
+// and writes.
+type Store interface {
+	EraseUserData(ctx context.Context, userID string) error
+	ExpiredMedia(ctx context.Context, beforeTS, now int64, limit int) ([]storage.Media, error)
+	ForgetConnections(ctx context.Context, beforeTS int64) (int64, error)
+	MarkErased(ctx context.Context, userID string) error
+	MediaOf(ctx context.Context, userID string, limit int) ([]storage.Media, error)
+	PruneEvents(ctx context.Context, roomID string, after, beforeTS int64, limit int) (deleted int, next int64, more bool, err error)
+	RoomRetentions(ctx context.Context) ([]storage.RoomRetention, error)
+	SetInstanceState(ctx context.Context, key string, value int64) error
+}
+
+var _ Store = storage.Q{}
+
 // Service prunes and erases.
 type Service struct {
 	Cfg   *config.Config
-	DB    *storage.DB
+	DB    storage.View[Store]
 	Rooms *rooms.Service
 	Media *media.Store
 	Now   func() time.Time
@@ -120,7 +135,7 @@ func (s *Service) Prune(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
-	err = s.DB.Write(ctx, func(q storage.Q) error { return q.SetInstanceState(ctx, "last_prune_ts", now.UnixMilli()) })
+	err = s.DB.Write(ctx, func(q Store) error { return q.SetInstanceState(ctx, "last_prune_ts", now.UnixMilli()) })
 	return st, err
 }
 
@@ -152,7 +167,7 @@ func (s *Service) pruneRoom(ctx context.Context, roomID string, beforeTS int64) 
 	var after int64
 	for more := true; more; {
 		var n int
-		err := s.DB.Write(ctx, func(q storage.Q) error {
+		err := s.DB.Write(ctx, func(q Store) error {
 			var err error
 			n, after, more, err = q.PruneEvents(ctx, roomID, after, beforeTS, eventBatch)
 			return err
@@ -190,7 +205,7 @@ func (s *Service) pruneMedia(ctx context.Context, now time.Time) (int64, error) 
 
 func (s *Service) forgetConnections(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	err := s.DB.Write(ctx, func(q Store) error {
 		var err error
 		n, err = q.ForgetConnections(ctx, now.Add(-s.Cfg.Privacy.IPRetention.D()).UnixMilli())
 		return err
@@ -216,7 +231,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // aliases, power levels...) stays with the rooms. The caller has left its
 // rooms and deactivated it.
 func (s *Service) EraseUser(ctx context.Context, userID string) error {
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	err := s.DB.Write(ctx, func(q Store) error {
 		if err := q.EraseUserData(ctx, userID); err != nil {
 			return err
 		}

@@ -106,13 +106,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Metrics = metrics.New(func() float64 { return float64(s.Notifier.Waiting()) }, func() float64 { return float64(db.QueueDepth()) })
 	db.OnCommit = s.Metrics.Commit
 	rules := push.NewRules(cfg.Push.ThreadSubscriptions)
-	s.Auth = &auth.Service{DB: db, Cfg: cfg, Now: opts.Now}
+	s.Auth = &auth.Service{DB: storage.View[auth.Store]{DB: db}, Cfg: cfg, Now: opts.Now}
 	s.Rooms = &rooms.Service{
 		DB: db, ServerName: spec.ServerName(cfg.ServerName), KeyID: gomatrixserverlib.KeyID(keyID),
 		Key: ed25519.NewKeyFromSeed(seed), DefaultVersion: cfg.Rooms.DefaultVersion, Now: opts.Now,
 	}
 	s.Sync = &syncapi.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Notifier: s.Notifier, Typing: syncapi.NewTyping(opts.Now()), Now: opts.Now}
-	gateway := &push.Gateway{Cfg: cfg, DB: db, Log: opts.Log, Now: opts.Now}
+	gateway := &push.Gateway{Cfg: cfg, DB: storage.View[push.Store]{DB: db}, Log: opts.Log, Now: opts.Now}
 	if err := gateway.Load(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -124,7 +124,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	// gateways.
 	s.Rooms.InTransaction = []rooms.InTransaction{rules}
 	s.Rooms.AfterCommit = []rooms.Reactor{s.Sync, gateway}
-	keys := &e2ekeys.Service{DB: db, Auth: s.Auth, Notifier: s.Notifier, Now: opts.Now}
+	keys := &e2ekeys.Service{DB: storage.View[e2ekeys.Store]{DB: db}, Auth: s.Auth, Notifier: s.Notifier, Now: opts.Now}
 	s.Auth.OnDevicesDeleted = keys.WakeDeviceListChange
 	s.Sync.Typing.OnChange = s.Sync.OnRoomChange
 
@@ -134,12 +134,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		s.Auth.Backoff = &ratelimit.Backoff{Free: 5, Base: time.Second, Max: 15 * time.Minute, Now: opts.Now}
 	}
 	router := h.NewRouter()
-	store := &media.Store{Cfg: cfg, DB: db}
+	store := &media.Store{Cfg: cfg, DB: storage.View[media.Chunks]{DB: db}}
 	mediaAPI := &mediaapi.Service{Cfg: cfg, DB: db, Now: opts.Now, Store: store}
-	s.Retention = &retention.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Media: store, Now: opts.Now, Log: opts.Log,
+	s.Retention = &retention.Service{Cfg: cfg, DB: storage.View[retention.Store]{DB: db}, Rooms: s.Rooms, Media: store, Now: opts.Now, Log: opts.Log,
 		OnPrune: func(st retention.Stats, err error) { s.Metrics.Prune(st.Events, st.Media, st.Connections, err) }}
 	s.Backups = &backup.Scheduler{Cfg: cfg, DB: db, Log: opts.Log, Now: opts.Now, Done: s.Metrics.Backup}
-	s.Delayed = &delayed.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
+	s.Delayed = &delayed.Service{Cfg: cfg, DB: storage.View[delayed.Store]{DB: db}, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
 	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
 		Delayed: s.Delayed, Threads: &threads.Service{DB: db, Rooms: s.Rooms, Notifier: s.Notifier}}).Register(router, h)
 	s.Sync.Register(router, h)
