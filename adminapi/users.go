@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -117,55 +118,11 @@ func (a *API) putUser(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		return httpapi.Fail(err)
 	}
 	ctx := r.Context()
-	if _, err := a.Auth.UserID(localpart(userID)); err != nil {
-		return httpapi.Fail(err)
-	}
-	existing, err := a.DB.R().User(ctx, userID)
-	created := errors.Is(err, storage.ErrNotFound)
-	if err != nil && !created {
-		return httpapi.Fail(err)
-	}
-	switch {
-	case created && req.Deactivated != nil && *req.Deactivated:
-		return httpapi.Fail(httpapi.InvalidParam("a new user cannot be deactivated"))
-	case !created && req.Deactivated != nil && !*req.Deactivated && existing.Deactivated && req.Password == nil:
-		return httpapi.Fail(httpapi.InvalidParam("reactivating a user needs a password"))
-	}
-	hash := ""
-	if req.Password != nil {
-		if hash, err = a.Auth.NewPasswordHash(*req.Password); err != nil {
-			return httpapi.Fail(err)
-		}
-	}
-	// Tools send the whole record back: only what changed is changed.
-	if req.DisplayName != nil && !created && *req.DisplayName == existing.DisplayName {
-		req.DisplayName = nil
-	}
-	if req.AvatarURL != nil && !created && *req.AvatarURL == existing.AvatarURL {
-		req.AvatarURL = nil
-	}
-	err = a.DB.WriteAll(ctx, func(ctx context.Context) error {
-		var changes []string
-		var err error
-		if created {
-			u, _ := a.Auth.NewUser(userID, "", req.Admin != nil && *req.Admin) // no password given: nothing to hash
-			u.PasswordHash = hash
-			changes, err = []string{"created"}, a.Auth.AddUser(ctx, u)
-		} else {
-			changes, err = a.modifyUser(ctx, userID, existing, req, hash)
-		}
-		if err != nil {
-			return err
-		}
-		if req.DisplayName != nil || req.AvatarURL != nil {
-			if err := a.Rooms.SetProfile(ctx, userID, req.DisplayName, req.AvatarURL); err != nil {
-				return err
-			}
-			changes = append(changes, "profile")
-		}
-		return a.record(ctx, dev, map[bool]string{true: "create_user", false: "modify_user"}[created], userID, joinChanges(changes))
-	})
+	edit, err := a.prepareEdit(ctx, userID, req)
 	if err != nil {
+		return httpapi.Fail(err)
+	}
+	if err := a.applyEdit(ctx, dev, edit); err != nil {
 		return httpapi.Fail(err)
 	}
 	u, err := a.DB.R().UserListingOf(ctx, userID)
@@ -173,10 +130,80 @@ func (a *API) putUser(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		return httpapi.Fail(err)
 	}
 	res := httpapi.OK(queriedUser(u))
-	if created {
+	if edit.created {
 		res.Code = http.StatusCreated
 	}
 	return res
+}
+
+// preparedEdit is an edit checked against the user as they are, with its
+// password hashed and the fields a tool sent back unchanged dropped.
+type preparedEdit struct {
+	userEdit
+	userID   string
+	existing storage.User
+	created  bool
+	hash     string
+}
+
+// prepareEdit checks an edit and does its slow part (hashing) before the
+// transaction.
+func (a *API) prepareEdit(ctx context.Context, userID string, req userEdit) (preparedEdit, error) {
+	e := preparedEdit{userEdit: req, userID: userID}
+	if _, err := a.Auth.UserID(localpart(userID)); err != nil {
+		return e, err
+	}
+	var err error
+	e.existing, err = a.DB.R().User(ctx, userID)
+	e.created = errors.Is(err, storage.ErrNotFound)
+	if err != nil && !e.created {
+		return e, err
+	}
+	switch {
+	case e.created && req.Deactivated != nil && *req.Deactivated:
+		return e, httpapi.InvalidParam("a new user cannot be deactivated")
+	case !e.created && req.Deactivated != nil && !*req.Deactivated && e.existing.Deactivated && req.Password == nil:
+		return e, httpapi.InvalidParam("reactivating a user needs a password")
+	}
+	if req.Password != nil {
+		if e.hash, err = a.Auth.NewPasswordHash(*req.Password); err != nil {
+			return e, err
+		}
+	}
+	// Tools send the whole record back: only what changed is changed.
+	if req.DisplayName != nil && !e.created && *req.DisplayName == e.existing.DisplayName {
+		e.DisplayName = nil
+	}
+	if req.AvatarURL != nil && !e.created && *req.AvatarURL == e.existing.AvatarURL {
+		e.AvatarURL = nil
+	}
+	return e, nil
+}
+
+// applyEdit makes an edit's changes and writes its audit row, in one
+// transaction.
+func (a *API) applyEdit(ctx context.Context, dev *httpapi.Device, e preparedEdit) error {
+	return a.DB.WriteAll(ctx, func(ctx context.Context) error {
+		var changes []string
+		var err error
+		if e.created {
+			u, _ := a.Auth.NewUser(e.userID, "", e.Admin != nil && *e.Admin) // no password given: nothing to hash
+			u.PasswordHash = e.hash
+			changes, err = []string{"created"}, a.Auth.AddUser(ctx, u)
+		} else {
+			changes, err = a.modifyUser(ctx, e.userID, e.existing, e.userEdit, e.hash)
+		}
+		if err != nil {
+			return err
+		}
+		if e.DisplayName != nil || e.AvatarURL != nil {
+			if err := a.Rooms.SetProfile(ctx, e.userID, e.DisplayName, e.AvatarURL); err != nil {
+				return err
+			}
+			changes = append(changes, "profile")
+		}
+		return a.record(ctx, dev, map[bool]string{true: "create_user", false: "modify_user"}[e.created], e.userID, strings.Join(changes, ","))
+	})
 }
 
 // modifyUser makes an existing user's changes of an edit, inside its
@@ -209,17 +236,6 @@ func (a *API) modifyUser(ctx context.Context, userID string, existing storage.Us
 		changes = append(changes, fmt.Sprintf("admin=%v", *req.Admin))
 	}
 	return changes, nil
-}
-
-func joinChanges(c []string) string {
-	out := ""
-	for i, s := range c {
-		if i > 0 {
-			out += ","
-		}
-		out += s
-	}
-	return out
 }
 
 func localpart(userID string) string {
