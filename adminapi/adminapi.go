@@ -26,10 +26,68 @@ import (
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
+// Store is the part of storage.Q the admin API uses: what it reads
+// and writes.
+type Store interface {
+	rooms.EventReader
+	AccountDataBetween(ctx context.Context, userID string, from, to int64) ([]storage.AccountDataEntry, error)
+	AddAudit(ctx context.Context, e storage.AuditEntry) error
+	Audit(ctx context.Context, from, limit int) ([]storage.AuditEntry, int, error)
+	BlockRoom(ctx context.Context, roomID, by string, ts int64) error
+	CreateRegistrationToken(ctx context.Context, t storage.RegistrationToken) error
+	CumulativeJoinedRoomCount(ctx context.Context, userID string) (int, error)
+	CurrentState(ctx context.Context, roomID string) ([]storage.Event, error)
+	DeleteEventReport(ctx context.Context, id int64) error
+	DeleteRateLimitOverride(ctx context.Context, userID string) error
+	DeleteRegistrationToken(ctx context.Context, token string) error
+	Devices(ctx context.Context, userID string) ([]storage.Device, error)
+	Event(ctx context.Context, eventID string) (storage.Event, error)
+	EventReportByID(ctx context.Context, id int64) (storage.EventReport, error)
+	EventReports(ctx context.Context, from, limit int) ([]storage.EventReport, int, error)
+	InstanceCounts(ctx context.Context) (storage.Counts, error)
+	InstanceState(ctx context.Context, key string) (int64, error)
+	ListRooms(ctx context.Context, search, orderBy string, backwards bool, from, limit int) ([]storage.RoomListing, int, error)
+	ListUsers(ctx context.Context, f storage.UserFilter) ([]storage.UserListing, int, error)
+	Media(ctx context.Context, mediaID string) (storage.Media, error)
+	MediaOf(ctx context.Context, userID string, limit int) ([]storage.Media, error)
+	MediaPage(ctx context.Context, userID string, from, limit int) ([]storage.Media, int, error)
+	MediaStats(ctx context.Context, fromTS, untilTS int64, search, orderBy string, backwards bool, from, limit int) ([]storage.UserMediaStats, int, error)
+	Membership(ctx context.Context, roomID, userID string) (string, int64, error)
+	Memberships(ctx context.Context, userID string) ([]storage.RoomMembership, error)
+	NoticeRoom(ctx context.Context, userID string) (string, error)
+	Pushers(ctx context.Context, userID string) ([]storage.Pusher, error)
+	QuarantineMedia(ctx context.Context, mediaID, by string) error
+	RateLimitOverrideOf(ctx context.Context, userID string) (storage.RateLimitOverride, error)
+	ReactivateUser(ctx context.Context, userID string) error
+	RegistrationTokenByName(ctx context.Context, token string) (storage.RegistrationToken, error)
+	RegistrationTokens(ctx context.Context, valid *bool, now int64) ([]storage.RegistrationToken, error)
+	Room(ctx context.Context, roomID string) (storage.Room, error)
+	RoomBlock(ctx context.Context, roomID string) (blocked bool, by string, err error)
+	RoomDeleted(ctx context.Context, roomID string) (bool, error)
+	RoomListingOf(ctx context.Context, roomID string) (storage.RoomListing, error)
+	RoomMedia(ctx context.Context, roomID string) ([]string, error)
+	RoomMembers(ctx context.Context, roomID string, memberships ...string) ([]string, error)
+	RoomSizes(ctx context.Context) ([]storage.RoomSize, error)
+	RoomsWithMembership(ctx context.Context, userID string, memberships ...string) ([]string, error)
+	SentInviteCount(ctx context.Context, userID string, fromTS int64) (int, error)
+	SetAccountData(ctx context.Context, userID, roomID, typ string, content []byte) (int64, error)
+	SetAdmin(ctx context.Context, userID string, admin bool) error
+	SetNoticeRoom(ctx context.Context, userID, roomID string) error
+	SetRateLimitOverride(ctx context.Context, userID string, o storage.RateLimitOverride) error
+	SetSuspended(ctx context.Context, userID string, suspended bool) error
+	UnblockRoom(ctx context.Context, roomID string) error
+	UpdateRegistrationToken(ctx context.Context, t storage.RegistrationToken) error
+	User(ctx context.Context, userID string) (storage.User, error)
+	UserExists(ctx context.Context, userID string) (bool, error)
+	UserListingOf(ctx context.Context, userID string) (storage.UserListing, error)
+}
+
+var _ Store = storage.Q{}
+
 // API serves the admin endpoints.
 type API struct {
 	Cfg       *config.Config
-	DB        *storage.DB
+	DB        storage.View[Store]
 	Auth      *auth.Service
 	Rooms     *rooms.Service
 	Media     *media.Store
@@ -159,7 +217,7 @@ func (a *API) record(ctx context.Context, dev *httpapi.Device, action, target, d
 // Record adds an action to the audit log: who (a user ID, or the operator
 // at the command line), what, to whom; never content.
 func (a *API) Record(ctx context.Context, actor, action, target, detail string) error {
-	return a.DB.Write(context.WithoutCancel(ctx), func(q storage.Q) error {
+	return a.DB.Write(context.WithoutCancel(ctx), func(q Store) error {
 		return q.AddAudit(ctx, storage.AuditEntry{TS: a.Now().UnixMilli(), Admin: actor, Action: action, Target: target, Detail: detail})
 	})
 }

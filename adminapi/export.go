@@ -89,7 +89,7 @@ func (a *API) runExport(job *exportJob, opts export.Options) {
 	f, err := os.OpenFile(job.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	var m export.Manifest
 	if err == nil {
-		m, err = export.Write(ctx, a.DB, a.Media, a.Cfg.ServerName, opts, a.Cfg.ExportDir(), f, a.Now())
+		m, err = export.Write(ctx, a.DB.DB, a.Media, a.Cfg.ServerName, opts, a.Cfg.ExportDir(), f, a.Now())
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

@@ -84,7 +84,7 @@ func (a *API) setBlock(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		return httpapi.Fail(httpapi.MissingParam("block is required"))
 	}
 	err = a.audited(r.Context(), dev, map[bool]string{true: "block_room", false: "unblock_room"}[*req.Block], id, "", func(ctx context.Context) error {
-		return a.DB.Write(ctx, func(q storage.Q) error {
+		return a.DB.Write(ctx, func(q Store) error {
 			if *req.Block {
 				return q.BlockRoom(ctx, id, dev.UserID, a.Now().UnixMilli())
 			}
@@ -169,7 +169,7 @@ func (a *API) deleteEventReport(r *http.Request, dev *httpapi.Device) httpapi.Re
 		return httpapi.Fail(err)
 	}
 	err = a.audited(r.Context(), dev, "delete_event_report", strconv.FormatInt(id, 10), "", func(ctx context.Context) error {
-		return a.DB.Write(ctx, func(q storage.Q) error { return q.DeleteEventReport(ctx, id) })
+		return a.DB.Write(ctx, func(q Store) error { return q.DeleteEventReport(ctx, id) })
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return httpapi.Fail(httpapi.NotFound("event report not found"))
@@ -189,7 +189,7 @@ func (a *API) quarantine(on bool) httpapi.AuthHandler {
 		by := map[bool]string{true: dev.UserID, false: ""}[on]
 		action := map[bool]string{true: "quarantine_media", false: "unquarantine_media"}[on]
 		err := a.audited(r.Context(), dev, action, "mxc://"+a.Cfg.ServerName+"/"+vars["mediaId"], "", func(ctx context.Context) error {
-			return a.DB.Write(ctx, func(q storage.Q) error { return q.QuarantineMedia(ctx, vars["mediaId"], by) })
+			return a.DB.Write(ctx, func(q Store) error { return q.QuarantineMedia(ctx, vars["mediaId"], by) })
 		})
 		if errors.Is(err, storage.ErrNotFound) {
 			return httpapi.OK(httpapi.Empty)

@@ -256,7 +256,7 @@ func (a *API) noticeRoom(r *http.Request, userID string) (string, error) {
 			return "", err
 		}
 		tag := []byte(`{"tags":{"m.server_notice":{"order":0.5}}}`)
-		err = a.DB.Write(ctx, func(q storage.Q) error {
+		err = a.DB.Write(ctx, func(q Store) error {
 			if err := q.SetNoticeRoom(ctx, userID, roomID); err != nil {
 				return err
 			}

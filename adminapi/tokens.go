@@ -27,7 +27,7 @@ type TokenRequest struct {
 
 // CreateToken validates and stores a new registration token; the admin
 // API and `redoubt token create` both use it.
-func CreateToken(ctx context.Context, db *storage.DB, now time.Time, req TokenRequest) (storage.RegistrationToken, error) {
+func CreateToken(ctx context.Context, db storage.View[Store], now time.Time, req TokenRequest) (storage.RegistrationToken, error) {
 	t := storage.RegistrationToken{Token: req.Token, UsesAllowed: req.UsesAllowed, ExpiryTime: req.ExpiryTime}
 	switch {
 	case t.Token != "" && !tokenRE.MatchString(t.Token):
@@ -46,7 +46,7 @@ func CreateToken(ctx context.Context, db *storage.DB, now time.Time, req TokenRe
 		}
 		t.Token = randomToken(n)
 	}
-	err := db.Write(ctx, func(q storage.Q) error { return q.CreateRegistrationToken(ctx, t) })
+	err := db.Write(ctx, func(q Store) error { return q.CreateRegistrationToken(ctx, t) })
 	if errors.Is(err, storage.ErrConflict) {
 		return t, httpapi.InvalidParam("token %q already exists", t.Token)
 	}
@@ -143,7 +143,7 @@ func (a *API) updateToken(r *http.Request, dev *httpapi.Device) httpapi.Response
 		return httpapi.Fail(httpapi.InvalidParam("expiry_time must be in the future"))
 	}
 	err = a.audited(r.Context(), dev, "update_registration_token", t.Token, "", func(ctx context.Context) error {
-		return a.DB.Write(ctx, func(q storage.Q) error { return q.UpdateRegistrationToken(ctx, t) })
+		return a.DB.Write(ctx, func(q Store) error { return q.UpdateRegistrationToken(ctx, t) })
 	})
 	if err != nil {
 		return httpapi.Fail(err)
@@ -158,6 +158,6 @@ func (a *API) deleteToken(r *http.Request, dev *httpapi.Device) httpapi.Response
 		return httpapi.Fail(err)
 	}
 	return httpapi.EmptyOr(a.audited(r.Context(), dev, "delete_registration_token", t.Token, "", func(ctx context.Context) error {
-		return a.DB.Write(ctx, func(q storage.Q) error { return q.DeleteRegistrationToken(ctx, t.Token) })
+		return a.DB.Write(ctx, func(q Store) error { return q.DeleteRegistrationToken(ctx, t.Token) })
 	}))
 }

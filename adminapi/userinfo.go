@@ -177,7 +177,7 @@ func (a *API) setRateLimit(r *http.Request, dev *httpapi.Device) httpapi.Respons
 	}
 	detail := fmt.Sprintf("messages_per_second=%v,burst_count=%d", o.MessagesPerSecond, o.BurstCount)
 	err = a.audited(r.Context(), dev, "override_ratelimit", userID, detail, func(ctx context.Context) error {
-		return a.DB.Write(ctx, func(q storage.Q) error { return q.SetRateLimitOverride(ctx, userID, o) })
+		return a.DB.Write(ctx, func(q Store) error { return q.SetRateLimitOverride(ctx, userID, o) })
 	})
 	if err != nil {
 		return httpapi.Fail(err)
@@ -192,7 +192,7 @@ func (a *API) deleteRateLimit(r *http.Request, dev *httpapi.Device) httpapi.Resp
 		return httpapi.Fail(err)
 	}
 	return httpapi.EmptyOr(a.audited(r.Context(), dev, "delete_ratelimit_override", userID, "", func(ctx context.Context) error {
-		return a.DB.Write(ctx, func(q storage.Q) error { return q.DeleteRateLimitOverride(ctx, userID) })
+		return a.DB.Write(ctx, func(q Store) error { return q.DeleteRateLimitOverride(ctx, userID) })
 	}))
 }
 
@@ -267,7 +267,7 @@ func (a *API) suspend(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	}
 	action := map[bool]string{true: "suspend_user", false: "unsuspend_user"}[*req.Suspend]
 	err = a.audited(r.Context(), dev, action, userID, "", func(ctx context.Context) error {
-		return a.DB.Write(ctx, func(q storage.Q) error { return q.SetSuspended(ctx, userID, *req.Suspend) })
+		return a.DB.Write(ctx, func(q Store) error { return q.SetSuspended(ctx, userID, *req.Suspend) })
 	})
 	if err != nil {
 		return httpapi.Fail(err)

@@ -217,7 +217,7 @@ func (a *API) modifyUser(ctx context.Context, userID string, existing storage.Us
 		changes = append(changes, "deactivated")
 	}
 	if req.Deactivated != nil && !*req.Deactivated && existing.Deactivated {
-		if err := a.DB.Write(ctx, func(q storage.Q) error { return q.ReactivateUser(ctx, userID) }); err != nil {
+		if err := a.DB.Write(ctx, func(q Store) error { return q.ReactivateUser(ctx, userID) }); err != nil {
 			return nil, err
 		}
 		changes = append(changes, "reactivated")
@@ -230,7 +230,7 @@ func (a *API) modifyUser(ctx context.Context, userID string, existing storage.Us
 		changes = append(changes, "password")
 	}
 	if req.Admin != nil && *req.Admin != existing.IsAdmin {
-		if err := a.DB.Write(ctx, func(q storage.Q) error { return q.SetAdmin(ctx, userID, *req.Admin) }); err != nil {
+		if err := a.DB.Write(ctx, func(q Store) error { return q.SetAdmin(ctx, userID, *req.Admin) }); err != nil {
 			return nil, err
 		}
 		changes = append(changes, fmt.Sprintf("admin=%v", *req.Admin))

@@ -72,7 +72,7 @@ func (a *API) updateDevice(r *http.Request, dev *httpapi.Device) httpapi.Respons
 	if len(*req.DisplayName) > 255 {
 		return httpapi.Fail(httpapi.InvalidParam("display_name is limited to 255 bytes"))
 	}
-	err = a.DB.Write(r.Context(), func(q storage.Q) error {
+	err = a.DB.Write(r.Context(), func(q Store) error {
 		return q.SetDeviceName(r.Context(), dev.UserID, d.DeviceID, *req.DisplayName)
 	})
 	if err != nil {

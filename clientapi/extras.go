@@ -104,7 +104,7 @@ func (a *API) setTag(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if err != nil {
 		return httpapi.Fail(httpapi.InvalidParam("invalid tag"))
 	}
-	err = a.DB.Write(r.Context(), func(q storage.Q) error {
+	err = a.DB.Write(r.Context(), func(q Store) error {
 		_, err := q.SetAccountData(r.Context(), dev.UserID, roomID, "m.tag", c)
 		return err
 	})

@@ -50,7 +50,7 @@ func (a *API) report(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		}
 		return httpapi.Fail(err)
 	}
-	err := a.DB.Write(r.Context(), func(q storage.Q) error {
+	err := a.DB.Write(r.Context(), func(q Store) error {
 		return q.AddEventReport(r.Context(), storage.EventReport{TS: a.Auth.Now().UnixMilli(), Reporter: dev.UserID,
 			RoomID: v["roomId"], EventID: v["eventId"], Reason: req.Reason, Score: req.Score})
 	})

@@ -131,7 +131,7 @@ func (a *API) createFilter(r *http.Request, dev *httpapi.Device) httpapi.Respons
 		return httpapi.Fail(httpapi.BadJSON("%v", err))
 	}
 	var id int64
-	err = a.DB.Write(r.Context(), func(q storage.Q) error {
+	err = a.DB.Write(r.Context(), func(q Store) error {
 		id, err = q.AddFilter(r.Context(), dev.UserID, body)
 		return err
 	})
@@ -226,7 +226,7 @@ func (a *API) putAccountData(r *http.Request, dev *httpapi.Device, body []byte) 
 		return httpapi.Fail(&httpapi.Error{Kind: matrixerr.KindMethodNotAllowed, Code: "M_BAD_JSON",
 			Message: "cannot set " + typ + " through this API"})
 	}
-	err = a.DB.Write(r.Context(), func(q storage.Q) error {
+	err = a.DB.Write(r.Context(), func(q Store) error {
 		_, err := q.SetAccountData(r.Context(), dev.UserID, roomID, typ, body)
 		return err
 	})

@@ -12,7 +12,6 @@ import (
 	"github.com/redoubt-systems/redoubt/filter"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/rooms"
-	"github.com/redoubt-systems/redoubt/storage"
 )
 
 // roomID reads the {roomId} path parameter.
@@ -67,7 +66,7 @@ func (a *API) createRoom(r *http.Request, dev *httpapi.Device) httpapi.Response 
 		return httpapi.Fail(err)
 	}
 	if req.Visibility == "public" { // published in the room directory
-		if err := a.DB.Write(r.Context(), func(q storage.Q) error { return q.SetRoomPublished(r.Context(), id, true) }); err != nil {
+		if err := a.DB.Write(r.Context(), func(q Store) error { return q.SetRoomPublished(r.Context(), id, true) }); err != nil {
 			return httpapi.Fail(err)
 		}
 	}

@@ -20,10 +20,30 @@ import (
 	"github.com/redoubt-systems/redoubt/threads"
 )
 
+// Store is the part of storage.Q the client API's handlers uses: what it reads
+// and writes.
+type Store interface {
+	AccountData(ctx context.Context, userID, roomID, typ string) ([]byte, error)
+	AddEventReport(ctx context.Context, r storage.EventReport) error
+	AddFilter(ctx context.Context, userID string, filter []byte) (int64, error)
+	Device(ctx context.Context, userID, deviceID string) (storage.Device, error)
+	Devices(ctx context.Context, userID string) ([]storage.Device, error)
+	Filter(ctx context.Context, userID string, filterID int64) ([]byte, error)
+	RegistrationTokenByName(ctx context.Context, token string) (storage.RegistrationToken, error)
+	SetAccountData(ctx context.Context, userID, roomID, typ string, content []byte) (int64, error)
+	SetDeviceName(ctx context.Context, userID, deviceID, name string) error
+	SetRoomPublished(ctx context.Context, roomID string, published bool) error
+	User(ctx context.Context, userID string) (storage.User, error)
+	UserExists(ctx context.Context, userID string) (bool, error)
+	UserSuspended(ctx context.Context, userID string) (bool, error)
+}
+
+var _ Store = storage.Q{}
+
 // API holds what the client API's handlers call.
 type API struct {
 	Cfg   *config.Config
-	DB    *storage.DB
+	DB    storage.View[Store]
 	Auth  *auth.Service
 	Rooms *rooms.Service
 	// Notifier wakes the user's /sync after account data changes.

@@ -4,6 +4,7 @@
 package directory
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -18,10 +19,24 @@ import (
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
+// Store is the part of storage.Q the directory uses: what it reads
+// and writes.
+type Store interface {
+	rooms.StateReader
+	Membership(ctx context.Context, roomID, userID string) (string, int64, error)
+	PublishedRooms(ctx context.Context) ([]storage.RoomListing, error)
+	Room(ctx context.Context, roomID string) (storage.Room, error)
+	RoomPublished(ctx context.Context, roomID string) (bool, error)
+	SearchUsers(ctx context.Context, searcher, term string, sharedOnly bool, limit int) ([]storage.DirectoryUser, error)
+	SetRoomPublished(ctx context.Context, roomID string, published bool) error
+}
+
+var _ Store = storage.Q{}
+
 // API serves the directory endpoints.
 type API struct {
 	Cfg *config.Config
-	DB  *storage.DB
+	DB  storage.View[Store]
 }
 
 // Register adds the routes.
@@ -189,7 +204,7 @@ func (a *API) setVisibility(r *http.Request, dev *httpapi.Device) httpapi.Respon
 	if req.Visibility != "public" && req.Visibility != "private" {
 		return httpapi.Fail(httpapi.InvalidParam("visibility must be public or private"))
 	}
-	err = a.DB.Write(r.Context(), func(q storage.Q) error {
+	err = a.DB.Write(r.Context(), func(q Store) error {
 		if !dev.IsAdmin {
 			membership, _, err := q.Membership(r.Context(), room.RoomID, dev.UserID)
 			if err != nil {

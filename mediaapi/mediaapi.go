@@ -29,10 +29,27 @@ import (
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
+// Store is the part of storage.Q the media endpoints uses: what it reads
+// and writes.
+type Store interface {
+	AbandonMediaUpload(ctx context.Context, mediaID string) error
+	AddThumbnail(ctx context.Context, mediaID string, t storage.Thumbnail) error
+	CountPendingMedia(ctx context.Context, userID string, now int64) (int, error)
+	CountThumbnails(ctx context.Context, mediaID string) (int, error)
+	CreateMedia(ctx context.Context, m storage.Media) error
+	FinishMedia(ctx context.Context, mediaID string, size int64, sha256 string) error
+	InterruptedUploads(ctx context.Context) ([]storage.Media, error)
+	Media(ctx context.Context, mediaID string) (storage.Media, error)
+	MediaThumbnail(ctx context.Context, mediaID string, width, height int, method string) (storage.Thumbnail, error)
+	StartMediaUpload(ctx context.Context, mediaID, contentType, filename string, inDir bool) (bool, error)
+}
+
+var _ Store = storage.Q{}
+
 // Service serves the media endpoints.
 type Service struct {
 	Cfg *config.Config
-	DB  *storage.DB
+	DB  storage.View[Store]
 	Now func() time.Time
 	// Store keeps the bytes.
 	Store *media.Store
@@ -95,7 +112,7 @@ func (s *Service) upload(r *http.Request, dev *httpapi.Device) httpapi.Response 
 	m := storage.Media{MediaID: rooms.RandomID(24), Uploader: dev.UserID, ContentType: contentType(r),
 		Filename: r.URL.Query().Get("filename"), CreatedTS: s.Now().UnixMilli(), State: storage.MediaUploading,
 		InDir: s.Cfg.Media.Path != ""}
-	err := s.DB.Write(r.Context(), func(q storage.Q) error { return q.CreateMedia(r.Context(), m) })
+	err := s.DB.Write(r.Context(), func(q Store) error { return q.CreateMedia(r.Context(), m) })
 	if err != nil {
 		return httpapi.Fail(err)
 	}
@@ -110,7 +127,7 @@ func (s *Service) create(r *http.Request, dev *httpapi.Device) httpapi.Response 
 	now := s.Now()
 	m := storage.Media{MediaID: rooms.RandomID(24), Uploader: dev.UserID, ContentType: "application/octet-stream",
 		CreatedTS: now.UnixMilli(), State: storage.MediaPending, ExpiresTS: now.Add(pendingLifetime).UnixMilli()}
-	err := s.DB.Write(r.Context(), func(q storage.Q) error {
+	err := s.DB.Write(r.Context(), func(q Store) error {
 		n, err := q.CountPendingMedia(r.Context(), dev.UserID, now.UnixMilli())
 		if err != nil {
 			return err
@@ -139,7 +156,7 @@ func (s *Service) uploadTo(r *http.Request, dev *httpapi.Device) httpapi.Respons
 	}
 	ctx := r.Context()
 	var m storage.Media
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	err := s.DB.Write(ctx, func(q Store) error {
 		var err error
 		m, err = q.Media(ctx, vars["mediaId"])
 		switch {
@@ -184,7 +201,7 @@ func (s *Service) receive(r *http.Request, m storage.Media) error {
 	defer s.wake(m.MediaID)
 	size, hash, err := s.Store.Put(r.Context(), m, r.Body)
 	if err == nil {
-		err = s.DB.Write(context.WithoutCancel(r.Context()), func(q storage.Q) error {
+		err = s.DB.Write(context.WithoutCancel(r.Context()), func(q Store) error {
 			return q.FinishMedia(r.Context(), m.MediaID, size, hash)
 		})
 	}
@@ -204,7 +221,7 @@ func (s *Service) discard(ctx context.Context, m storage.Media) {
 	if m.InDir {
 		_ = s.Store.RemoveFile(m.MediaID)
 	}
-	_ = s.DB.Write(ctx, func(q storage.Q) error { return q.AbandonMediaUpload(ctx, m.MediaID) })
+	_ = s.DB.Write(ctx, func(q Store) error { return q.AbandonMediaUpload(ctx, m.MediaID) })
 }
 
 // RecoverUploads cleans up uploads that a stop cut off: run at start-up.

@@ -213,7 +213,7 @@ func (s *Service) storePreviewImage(ctx context.Context, client *http.Client, ta
 	}
 	m := storage.Media{MediaID: rooms.RandomID(24), Uploader: userID, ContentType: ct,
 		CreatedTS: s.Now().UnixMilli(), State: storage.MediaUploading, InDir: s.Cfg.Media.Path != ""}
-	if err := s.DB.Write(ctx, func(q storage.Q) error { return q.CreateMedia(ctx, m) }); err != nil {
+	if err := s.DB.Write(ctx, func(q Store) error { return q.CreateMedia(ctx, m) }); err != nil {
 		return previewImage{}, err
 	}
 	// The image's header, kept as it streams by, gives its dimensions.
@@ -221,7 +221,7 @@ func (s *Service) storePreviewImage(ctx context.Context, client *http.Client, ta
 	body := io.TeeReader(&limitedReader{r: resp.Body, left: limit}, head)
 	size, hash, err := s.Store.Put(ctx, m, body)
 	if err == nil {
-		err = s.DB.Write(ctx, func(q storage.Q) error { return q.FinishMedia(ctx, m.MediaID, size, hash) })
+		err = s.DB.Write(ctx, func(q Store) error { return q.FinishMedia(ctx, m.MediaID, size, hash) })
 	}
 	if err != nil {
 		s.discard(context.WithoutCancel(ctx), m)

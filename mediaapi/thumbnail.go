@@ -108,7 +108,7 @@ func (s *Service) thumbnail(r *http.Request) httpapi.Response {
 	if small {
 		return s.original(r, m)
 	}
-	err = s.DB.Write(ctx, func(q storage.Q) error {
+	err = s.DB.Write(ctx, func(q Store) error {
 		if n, err := q.CountThumbnails(ctx, m.MediaID); err != nil || n >= maxCachedThumbnails {
 			return err
 		}

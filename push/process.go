@@ -24,10 +24,17 @@ type Rules struct {
 	cache   map[string]*Ruleset
 }
 
+// RuleStore is where push rules live: the user's m.push_rules account
+// data.
+type RuleStore interface {
+	AccountData(ctx context.Context, userID, roomID, typ string) ([]byte, error)
+	SetAccountData(ctx context.Context, userID, roomID, typ string, content []byte) (int64, error)
+}
+
 // NewRules returns an empty cache.
 func NewRules(threads bool) *Rules { return &Rules{Threads: threads, cache: map[string]*Ruleset{}} }
 
-func (r *Rules) get(ctx context.Context, q Store, userID string) (*Ruleset, error) {
+func (r *Rules) get(ctx context.Context, q RuleStore, userID string) (*Ruleset, error) {
 	r.mu.Lock()
 	rs := r.cache[userID]
 	r.mu.Unlock()
@@ -46,7 +53,7 @@ func (r *Rules) get(ctx context.Context, q Store, userID string) (*Ruleset, erro
 }
 
 // Save stores a user's rules in the write transaction q.
-func (r *Rules) Save(ctx context.Context, q Store, userID string, rs Ruleset) error {
+func (r *Rules) Save(ctx context.Context, q RuleStore, userID string, rs Ruleset) error {
 	r.mu.Lock()
 	delete(r.cache, userID)
 	r.mu.Unlock()

@@ -18,7 +18,7 @@ import (
 // API serves /pushrules. Rules live in the user's m.push_rules account
 // data, so clients also receive them through /sync.
 type API struct {
-	DB       *storage.DB
+	DB       storage.View[push.RuleStore]
 	Rules    *push.Rules
 	Notifier *notifier.Notifier
 }
@@ -46,7 +46,7 @@ func (a *API) load(r *http.Request, userID string) (push.Ruleset, error) {
 }
 
 func (a *API) save(r *http.Request, userID string, rs push.Ruleset) error {
-	err := a.DB.Write(r.Context(), func(q storage.Q) error { return a.Rules.Save(r.Context(), q, userID, rs) })
+	err := a.DB.Write(r.Context(), func(q push.RuleStore) error { return a.Rules.Save(r.Context(), q, userID, rs) })
 	if err == nil {
 		a.Notifier.Wake(userID)
 	}

@@ -25,10 +25,20 @@ type clientEvent struct {
 	Unsigned       map[string]any  `json:"unsigned,omitempty"`
 }
 
+// EventReader is what formatting events for a client reads: the events
+// they point at, aggregations of their relations, and the viewer's
+// membership history.
+type EventReader interface {
+	EventsByID(ctx context.Context, ids []string) ([]storage.Event, error)
+	EventsByPos(ctx context.Context, positions []int64) ([]storage.Event, error)
+	StateHistory(ctx context.Context, roomID, typ, stateKey, field string) ([]storage.StateChange, error)
+	Aggregations(ctx context.Context, parentIDs []string, viewer string) (map[string]map[string]storage.Aggregation, error)
+}
+
 // Format turns stored events into the client format as seen by viewer:
 // unsigned carries age, the viewer's own transaction_id, prev_content for
 // state and redacted_because for redacted events.
-func (s *Service) Format(ctx context.Context, q storage.Q, evs []storage.Event, viewer *caller.Device) ([]json.RawMessage, error) {
+func (s *Service) Format(ctx context.Context, q EventReader, evs []storage.Event, viewer *caller.Device) ([]json.RawMessage, error) {
 	return s.FormatKnowing(ctx, q, evs, viewer, Known{})
 }
 
@@ -42,13 +52,13 @@ type Known struct {
 }
 
 // formatFor formats events of the viewer's room.
-func (s *Service) formatFor(ctx context.Context, q storage.Q, evs []storage.Event, dev *caller.Device, v *viewer, roomID string) ([]json.RawMessage, error) {
+func (s *Service) formatFor(ctx context.Context, q EventReader, evs []storage.Event, dev *caller.Device, v *viewer, roomID string) ([]json.RawMessage, error) {
 	return s.FormatKnowing(ctx, q, evs, dev, Known{History: map[string][]storage.StateChange{roomID: v.memberships}})
 }
 
 // FormatKnowing is Format with what the caller knows of the viewer's
 // membership.
-func (s *Service) FormatKnowing(ctx context.Context, q storage.Q, evs []storage.Event, viewer *caller.Device, known Known) ([]json.RawMessage, error) {
+func (s *Service) FormatKnowing(ctx context.Context, q EventReader, evs []storage.Event, viewer *caller.Device, known Known) ([]json.RawMessage, error) {
 	var refs []string
 	for _, e := range evs {
 		if e.RedactedBy != "" {
@@ -138,7 +148,7 @@ func (s *Service) FormatKnowing(ctx context.Context, q storage.Q, evs []storage.
 // bundles are the aggregations of relations bundled into each event's
 // unsigned.m.relations: for a thread root its latest reply, reply count
 // and whether the viewer took part; for an edited event its latest edit.
-func (s *Service) bundles(ctx context.Context, q storage.Q, evs []storage.Event, viewer *caller.Device) (map[string]map[string]any, error) {
+func (s *Service) bundles(ctx context.Context, q EventReader, evs []storage.Event, viewer *caller.Device) (map[string]map[string]any, error) {
 	ids := make([]string, 0, len(evs))
 	sender := map[string]string{}
 	for _, e := range evs {

@@ -154,7 +154,7 @@ func (s *Service) Event(ctx context.Context, dev *caller.Device, roomID, eventID
 // VisibleEvent returns an event of a room that the user may see. An event
 // they may not see is not found, whether or not they may read the room: a
 // 403 would confirm that the event exists, as Synapse avoids.
-func (s *Service) VisibleEvent(ctx context.Context, q storage.Q, userID, roomID, eventID string) (storage.Event, error) {
+func (s *Service) VisibleEvent(ctx context.Context, q EventViewer, userID, roomID, eventID string) (storage.Event, error) {
 	e, _, err := s.visibleEvent(ctx, q, userID, roomID, eventID)
 	var he *matrixerr.Error
 	if errors.As(err, &he) && he.Kind == matrixerr.KindForbidden {
@@ -163,7 +163,7 @@ func (s *Service) VisibleEvent(ctx context.Context, q storage.Q, userID, roomID,
 	return e, err
 }
 
-func (s *Service) visibleEvent(ctx context.Context, q storage.Q, userID, roomID, eventID string) (storage.Event, *viewer, error) {
+func (s *Service) visibleEvent(ctx context.Context, q EventViewer, userID, roomID, eventID string) (storage.Event, *viewer, error) {
 	v, err := s.readableViewer(ctx, q, roomID, userID)
 	if err != nil {
 		return storage.Event{}, nil, err
@@ -382,7 +382,7 @@ func (s *Service) JoinedRooms(ctx context.Context, userID string) ([]string, err
 // StrippedState is the invite_state of a room for a user invited to it:
 // a few state events in stripped form, the inviter's member event, and the
 // invite itself.
-func (s *Service) StrippedState(ctx context.Context, q storage.Q, roomID, userID string) ([]json.RawMessage, error) {
+func (s *Service) StrippedState(ctx context.Context, q StateReader, roomID, userID string) ([]json.RawMessage, error) {
 	state, err := q.CurrentState(ctx, roomID)
 	if err != nil {
 		return nil, err

@@ -454,9 +454,15 @@ func (w *writer) redact(room *storage.Room, redaction gomatrixserverlib.PDU, pro
 	return w.q.ReplaceEventJSON(w.ctx, targetID, redacted, redaction.EventID())
 }
 
+// StateReader reads a room's current state.
+type StateReader interface {
+	CurrentState(ctx context.Context, roomID string) ([]storage.Event, error)
+	CurrentStateEvent(ctx context.Context, roomID, typ, stateKey string) (storage.Event, error)
+}
+
 // PowerOf returns a user's power level in a room and the room's power level
 // content, from its current state.
-func PowerOf(ctx context.Context, q storage.Q, room *storage.Room, userID string) (int64, gomatrixserverlib.PowerLevelContent, error) {
+func PowerOf(ctx context.Context, q StateReader, room *storage.Room, userID string) (int64, gomatrixserverlib.PowerLevelContent, error) {
 	provider, _ := gomatrixserverlib.NewAuthEvents(nil)
 	for _, t := range []string{spec.MRoomCreate, spec.MRoomPowerLevels} {
 		e, err := q.CurrentStateEvent(ctx, room.RoomID, t, "")

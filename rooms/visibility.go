@@ -33,9 +33,32 @@ type adminKey struct{}
 // not, as Synapse's admin API does. Encrypted rooms stay ciphertext.
 func AsAdmin(ctx context.Context) context.Context { return context.WithValue(ctx, adminKey{}, true) }
 
+// AccountDataReader reads a user's account data.
+type AccountDataReader interface {
+	AccountData(ctx context.Context, userID, roomID, typ string) ([]byte, error)
+}
+
+// EventViewer is what finding an event a user may see reads: the room, the
+// event, and what deciding its visibility reads.
+type EventViewer interface {
+	ViewerReader
+	Room(ctx context.Context, roomID string) (storage.Room, error)
+	Event(ctx context.Context, eventID string) (storage.Event, error)
+}
+
+// ViewerReader is what deciding which events a user sees reads: their
+// membership over time, the room's history visibility over time, whether
+// they forgot the room, and whom they ignore.
+type ViewerReader interface {
+	AccountDataReader
+	Membership(ctx context.Context, roomID, userID string) (string, int64, error)
+	Forgotten(ctx context.Context, userID, roomID string) (bool, error)
+	StateHistory(ctx context.Context, roomID, typ, stateKey, field string) ([]storage.StateChange, error)
+}
+
 // IgnoredUsers is the set of users a user ignores (m.ignored_user_list):
 // their messages and invites are not delivered to the user.
-func IgnoredUsers(ctx context.Context, q storage.Q, userID string) (map[string]bool, error) {
+func IgnoredUsers(ctx context.Context, q AccountDataReader, userID string) (map[string]bool, error) {
 	c, err := q.AccountData(ctx, userID, "", "m.ignored_user_list")
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
@@ -59,7 +82,7 @@ func Hidden(ignored map[string]bool, e storage.Event) bool {
 	return e.StateKey == nil && ignored[e.Sender]
 }
 
-func (s *Service) newViewer(ctx context.Context, q storage.Q, roomID, userID string) (*viewer, error) {
+func (s *Service) newViewer(ctx context.Context, q ViewerReader, roomID, userID string) (*viewer, error) {
 	ignored, err := IgnoredUsers(ctx, q, userID)
 	if err != nil {
 		return nil, err
@@ -69,7 +92,7 @@ func (s *Service) newViewer(ctx context.Context, q storage.Q, roomID, userID str
 
 // newViewerIgnoring is newViewer with the users the user ignores already
 // read, for callers that need viewers of many rooms.
-func (s *Service) newViewerIgnoring(ctx context.Context, q storage.Q, roomID, userID string, ignored map[string]bool) (*viewer, error) {
+func (s *Service) newViewerIgnoring(ctx context.Context, q ViewerReader, roomID, userID string, ignored map[string]bool) (*viewer, error) {
 	v := &viewer{userID: userID, ignored: ignored}
 	var err error
 	if v.current, _, err = q.Membership(ctx, roomID, userID); err != nil {
@@ -171,7 +194,7 @@ func (v *viewer) mayRead() bool {
 	return v.current != "" || before(v.visibility, 1<<62, "shared") == "world_readable"
 }
 
-func (s *Service) readableViewer(ctx context.Context, q storage.Q, roomID, userID string) (*viewer, error) {
+func (s *Service) readableViewer(ctx context.Context, q EventViewer, roomID, userID string) (*viewer, error) {
 	_, err := q.Room(ctx, roomID)
 	admin := ctx.Value(adminKey{}) != nil
 	switch {
@@ -195,7 +218,7 @@ func (s *Service) readableViewer(ctx context.Context, q storage.Q, roomID, userI
 }
 
 // Visible filters events of one room to those the user may see.
-func (s *Service) Visible(ctx context.Context, q storage.Q, roomID, userID string, evs []storage.Event) ([]storage.Event, error) {
+func (s *Service) Visible(ctx context.Context, q ViewerReader, roomID, userID string, evs []storage.Event) ([]storage.Event, error) {
 	if len(evs) == 0 {
 		return evs, nil
 	}

@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		DB: db, ServerName: spec.ServerName(cfg.ServerName), KeyID: gomatrixserverlib.KeyID(keyID),
 		Key: ed25519.NewKeyFromSeed(seed), DefaultVersion: cfg.Rooms.DefaultVersion, Now: opts.Now,
 	}
-	s.Sync = &syncapi.Service{Cfg: cfg, DB: db, Rooms: s.Rooms, Notifier: s.Notifier, Typing: syncapi.NewTyping(opts.Now()), Now: opts.Now}
+	s.Sync = &syncapi.Service{Cfg: cfg, DB: storage.View[syncapi.Store]{DB: db}, Rooms: s.Rooms, Notifier: s.Notifier, Typing: syncapi.NewTyping(opts.Now()), Now: opts.Now}
 	gateway := &push.Gateway{Cfg: cfg, DB: storage.View[push.Store]{DB: db}, Log: opts.Log, Now: opts.Now}
 	if err := gateway.Load(ctx); err != nil {
 		db.Close()
@@ -135,16 +135,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	router := h.NewRouter()
 	store := &media.Store{Cfg: cfg, DB: storage.View[media.Chunks]{DB: db}}
-	mediaAPI := &mediaapi.Service{Cfg: cfg, DB: db, Now: opts.Now, Store: store}
+	mediaAPI := &mediaapi.Service{Cfg: cfg, DB: storage.View[mediaapi.Store]{DB: db}, Now: opts.Now, Store: store}
 	s.Retention = &retention.Service{Cfg: cfg, DB: storage.View[retention.Store]{DB: db}, Rooms: s.Rooms, Media: store, Now: opts.Now, Log: opts.Log,
 		OnPrune: func(st retention.Stats, err error) { s.Metrics.Prune(st.Events, st.Media, st.Connections, err) }}
 	s.Backups = &backup.Scheduler{Cfg: cfg, DB: db, Log: opts.Log, Now: opts.Now, Done: s.Metrics.Backup}
 	s.Delayed = &delayed.Service{Cfg: cfg, DB: storage.View[delayed.Store]{DB: db}, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
-	(&clientapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
-		Delayed: s.Delayed, Threads: &threads.Service{DB: db, Rooms: s.Rooms, Notifier: s.Notifier}}).Register(router, h)
+	(&clientapi.API{Cfg: cfg, DB: storage.View[clientapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
+		Delayed: s.Delayed, Threads: &threads.Service{DB: storage.View[threads.Store]{DB: db}, Rooms: s.Rooms, Notifier: s.Notifier}}).Register(router, h)
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
-	(&pushapi.API{DB: db, Rules: rules, Notifier: s.Notifier}).Register(router, h)
+	(&pushapi.API{DB: storage.View[push.RuleStore]{DB: db}, Rules: rules, Notifier: s.Notifier}).Register(router, h)
 	(&pushapi.Pushers{Gateway: gateway}).Register(router, h)
 	s.Gateway = gateway
 	if err := mediaAPI.RecoverUploads(ctx); err != nil {
@@ -153,8 +153,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize), Limit: h.Limit, Observe: s.Metrics.Request}
 	mediaAPI.Register(router, h, upload)
-	(&directory.API{Cfg: cfg, DB: db}).Register(router, h)
-	s.Admin = &adminapi.API{Cfg: cfg, DB: db, Auth: s.Auth, Rooms: s.Rooms, Media: store, Retention: s.Retention,
+	(&directory.API{Cfg: cfg, DB: storage.View[directory.Store]{DB: db}}).Register(router, h)
+	s.Admin = &adminapi.API{Cfg: cfg, DB: storage.View[adminapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Media: store, Retention: s.Retention,
 		Notifier: s.Notifier, Now: opts.Now, Log: opts.Log}
 	s.Media = store
 	s.Admin.Register(router, h)

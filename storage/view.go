@@ -25,3 +25,9 @@ func (v View[T]) Write(ctx context.Context, fn func(T) error) error {
 // as gives q as T. A T that Q does not implement is a programming error
 // its consumer's compile-time check (var _ T = storage.Q{}) rules out.
 func as[T any](q Q) T { return any(q).(T) }
+
+// WriteAll runs a unit of work (DB.WriteAll): every write inside it, this
+// consumer's and the services' it calls, is one transaction.
+func (v View[T]) WriteAll(ctx context.Context, fn func(ctx context.Context) error) error {
+	return v.DB.WriteAll(ctx, fn)
+}

@@ -24,7 +24,7 @@ func (s *Service) ackToDevice(ctx context.Context, dev *httpapi.Device, upTo int
 	if err != nil || !pending {
 		return err
 	}
-	return s.DB.Write(ctx, func(q storage.Q) error {
+	return s.DB.Write(ctx, func(q Store) error {
 		return q.DeleteToDeviceUpTo(ctx, dev.UserID, dev.DeviceID, upTo)
 	})
 }

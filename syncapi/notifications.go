@@ -36,7 +36,7 @@ func (s *Service) notifications(r *http.Request, dev *httpapi.Device) httpapi.Re
 	}
 	var out []map[string]any
 	var next string
-	err := s.DB.Read(r.Context(), func(sq storage.Q) error {
+	err := s.DB.Read(r.Context(), func(sq Store) error {
 		list, err := sq.Notifications(r.Context(), dev.UserID, from, limit, only == "highlight")
 		if err != nil {
 			return err

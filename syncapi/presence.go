@@ -152,7 +152,7 @@ func (s *Service) setPresence(ctx context.Context, userID, state, msg string, to
 		return nil
 	}
 	var changed bool
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	err := s.DB.Write(ctx, func(q Store) error {
 		var err error
 		changed, err = q.SetPresence(ctx, storage.Presence{UserID: userID, State: state, StatusMsg: msg, LastActiveTS: s.Now().UnixMilli()}, touch)
 		return err

@@ -156,7 +156,7 @@ func (s *Service) postReadMarkers(r *http.Request, dev *httpapi.Device) httpapi.
 // syncs them.
 func (s *Service) markRead(ctx context.Context, userID, roomID string, markers map[string]string, threadID string) error {
 	wakeRoom, wakeUser := false, false
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	err := s.DB.Write(ctx, func(q Store) error {
 		for typ, eventID := range markers {
 			ev, err := q.Event(ctx, eventID)
 			if errors.Is(err, storage.ErrNotFound) || (err == nil && ev.RoomID != roomID) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/devicelists"
 	"github.com/redoubt-systems/redoubt/filter"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/notifier"
@@ -19,10 +20,53 @@ import (
 	"github.com/redoubt-systems/redoubt/streams"
 )
 
+// Store is the part of storage.Q sync uses: what it reads
+// and writes.
+type Store interface {
+	rooms.EventReader
+	rooms.ViewerReader
+	rooms.StateReader
+	devicelists.Store
+	AccountDataBetween(ctx context.Context, userID string, from, to int64) ([]storage.AccountDataEntry, error)
+	DeleteToDeviceUpTo(ctx context.Context, userID, deviceID string, pos int64) error
+	Event(ctx context.Context, eventID string) (storage.Event, error)
+	EventsBetween(ctx context.Context, roomID string, from, to int64, limit int) (evs []storage.Event, more bool, err error)
+	Filter(ctx context.Context, userID string, filterID int64) ([]byte, error)
+	GetPresence(ctx context.Context, userID string) (storage.Presence, error)
+	HasToDeviceUpTo(ctx context.Context, userID, deviceID string, pos int64) (bool, error)
+	Heroes(ctx context.Context, roomID, userID string, n int) ([]string, error)
+	JoinedMembersWithNames(ctx context.Context, roomID string) ([]storage.Member, error)
+	MemberCounts(ctx context.Context, roomID string) (joined, invited int, err error)
+	Memberships(ctx context.Context, userID string) ([]storage.RoomMembership, error)
+	MembershipsIn(ctx context.Context, userID string, roomIDs []string) ([]storage.RoomMembership, error)
+	Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]storage.Notification, error)
+	OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, error)
+	Positions(ctx context.Context) (storage.Positions, error)
+	PresenceBetween(ctx context.Context, from, to int64) ([]storage.Presence, error)
+	ReceiptsBetween(ctx context.Context, roomID string, from, to int64) ([]storage.Receipt, error)
+	RoomMembers(ctx context.Context, roomID string, memberships ...string) ([]string, error)
+	RoomSummaries(ctx context.Context, userID string) ([]storage.RoomSummary, error)
+	RoomsWithEventsBetween(ctx context.Context, from, to int64) (map[string]bool, error)
+	RoomsWithReceiptsBetween(ctx context.Context, from, to int64) (map[string]bool, error)
+	SetAccountData(ctx context.Context, userID, roomID, typ string, content []byte) (int64, error)
+	SetPresence(ctx context.Context, p storage.Presence, touch bool) (bool, error)
+	SetReceipt(ctx context.Context, r storage.Receipt) (bool, error)
+	SpaceChildren(ctx context.Context, spaceID string) ([]string, error)
+	StateAt(ctx context.Context, roomID string, pos int64) ([]storage.Event, error)
+	StateChangesBetween(ctx context.Context, roomID string, from, to int64) ([]storage.Event, error)
+	ThreadSubscriptionsBetween(ctx context.Context, userID string, from, to int64, limit int) ([]storage.ThreadSubscription, error)
+	ToDeviceFor(ctx context.Context, userID, deviceID string, after, upto int64, limit int) ([]storage.ToDevice, error)
+	UnreadCounts(ctx context.Context, userID, roomID string) (map[string]storage.Unread, error)
+	UnusedFallbackAlgorithms(ctx context.Context, userID, deviceID string) ([]string, error)
+	UserExists(ctx context.Context, userID string) (bool, error)
+}
+
+var _ Store = storage.Q{}
+
 // Service builds sync responses and serves the ephemeral endpoints.
 type Service struct {
 	Cfg      *config.Config
-	DB       *storage.DB
+	DB       storage.View[Store]
 	Rooms    *rooms.Service
 	Notifier *notifier.Notifier
 	Typing   *Typing
@@ -187,7 +231,7 @@ func (s *Service) parse(r *http.Request, dev *httpapi.Device) (*syncRequest, err
 type builder struct {
 	s     *Service
 	ctx   context.Context
-	q     storage.Q
+	q     Store
 	dev   *httpapi.Device
 	req   *syncRequest
 	since streams.Token // zero for an initial sync
@@ -222,7 +266,7 @@ func (s *Service) run(ctx context.Context, dev *httpapi.Device, req *syncRequest
 	if req.since != nil {
 		b.since = *req.since
 	}
-	err := s.DB.Read(ctx, func(q storage.Q) error {
+	err := s.DB.Read(ctx, func(q Store) error {
 		b.q = q
 		pos, err := q.Positions(ctx)
 		if err != nil {

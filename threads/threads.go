@@ -19,9 +19,21 @@ import (
 	"github.com/redoubt-systems/redoubt/streams"
 )
 
+// Store is the part of storage.Q thread subscriptions uses: what it reads
+// and writes.
+type Store interface {
+	rooms.EventViewer
+	RoomHead(ctx context.Context, roomID string) (int64, error)
+	SetThreadSubscription(ctx context.Context, userID string, s storage.ThreadSubscription) (int64, error)
+	ThreadSubscription(ctx context.Context, userID, roomID, rootID string) (storage.ThreadSubscription, error)
+	ThreadSubscriptionsBetween(ctx context.Context, userID string, from, to int64, limit int) ([]storage.ThreadSubscription, error)
+}
+
+var _ Store = storage.Q{}
+
 // Service reads and changes a user's subscriptions.
 type Service struct {
-	DB       *storage.DB
+	DB       storage.View[Store]
 	Rooms    *rooms.Service
 	Notifier *notifier.Notifier
 }
@@ -87,7 +99,7 @@ var (
 
 // thread checks a thread's IDs and that the user may see its root: a
 // thread is any event of the room they can see.
-func (s *Service) thread(ctx context.Context, q storage.Q, userID, roomID, rootID string) (storage.Event, error) {
+func (s *Service) thread(ctx context.Context, q Store, userID, roomID, rootID string) (storage.Event, error) {
 	if !strings.HasPrefix(roomID, "!") {
 		return storage.Event{}, matrixerr.InvalidParam("%q is not a room ID", roomID)
 	}
@@ -100,7 +112,7 @@ func (s *Service) thread(ctx context.Context, q storage.Q, userID, roomID, rootI
 // Subscription reports whether a user follows a thread automatically;
 // M_NOT_FOUND if they do not follow it.
 func (s *Service) Subscription(ctx context.Context, userID, roomID, rootID string) (automatic bool, err error) {
-	err = s.DB.Read(ctx, func(q storage.Q) error {
+	err = s.DB.Read(ctx, func(q Store) error {
 		root, err := s.thread(ctx, q, userID, roomID, rootID)
 		if err != nil {
 			return err
@@ -118,7 +130,7 @@ func (s *Service) Subscription(ctx context.Context, userID, roomID, rootID strin
 // Subscribe makes a user follow a thread: by hand (cause ""), or because
 // they took part with the event cause.
 func (s *Service) Subscribe(ctx context.Context, userID, roomID, rootID, cause string) error {
-	return s.change(ctx, userID, roomID, rootID, func(q storage.Q, root storage.Event) (*storage.ThreadSubscription, error) {
+	return s.change(ctx, userID, roomID, rootID, func(q Store, root storage.Event) (*storage.ThreadSubscription, error) {
 		var causePos int64
 		if cause != "" {
 			ev, err := s.Rooms.VisibleEvent(ctx, q, userID, roomID, cause)
@@ -150,7 +162,7 @@ func (s *Service) Subscribe(ctx context.Context, userID, roomID, rootID, cause s
 
 // Unsubscribe makes a user stop following a thread.
 func (s *Service) Unsubscribe(ctx context.Context, userID, roomID, rootID string) error {
-	return s.change(ctx, userID, roomID, rootID, func(q storage.Q, root storage.Event) (*storage.ThreadSubscription, error) {
+	return s.change(ctx, userID, roomID, rootID, func(q Store, root storage.Event) (*storage.ThreadSubscription, error) {
 		cur, err := q.ThreadSubscription(ctx, userID, roomID, root.EventID)
 		if errors.Is(err, storage.ErrNotFound) || (err == nil && !cur.Subscribed) {
 			return nil, nil
@@ -166,9 +178,9 @@ func (s *Service) Unsubscribe(ctx context.Context, userID, roomID, rootID string
 // subscription it returns (nil: nothing changes); the user's syncs are
 // woken after a change.
 func (s *Service) change(ctx context.Context, userID, roomID, rootID string,
-	decide func(q storage.Q, root storage.Event) (*storage.ThreadSubscription, error)) error {
+	decide func(q Store, root storage.Event) (*storage.ThreadSubscription, error)) error {
 	changed := false
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	err := s.DB.Write(ctx, func(q Store) error {
 		root, err := s.thread(ctx, q, userID, roomID, rootID)
 		if err != nil {
 			return err

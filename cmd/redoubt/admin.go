@@ -188,7 +188,7 @@ func tokenCmd(args []string, stdout io.Writer) error {
 			exp := time.Now().Add(d).UnixMilli()
 			req.ExpiryTime = &exp
 		}
-		t, err := adminapi.CreateToken(ctx, srv.DB, time.Now(), req)
+		t, err := adminapi.CreateToken(ctx, srv.Admin.DB, time.Now(), req)
 		if err != nil {
 			return err
 		}

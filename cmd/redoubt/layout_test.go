@@ -112,3 +112,34 @@ func TestLayering(t *testing.T) {
 		}
 	}
 }
+
+// Capabilities reach the database through a storage.View of their own
+// interface, naming the queries they use; the whole *storage.DB is for the
+// wiring, the event path (rooms) and the tools that copy the whole file.
+func TestNarrowStorage(t *testing.T) {
+	whole := map[string]bool{"storage": true, "server": true, "rooms": true, "backup": true, "export": true,
+		"cmd/redoubt": true, "cmd/redoubt-bench": true, "internal/testserver": true}
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != "../.." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		pkg := filepath.ToSlash(strings.TrimPrefix(filepath.Dir(path), "../../"))
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if !whole[pkg] && strings.Contains(string(b), "*storage.DB") {
+			t.Errorf("%s takes the whole *storage.DB: declare the queries it uses (storage.View)", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
