@@ -28,7 +28,7 @@ import (
 // and writes.
 type Store interface {
 	AccountData(ctx context.Context, userID, roomID, typ string) ([]byte, error)
-	AddPushActions(ctx context.Context, eventPos int64, roomID, threadID string, ts int64, actions []storage.PushAction) error
+	AddPushActions(ctx context.Context, eventPos int64, roomID, threadID string, actions []storage.PushAction) error
 	AddPushRetry(ctx context.Context, r storage.PushRetry) error
 	CountPushers(ctx context.Context) (int, error)
 	DeletePushRetry(ctx context.Context, id int64) error

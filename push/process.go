@@ -117,7 +117,7 @@ func (r *Rules) Process(ctx context.Context, q Store, room *storage.Room, ev *st
 		}
 		notified = append(notified, storage.PushAction{UserID: m.UserID, Highlight: res.Highlight, Actions: actions})
 	}
-	return q.AddPushActions(ctx, ev.Pos, ev.RoomID, thread, ev.OriginTS, notified)
+	return q.AddPushActions(ctx, ev.Pos, ev.RoomID, thread, notified)
 }
 
 // joinedMembers lists a room's members, with display names only if the

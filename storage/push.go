@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -12,26 +13,45 @@ type PushAction struct {
 	EventPos                 int64
 	Highlight                bool
 	Actions                  []byte
-	TS                       int64
+	TS                       int64 // the event's origin_server_ts
+}
+
+// notifyOnly is the commonest actions, stored as NULL.
+var notifyOnly = []byte(`["notify"]`)
+
+// storedActions is how actions are kept: NULL for notifyOnly.
+func storedActions(a []byte) any {
+	if bytes.Equal(a, notifyOnly) {
+		return nil
+	}
+	return string(a)
+}
+
+// loadedActions reads back what storedActions kept.
+func loadedActions(a []byte) []byte {
+	if a == nil {
+		return notifyOnly
+	}
+	return a
 }
 
 // AddPushActions records one event's notifications, one row per user, in
 // one statement: its cost per row is what dominates sending into a busy room.
-func (q Q) AddPushActions(ctx context.Context, eventPos int64, roomID, threadID string, ts int64, actions []PushAction) error {
+func (q Q) AddPushActions(ctx context.Context, eventPos int64, roomID, threadID string, actions []PushAction) error {
 	if len(actions) == 0 {
 		return nil
 	}
 	rows := make([]any, len(actions))
 	for i, a := range actions {
-		rows[i] = []any{a.UserID, a.Highlight, string(a.Actions)}
+		rows[i] = []any{a.UserID, a.Highlight, storedActions(a.Actions)}
 	}
 	js, err := json.Marshal(rows)
 	if err != nil {
 		return err
 	}
-	_, err = q.exec(ctx, `INSERT OR REPLACE INTO push_actions(user_id, room_id, event_pos, thread_id, highlight, actions, ts)
-		SELECT value ->> 0, ?, ?, ?, value ->> 1, CAST(value ->> 2 AS BLOB), ? FROM json_each(?)`,
-		roomID, eventPos, threadID, ts, string(js))
+	_, err = q.exec(ctx, `INSERT OR REPLACE INTO push_actions(user_id, room_id, event_pos, thread_id, highlight, actions)
+		SELECT value ->> 0, ?, ?, ?, value ->> 1, CAST(value ->> 2 AS BLOB) FROM json_each(?)`,
+		roomID, eventPos, threadID, string(js))
 	return err
 }
 
@@ -114,7 +134,8 @@ func (q Q) Notifications(ctx context.Context, userID string, before int64, limit
 	if before <= 0 {
 		before = 1 << 62
 	}
-	rows, err := q.query(ctx, `SELECT p.user_id, p.room_id, p.thread_id, p.event_pos, p.highlight, p.actions, p.ts,
+	rows, err := q.query(ctx, `SELECT p.user_id, p.room_id, p.thread_id, p.event_pos, p.highlight, p.actions,
+		(SELECT e.origin_ts FROM events e WHERE e.pos = p.event_pos),
 		COALESCE((SELECT MAX(r.event_pos) FROM receipts r WHERE r.room_id = p.room_id AND r.user_id = p.user_id
 			AND r.type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', CASE p.thread_id WHEN '' THEN 'main' ELSE p.thread_id END)), 0)
 		FROM push_actions p WHERE p.user_id = ? AND p.event_pos < ? AND (? = 0 OR p.highlight = 1)
@@ -131,6 +152,7 @@ func (q Q) Notifications(ctx context.Context, userID string, before int64, limit
 			return nil, err
 		}
 		n.Read = n.EventPos <= readPos.Int64
+		n.Actions = loadedActions(n.Actions)
 		out = append(out, n)
 	}
 	rows.Close()

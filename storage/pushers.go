@@ -92,7 +92,7 @@ func (q Q) PushTargets(ctx context.Context, eventPos int64) ([]PushTarget, error
 			&t.Data, &t.CreatedTS, &t.Highlight, &t.Actions); err != nil {
 			return nil, err
 		}
-		t.ProfileTag = tag.String
+		t.ProfileTag, t.Actions = tag.String, loadedActions(t.Actions)
 		out = append(out, t)
 	}
 	return out, rows.Err()
@@ -109,7 +109,7 @@ func (q Q) PushTargetOf(ctx context.Context, eventPos int64, userID, appID, push
 		WHERE a.event_pos = ? AND p.user_id = ? AND p.app_id = ? AND p.pushkey = ?`, eventPos, userID, appID, pushkey).
 		Scan(&t.UserID, &t.AppID, &t.Pushkey, &t.Kind, &t.AppDisplayName, &t.DeviceDisplayName, &tag, &t.Lang,
 			&t.Data, &t.CreatedTS, &t.Highlight, &t.Actions)
-	t.ProfileTag = tag.String
+	t.ProfileTag, t.Actions = tag.String, loadedActions(t.Actions)
 	return t, notFound(err)
 }
 

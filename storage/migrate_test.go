@@ -1,0 +1,98 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"sort"
+	"testing"
+)
+
+// A database written by an older binary: migrations 1..version run on it
+// by hand, as they ran then.
+func databaseAt(t *testing.T, version int, fill string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "old.db")
+	conn, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	files, _ := schemaFS.ReadDir("schema")
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, f.Name())
+	}
+	sort.Strings(names)
+	for _, name := range names[:version] {
+		body, _ := schemaFS.ReadFile("schema/" + name)
+		if _, err := conn.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if _, err := conn.Exec(fill); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec("PRAGMA user_version = " + itoa(int64(version))); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Push actions keep their meaning through their compaction (018): the
+// same notifications, counts, actions and times.
+func TestPushActionsCompaction(t *testing.T) {
+	ctx := context.Background()
+	path := databaseAt(t, 17, `
+		INSERT INTO rooms(room_id, version, creator, created_ts, latest_event_id, depth) VALUES ('!r:hs', '10', '@a:hs', 1, '$2', 2);
+		INSERT INTO events(pos, event_id, room_id, type, sender, origin_ts, json) VALUES
+			(1, '$1', '!r:hs', 'm.room.message', '@a:hs', 1000, '{}'),
+			(2, '$2', '!r:hs', 'm.room.message', '@a:hs', 2000, '{}');
+		INSERT INTO push_actions(user_id, event_pos, room_id, thread_id, highlight, actions, ts) VALUES
+			('@b:hs', 1, '!r:hs', '', 0, CAST('["notify"]' AS BLOB), 1000),
+			('@b:hs', 2, '!r:hs', '$1', 1, CAST('["notify",{"set_tweak":"highlight"}]' AS BLOB), 2000),
+			('@c:hs', 2, '!r:hs', '', 0, CAST('["notify"]' AS BLOB), 2000);`)
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	counts, err := db.R().UnreadCounts(ctx, "@b:hs", "!r:hs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[""] != (Unread{Notifications: 1}) || counts["$1"] != (Unread{Notifications: 1, Highlights: 1}) {
+		t.Errorf("unread counts after the migration: %+v", counts)
+	}
+	ns, err := db.R().Notifications(ctx, "@b:hs", 0, 10, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns) != 2 || string(ns[0].Actions) != `["notify",{"set_tweak":"highlight"}]` || ns[0].TS != 2000 ||
+		string(ns[1].Actions) != `["notify"]` || ns[1].TS != 1000 {
+		t.Errorf("notifications after the migration: %+v", ns)
+	}
+	var stored int
+	if err := db.RawRead(ctx, `SELECT COUNT(*) FROM push_actions WHERE actions IS NULL`, &stored); err != nil || stored != 2 {
+		t.Errorf(`["notify"] kept as NULL: %d rows, %v`, stored, err)
+	}
+	// New rows read back the same way.
+	err = db.Write(ctx, func(q Q) error {
+		return q.AddPushActions(ctx, 2, "!r:hs", "", []PushAction{{UserID: "@d:hs", Actions: notifyOnly},
+			{UserID: "@e:hs", Highlight: true, Actions: []byte(`["notify",{"set_tweak":"highlight"}]`)}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := map[string]string{}
+	for _, u := range []string{"@d:hs", "@e:hs"} {
+		ns, err := db.R().Notifications(ctx, u, 0, 10, false)
+		if err != nil || len(ns) != 1 {
+			t.Fatalf("%s: %v %v", u, ns, err)
+		}
+		targets[u] = string(ns[0].Actions)
+	}
+	if targets["@d:hs"] != `["notify"]` || targets["@e:hs"] != `["notify",{"set_tweak":"highlight"}]` {
+		t.Errorf("actions read back: %v", targets)
+	}
+}
