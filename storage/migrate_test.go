@@ -96,3 +96,26 @@ func TestPushActionsCompaction(t *testing.T) {
 		t.Errorf("actions read back: %v", targets)
 	}
 }
+
+// A new file gets 8 KiB pages; a file an older binary made keeps its own.
+func TestPageSize(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		path string
+		want int
+	}{
+		{"new", filepath.Join(t.TempDir(), "new.db"), pageSize},
+		{"existing", databaseAt(t, 17, "SELECT 1"), 4096},
+	} {
+		db, err := Open(ctx, tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		if err := db.RawRead(ctx, "PRAGMA page_size", &got); err != nil || got != tc.want {
+			t.Errorf("%s file: page size %d (%v), want %d", tc.name, got, err, tc.want)
+		}
+		db.Close()
+	}
+}
