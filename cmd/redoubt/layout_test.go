@@ -43,6 +43,17 @@ func TestReadmeLayoutMatchesTree(t *testing.T) {
 // No source file outgrows a reading: past 600 lines, split it by what its
 // parts do.
 func TestNoLongFiles(t *testing.T) {
+	eachSource(t, func(path, _ string, b []byte) {
+		if n := strings.Count(string(b), "\n"); n > 600 {
+			t.Errorf("%s has %d lines", path, n)
+		}
+	})
+}
+
+// eachSource calls fn with every non-test Go file of the tree, its package
+// path and its text.
+func eachSource(t *testing.T, fn func(path, pkg string, b []byte)) {
+	t.Helper()
 	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -57,9 +68,7 @@ func TestNoLongFiles(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if n := strings.Count(string(b), "\n"); n > 600 {
-			t.Errorf("%s has %d lines", path, n)
-		}
+		fn(path, filepath.ToSlash(strings.TrimPrefix(filepath.Dir(path), "../../")), b)
 		return nil
 	})
 	if err != nil {
@@ -119,27 +128,9 @@ func TestLayering(t *testing.T) {
 func TestNarrowStorage(t *testing.T) {
 	whole := map[string]bool{"storage": true, "server": true, "rooms": true, "backup": true, "export": true,
 		"cmd/redoubt": true, "cmd/redoubt-bench": true, "internal/testserver": true}
-	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && path != "../.." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		pkg := filepath.ToSlash(strings.TrimPrefix(filepath.Dir(path), "../../"))
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	eachSource(t, func(path, pkg string, b []byte) {
 		if !whole[pkg] && strings.Contains(string(b), "*storage.DB") {
 			t.Errorf("%s takes the whole *storage.DB: declare the queries it uses (storage.View)", path)
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
