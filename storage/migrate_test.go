@@ -119,3 +119,49 @@ func TestPageSize(t *testing.T) {
 		db.Close()
 	}
 }
+
+// A room's bump stamp is backfilled from its events (019) and moves with
+// each event that bumps it, not with others.
+func TestRoomBump(t *testing.T) {
+	ctx := context.Background()
+	path := databaseAt(t, 18, `
+		INSERT INTO rooms(room_id, version, creator, created_ts, latest_event_id, depth) VALUES ('!r:hs', '10', '@a:hs', 1, '$3', 3);
+		INSERT INTO events(pos, event_id, room_id, type, state_key, sender, origin_ts, membership, json) VALUES
+			(1, '$1', '!r:hs', 'm.room.create', '', '@a:hs', 1, NULL, '{}'),
+			(2, '$2', '!r:hs', 'm.room.member', '@a:hs', '@a:hs', 2, 'join', '{}'),
+			(3, '$3', '!r:hs', 'm.room.message', NULL, '@a:hs', 3, NULL, '{}'),
+			(4, '$4', '!r:hs', 'm.reaction', NULL, '@a:hs', 4, NULL, '{}');
+		INSERT INTO room_state(room_id, type, state_key, event_id, pos, membership) VALUES
+			('!r:hs', 'm.room.create', '', '$1', 1, NULL), ('!r:hs', 'm.room.member', '@a:hs', '$2', 2, 'join');`)
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	bump := func() int64 {
+		t.Helper()
+		rs, err := db.R().RoomSummaries(ctx, "@a:hs")
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("summaries: %v %v", rs, err)
+		}
+		return rs[0].Bump
+	}
+	if b := bump(); b != 3 {
+		t.Errorf("backfilled bump %d, want 3 (the message, not the reaction after it)", b)
+	}
+	for _, tc := range []struct {
+		typ  string
+		want int64
+	}{{"m.reaction", 3}, {"m.room.encrypted", 6}} {
+		err := db.Write(ctx, func(q Q) error {
+			_, err := q.AppendEvent(ctx, &Event{EventID: "$" + tc.typ, RoomID: "!r:hs", Type: tc.typ, Sender: "@a:hs", JSON: []byte("{}")}, 5)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := bump(); b != tc.want {
+			t.Errorf("after %s: bump %d, want %d", tc.typ, b, tc.want)
+		}
+	}
+}

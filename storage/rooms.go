@@ -87,7 +87,8 @@ func (q Q) AppendEvent(ctx context.Context, ev *Event, depth int64) (int64, erro
 			return 0, err
 		}
 	}
-	_, err = q.exec(ctx, `UPDATE rooms SET latest_event_id = ?, depth = ? WHERE room_id = ?`, ev.EventID, depth, ev.RoomID)
+	_, err = q.exec(ctx, `UPDATE rooms SET latest_event_id = ?, depth = ?, bump_pos = CASE WHEN ? THEN ? ELSE bump_pos END
+		WHERE room_id = ?`, ev.EventID, depth, bumps[ev.Type], ev.Pos, ev.RoomID)
 	return ev.Pos, err
 }
 

@@ -28,6 +28,7 @@ var shippedMigrations = map[string]string{
 	"016_admin_tools.sql":          "9b1ac7496d3aa85fe6baa0367d71199ffc5dd59627ddb6a858a91072867538e9",
 	"017_push_retries.sql":         "b3411b871279bd3a177b87a871cd1eba530fffad8ca9dc2b067338815f614ceb",
 	"018_push_actions_compact.sql": "09e51a2ad66c7588fda3a078a93f6347c940042fcda0b8a916667daa057104bf",
+	"019_room_bump.sql":            "d39c72595a4cde185ab3b4b1de23b9ecf55e0a6b3c5cd5860e1df359ffa7d08b",
 }
 
 // Migrations are append-only: every shipped one is unchanged, and every

@@ -354,15 +354,17 @@ type RoomSummary struct {
 	Joined, Invited     int
 }
 
-// bumpTypes are the events that move a room up a sliding sync list.
-const bumpTypes = `('m.room.create', 'm.room.message', 'm.room.encrypted', 'm.sticker', 'm.call.invite', 'm.poll.start', 'm.beacon_info')`
+// bumps are the events that move a room up a sliding sync list: the room
+// keeps the position of its latest (rooms.bump_pos).
+var bumps = map[string]bool{"m.room.create": true, "m.room.message": true, "m.room.encrypted": true, "m.sticker": true,
+	"m.call.invite": true, "m.poll.start": true, "m.beacon_info": true}
 
 // RoomSummaries lists every room the user has a membership in, with what
 // sliding sync orders and filters lists by. Invites and knocks are bumped
 // by the membership event itself: the room's activity is not theirs to see.
 func (q Q) RoomSummaries(ctx context.Context, userID string) ([]RoomSummary, error) {
 	rows, err := q.query(ctx, `SELECT s.room_id, s.membership, s.pos,
-		CASE WHEN s.membership = 'join' THEN COALESCE((SELECT MAX(e.pos) FROM events e WHERE e.room_id = s.room_id AND e.type IN `+bumpTypes+`), s.pos) ELSE s.pos END,
+		CASE WHEN s.membership = 'join' THEN COALESCE((SELECT NULLIF(r.bump_pos, 0) FROM rooms r WHERE r.room_id = s.room_id), s.pos) ELSE s.pos END,
 		COALESCE((SELECT json_extract(e.json, '$.content.type') FROM room_state c JOIN events e ON e.event_id = c.event_id
 			WHERE c.room_id = s.room_id AND c.type = 'm.room.create' AND c.state_key = ''), ''),
 		COALESCE((SELECT json_extract(e.json, '$.content.name') FROM room_state c JOIN events e ON e.event_id = c.event_id
