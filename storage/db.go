@@ -226,15 +226,10 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 }
 
 func (db *DB) migrate(ctx context.Context) error {
-	files, err := schemaFS.ReadDir("schema")
+	names, err := migrationNames()
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(files))
-	for _, f := range files {
-		names = append(names, f.Name())
-	}
-	sort.Strings(names)
 	// A migration's version is the number its file name starts with: they
 	// run in that order, each once, and none may be missing.
 	for i, name := range names {
@@ -267,6 +262,20 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// migrationNames are the embedded migrations' file names, in order.
+func migrationNames() ([]string, error) {
+	files, err := schemaFS.ReadDir("schema")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, f.Name())
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 // SchemaVersion reports the schema version of the open database.

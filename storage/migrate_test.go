@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
-	"sort"
 	"testing"
 )
 
@@ -18,12 +17,10 @@ func databaseAt(t *testing.T, version int, fill string) string {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	files, _ := schemaFS.ReadDir("schema")
-	names := make([]string, 0, len(files))
-	for _, f := range files {
-		names = append(names, f.Name())
+	names, err := migrationNames()
+	if err != nil {
+		t.Fatal(err)
 	}
-	sort.Strings(names)
 	for _, name := range names[:version] {
 		body, _ := schemaFS.ReadFile("schema/" + name)
 		if _, err := conn.Exec(string(body)); err != nil {

@@ -72,7 +72,7 @@ func (s *Service) slidingBuild(r *http.Request, dev *httpapi.Device, have map[st
 // and cuts its windows: the lists' counts, each room in a window with its
 // merged configuration, and the rooms of each list.
 func (s *Service) slidingLists(b *builder, summaries []storage.RoomSummary, req *slidingRequest) (map[string]roomConfig, map[string]slidingListResult, map[string][]string, error) {
-	dms := directRooms(b)
+	dms := b.directRooms()
 	configs := map[string]roomConfig{}
 	listsOut := map[string]slidingListResult{}
 	listRooms := map[string][]string{}
@@ -108,18 +108,22 @@ func (s *Service) slidingLists(b *builder, summaries []storage.RoomSummary, req 
 	return configs, listsOut, listRooms, nil
 }
 
-// directRooms are the rooms the user's m.direct names.
-func directRooms(b *builder) map[string]bool {
-	dms := map[string]bool{}
+// directRooms are the rooms the user's m.direct names, read once per
+// response.
+func (b *builder) directRooms() map[string]bool {
+	if b.direct != nil {
+		return b.direct
+	}
+	b.direct = map[string]bool{}
 	if direct, err := b.q.AccountData(b.ctx, b.dev.UserID, "", "m.direct"); err == nil {
 		gjson.ParseBytes(direct).ForEach(func(_, ids gjson.Result) bool {
 			for _, id := range ids.Array() {
-				dms[id.Str] = true
+				b.direct[id.Str] = true
 			}
 			return true
 		})
 	}
-	return dms
+	return b.direct
 }
 
 // roomGroup is rooms built alike: with an initial view (new to the
@@ -314,14 +318,7 @@ func (s *Service) slidingRoom(b *builder, dev *httpapi.Device, rs storage.RoomSu
 			}
 		}
 	}
-	dms, _ := b.q.AccountData(b.ctx, dev.UserID, "", "m.direct")
-	isDM := false
-	gjson.ParseBytes(dms).ForEach(func(_, ids gjson.Result) bool {
-		for _, id := range ids.Array() {
-			isDM = isDM || id.Str == rs.RoomID
-		}
-		return !isDM
-	})
+	isDM := b.directRooms()[rs.RoomID]
 	room.IsDM = &isDM
 	return room, nil
 }

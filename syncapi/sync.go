@@ -246,6 +246,9 @@ type builder struct {
 	// ignored are the users the user ignores: none of their messages or
 	// invites are sent.
 	ignored map[string]bool
+	// direct are the rooms the user's m.direct names (sliding sync), read
+	// once per response.
+	direct map[string]bool
 	// memberships are the user's current memberships of the rooms sent.
 	memberships map[string]storage.RoomMembership
 }
