@@ -3,7 +3,11 @@
 // workloads, checks that what it measured really happened (every event
 // stored, every sync woken, every message delivered), and prints one table.
 //
-//	redoubt-bench -url http://127.0.0.1:8008 -secret S [-pid N] [-db FILE] [-quick]
+//	redoubt-bench -url http://127.0.0.1:8008 -secret S [-pid N] [-db FILE|DIR] [-quick] [-keep-going]
+//	redoubt-bench -compare DIR
+//
+// sidebyside.sh, beside it, runs several servers (Redoubt builds, Dendrite)
+// in one interleaved run and prints the ratios with -compare.
 package main
 
 import (
@@ -20,13 +24,13 @@ import (
 )
 
 type config struct {
-	url, secret, db string
-	pid             int
-	quick           bool
-	only            map[string]bool
-	prefix          string
-	rng             *rand.Rand
-	http            *http.Client
+	url, secret, db  string
+	pid              int
+	quick, keepGoing bool
+	only             map[string]bool
+	prefix           string
+	rng              *rand.Rand
+	http             *http.Client
 }
 
 // row is one line of the result table.
@@ -40,11 +44,20 @@ func main() {
 	flag.StringVar(&cfg.url, "url", "http://127.0.0.1:8008", "base URL of the Client-Server API")
 	flag.StringVar(&cfg.secret, "secret", "", "registration_shared_secret of the server")
 	flag.IntVar(&cfg.pid, "pid", 0, "server process ID, for CPU and memory figures from /proc")
-	flag.StringVar(&cfg.db, "db", "", "server database file, for bytes per event")
+	flag.StringVar(&cfg.db, "db", "", "server database file (its WAL counted too) or data directory (every file in it), for bytes per event")
+	flag.BoolVar(&cfg.keepGoing, "keep-going", false, "after a scenario fails, note it in the table and run the next")
+	compareDir := flag.String("compare", "", "print the medians and ratios of the NAME.ROUND.md tables in this directory, and exit")
 	flag.BoolVar(&cfg.quick, "quick", false, "small parameters (for CI: checks the tool works, measures little)")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run (send,redact,fanout,initial,messages,keys,todevice)")
 	seed := flag.Int64("seed", 1, "seed of the workload")
 	flag.Parse()
+	if *compareDir != "" {
+		if err := compare(*compareDir); err != nil {
+			fmt.Fprintln(os.Stderr, "redoubt-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if cfg.secret == "" {
 		fmt.Fprintln(os.Stderr, "redoubt-bench: -secret is required (the server's registration_shared_secret)")
 		os.Exit(2)
@@ -69,6 +82,7 @@ func main() {
 
 func run(ctx context.Context, cfg *config) ([]row, error) {
 	var rows []row
+	var failed error
 	scenarios := []struct {
 		name string
 		fn   func(context.Context, *config) ([]row, error)
@@ -93,14 +107,19 @@ func run(ctx context.Context, cfg *config) ([]row, error) {
 		r, err := s.fn(ctx, cfg)
 		rows = append(rows, r...)
 		if err != nil {
-			return rows, fmt.Errorf("%s: %w", s.name, err)
+			failed = fmt.Errorf("%s: %w", s.name, err)
+			if !cfg.keepGoing {
+				return rows, failed
+			}
+			fmt.Fprintln(os.Stderr, "redoubt-bench:", failed)
+			rows = append(rows, row{s.name, "FAILED", strings.ReplaceAll(err.Error(), "|", "/")})
 		}
 	}
 	if cfg.pid != 0 {
 		end := procStats(cfg.pid)
 		rows = append(rows, row{"server", "RSS peak (whole run)", fmt.Sprintf("%.1f MB", end.peakMB)})
 	}
-	return rows, nil
+	return rows, failed
 }
 
 func printTable(rows []row) {

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,7 +127,7 @@ func benchSend(ctx context.Context, cfg *config) ([]row, error) {
 				bodies[i] = encryptedBody(cfg.rng)
 			}
 			before := procStats(cfg.pid)
-			dbBefore := fileSize(cfg.db) + fileSize(cfg.db+"-wal")
+			dbBefore := diskSize(cfg.db)
 			start := time.Now()
 			lat, err := parallel(clients, func(i int, c *client) ([]time.Duration, error) {
 				var lat []time.Duration
@@ -140,7 +142,7 @@ func benchSend(ctx context.Context, cfg *config) ([]row, error) {
 			})
 			elapsed := time.Since(start)
 			cpuSeconds += procStats(cfg.pid).cpuSeconds - before.cpuSeconds
-			dbGrowth += fileSize(cfg.db) + fileSize(cfg.db+"-wal") - dbBefore
+			dbGrowth += diskSize(cfg.db) - dbBefore
 			if err != nil {
 				return rows, err
 			}
@@ -334,7 +336,10 @@ func procStats(pid int) procSnapshot {
 	return s
 }
 
-func fileSize(path string) int64 {
+// diskSize is what a server keeps on disk: a database file with its WAL,
+// or every file under a data directory (a server with several databases,
+// Dendrite's, keeps them and its message log there).
+func diskSize(path string) int64 {
 	if path == "" {
 		return 0
 	}
@@ -342,5 +347,21 @@ func fileSize(path string) int64 {
 	if err != nil {
 		return 0
 	}
-	return fi.Size()
+	if !fi.IsDir() {
+		wal, _ := os.Stat(path + "-wal")
+		if wal != nil {
+			return fi.Size() + wal.Size()
+		}
+		return fi.Size()
+	}
+	var n int64
+	filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
