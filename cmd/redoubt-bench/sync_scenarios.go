@@ -166,21 +166,9 @@ func benchMessages(ctx context.Context, cfg *config) ([]row, error) {
 	}); err != nil {
 		return nil, err
 	}
-	// A server that stores asynchronously (Dendrite's sync API reads what
-	// its room server wrote from a queue) shows an acknowledged event a
-	// moment later: wait up to 10 s for all of them before timing.
 	want := total / len(users) * len(users)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		got, err := countEvents(ctx, users[0], room, "m.room.encrypted")
-		if err != nil {
-			return nil, err
-		}
-		if got == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("paginated %d events, %d were sent", got, want)
-		}
+	if err := awaitEvents(ctx, users[0], room, "m.room.encrypted", want); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	got, err := countEvents(ctx, users[0], room, "m.room.encrypted")
