@@ -3,6 +3,7 @@ package adminapi
 import (
 	"net/http"
 
+	"github.com/redoubt-systems/redoubt/backup"
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/storage"
@@ -23,6 +24,14 @@ func (a *API) summary(r *http.Request, _ *httpapi.Device) httpapi.Response {
 	if err != nil {
 		return httpapi.Fail(err)
 	}
+	destinations := []map[string]any{}
+	for _, d := range a.Cfg.Backup.Destinations {
+		ts, err := q.InstanceState(r.Context(), backup.DestinationState(d.Name))
+		if err != nil {
+			return httpapi.Fail(err)
+		}
+		destinations = append(destinations, map[string]any{"name": d.Name, "url": d.URL, "last_backup_ts": nullableTS(ts)})
+	}
 	ms := func(d config.Duration) any {
 		if d == 0 {
 			return nil
@@ -38,6 +47,7 @@ func (a *API) summary(r *http.Request, _ *httpapi.Device) httpapi.Response {
 		"retention": map[string]any{"default_max_lifetime": ms(ret.DefaultMaxLifetime), "min_lifetime": ms(ret.MinLifetime),
 			"max_lifetime": ms(ret.MaxLifetime), "media_max_lifetime": ms(ret.MediaMaxLifetime)},
 		"last_prune_ts": nullableTS(lastPrune), "last_backup_ts": nullableTS(lastBackup),
+		"backup_destinations": destinations,
 	})
 }
 

@@ -2,10 +2,13 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/internal/shred"
+	"github.com/redoubt-systems/redoubt/objectstore"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -37,22 +41,88 @@ func FileName(serverName string, t time.Time) string {
 		t.UTC().Format("20060102T150405Z"))
 }
 
-// ToDir writes a backup into dir (written under a temporary name, renamed
-// when complete) and returns its path.
+// ToDir writes a backup into dir and returns its path.
 func ToDir(ctx context.Context, cfg *config.Config, db *storage.DB, dir string, now time.Time) (string, error) {
+	t, err := Take(ctx, cfg, db, dir, nil, now)
+	return t.Path, err
+}
+
+// Taken is what Take wrote.
+type Taken struct {
+	Path string // the file in dir, if one was given
+	Sent []Sent // one per destination
+}
+
+// Take writes one backup, from one snapshot of the database: into dir if
+// it is set (under a temporary name, renamed when complete), and to every
+// store. A store that fails is reported in Sent and does not stop the
+// others; the error says whether the backup was written anywhere.
+func Take(ctx context.Context, cfg *config.Config, db *storage.DB, dir string, stores []*objectstore.Store, now time.Time) (Taken, error) {
+	var t Taken
 	recipients, err := Recipients(cfg.Backup.Recipients)
 	if err != nil {
-		return "", err
+		return t, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
+	var out []io.Writer
+	var f *os.File
+	if dir != "" {
+		t.Path = filepath.Join(dir, FileName(cfg.ServerName, now))
+		if f, err = createPartial(t.Path); err != nil {
+			return t, err
+		}
+		out = append(out, f)
 	}
-	path := filepath.Join(dir, FileName(cfg.ServerName, now))
-	f, err := os.OpenFile(path+".partial", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	var parts *partWriter
+	if len(stores) > 0 {
+		parts = newPartWriter(ctx, stores, snapshotName(now))
+		out = append(out, parts)
+	}
+	m, err := Write(ctx, db, cfg.Database, cfg.Media.Path, cfg.ServerName, recipients, io.MultiWriter(out...), now)
+	if f != nil {
+		if err = completePartial(f, t.Path, err); err != nil {
+			t.Path = ""
+		}
+	}
 	if err != nil {
-		return "", err
+		return t, err
 	}
-	_, err = Write(ctx, db, cfg.Database, cfg.Media.Path, cfg.ServerName, recipients, f, now)
+	if parts != nil {
+		t.Sent = parts.finish(m, func(s *objectstore.Store) (int, time.Duration) {
+			for _, d := range cfg.Backup.Destinations {
+				if d.Name == s.Name {
+					return d.Keep, d.MaxAge.D()
+				}
+			}
+			return 1 << 30, 0
+		}, now)
+	}
+	if t.Path == "" && !slices.ContainsFunc(t.Sent, func(s Sent) bool { return s.Err == nil }) {
+		return t, errors.New("backup: every destination failed")
+	}
+	return t, db.Write(ctx, func(q storage.Q) error {
+		for _, s := range t.Sent {
+			if s.Err == nil {
+				if err := q.SetInstanceState(ctx, DestinationState(s.Store.Name), now.UnixMilli()); err != nil {
+					return err
+				}
+			}
+		}
+		return q.SetInstanceState(ctx, "last_backup_ts", now.UnixMilli())
+	})
+}
+
+// createPartial creates the file a backup is written to before it is
+// complete: path with ".partial" appended.
+func createPartial(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path+".partial", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+}
+
+// completePartial makes a backup written without error durable under its
+// name, or removes what was written.
+func completePartial(f *os.File, path string, err error) error {
 	if err == nil {
 		err = f.Sync()
 	}
@@ -64,20 +134,27 @@ func ToDir(ctx context.Context, cfg *config.Config, db *storage.DB, dir string, 
 	}
 	if err != nil {
 		os.Remove(path + ".partial")
-		return "", err
 	}
-	return path, db.Write(ctx, func(q storage.Q) error { return q.SetInstanceState(ctx, "last_backup_ts", now.UnixMilli()) })
+	return err
 }
 
-// Scheduler writes a backup every backup.interval into backup.dir, keeping
-// the newest backup.keep, between Start and Close.
+// DestinationState is the instance state that keeps when a destination
+// last received a whole snapshot.
+func DestinationState(name string) string { return "last_backup_ts:" + name }
+
+// Scheduler writes a backup every backup.interval into backup.dir,
+// keeping the newest backup.keep, and to every destination (Stores), each
+// keeping its own number, between Start and Close.
 type Scheduler struct {
-	Cfg *config.Config
-	DB  *storage.DB
-	Log *slog.Logger
-	Now func() time.Time
-	// Done, if set, is told of each backup's outcome (metrics).
+	Cfg    *config.Config
+	DB     *storage.DB
+	Stores []*objectstore.Store
+	Log    *slog.Logger
+	Now    func() time.Time
+	// Done, if set, is told of each backup's outcome, and Sent of each
+	// destination's (metrics).
 	Done func(error)
+	Sent func(destination string, err error, at time.Time)
 
 	stop    context.CancelFunc
 	stopped chan struct{}
@@ -106,26 +183,42 @@ func (s *Scheduler) Close() {
 
 func (s *Scheduler) run(ctx context.Context) {
 	for {
-		t := time.NewTimer(s.Cfg.Backup.Interval.D())
+		timer := time.NewTimer(s.Cfg.Backup.Interval.D())
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			timer.Stop()
 			return
-		case <-t.C:
+		case <-timer.C:
 		}
-		path, err := ToDir(ctx, s.Cfg, s.DB, s.Cfg.Backup.Dir, s.Now())
+		now := s.Now()
+		t, err := Take(ctx, s.Cfg, s.DB, s.Cfg.Backup.Dir, s.Stores, now)
 		if ctx.Err() != nil {
 			return
 		}
 		if s.Done != nil {
 			s.Done(err)
 		}
+		for _, sent := range t.Sent {
+			if s.Sent != nil {
+				s.Sent(sent.Store.Name, sent.Err, now)
+			}
+			if sent.Err != nil {
+				s.Log.Error("backup not sent to a destination; the next one will be", "destination", sent.Store.Name, "err", sent.Err)
+			} else {
+				s.Log.Info("backup sent", "destination", sent.Store.Name, "snapshot", sent.Snapshot)
+			}
+			if sent.PruneErr != nil {
+				s.Log.Error("old snapshots not removed from a destination", "destination", sent.Store.Name, "err", sent.PruneErr)
+			}
+		}
 		if err != nil {
 			s.Log.Error("backup failed", "err", err)
 			continue
 		}
-		s.Log.Info("backup written", "file", filepath.Base(path))
-		Prune(s.Cfg.Backup.Dir, s.Cfg.Backup.Keep)
+		if t.Path != "" {
+			s.Log.Info("backup written", "file", filepath.Base(t.Path))
+			Prune(s.Cfg.Backup.Dir, s.Cfg.Backup.Keep)
+		}
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"filippo.io/age"
 	"gopkg.in/yaml.v3"
 
 	"github.com/redoubt-systems/redoubt/ratelimit"
@@ -149,18 +148,6 @@ type TURN struct {
 	URIs         []string `yaml:"uris"`
 	SharedSecret string   `yaml:"shared_secret"`
 	Lifetime     Duration `yaml:"lifetime"`
-}
-
-// Backup is where and how often serve writes encrypted backups.
-type Backup struct {
-	// Recipients are age public keys ("age1..."): backups are encrypted to
-	// each, and only their private keys can restore them.
-	Recipients []string `yaml:"recipients"`
-	// Interval between scheduled backups (0: none; redoubt backup still works).
-	Interval Duration `yaml:"interval"`
-	// Dir keeps scheduled backups; Keep is how many of them.
-	Dir  string `yaml:"dir"`
-	Keep int    `yaml:"keep"`
 }
 
 // Version is the Redoubt release this binary is.
@@ -333,7 +320,7 @@ func Default() *Config {
 		Retention:       Retention{Interval: Duration(time.Hour)},
 		Privacy:         Privacy{RecordIPs: true, IPRetention: Duration(30 * 24 * time.Hour), ExportLifetime: Duration(4 * time.Hour)},
 		ServerNotices:   ServerNotices{Localpart: "notices", DisplayName: "Server Notices", RoomName: "Server Notices"},
-		Backup:          Backup{Keep: 7, Recipients: []string{}},
+		Backup:          Backup{Keep: 7, Recipients: []string{}, Destinations: []Destination{}},
 		TURN:            TURN{URIs: []string{}, Lifetime: Duration(24 * time.Hour)},
 		UserDirectory:   UserDirectory{SearchAllUsers: true},
 		Push:            Push{GatewayAllowList: []string{}},
@@ -525,22 +512,7 @@ func (c *Config) Validate() error {
 	if !localpartRE.MatchString(c.ServerNotices.Localpart) {
 		bad("server_notices.localpart", "%q is not a valid user localpart", c.ServerNotices.Localpart)
 	}
-	for _, r := range c.Backup.Recipients {
-		if _, err := age.ParseX25519Recipient(r); err != nil {
-			bad("backup.recipients", "%q is not an age public key (age1...)", r)
-		}
-	}
-	if c.Backup.Interval != 0 {
-		if c.Backup.Interval < Duration(time.Minute) {
-			bad("backup.interval", "must be 0 (off) or at least 1m")
-		}
-		if c.Backup.Dir == "" || len(c.Backup.Recipients) == 0 {
-			bad("backup.interval", "scheduled backups need backup.dir and backup.recipients")
-		}
-	}
-	if c.Backup.Keep < 1 {
-		bad("backup.keep", "must be at least 1")
-	}
+	c.Backup.validate(bad)
 	if c.Log.MaxAge < Duration(24*time.Hour) {
 		bad("log.max_age", "must be at least 1d")
 	}

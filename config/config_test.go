@@ -90,6 +90,15 @@ func TestInvalid(t *testing.T) {
 		{"registration: {open: maybe}", "open"},
 		{"registration_shared_secret: a\nregistration_shared_secret_file: /x", "registration_shared_secret_file"},
 		{"registration_shared_secret_file: /does/not/exist", "registration_shared_secret_file"},
+		{"backup: {interval: 1h, recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]}", "backup.interval"},
+		{"backup: {destinations: [{url: 's3://b', access_key_file: /dev/null}]}", "backup.destinations[0].name"},
+		{"backup: {destinations: [{name: a, url: 'https://b'}]}", "backup.destinations[0].url"},
+		{"backup: {destinations: [{name: a, url: 's3://'}]}", "backup.destinations[0].url"},
+		{"backup: {destinations: [{name: a, url: 's3://b', endpoint: 'minio:9000'}]}", "backup.destinations[0].endpoint"},
+		{"backup: {destinations: [{name: a, url: 's3://b', keep: -1}]}", "backup.destinations[0].keep"},
+		{"backup: {destinations: [{name: a, url: 's3://b', access_key_file: /does/not/exist}]}", "backup.destinations[0].access_key_file"},
+		{"backup: {destinations: [{name: a, url: 's3://b'}, {name: a, url: 's3://c'}]}", "backup.destinations[1].name"},
+		{"backup: {destinations: [{name: a, url: 's3://b', access_key: inline}]}", "access_key"},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
@@ -104,6 +113,39 @@ func TestInvalid(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Fatalf("error %v does not name %s", err, key)
 		}
+	}
+}
+
+// A destination's bucket and prefix come from its URL, its credentials
+// from files or else from the environment; without either it is refused.
+func TestDestinations(t *testing.T) {
+	dir := t.TempDir()
+	access, secret := filepath.Join(dir, "access"), filepath.Join(dir, "secret")
+	os.WriteFile(access, []byte("AKID\n"), 0o600)
+	os.WriteFile(secret, []byte("s3cret\n"), 0o600)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	if _, err := Parse([]byte("backup: {destinations: [{name: a, url: 's3://b'}]}")); err == nil || !strings.Contains(err.Error(), "no credentials") {
+		t.Fatalf("no credentials: %v", err)
+	}
+	cfg, err := Parse([]byte("backup: {destinations: [{name: eu, url: 's3://bucket/tenants/acme/', endpoint: 'http://127.0.0.1:7070', access_key_file: " +
+		access + ", secret_key_file: " + secret + "}, {name: us, url: 's3://other'}]}"))
+	if err == nil {
+		t.Fatal("the second destination has no credentials")
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "ENVID")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "envsecret")
+	cfg, err = Parse([]byte("backup: {destinations: [{name: eu, url: 's3://bucket/tenants/acme/', endpoint: 'http://127.0.0.1:7070', access_key_file: " +
+		access + ", secret_key_file: " + secret + "}, {name: us, url: 's3://other', keep: 3}]}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eu, us := cfg.Backup.Destinations[0], cfg.Backup.Destinations[1]
+	if eu.Bucket != "bucket" || eu.Prefix != "tenants/acme/" || eu.AccessKey != "AKID" || eu.SecretKey != "s3cret" || eu.Keep != 7 {
+		t.Fatalf("eu: %+v", eu)
+	}
+	if us.Bucket != "other" || us.Prefix != "" || us.AccessKey != "ENVID" || us.SecretKey != "envsecret" || us.Keep != 3 {
+		t.Fatalf("us: %+v", us)
 	}
 }
 

@@ -23,6 +23,8 @@ type Metrics struct {
 	prunes   *prometheus.CounterVec
 	pruned   *prometheus.CounterVec
 	backups  *prometheus.CounterVec
+	sent     *prometheus.CounterVec
+	lastSent *prometheus.GaugeVec
 }
 
 // New registers the series; waiting and queue report the number of
@@ -40,7 +42,11 @@ func New(waiting, queue func() float64) *Metrics {
 	m.prunes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redoubt_prune_runs_total", Help: "Pruner passes by result."}, []string{"result"})
 	m.pruned = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redoubt_pruned_total", Help: "What the pruner deleted, by kind."}, []string{"kind"})
 	m.backups = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redoubt_backup_runs_total", Help: "Scheduled backups by result."}, []string{"result"})
-	m.reg.MustRegister(m.requests, m.latency, m.commits, m.writes, m.prunes, m.pruned, m.backups,
+	m.sent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redoubt_backup_destination_runs_total",
+		Help: "Scheduled backups sent to each destination, by result."}, []string{"destination", "result"})
+	m.lastSent = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "redoubt_backup_destination_last_success_timestamp_seconds",
+		Help: "When the newest snapshot a destination holds whole was taken."}, []string{"destination"})
+	m.reg.MustRegister(m.requests, m.latency, m.commits, m.writes, m.prunes, m.pruned, m.backups, m.sent, m.lastSent,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "redoubt_sync_waiting", Help: "Long-polling /sync and sliding sync requests."}, waiting),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "redoubt_db_write_queue", Help: "Writes waiting for the writer."}, queue),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -81,4 +87,15 @@ func (m *Metrics) Backup(err error) {
 		result = "error"
 	}
 	m.backups.WithLabelValues(result).Inc()
+}
+
+// BackupSent records a scheduled backup's outcome at one destination.
+func (m *Metrics) BackupSent(destination string, err error, at time.Time) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	} else {
+		m.lastSent.WithLabelValues(destination).Set(float64(at.UnixMilli()) / 1000)
+	}
+	m.sent.WithLabelValues(destination, result).Inc()
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/redoubt-systems/redoubt/mediaapi"
 	"github.com/redoubt-systems/redoubt/metrics"
 	"github.com/redoubt-systems/redoubt/notifier"
+	"github.com/redoubt-systems/redoubt/objectstore"
 	"github.com/redoubt-systems/redoubt/push"
 	"github.com/redoubt-systems/redoubt/pushapi"
 	"github.com/redoubt-systems/redoubt/ratelimit"
@@ -84,6 +85,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	stores, err := objectstore.OpenAll(cfg.Backup.Destinations)
+	if err != nil {
+		return nil, err
+	}
 	db, err := storage.Open(ctx, cfg.Database)
 	if err != nil {
 		return nil, err
@@ -138,7 +143,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	mediaAPI := &mediaapi.Service{Cfg: cfg, DB: storage.View[mediaapi.Store]{DB: db}, Now: opts.Now, Store: store}
 	s.Retention = &retention.Service{Cfg: cfg, DB: storage.View[retention.Store]{DB: db}, Rooms: s.Rooms, Media: store, Now: opts.Now, Log: opts.Log,
 		OnPrune: func(st retention.Stats, err error) { s.Metrics.Prune(st.Events, st.Media, st.Connections, err) }}
-	s.Backups = &backup.Scheduler{Cfg: cfg, DB: db, Log: opts.Log, Now: opts.Now, Done: s.Metrics.Backup}
+	s.Backups = &backup.Scheduler{Cfg: cfg, DB: db, Stores: stores, Log: opts.Log, Now: opts.Now, Done: s.Metrics.Backup, Sent: s.Metrics.BackupSent}
 	s.Delayed = &delayed.Service{Cfg: cfg, DB: storage.View[delayed.Store]{DB: db}, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
 	(&clientapi.API{Cfg: cfg, DB: storage.View[clientapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
 		Delayed: s.Delayed, Threads: &threads.Service{DB: storage.View[threads.Store]{DB: db}, Rooms: s.Rooms, Notifier: s.Notifier}}).Register(router, h)

@@ -283,6 +283,7 @@ async function loadSummary() {
     ["Media", `${s.media.count} files, ${mib(s.media.bytes)}`], ["Database", mib(s.database_bytes)],
     ["Messages kept", days(s.retention.default_max_lifetime)], ["Media kept", days(s.retention.media_max_lifetime)],
     ["Last prune", s.last_prune_ts ? when(s.last_prune_ts) : "never"], ["Last backup", s.last_backup_ts ? when(s.last_backup_ts) : "never"],
+    ...(s.backup_destinations || []).map((d) => [`Backup at ${d.name}`, d.last_backup_ts ? when(d.last_backup_ts) : "never"]),
   ];
   const dl = $("summary");
   dl.replaceChildren();

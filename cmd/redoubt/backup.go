@@ -13,7 +13,9 @@ import (
 	"filippo.io/age"
 
 	"github.com/redoubt-systems/redoubt/backup"
+	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/internal/instancelock"
+	"github.com/redoubt-systems/redoubt/objectstore"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -22,18 +24,19 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// redoubt backup --config FILE --to DIR|- [--recipient age1...]
+// redoubt backup --config FILE [--to DIR|-|DESTINATION] [--recipient age1...]
+// redoubt backup list --config FILE --from DESTINATION|s3://BUCKET/PREFIX
 func backupCmd(args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "list" {
+		return backupListCmd(args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "the instance's configuration file")
-	to := fs.String("to", "", "directory to write the backup into, or - for standard output")
+	to := fs.String("to", "", "directory to write the backup into, - for standard output, or a destination's name (default: every destination)")
 	var extra multiFlag
 	fs.Var(&extra, "recipient", "age public key to encrypt to (repeatable; added to backup.recipients)")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if *to == "" {
-		return errors.New("usage: redoubt backup --config FILE --to DIR|- [--recipient age1...]")
 	}
 	srv, err := open(*cfgPath)
 	if err != nil {
@@ -45,7 +48,8 @@ func backupCmd(args []string, stdout io.Writer) error {
 		return errors.New("backup: no recipients: set backup.recipients or give --recipient")
 	}
 	ctx, now := context.Background(), time.Now()
-	if *to == "-" {
+	switch {
+	case *to == "-":
 		recipients, err := backup.Recipients(srv.Cfg.Backup.Recipients)
 		if err != nil {
 			return err
@@ -54,19 +58,114 @@ func backupCmd(args []string, stdout io.Writer) error {
 			return err
 		}
 		return srv.DB.Write(ctx, func(q storage.Q) error { return q.SetInstanceState(ctx, "last_backup_ts", now.UnixMilli()) })
+	case *to == "" && len(srv.Cfg.Backup.Destinations) == 0:
+		return errors.New("usage: redoubt backup --config FILE --to DIR|-|DESTINATION (no backup.destinations are configured)")
+	case *to != "" && destination(srv.Cfg, *to) == nil:
+		path, err := backup.ToDir(ctx, srv.Cfg, srv.DB, *to, now)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, path)
+		return nil
 	}
-	path, err := backup.ToDir(ctx, srv.Cfg, srv.DB, *to, now)
+	ds := srv.Cfg.Backup.Destinations
+	if *to != "" {
+		ds = []config.Destination{*destination(srv.Cfg, *to)}
+	}
+	stores, err := objectstore.OpenAll(ds)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, path)
+	t, err := backup.Take(ctx, srv.Cfg, srv.DB, "", stores, now)
+	var failed int
+	for _, s := range t.Sent {
+		if s.Err != nil {
+			failed++
+			fmt.Fprintf(stdout, "%s: FAILED: %v\n", s.Store, s.Err)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: snapshot %s\n", s.Store, s.Snapshot)
+		if s.PruneErr != nil {
+			fmt.Fprintf(stdout, "%s: old snapshots not removed: %v\n", s.Store, s.PruneErr)
+		}
+	}
+	if err == nil && failed > 0 {
+		err = fmt.Errorf("backup: %d of %d destinations failed", failed, len(t.Sent))
+	}
+	return err
+}
+
+// destination finds a configured destination by name or URL.
+func destination(cfg *config.Config, nameOrURL string) *config.Destination {
+	for i, d := range cfg.Backup.Destinations {
+		if d.Name == nameOrURL || strings.TrimRight(d.URL, "/") == strings.TrimRight(nameOrURL, "/") {
+			return &cfg.Backup.Destinations[i]
+		}
+	}
 	return nil
 }
 
-// redoubt restore --from FILE --identity KEYFILE --data DIR [--force]
+// openDestination opens a destination of the configuration at cfgPath,
+// named by its name or URL (its endpoint and credentials are there).
+func openDestination(cfgPath, from string) (*objectstore.Store, error) {
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	d := destination(cfg, from)
+	if d == nil {
+		return nil, fmt.Errorf("%s is not one of backup.destinations in %s", from, cfgPath)
+	}
+	return objectstore.Open(*d)
+}
+
+// redoubt backup list --config FILE --from DESTINATION|s3://BUCKET/PREFIX
+func backupListCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("backup list", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "the instance's configuration file (where the destination is configured)")
+	from := fs.String("from", "", "a destination's name or URL")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *from == "" {
+		return errors.New("usage: redoubt backup list --config FILE --from DESTINATION|s3://BUCKET/PREFIX")
+	}
+	store, err := openDestination(*cfgPath, *from)
+	if err != nil {
+		return err
+	}
+	snaps, err := backup.Snapshots(context.Background(), store)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d snapshots\n", store, len(snaps))
+	for _, sn := range snaps {
+		if !sn.Complete {
+			fmt.Fprintf(stdout, "  %s  incomplete (%d bytes; cut off while being sent, never restored)\n", sn.Name, sn.Size)
+			continue
+		}
+		fmt.Fprintf(stdout, "  %s  %s  schema %d  %d bytes in %d parts\n", sn.Name,
+			time.UnixMilli(sn.CreatedTS).UTC().Format(time.RFC3339), sn.SchemaVersion, sn.Size, len(sn.Parts))
+	}
+	var complete []backup.Snapshot
+	for _, sn := range snaps {
+		if sn.Complete {
+			complete = append(complete, sn)
+		}
+	}
+	if len(complete) > 0 {
+		fmt.Fprintf(stdout, "restorable: the instance as of each complete snapshot, %s to %s\n",
+			time.UnixMilli(complete[0].CreatedTS).UTC().Format(time.RFC3339), time.UnixMilli(complete[len(complete)-1].CreatedTS).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// redoubt restore --from FILE|-|DESTINATION|s3://BUCKET/PREFIX [--config FILE] [--at TIME] --identity KEYFILE --data DIR [--force]
 func restoreCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
-	from := fs.String("from", "", "the backup file (- for standard input)")
+	from := fs.String("from", "", "the backup file (- for standard input), or a destination's name or URL")
+	cfgPath := fs.String("config", "", "configuration file where the destination is configured (to restore from one)")
+	at := fs.String("at", "", "restore the newest snapshot taken at or before this time (RFC 3339; from a destination)")
 	identity := fs.String("identity", "", "file with the age private key (AGE-SECRET-KEY-1...)")
 	data := fs.String("data", "", "directory to restore into: DIR/redoubt.db and DIR/media")
 	force := fs.Bool("force", false, "replace an instance already in DIR")
@@ -74,7 +173,31 @@ func restoreCmd(args []string, stdout io.Writer) error {
 		return err
 	}
 	if *from == "" || *identity == "" || *data == "" {
-		return errors.New("usage: redoubt restore --from FILE --identity KEYFILE --data DIR [--force]")
+		return errors.New("usage: redoubt restore --from FILE|-|DESTINATION|s3://BUCKET/PREFIX [--config FILE] [--at TIME] --identity KEYFILE --data DIR [--force]")
+	}
+	var atTime time.Time
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return fmt.Errorf("restore: --at %q is not an RFC 3339 time (2026-12-06T16:00:00Z)", *at)
+		}
+		atTime = t
+	}
+	ctx := context.Background()
+	var in io.Reader = os.Stdin
+	var store *objectstore.Store
+	switch {
+	case *cfgPath != "" || strings.HasPrefix(*from, "s3://"):
+		if *cfgPath == "" {
+			return errors.New("restore: give --config, where the destination's endpoint and credentials are")
+		}
+		s, err := openDestination(*cfgPath, *from)
+		if err != nil {
+			return err
+		}
+		store = s
+	case *at != "":
+		return errors.New("restore: --at picks among a destination's snapshots; a file is one backup")
 	}
 	// Not under a server: the lock is held until the database is in place.
 	if _, err := os.Stat(*data); err == nil {
@@ -93,8 +216,7 @@ func restoreCmd(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("restore: %s holds no age identity: %w", *identity, err)
 	}
-	var in io.Reader = os.Stdin
-	if *from != "-" {
+	if store == nil && *from != "-" {
 		f, err := os.Open(*from)
 		if err != nil {
 			return err
@@ -102,7 +224,19 @@ func restoreCmd(args []string, stdout io.Writer) error {
 		defer f.Close()
 		in = f
 	}
-	m, err := backup.Restore(context.Background(), in, identities, *data, *force)
+	if store != nil {
+		snaps, err := backup.Snapshots(ctx, store)
+		if err != nil {
+			return err
+		}
+		snap, err := backup.Pick(snaps, atTime)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "restoring snapshot %s from %s\n", snap.Name, store)
+		in = backup.Fetch(ctx, store, snap)
+	}
+	m, err := backup.Restore(ctx, in, identities, *data, *force)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	"github.com/redoubt-systems/redoubt/export"
 	"github.com/redoubt-systems/redoubt/internal/instancelock"
 	"github.com/redoubt-systems/redoubt/internal/shred"
+	"github.com/redoubt-systems/redoubt/objectstore"
 )
 
 // location is one place an instance writes: paths are files or
@@ -115,8 +117,45 @@ func destroy(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s (%s): %d files overwritten and removed\n%s\n", loc.what, where, len(lines), strings.Join(lines, "\n"))
 	}
-	fmt.Fprintf(stdout, "instance %s destroyed: %d files, %d bytes overwritten and removed; the configuration file %s is left\n",
+	fmt.Fprintf(stdout, "instance %s destroyed here: %d files, %d bytes overwritten and removed; the configuration file %s is left\n",
 		cfg.ServerName, files, bytes, *cfgPath)
+	return destroyOffsite(cfg, stdout)
+}
+
+// destroyOffsite deletes every object of the instance at every backup
+// destination and reports the counts. A destination that cannot be reached
+// is reported with what is left there, and makes destroy fail: run it
+// again when the store is back, or destroy the age identity, which makes
+// every copy anywhere unreadable.
+func destroyOffsite(cfg *config.Config, stdout io.Writer) error {
+	ctx := context.Background()
+	var left []string
+	for _, d := range cfg.Backup.Destinations {
+		s, err := objectstore.Open(d)
+		var objects []objectstore.Object
+		if err == nil {
+			objects, err = s.List(ctx, "")
+		}
+		var n int
+		var size int64
+		for _, o := range objects {
+			if err = s.Delete(ctx, o.Key); err != nil {
+				break
+			}
+			n, size = n+1, size+o.Size
+		}
+		if err != nil {
+			left = append(left, d.Name)
+			fmt.Fprintf(stdout, "backup destination %s (%s): NOT DESTROYED: %v; %d objects (%d bytes) deleted, %d left\n",
+				d.Name, d.URL, err, n, size, len(objects)-n)
+			continue
+		}
+		fmt.Fprintf(stdout, "backup destination %s (%s): %d objects (%d bytes) deleted\n", d.Name, d.URL, n, size)
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("destroy: backups are left at %s: run destroy again when they can be reached, or destroy the age identity of backup.recipients (every copy becomes unreadable)",
+			strings.Join(left, ", "))
+	}
 	return nil
 }
 

@@ -83,7 +83,7 @@ func TestLayering(t *testing.T) {
 	handlers := map[string]bool{"clientapi": true, "adminapi": true, "mediaapi": true, "syncapi": true, "e2ekeys": true,
 		"directory": true, "pushapi": true}
 	domain := []string{"rooms", "auth", "push", "streams", "storage", "delayed", "retention", "threads", "devicelists",
-		"notifier", "media", "matrixerr", "caller", "filter", "backup", "export", "config"}
+		"notifier", "media", "matrixerr", "caller", "filter", "backup", "objectstore", "export", "config"}
 	httpClients := map[string]bool{"push": true} // delivers to push gateways
 	imports := func(pkg string) map[string]bool {
 		files, _ := filepath.Glob(filepath.Join("../..", pkg, "*.go"))
