@@ -95,8 +95,10 @@ type API struct {
 	Notifier  *notifier.Notifier
 	Now       func() time.Time
 	Log       *slog.Logger
-	mu        sync.Mutex
-	exports   map[string]*exportJob
+	// ReplicationLag is how far a destination is behind (continuous backup).
+	ReplicationLag func(dest string) (time.Duration, bool)
+	mu             sync.Mutex
+	exports        map[string]*exportJob
 	// running are the export jobs still writing; Close waits for them.
 	running  sync.WaitGroup
 	deletes  map[string]map[string]any // room deletion results by delete_id

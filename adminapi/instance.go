@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/redoubt-systems/redoubt/backup"
 	"github.com/redoubt-systems/redoubt/config"
@@ -30,7 +31,11 @@ func (a *API) summary(r *http.Request, _ *httpapi.Device) httpapi.Response {
 		if err != nil {
 			return httpapi.Fail(err)
 		}
-		destinations = append(destinations, map[string]any{"name": d.Name, "url": d.URL, "last_backup_ts": nullableTS(ts)})
+		dest := map[string]any{"name": d.Name, "url": d.URL, "last_backup_ts": nullableTS(ts), "replication_lag_ms": nil}
+		if lag, ok := a.lag(d.Name); ok {
+			dest["replication_lag_ms"] = lag.Milliseconds()
+		}
+		destinations = append(destinations, dest)
 	}
 	ms := func(d config.Duration) any {
 		if d == 0 {
@@ -49,6 +54,13 @@ func (a *API) summary(r *http.Request, _ *httpapi.Device) httpapi.Response {
 		"last_prune_ts": nullableTS(lastPrune), "last_backup_ts": nullableTS(lastBackup),
 		"backup_destinations": destinations,
 	})
+}
+
+func (a *API) lag(dest string) (time.Duration, bool) {
+	if a.ReplicationLag == nil {
+		return 0, false
+	}
+	return a.ReplicationLag(dest)
 }
 
 // GET /_redoubt/admin/v1/audit

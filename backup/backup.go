@@ -76,6 +76,12 @@ func Write(ctx context.Context, db *storage.DB, dbPath, mediaDir, serverName str
 	if err := db.Snapshot(ctx, snap); err != nil {
 		return m, fmt.Errorf("backup: snapshot: %w", err)
 	}
+	return archive(m, snap, mediaDir, recipients, w, now)
+}
+
+// archive writes the database file at dbFile (a copy no one writes to)
+// and the media directory as an encrypted backup to w.
+func archive(m Manifest, dbFile, mediaDir string, recipients []age.Recipient, w io.Writer, now time.Time) (Manifest, error) {
 	aw, err := age.Encrypt(w, recipients...)
 	if err != nil {
 		return m, err
@@ -92,7 +98,7 @@ func Write(ctx context.Context, db *storage.DB, dbPath, mediaDir, serverName str
 		}
 		return err
 	}
-	if err := add(dbName, snap); err != nil {
+	if err := add(dbName, dbFile); err != nil {
 		return m, err
 	}
 	if mediaDir != "" {
@@ -158,6 +164,12 @@ var ErrExists = errors.New("restore: the target already holds an instance (use -
 // and only then moves it into dataDir: the database as redoubt.db, media
 // under media/. On any error the target is left as it was.
 func Restore(ctx context.Context, from io.Reader, identities []age.Identity, dataDir string, force bool) (Manifest, error) {
+	return restoreInto(ctx, dataDir, force, func(tmp string) (Manifest, error) { return unpack(from, identities, tmp) })
+}
+
+// restoreInto has fill write a restore into a temporary directory inside
+// dataDir, then installs it.
+func restoreInto(ctx context.Context, dataDir string, force bool, fill func(tmp string) (Manifest, error)) (Manifest, error) {
 	var m Manifest
 	target := filepath.Join(dataDir, dbName)
 	if _, err := os.Stat(target); err == nil && !force {
@@ -171,7 +183,16 @@ func Restore(ctx context.Context, from io.Reader, identities []age.Identity, dat
 		return m, err
 	}
 	defer shred.Tree(tmp, func(string, int64) {})
+	if m, err = fill(tmp); err != nil {
+		return m, err
+	}
+	return m, install(ctx, tmp, dataDir)
+}
 
+// unpack decrypts a backup into tmp and checks every file against its
+// manifest.
+func unpack(from io.Reader, identities []age.Identity, tmp string) (Manifest, error) {
+	var m Manifest
 	ar, err := age.Decrypt(from, identities...)
 	if err != nil {
 		var noMatch *age.NoIdentityMatchError
@@ -223,9 +244,16 @@ func Restore(ctx context.Context, from io.Reader, identities []age.Identity, dat
 			return m, fmt.Errorf("restore: %s does not match its checksum", f.Name)
 		}
 	}
+	return m, nil
+}
+
+// install checks the database unpacked in tmp, drops its one-time keys and
+// moves it, and the media beside it, into dataDir.
+func install(ctx context.Context, tmp, dataDir string) error {
+	target := filepath.Join(dataDir, dbName)
 	dbPath := filepath.Join(tmp, dbName)
 	if err := check(ctx, dbPath); err != nil {
-		return m, err
+		return err
 	}
 	// Opening migrates an older schema; then the one-time keys go: clients
 	// may have claimed any of them after the backup was taken, and an Olm
@@ -233,7 +261,7 @@ func Restore(ctx context.Context, from io.Reader, identities []age.Identity, dat
 	// zero and upload fresh ones.
 	db, err := storage.Open(ctx, dbPath)
 	if err != nil {
-		return m, fmt.Errorf("restore: %w", err)
+		return fmt.Errorf("restore: %w", err)
 	}
 	err = db.Write(ctx, func(q storage.Q) error { return q.DropOneTimeKeys(ctx) })
 	if err == nil {
@@ -243,26 +271,26 @@ func Restore(ctx context.Context, from io.Reader, identities []age.Identity, dat
 		err = cerr
 	}
 	if err != nil {
-		return m, fmt.Errorf("restore: %w", err)
+		return fmt.Errorf("restore: %w", err)
 	}
 	// Verified: now replace what is there.
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if _, err := shred.File(target + suffix); err != nil {
-			return m, err
+			return err
 		}
 	}
 	if err := os.Rename(dbPath, target); err != nil {
-		return m, err
+		return err
 	}
 	if media := filepath.Join(tmp, "media"); exists(media) {
 		if err := shred.Tree(filepath.Join(dataDir, "media"), func(string, int64) {}); err != nil {
-			return m, err
+			return err
 		}
 		if err := os.Rename(media, filepath.Join(dataDir, "media")); err != nil {
-			return m, err
+			return err
 		}
 	}
-	return m, nil
+	return nil
 }
 
 func exists(path string) bool { _, err := os.Stat(path); return err == nil }

@@ -34,6 +34,9 @@ const snapshotsDir = "snapshots/"
 // it is sent to every destination.
 var PartSize = 8 << 20
 
+// PutTimeout bounds one attempt at sending one object (a part or a segment).
+var PutTimeout = 2 * time.Minute
+
 // Retry is how a failed put is retried: how many attempts in all, and the
 // first delay, doubled after each attempt.
 var Retry = struct {
@@ -45,6 +48,7 @@ var Retry = struct {
 type Snapshot struct {
 	Name          string `json:"-"`
 	Complete      bool   `json:"-"`
+	dir           string // the prefix of its objects: snapshots/NAME/ unless set
 	Format        int    `json:"format"`
 	ServerName    string `json:"server_name"`
 	CreatedTS     int64  `json:"created_ts"`
@@ -72,8 +76,8 @@ type partWriter struct {
 	wrote bool
 }
 
-func newPartWriter(ctx context.Context, stores []*objectstore.Store, name string) *partWriter {
-	w := &partWriter{ctx: ctx, snap: Snapshot{Name: name, Format: Format}, buf: make([]byte, 0, PartSize)}
+func newPartWriter(ctx context.Context, stores []*objectstore.Store, name, dir string) *partWriter {
+	w := &partWriter{ctx: ctx, snap: Snapshot{Name: name, Format: Format, dir: dir}, buf: make([]byte, 0, PartSize)}
 	for _, s := range stores {
 		w.sent = append(w.sent, Sent{Store: s, Snapshot: name})
 	}
@@ -100,7 +104,7 @@ func (w *partWriter) flush() {
 	}
 	sum := sha256.Sum256(w.buf)
 	part := File{Name: fmt.Sprintf("part-%06d", len(w.snap.Parts)), Size: int64(len(w.buf)), SHA256: hex.EncodeToString(sum[:])}
-	w.putAll(snapshotsDir+w.snap.Name+"/"+part.Name, w.buf)
+	w.putAll(w.snap.prefix()+part.Name, w.buf)
 	w.snap.Parts = append(w.snap.Parts, part)
 	w.snap.Size += part.Size
 	w.buf, w.wrote = w.buf[:0], true
@@ -117,25 +121,35 @@ func (w *partWriter) putAll(key string, body []byte) {
 }
 
 // finish sends the last part and then the manifest, which makes the
-// snapshot whole, and removes what each destination keeps no longer.
-func (w *partWriter) finish(m Manifest, keep func(*objectstore.Store) (int, time.Duration), now time.Time) []Sent {
+// snapshot whole, and has prune remove what each destination keeps no
+// longer.
+func (w *partWriter) finish(m Manifest, prune func(*objectstore.Store) error) []Sent {
 	w.flush()
 	w.snap.ServerName, w.snap.CreatedTS, w.snap.SchemaVersion = m.ServerName, m.CreatedTS, m.SchemaVersion
 	manifest, _ := json.MarshalIndent(w.snap, "", "  ")
-	w.putAll(snapshotsDir+w.snap.Name+"/manifest.json", manifest)
+	w.putAll(w.snap.prefix()+"manifest.json", manifest)
 	for i := range w.sent {
 		if w.sent[i].Err == nil {
-			n, age := keep(w.sent[i].Store)
-			w.sent[i].PruneErr = PruneStore(w.ctx, w.sent[i].Store, n, age, now)
+			w.sent[i].PruneErr = prune(w.sent[i].Store)
 		}
 	}
 	return w.sent
 }
 
+// prefix is where a snapshot's objects are.
+func (s Snapshot) prefix() string {
+	if s.dir != "" {
+		return s.dir
+	}
+	return snapshotsDir + s.Name + "/"
+}
+
 func put(ctx context.Context, s *objectstore.Store, key string, body []byte) error {
 	delay := Retry.Delay
 	for attempt := 1; ; attempt++ {
-		err := s.Put(ctx, key, body)
+		attemptCtx, cancel := context.WithTimeout(ctx, PutTimeout)
+		err := s.Put(attemptCtx, key, body)
+		cancel()
 		if err == nil || attempt >= Retry.Attempts || ctx.Err() != nil {
 			return err
 		}
@@ -226,13 +240,19 @@ func PruneStore(ctx context.Context, s *objectstore.Store, keep int, maxAge time
 // DeleteSnapshot removes a snapshot, its manifest first: a snapshot half
 // removed is an incomplete one, never a whole one with parts missing.
 func DeleteSnapshot(ctx context.Context, s *objectstore.Store, name string) error {
-	objects, err := s.List(ctx, snapshotsDir+name+"/")
+	return deleteWhole(ctx, s, snapshotsDir+name+"/", "manifest.json")
+}
+
+// deleteWhole removes the objects below dir, the one that makes them whole
+// (dir+manifest) first.
+func deleteWhole(ctx context.Context, s *objectstore.Store, dir, manifest string) error {
+	objects, err := s.List(ctx, dir)
 	if err != nil {
 		return err
 	}
-	keys := []string{snapshotsDir + name + "/manifest.json"}
+	keys := []string{dir + manifest}
 	for _, o := range objects {
-		if !strings.HasSuffix(o.Key, "/manifest.json") {
+		if o.Key != dir+manifest {
 			keys = append(keys, o.Key)
 		}
 	}
@@ -274,7 +294,7 @@ func (f *fetcher) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		part := f.snap.Parts[f.next]
-		b, err := f.s.Get(f.ctx, snapshotsDir+f.snap.Name+"/"+part.Name, part.Size)
+		b, err := f.s.Get(f.ctx, f.snap.prefix()+part.Name, part.Size)
 		if err != nil {
 			return 0, fmt.Errorf("restore: snapshot %s: %w", f.snap.Name, err)
 		}

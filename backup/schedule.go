@@ -74,7 +74,7 @@ func Take(ctx context.Context, cfg *config.Config, db *storage.DB, dir string, s
 	}
 	var parts *partWriter
 	if len(stores) > 0 {
-		parts = newPartWriter(ctx, stores, snapshotName(now))
+		parts = newPartWriter(ctx, stores, snapshotName(now), "")
 		out = append(out, parts)
 	}
 	m, err := Write(ctx, db, cfg.Database, cfg.Media.Path, cfg.ServerName, recipients, io.MultiWriter(out...), now)
@@ -87,14 +87,10 @@ func Take(ctx context.Context, cfg *config.Config, db *storage.DB, dir string, s
 		return t, err
 	}
 	if parts != nil {
-		t.Sent = parts.finish(m, func(s *objectstore.Store) (int, time.Duration) {
-			for _, d := range cfg.Backup.Destinations {
-				if d.Name == s.Name {
-					return d.Keep, d.MaxAge.D()
-				}
-			}
-			return 1 << 30, 0
-		}, now)
+		t.Sent = parts.finish(m, func(s *objectstore.Store) error {
+			d := destination(cfg, s.Name)
+			return PruneStore(ctx, s, d.Keep, d.MaxAge.D(), now)
+		})
 	}
 	if t.Path == "" && !slices.ContainsFunc(t.Sent, func(s Sent) bool { return s.Err == nil }) {
 		return t, errors.New("backup: every destination failed")
@@ -109,6 +105,16 @@ func Take(ctx context.Context, cfg *config.Config, db *storage.DB, dir string, s
 		}
 		return q.SetInstanceState(ctx, "last_backup_ts", now.UnixMilli())
 	})
+}
+
+// destination is a store's configuration.
+func destination(cfg *config.Config, name string) config.Destination {
+	for _, d := range cfg.Backup.Destinations {
+		if d.Name == name {
+			return d
+		}
+	}
+	return config.Destination{Name: name, Keep: 1 << 30}
 }
 
 // createPartial creates the file a backup is written to before it is

@@ -22,6 +22,13 @@ type Backup struct {
 	// Destinations are object stores every backup also goes to, each
 	// keeping its own number of them.
 	Destinations []Destination `yaml:"destinations"`
+	// Continuous ships the database's changes to the destinations within
+	// seconds of commit, between full copies (on by default when there are
+	// destinations and recipients).
+	Continuous bool `yaml:"continuous"`
+	// MaxLag is how far a destination may fall behind before an error is
+	// logged.
+	MaxLag Duration `yaml:"max_lag"`
 }
 
 // Destination is an S3-compatible object store backups are sent to.
@@ -110,5 +117,14 @@ func (b *Backup) validate(bad func(key, format string, args ...any)) {
 	}
 	if b.Keep < 1 {
 		bad("backup.keep", "must be at least 1")
+	}
+	if b.Continuous && len(b.Destinations) > 0 && len(b.Recipients) == 0 {
+		bad("backup.continuous", "needs backup.recipients to encrypt to (or continuous: false)")
+	}
+	if b.MaxLag == 0 {
+		b.MaxLag = Duration(time.Minute)
+	}
+	if b.MaxLag < Duration(time.Second) {
+		bad("backup.max_lag", "must be at least 1s")
 	}
 }

@@ -320,7 +320,7 @@ func Default() *Config {
 		Retention:       Retention{Interval: Duration(time.Hour)},
 		Privacy:         Privacy{RecordIPs: true, IPRetention: Duration(30 * 24 * time.Hour), ExportLifetime: Duration(4 * time.Hour)},
 		ServerNotices:   ServerNotices{Localpart: "notices", DisplayName: "Server Notices", RoomName: "Server Notices"},
-		Backup:          Backup{Keep: 7, Recipients: []string{}, Destinations: []Destination{}},
+		Backup:          Backup{Keep: 7, Recipients: []string{}, Destinations: []Destination{}, Continuous: true, MaxLag: Duration(time.Minute)},
 		TURN:            TURN{URIs: []string{}, Lifetime: Duration(24 * time.Hour)},
 		UserDirectory:   UserDirectory{SearchAllUsers: true},
 		Push:            Push{GatewayAllowList: []string{}},

@@ -99,6 +99,8 @@ func TestInvalid(t *testing.T) {
 		{"backup: {destinations: [{name: a, url: 's3://b', access_key_file: /does/not/exist}]}", "backup.destinations[0].access_key_file"},
 		{"backup: {destinations: [{name: a, url: 's3://b'}, {name: a, url: 's3://c'}]}", "backup.destinations[1].name"},
 		{"backup: {destinations: [{name: a, url: 's3://b', access_key: inline}]}", "access_key"},
+		{"backup: {destinations: [{name: a, url: 's3://b', access_key_file: /dev/null}]}", "backup.continuous"},
+		{"backup: {max_lag: 10ms}", "backup.max_lag"},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
@@ -135,7 +137,7 @@ func TestDestinations(t *testing.T) {
 	}
 	t.Setenv("AWS_ACCESS_KEY_ID", "ENVID")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "envsecret")
-	cfg, err = Parse([]byte("backup: {destinations: [{name: eu, url: 's3://bucket/tenants/acme/', endpoint: 'http://127.0.0.1:7070', access_key_file: " +
+	cfg, err = Parse([]byte("backup: {continuous: false, destinations: [{name: eu, url: 's3://bucket/tenants/acme/', endpoint: 'http://127.0.0.1:7070', access_key_file: " +
 		access + ", secret_key_file: " + secret + "}, {name: us, url: 's3://other', keep: 3}]}"))
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ type Metrics struct {
 	backups  *prometheus.CounterVec
 	sent     *prometheus.CounterVec
 	lastSent *prometheus.GaugeVec
+	lag      *prometheus.GaugeVec
 }
 
 // New registers the series; waiting and queue report the number of
@@ -46,7 +47,9 @@ func New(waiting, queue func() float64) *Metrics {
 		Help: "Scheduled backups sent to each destination, by result."}, []string{"destination", "result"})
 	m.lastSent = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "redoubt_backup_destination_last_success_timestamp_seconds",
 		Help: "When the newest snapshot a destination holds whole was taken."}, []string{"destination"})
-	m.reg.MustRegister(m.requests, m.latency, m.commits, m.writes, m.prunes, m.pruned, m.backups, m.sent, m.lastSent,
+	m.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "redoubt_backup_replication_lag_seconds",
+		Help: "How far each destination is behind what is committed (continuous backup)."}, []string{"destination"})
+	m.reg.MustRegister(m.requests, m.latency, m.commits, m.writes, m.prunes, m.pruned, m.backups, m.sent, m.lastSent, m.lag,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "redoubt_sync_waiting", Help: "Long-polling /sync and sliding sync requests."}, waiting),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "redoubt_db_write_queue", Help: "Writes waiting for the writer."}, queue),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -87,6 +90,11 @@ func (m *Metrics) Backup(err error) {
 		result = "error"
 	}
 	m.backups.WithLabelValues(result).Inc()
+}
+
+// ReplicationLag records how far a destination is behind.
+func (m *Metrics) ReplicationLag(destination string, lag time.Duration) {
+	m.lag.WithLabelValues(destination).Set(lag.Seconds())
 }
 
 // BackupSent records a scheduled backup's outcome at one destination.

@@ -49,6 +49,9 @@ func Open(d config.Destination) (*Store, error) {
 		Region: d.Region,
 		// Path-style works with every S3 implementation; virtual hosts need DNS.
 		BucketLookup: minio.BucketLookupPath,
+		// The callers retry with their own backoff, and go on without a
+		// destination that stays down.
+		MaxRetries: 1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: %w", d.Name, err)

@@ -51,6 +51,9 @@ type Server struct {
 	Retention *retention.Service
 	// Backups are the scheduled backups (backup.interval).
 	Backups *backup.Scheduler
+	// Replicator ships the database's changes to the destinations
+	// (backup.continuous); nil without destinations.
+	Replicator *backup.Replicator
 	// Admin is the admin API, also behind the command line's admin commands.
 	Admin *adminapi.API
 	// Gateway sends push notifications (tests shorten its retries).
@@ -144,6 +147,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Retention = &retention.Service{Cfg: cfg, DB: storage.View[retention.Store]{DB: db}, Rooms: s.Rooms, Media: store, Now: opts.Now, Log: opts.Log,
 		OnPrune: func(st retention.Stats, err error) { s.Metrics.Prune(st.Events, st.Media, st.Connections, err) }}
 	s.Backups = &backup.Scheduler{Cfg: cfg, DB: db, Stores: stores, Log: opts.Log, Now: opts.Now, Done: s.Metrics.Backup, Sent: s.Metrics.BackupSent}
+	if cfg.Backup.Continuous && len(stores) > 0 {
+		s.Replicator = &backup.Replicator{Cfg: cfg, DB: db, Stores: stores, Log: opts.Log, Now: opts.Now, Shipped: s.Metrics.ReplicationLag}
+	}
 	s.Delayed = &delayed.Service{Cfg: cfg, DB: storage.View[delayed.Store]{DB: db}, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
 	(&clientapi.API{Cfg: cfg, DB: storage.View[clientapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
 		Delayed: s.Delayed, Threads: &threads.Service{DB: storage.View[threads.Store]{DB: db}, Rooms: s.Rooms, Notifier: s.Notifier}}).Register(router, h)
@@ -160,7 +166,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	mediaAPI.Register(router, h, upload)
 	(&directory.API{Cfg: cfg, DB: storage.View[directory.Store]{DB: db}}).Register(router, h)
 	s.Admin = &adminapi.API{Cfg: cfg, DB: storage.View[adminapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Media: store, Retention: s.Retention,
-		Notifier: s.Notifier, Now: opts.Now, Log: opts.Log}
+		Notifier: s.Notifier, Now: opts.Now, Log: opts.Log, ReplicationLag: s.Replicator.Lag}
 	s.Media = store
 	s.Admin.Register(router, h)
 	httpapi.Routes{R: router, API: h}.Public("/health", s.health, "GET")
@@ -188,6 +194,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // command line tools opening the database do not: the pruner, scheduled
 // backups, delayed events and push delivery. Close stops them.
 func (s *Server) Start(ctx context.Context) {
+	if s.Replicator != nil {
+		if err := s.Replicator.Start(ctx); err != nil {
+			s.Admin.Log.Error("continuous backup did not start", "error", err)
+		}
+	}
 	s.Retention.Start(ctx)
 	s.Backups.Start(ctx)
 	s.Delayed.Start(ctx)
@@ -203,5 +214,6 @@ func (s *Server) Close() error {
 	s.Backups.Close()
 	s.Retention.Close()
 	s.Admin.Close()
+	s.Replicator.Close() // after every writer, so that it ships their last commits
 	return s.DB.Close()
 }

@@ -53,6 +53,9 @@ type DB struct {
 	// scrub asks the scrubber for a checkpoint; closing stops it and
 	// scrubbed is closed when it has stopped (see scrub.go).
 	scrub, closing, scrubbed chan struct{}
+	// hook is told of checkpoints (replicate.go).
+	hookMu sync.Mutex
+	hook   *CheckpointHook
 }
 
 // readConns is the size of the read pool.
@@ -212,9 +215,10 @@ func (db *DB) Read(ctx context.Context, fn func(Q) error) error {
 // Checkpoint copies the WAL into the database file and truncates it, so that
 // bytes erased by secure_delete are gone from both files.
 func (db *DB) Checkpoint(ctx context.Context) error {
-	var busy, logPages, ckpt int
-	err := db.exclusive(func(p *pconn) error {
-		return p.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &ckpt)
+	var busy int
+	err := db.exclusive(func(p *pconn) (err error) {
+		busy, err = db.checkpoint(p, "TRUNCATE")
+		return err
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -68,9 +69,10 @@ func (db *DB) scrubber() {
 		}
 		for retry := scrubRetry; ; retry = min(2*retry, scrubRetryMax) {
 			done, err := db.scrubOnce()
-			if done || err != nil {
+			if done || err != nil && !errors.Is(err, ErrCheckpointDeferred) {
 				// An error (a full disk) is left to the next request, or
-				// to the checkpoint SQLite makes when the database closes.
+				// to the checkpoint SQLite makes when the database closes;
+				// one deferred by a copy of the file is tried again.
 				break
 			}
 			if !pause(retry) {
@@ -84,12 +86,13 @@ func (db *DB) scrubber() {
 // readers; done is false if readers kept part of the WAL in use.
 func (db *DB) scrubOnce() (done bool, err error) {
 	ctx := context.Background()
-	var busy, logPages, ckpt int
+	var busy int
 	err = db.exclusive(func(p *pconn) error {
 		if _, err := p.conn.ExecContext(ctx, "PRAGMA busy_timeout = "+itoa(scrubWait.Milliseconds())); err != nil {
 			return err
 		}
-		err := p.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &ckpt)
+		var err error
+		busy, err = db.checkpoint(p, "TRUNCATE")
 		if _, rerr := p.conn.ExecContext(ctx, "PRAGMA busy_timeout = "+itoa(busyTimeout.Milliseconds())); err == nil {
 			err = rerr
 		}

@@ -283,7 +283,8 @@ async function loadSummary() {
     ["Media", `${s.media.count} files, ${mib(s.media.bytes)}`], ["Database", mib(s.database_bytes)],
     ["Messages kept", days(s.retention.default_max_lifetime)], ["Media kept", days(s.retention.media_max_lifetime)],
     ["Last prune", s.last_prune_ts ? when(s.last_prune_ts) : "never"], ["Last backup", s.last_backup_ts ? when(s.last_backup_ts) : "never"],
-    ...(s.backup_destinations || []).map((d) => [`Backup at ${d.name}`, d.last_backup_ts ? when(d.last_backup_ts) : "never"]),
+    ...(s.backup_destinations || []).map((d) => [`Backup at ${d.name}`, (d.last_backup_ts ? when(d.last_backup_ts) : "never") +
+      (d.replication_lag_ms == null ? "" : `; replication ${d.replication_lag_ms < 2000 ? "up to date" : Math.round(d.replication_lag_ms / 1000) + " s behind"}`)]),
   ];
   const dl = $("summary");
   dl.replaceChildren();

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,25 +148,44 @@ func backupListCmd(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  %s  %s  schema %d  %d bytes in %d parts\n", sn.Name,
 			time.UnixMilli(sn.CreatedTS).UTC().Format(time.RFC3339), sn.SchemaVersion, sn.Size, len(sn.Parts))
 	}
-	var complete []backup.Snapshot
+	gens, err := backup.Generations(context.Background(), store)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d generations (continuous backup)\n", len(gens))
+	for _, g := range gens {
+		from, to := g.Restorable()
+		if from == 0 {
+			fmt.Fprintf(stdout, "  %s  incomplete (being sent, or cut off; never restored)\n", g.Name)
+			continue
+		}
+		fmt.Fprintf(stdout, "  %s  base %d bytes, %d segments, restorable %s to %s\n", g.Name, g.Base.Size, len(g.Segments), stamp(from), stamp(to))
+	}
+	var times []int64
 	for _, sn := range snaps {
 		if sn.Complete {
-			complete = append(complete, sn)
+			times = append(times, sn.CreatedTS)
 		}
 	}
-	if len(complete) > 0 {
-		fmt.Fprintf(stdout, "restorable: the instance as of each complete snapshot, %s to %s\n",
-			time.UnixMilli(complete[0].CreatedTS).UTC().Format(time.RFC3339), time.UnixMilli(complete[len(complete)-1].CreatedTS).UTC().Format(time.RFC3339))
+	for _, g := range gens {
+		if from, to := g.Restorable(); from != 0 {
+			times = append(times, from, to)
+		}
+	}
+	if len(times) > 0 {
+		fmt.Fprintf(stdout, "restorable: %s to %s (each snapshot's time, and any time within a generation)\n", stamp(slices.Min(times)), stamp(slices.Max(times)))
 	}
 	return nil
 }
+
+func stamp(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
 
 // redoubt restore --from FILE|-|DESTINATION|s3://BUCKET/PREFIX [--config FILE] [--at TIME] --identity KEYFILE --data DIR [--force]
 func restoreCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	from := fs.String("from", "", "the backup file (- for standard input), or a destination's name or URL")
 	cfgPath := fs.String("config", "", "configuration file where the destination is configured (to restore from one)")
-	at := fs.String("at", "", "restore the newest snapshot taken at or before this time (RFC 3339; from a destination)")
+	at := fs.String("at", "", "restore the instance as it was at this time (RFC 3339, to the second with continuous backup; from a destination)")
 	identity := fs.String("identity", "", "file with the age private key (AGE-SECRET-KEY-1...)")
 	data := fs.String("data", "", "directory to restore into: DIR/redoubt.db and DIR/media")
 	force := fs.Bool("force", false, "replace an instance already in DIR")
@@ -224,20 +244,18 @@ func restoreCmd(args []string, stdout io.Writer) error {
 		defer f.Close()
 		in = f
 	}
+	var m backup.Manifest
 	if store != nil {
-		snaps, err := backup.Snapshots(ctx, store)
+		point, err := backup.Choose(ctx, store, atTime)
 		if err != nil {
 			return err
 		}
-		snap, err := backup.Pick(snaps, atTime)
+		fmt.Fprintf(stdout, "restoring %s from %s\n", point, store)
+		m, err = backup.RestorePoint(ctx, store, point, identities, *data, *force)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "restoring snapshot %s from %s\n", snap.Name, store)
-		in = backup.Fetch(ctx, store, snap)
-	}
-	m, err := backup.Restore(ctx, in, identities, *data, *force)
-	if err != nil {
+	} else if m, err = backup.Restore(ctx, in, identities, *data, *force); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "restored %s as of %s (%d files) into %s; point database (and media.path, if used) there\n",

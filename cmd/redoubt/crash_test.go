@@ -39,21 +39,7 @@ func TestCrashSafety(t *testing.T) {
 		waitUp(t, http.DefaultClient, base+"/health").Body.Close()
 		return cmd
 	}
-	call := func(method, path, token string, body any) (int, map[string]any) {
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, base+path, bytes.NewReader(b))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, nil
-		}
-		defer res.Body.Close()
-		var out map[string]any
-		json.NewDecoder(res.Body).Decode(&out)
-		return res.StatusCode, out
-	}
+	call := caller(base)
 	cmd := start()
 	var tokens []string
 	for i := range 4 {
@@ -111,4 +97,24 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatalf("integrity: %v %v", problems, err)
 	}
 	t.Logf("%d acknowledged writes, all present after 20 kills", len(acked))
+}
+
+// caller calls the Client-Server API at base: the status and the JSON
+// answer (status 0 if the server did not answer).
+func caller(base string) func(method, path, token string, body any) (int, map[string]any) {
+	return func(method, path, token string, body any) (int, map[string]any) {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(b))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, out
+	}
 }

@@ -2,15 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
 	"github.com/redoubt-systems/redoubt/internal/s3test"
+	"github.com/redoubt-systems/redoubt/storage"
 )
 
 // The operator's commands against two object stores: backup sends to
@@ -18,27 +25,7 @@ import (
 // empties both buckets; with one store down, destroy says what is left
 // there and fails, and run again once it is back, it finishes.
 func TestOffsiteCommands(t *testing.T) {
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	eu, us := s3test.Start(t, "eu-backups"), s3test.Start(t, "us-backups")
-	access, secret := eu.Credentials(t)
-	root := t.TempDir()
-	cfgPath := filepath.Join(root, "redoubt.yaml")
-	cfg := fmt.Sprintf("server_name: example.org\nlisten: %s\ndatabase: %q\nbackup:\n  recipients: [%s]\n  destinations:\n",
-		freePort(t), filepath.Join(root, "tenant.db"), id.Recipient())
-	for _, d := range []struct{ name, url, addr string }{{"eu", "s3://eu-backups/acme", eu.Addr}, {"us", "s3://us-backups", us.Addr}} {
-		cfg += fmt.Sprintf("    - {name: %s, url: %q, endpoint: \"http://%s\", region: us-east-1, access_key_file: %q, secret_key_file: %q}\n",
-			d.name, d.url, d.addr, access, secret)
-	}
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(root, "key.txt")
-	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	root, cfgPath, keyFile, eu, us := offsiteInstance(t, "listen: "+freePort(t)+"\n")
 	cmd := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(args, &out, &out)
@@ -90,4 +77,120 @@ func TestOffsiteCommands(t *testing.T) {
 	if left := files(t, us.Object("us-backups", "")); len(left) != 0 {
 		t.Fatalf("left at us: %v", left)
 	}
+}
+
+// The real binary replicates continuously to two stores while clients
+// send; it is killed with SIGKILL, and the instance restored from either
+// store alone holds every event acknowledged more than the RPO (ten
+// seconds, the bound; about one second is expected) before the kill.
+func TestContinuousSurvivesKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the binary")
+	}
+	addr := freePort(t)
+	root, cfgPath, keyFile, _, _ := offsiteInstance(t, "listen: "+addr+"\nregistration: {open: true}\nrate_limits: {enabled: false}\nlog: {level: error}\n")
+	bin := filepath.Join(t.TempDir(), "redoubt")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	serve := exec.Command(bin, "serve", "--config", cfgPath)
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, http.DefaultClient, "http://"+addr+"/health").Body.Close()
+	call := caller("http://" + addr)
+	type ack struct {
+		id string
+		at time.Time
+	}
+	var mu sync.Mutex
+	var acked []ack
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	for w := range 4 {
+		code, res := call("POST", "/_matrix/client/v3/register", "", map[string]any{"username": fmt.Sprintf("w%d", w),
+			"password": "long-enough-password", "auth": map[string]any{"type": "m.login.dummy"}})
+		if code != 200 {
+			t.Fatalf("register: %d %v", code, res)
+		}
+		token := res["access_token"].(string)
+		_, res = call("POST", "/_matrix/client/v3/createRoom", token, map[string]any{})
+		room := res["room_id"].(string)
+		wg.Go(func() {
+			for n := 0; ctx.Err() == nil; n++ {
+				code, res := call("PUT", fmt.Sprintf("/_matrix/client/v3/rooms/%s/send/m.room.message/n%d", room, n), token,
+					map[string]any{"msgtype": "m.text", "body": fmt.Sprintf("writer %d message %d", w, n)})
+				if code == 200 {
+					mu.Lock()
+					acked = append(acked, ack{res["event_id"].(string), time.Now()})
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(6 * time.Second)
+	serve.Process.Signal(syscall.SIGKILL)
+	serve.Wait()
+	killed := time.Now()
+	cancel()
+	wg.Wait()
+
+	for _, from := range []string{"eu", "us"} {
+		dir := filepath.Join(root, "restored-"+from)
+		var out bytes.Buffer
+		if err := run([]string{"restore", "--config", cfgPath, "--from", from, "--identity", keyFile, "--data", dir}, &out, &out); err != nil {
+			t.Fatalf("restore from %s: %v\n%s", from, err, out.String())
+		}
+		db, err := storage.Open(context.Background(), filepath.Join(dir, "redoubt.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lost []ack
+		for _, a := range acked {
+			var n int
+			if err := db.RawRead(context.Background(), "SELECT count(*) FROM events WHERE event_id = '"+a.id+"'", &n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				lost = append(lost, a)
+			}
+		}
+		db.Close()
+		rpo := time.Duration(0)
+		if len(lost) > 0 {
+			rpo = killed.Sub(lost[0].at)
+		}
+		t.Logf("%s: %s%d events acknowledged in 6 s of sending, %d lost: the oldest lost was acknowledged %v before the kill",
+			from, out.String(), len(acked), len(lost), rpo.Round(time.Millisecond))
+		if rpo > 10*time.Second {
+			t.Fatalf("%s: lost an event acknowledged %v before the kill", from, rpo)
+		}
+	}
+}
+
+// offsiteInstance writes the configuration of an instance backing up to two
+// stores (settings adds to it) and the age key it is encrypted to.
+func offsiteInstance(t *testing.T, settings string) (root, cfgPath, keyFile string, eu, us *s3test.Store) {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eu, us = s3test.Start(t, "eu-backups"), s3test.Start(t, "us-backups")
+	access, secret := eu.Credentials(t)
+	root = t.TempDir()
+	cfg := fmt.Sprintf("server_name: example.org\ndatabase: %q\n%sbackup:\n  recipients: [%s]\n  destinations:\n",
+		filepath.Join(root, "tenant.db"), settings, id.Recipient())
+	for _, d := range []struct{ name, url, addr string }{{"eu", "s3://eu-backups/acme", eu.Addr}, {"us", "s3://us-backups", us.Addr}} {
+		cfg += fmt.Sprintf("    - {name: %s, url: %q, endpoint: \"http://%s\", region: us-east-1, access_key_file: %q, secret_key_file: %q}\n",
+			d.name, d.url, d.addr, access, secret)
+	}
+	cfgPath, keyFile = filepath.Join(root, "redoubt.yaml"), filepath.Join(root, "key.txt")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return root, cfgPath, keyFile, eu, us
 }

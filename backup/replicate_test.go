@@ -1,0 +1,251 @@
+package backup_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"go.uber.org/goleak"
+
+	"github.com/redoubt-systems/redoubt/backup"
+	"github.com/redoubt-systems/redoubt/config"
+	ts "github.com/redoubt-systems/redoubt/internal/testserver"
+	"github.com/redoubt-systems/redoubt/objectstore"
+)
+
+// fastReplication shortens the replicator's periods for a test.
+func fastReplication(t *testing.T) {
+	every, after, rejoin := backup.ReplicateEvery, backup.CheckpointAfter, backup.RejoinAfter
+	attempts, delay := backup.Retry.Attempts, backup.Retry.Delay
+	t.Cleanup(func() {
+		backup.ReplicateEvery, backup.CheckpointAfter, backup.RejoinAfter = every, after, rejoin
+		backup.Retry.Attempts, backup.Retry.Delay = attempts, delay
+	})
+	backup.ReplicateEvery, backup.CheckpointAfter, backup.RejoinAfter = 50*time.Millisecond, 64<<10, 300*time.Millisecond
+	backup.Retry.Attempts, backup.Retry.Delay = 2, 10*time.Millisecond
+}
+
+// sent is an event a client had acknowledged, and when.
+type sent struct {
+	id string
+	at time.Time
+}
+
+// load sends from several clients into their rooms (one of them redacting
+// now and then, so that the scrubber checkpoints) until stop is closed.
+func load(t *testing.T, srv *ts.Server, stop chan struct{}) func() []sent {
+	var mu sync.Mutex
+	var acked []sent
+	var wg sync.WaitGroup
+	for i := range 4 {
+		c := srv.Register(t, fmt.Sprintf("writer%d", i))
+		room := c.CreateRoom(t, nil)
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := c.Send(t, room, strings.Repeat("payload ", 40)+fmt.Sprint(n))
+				if i == 0 && n%10 == 9 {
+					c.MustDo(t, "PUT", "/_matrix/client/v3/rooms/"+ts.PathEscape(room)+"/redact/"+ts.PathEscape(id)+"/r"+fmt.Sprint(n), map[string]any{}, 200)
+				}
+				mu.Lock()
+				acked = append(acked, sent{id, time.Now()})
+				mu.Unlock()
+			}
+		})
+	}
+	return func() []sent {
+		wg.Wait()
+		return acked
+	}
+}
+
+// restoreAt restores from a store as of at (zero: the newest) and reports
+// which of the events are there.
+func restoreAt(t *testing.T, s *objectstore.Store, at time.Time, id age.Identity, events []sent) (present map[string]bool, point backup.Point) {
+	t.Helper()
+	ctx := context.Background()
+	point, err := backup.Choose(ctx, s, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := backup.RestorePoint(ctx, s, point, []age.Identity{id}, dir, false); err != nil {
+		t.Fatalf("restore %s from %s: %v", point, s, err)
+	}
+	restored := ts.Start(t, func(c *config.Config) { c.Database = filepath.Join(dir, "redoubt.db") })
+	present = map[string]bool{}
+	for _, e := range events {
+		var n int
+		if err := restored.DB.RawRead(ctx, "SELECT count(*) FROM events WHERE event_id = '"+e.id+"'", &n); err != nil {
+			t.Fatal(err)
+		}
+		present[e.id] = n == 1
+	}
+	return present, point
+}
+
+// The changes reach both stores within about a second under sending load,
+// across checkpoints and WAL restarts: a restore from either, taken while
+// the server goes on, holds every event acknowledged a second before, and
+// one to a point in time holds what was sent before it and nothing after.
+func TestContinuous(t *testing.T) {
+	fastReplication(t)
+	srv, id, _, stores := offsite(t)
+	if err := srv.Replicator.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	wait := load(t, srv, stop)
+	time.Sleep(1500 * time.Millisecond)
+	mid := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	events := wait()
+	end := time.Now()
+	time.Sleep(500 * time.Millisecond) // ten rounds
+	if lag, ok := srv.Replicator.Lag("eu"); !ok || lag != 0 {
+		t.Fatalf("lag %v %v", lag, ok)
+	}
+	for _, s := range stores {
+		present, point := restoreAt(t, s, time.Time{}, id, events)
+		missing := 0
+		for _, e := range events {
+			if !present[e.id] {
+				missing++
+			}
+		}
+		t.Logf("%s: %s; %d events, %d missing", s, point, len(events), missing)
+		if point.Generation == nil || missing != 0 || point.TS < end.UnixMilli() {
+			t.Fatalf("%s: restored %s, %d of %d events missing", s, point, missing, len(events))
+		}
+	}
+	present, point := restoreAt(t, stores[0], mid, id, events)
+	for _, e := range events {
+		switch {
+		case e.at.Before(mid.Add(-time.Second)) && !present[e.id]:
+			t.Errorf("sent at %s, before %s, missing (restored %s)", e.at.Format("15:04:05.000"), mid.Format("15:04:05.000"), point)
+		case e.at.After(mid) && present[e.id]:
+			// Acknowledged after mid, so committed after it too: only
+			// segments read at or before mid were applied.
+			t.Errorf("sent at %s, after %s, present", e.at.Format("15:04:05.000"), mid.Format("15:04:05.000"))
+		}
+	}
+}
+
+// A destination down misses segments and is reported behind; once back it
+// rejoins with a new generation and restores the newest state. Segments
+// altered or missing are refused.
+func TestContinuousDestinationDown(t *testing.T) {
+	fastReplication(t)
+	srv, id, s3, stores := offsite(t)
+	if err := srv.Replicator.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	alice := srv.Register(t, "alice")
+	room := alice.CreateRoom(t, nil)
+	alice.Send(t, room, "before")
+	waitCaughtUp(t, srv, "us")
+	s3[1].Stop()
+	during := []sent{{alice.Send(t, room, "while us was down"), time.Now()}}
+	// Out of the generation once its retries fail: behind from then on.
+	deadline := time.Now().Add(10 * time.Second)
+	for lag, _ := srv.Replicator.Lag("us"); lag < 2*backup.RejoinAfter; lag, _ = srv.Replicator.Lag("us") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the destination that is down is %v behind", lag)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if lag, _ := srv.Replicator.Lag("eu"); lag != 0 {
+		t.Fatalf("eu is %v behind while us is down", lag)
+	}
+	s3[1].Start()
+	after := []sent{{alice.Send(t, room, "after it came back"), time.Now()}}
+	waitCaughtUp(t, srv, "us")
+	for range 3 {
+		after = append(after, sent{alice.Send(t, room, "and more"), time.Now()})
+		time.Sleep(2 * backup.ReplicateEvery)
+	}
+	waitCaughtUp(t, srv, "us")
+	for _, s := range stores {
+		present, point := restoreAt(t, s, time.Time{}, id, append(during, after...))
+		for _, e := range append(during, after...) {
+			if !present[e.id] {
+				t.Fatalf("%s: restored %s without what was sent: %v", s, point, present)
+			}
+		}
+	}
+	gens, err := backup.Generations(context.Background(), stores[0])
+	if err != nil || len(gens) < 2 {
+		t.Fatalf("no new generation brought us back: %+v %v", gens, err)
+	}
+	g := gens[len(gens)-1]
+	if len(g.Segments) < 2 {
+		t.Fatalf("generation %s has %d segments", g.Name, len(g.Segments))
+	}
+	// An altered segment, and one cut short, are refused.
+	seg := s3[0].Object("eu-backups", "tenant-acme/"+g.Segments[1].Key)
+	orig, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := slices.Clone(orig)
+	damaged[len(damaged)/2] ^= 1
+	os.WriteFile(seg, damaged, 0o600)
+	if err := restoreLatest(stores[0], id, t.TempDir()); err == nil || !strings.Contains(err.Error(), "segment 1 is damaged") {
+		t.Fatalf("an altered segment: %v", err)
+	}
+	os.WriteFile(seg, orig[:len(orig)-10], 0o600)
+	if err := restoreLatest(stores[0], id, t.TempDir()); err == nil || !strings.Contains(err.Error(), "segment 1 is damaged") {
+		t.Fatalf("a segment cut short: %v", err)
+	}
+	os.WriteFile(seg, orig, 0o600)
+	if err := restoreLatest(stores[0], identity(t), t.TempDir()); err == nil || !strings.Contains(err.Error(), "not encrypted to the given identity") {
+		t.Fatalf("a wrong key: %v", err)
+	}
+}
+
+func restoreLatest(s *objectstore.Store, id age.Identity, dir string) error {
+	ctx := context.Background()
+	point, err := backup.Choose(ctx, s, time.Time{})
+	if err != nil {
+		return err
+	}
+	_, err = backup.RestorePoint(ctx, s, point, []age.Identity{id}, dir, false)
+	return err
+}
+
+func waitCaughtUp(t *testing.T, srv *ts.Server, dest string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	time.Sleep(3 * backup.ReplicateEvery)
+	for lag, ok := srv.Replicator.Lag(dest); !ok || lag != 0; lag, ok = srv.Replicator.Lag(dest) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: lag %v", dest, lag)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Once the server has closed, nothing the replicator started runs on.
+func TestContinuousStops(t *testing.T) {
+	fastReplication(t)
+	srv, _, _, _ := offsite(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	if err := srv.Replicator.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	alice := srv.Register(t, "alice")
+	alice.Send(t, alice.CreateRoom(t, nil), "shipped as the server stops")
+	srv.Stop()
+}
