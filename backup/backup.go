@@ -39,6 +39,9 @@ type Manifest struct {
 	CreatedTS     int64  `json:"created_ts"`
 	SchemaVersion int    `json:"schema_version"`
 	Files         []File `json:"files"`
+	// MediaMissing, after a restore from a generation, is the media the
+	// destination did not hold (removed from the restored database).
+	MediaMissing []string `json:"-"`
 }
 
 // File is one file of a backup.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"slices"
 	"strings"
 	"sync"
@@ -145,12 +146,19 @@ func (s Snapshot) prefix() string {
 }
 
 func put(ctx context.Context, s *objectstore.Store, key string, body []byte) error {
+	return retry(ctx, func(ctx context.Context) error { return s.Put(ctx, key, body) })
+}
+
+// retry runs an operation on a store until it succeeds, at most
+// Retry.Attempts times, each attempt bounded by PutTimeout. A local file
+// gone is not retried.
+func retry(ctx context.Context, op func(context.Context) error) error {
 	delay := Retry.Delay
 	for attempt := 1; ; attempt++ {
 		attemptCtx, cancel := context.WithTimeout(ctx, PutTimeout)
-		err := s.Put(attemptCtx, key, body)
+		err := op(attemptCtx)
 		cancel()
-		if err == nil || attempt >= Retry.Attempts || ctx.Err() != nil {
+		if err == nil || attempt >= Retry.Attempts || ctx.Err() != nil || errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		select {

@@ -18,15 +18,15 @@ import (
 )
 
 // offsite starts an instance backing up to two stores, as two regions.
-func offsite(t *testing.T) (*ts.Server, *age.X25519Identity, []*s3test.Store, []*objectstore.Store) {
+func offsite(t *testing.T, edit ...func(*config.Config)) (*ts.Server, *age.X25519Identity, []*s3test.Store, []*objectstore.Store) {
 	t.Helper()
 	id := identity(t)
 	s3 := []*s3test.Store{s3test.Start(t, "eu-backups"), s3test.Start(t, "us-backups")}
 	ds := []config.Destination{s3[0].Destination("eu", "eu-backups", "tenant-acme"), s3[1].Destination("us", "us-backups", "")}
-	srv := ts.Start(t, func(c *config.Config) {
+	srv := ts.Start(t, append([]func(*config.Config){func(c *config.Config) {
 		c.Backup.Recipients = []string{id.Recipient().String()}
 		c.Backup.Destinations = ds
-	})
+	}}, edit...)...)
 	stores, err := objectstore.OpenAll(ds)
 	if err != nil {
 		t.Fatal(err)

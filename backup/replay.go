@@ -192,6 +192,9 @@ func RestorePoint(ctx context.Context, s *objectstore.Store, p Point, identities
 		if err := replay(ctx, s, p.Segments, identities, filepath.Join(tmp, dbName)); err != nil {
 			return m, fmt.Errorf("restore: generation %s: %w", p.Generation.Name, err)
 		}
+		if m.MediaMissing, err = fetchMedia(ctx, s, p.Generation.Name, identities, tmp); err != nil {
+			return m, fmt.Errorf("restore: generation %s: %w", p.Generation.Name, err)
+		}
 		m.CreatedTS = p.TS
 		return m, nil
 	})

@@ -2,6 +2,9 @@ package backup
 
 import (
 	"context"
+	"errors"
+	"io"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -13,11 +16,12 @@ import (
 // a second, four minutes) before it is taken out of the generation.
 const replicaQueue = 256
 
-// segment is a sealed segment on its way.
+// segment is a sealed segment on its way, or a media file (open).
 type segment struct {
 	gen, key string
 	body     []byte
 	read     time.Time // when its frames were read from the WAL
+	open     func() (io.ReadCloser, error)
 }
 
 // replica sends one destination its segments, in order, on a goroutine of
@@ -51,7 +55,15 @@ func (d *replica) run() {
 		current := d.gen == seg.gen
 		d.mu.Unlock()
 		var err error
-		if current {
+		switch {
+		case current && seg.open != nil:
+			// A media file that did not get there is sent with the next
+			// generation; the segments go on meanwhile.
+			if err := putStream(d.ctx, d.store, seg.key, seg.open); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				d.log.Warn("continuous backup: a media file was not sent; the next generation sends it", "destination", d.store.Name, "error", err)
+			}
+			current = false
+		case current:
 			err = put(d.ctx, d.store, seg.key, seg.body)
 		}
 		d.mu.Lock()

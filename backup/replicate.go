@@ -40,9 +40,6 @@ const generationsDir = "generations/"
 var (
 	// ReplicateEvery is how often the WAL is read and shipped: the RPO.
 	ReplicateEvery = time.Second
-	// CheckpointAfter is how many bytes of WAL are shipped before the
-	// replicator checkpoints (SQLite's own checkpoints are off).
-	CheckpointAfter int64 = 4 << 20
 	// GenerationEvery is how often a new base is taken.
 	GenerationEvery = 24 * time.Hour
 	// RejoinAfter is how long a destination that missed a segment waits
@@ -69,6 +66,7 @@ type Replicator struct {
 	pending  []*walChunk
 	copying  bool // the base is being copied: checkpoints wait
 	released bool // the hook let go of the hold
+	newMedia []string
 
 	gen      string // "" until a generation has begun
 	genStart time.Time
@@ -157,8 +155,8 @@ func (r *Replicator) run(ctx context.Context) {
 	}
 }
 
-// round ships what was committed since the last, begins a generation when
-// one is due, and checkpoints when enough WAL has been shipped.
+// round ships what was committed since the last, or begins a generation
+// when one is due.
 func (r *Replicator) round(ctx context.Context) {
 	now := r.Now()
 	if r.gen == "" || now.Sub(r.genStart) >= GenerationEvery || r.rejoinDue(ctx, now) {
@@ -168,14 +166,6 @@ func (r *Replicator) round(ctx context.Context) {
 	} else {
 		r.capture()
 		r.ship()
-	}
-	r.mu.Lock()
-	full := r.wal.next >= CheckpointAfter
-	r.mu.Unlock()
-	if full {
-		if err := r.DB.CheckpointPassive(); err != nil {
-			r.Log.Warn("continuous backup: checkpoint", "error", err)
-		}
 	}
 	r.report(r.Now())
 }
@@ -271,6 +261,13 @@ func (r *Replicator) ship() {
 		r.gen = ""
 		return
 	}
+	r.mu.Lock()
+	media := r.newMedia
+	r.newMedia = nil
+	r.mu.Unlock()
+	for _, id := range media {
+		segs = append(segs, segment{gen: r.gen, key: mediaKey(r.gen, id), open: r.encrypted(r.mediaFile(id))})
+	}
 	for _, seg := range segs {
 		for _, d := range r.dests {
 			d.send(seg)
@@ -317,8 +314,9 @@ func (r *Replicator) begin(ctx context.Context, now time.Time) error {
 	}
 	name := snapshotName(now)
 	parts := newPartWriter(ctx, r.Stores, name, generationsDir+name+"/base/")
+	// Media files go on their own (media.go), not in the base.
 	m, err := archive(Manifest{Format: Format, ServerName: r.Cfg.ServerName, CreatedTS: now.UnixMilli(), SchemaVersion: schema},
-		copyPath, r.Cfg.Media.Path, r.recipients, parts, now)
+		copyPath, "", r.recipients, parts, now)
 	if err != nil {
 		return err
 	}
@@ -336,6 +334,7 @@ func (r *Replicator) begin(ctx context.Context, now time.Time) error {
 			}
 		}
 	}
+	r.syncMedia(ctx, name, parts.sent)
 	through := now
 	if len(segs) > 0 {
 		through = segs[len(segs)-1].read

@@ -3,6 +3,7 @@ package backup_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,20 +23,21 @@ import (
 
 // fastReplication shortens the replicator's periods for a test.
 func fastReplication(t *testing.T) {
-	every, after, rejoin := backup.ReplicateEvery, backup.CheckpointAfter, backup.RejoinAfter
+	every, rejoin := backup.ReplicateEvery, backup.RejoinAfter
 	attempts, delay := backup.Retry.Attempts, backup.Retry.Delay
 	t.Cleanup(func() {
-		backup.ReplicateEvery, backup.CheckpointAfter, backup.RejoinAfter = every, after, rejoin
+		backup.ReplicateEvery, backup.RejoinAfter = every, rejoin
 		backup.Retry.Attempts, backup.Retry.Delay = attempts, delay
 	})
-	backup.ReplicateEvery, backup.CheckpointAfter, backup.RejoinAfter = 50*time.Millisecond, 64<<10, 300*time.Millisecond
+	backup.ReplicateEvery, backup.RejoinAfter = 50*time.Millisecond, 300*time.Millisecond
 	backup.Retry.Attempts, backup.Retry.Delay = 2, 10*time.Millisecond
 }
 
-// sent is an event a client had acknowledged, and when.
+// sent is an event a client had acknowledged, and when (at), having
+// asked for it at start.
 type sent struct {
-	id string
-	at time.Time
+	id        string
+	at, start time.Time
 }
 
 // load sends from several clients into their rooms (one of them redacting
@@ -54,12 +56,13 @@ func load(t *testing.T, srv *ts.Server, stop chan struct{}) func() []sent {
 					return
 				default:
 				}
+				start := time.Now()
 				id := c.Send(t, room, strings.Repeat("payload ", 40)+fmt.Sprint(n))
 				if i == 0 && n%10 == 9 {
 					c.MustDo(t, "PUT", "/_matrix/client/v3/rooms/"+ts.PathEscape(room)+"/redact/"+ts.PathEscape(id)+"/r"+fmt.Sprint(n), map[string]any{}, 200)
 				}
 				mu.Lock()
-				acked = append(acked, sent{id, time.Now()})
+				acked = append(acked, sent{id, time.Now(), start})
 				mu.Unlock()
 			}
 		})
@@ -135,10 +138,10 @@ func TestContinuous(t *testing.T) {
 		switch {
 		case e.at.Before(mid.Add(-time.Second)) && !present[e.id]:
 			t.Errorf("sent at %s, before %s, missing (restored %s)", e.at.Format("15:04:05.000"), mid.Format("15:04:05.000"), point)
-		case e.at.After(mid) && present[e.id]:
-			// Acknowledged after mid, so committed after it too: only
+		case e.start.After(mid) && present[e.id]:
+			// Asked for after mid, so committed after it too: only
 			// segments read at or before mid were applied.
-			t.Errorf("sent at %s, after %s, present", e.at.Format("15:04:05.000"), mid.Format("15:04:05.000"))
+			t.Errorf("sent at %s, after %s, present", e.start.Format("15:04:05.000"), mid.Format("15:04:05.000"))
 		}
 	}
 }
@@ -157,7 +160,7 @@ func TestContinuousDestinationDown(t *testing.T) {
 	alice.Send(t, room, "before")
 	waitCaughtUp(t, srv, "us")
 	s3[1].Stop()
-	during := []sent{{alice.Send(t, room, "while us was down"), time.Now()}}
+	during := []sent{{id: alice.Send(t, room, "while us was down")}}
 	// Out of the generation once its retries fail: behind from then on.
 	deadline := time.Now().Add(10 * time.Second)
 	for lag, _ := srv.Replicator.Lag("us"); lag < 2*backup.RejoinAfter; lag, _ = srv.Replicator.Lag("us") {
@@ -170,10 +173,10 @@ func TestContinuousDestinationDown(t *testing.T) {
 		t.Fatalf("eu is %v behind while us is down", lag)
 	}
 	s3[1].Start()
-	after := []sent{{alice.Send(t, room, "after it came back"), time.Now()}}
+	after := []sent{{id: alice.Send(t, room, "after it came back")}}
 	waitCaughtUp(t, srv, "us")
 	for range 3 {
-		after = append(after, sent{alice.Send(t, room, "and more"), time.Now()})
+		after = append(after, sent{id: alice.Send(t, room, "and more")})
 		time.Sleep(2 * backup.ReplicateEvery)
 	}
 	waitCaughtUp(t, srv, "us")
@@ -248,4 +251,66 @@ func TestContinuousStops(t *testing.T) {
 	alice := srv.Register(t, "alice")
 	alice.Send(t, alice.CreateRoom(t, nil), "shipped as the server stops")
 	srv.Stop()
+}
+
+// With media.path, media files reach the destinations on their own: those
+// stored before a generation began are in it, those stored since are sent
+// as they come, and a restore brings back each, checked against its
+// SHA-256; one the destination lacks is left out, and said so.
+func TestContinuousMedia(t *testing.T) {
+	fastReplication(t)
+	srv, id, s3, stores := offsite(t, func(c *config.Config) { c.Media.Path = filepath.Join(t.TempDir(), "media") })
+	alice := srv.Register(t, "alice")
+	upload := func(body string) string {
+		return alice.MustDo(t, "POST", "/_matrix/media/v3/upload", body, 200).Get("content_uri").Str
+	}
+	before := upload("a file stored before continuous backup began")
+	if err := srv.Replicator.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(t, srv, "eu")
+	after := upload("a file stored since")
+	lost := upload("a file whose object goes missing")
+	waitCaughtUp(t, srv, "eu")
+	time.Sleep(5 * backup.ReplicateEvery) // the media goroutines
+	gens, err := backup.Generations(context.Background(), stores[0])
+	if err != nil || len(gens) == 0 {
+		t.Fatal(gens, err)
+	}
+	mediaID := func(mxc string) string { return mxc[strings.LastIndex(mxc, "/")+1:] }
+	if err := os.Remove(s3[0].Object("eu-backups", "tenant-acme/generations/"+gens[len(gens)-1].Name+"/media/"+mediaID(lost))); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stores {
+		dir := t.TempDir()
+		point, err := backup.Choose(context.Background(), s, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := backup.RestorePoint(context.Background(), s, point, []age.Identity{id}, dir, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[int]int{0: 1, 1: 0}[i]; len(m.MediaMissing) != want {
+			t.Fatalf("%s: missing %v", s, m.MediaMissing)
+		}
+		restored := ts.Start(t, func(c *config.Config) {
+			c.Database, c.Media.Path = filepath.Join(dir, "redoubt.db"), filepath.Join(dir, "media")
+		})
+		reader := restored.Login(t, "alice")
+		for mxc, want := range map[string]string{before: "a file stored before continuous backup began", after: "a file stored since"} {
+			res, err := reader.Raw("GET", "/_matrix/client/v1/media/download/"+strings.TrimPrefix(mxc, "mxc://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || string(body) != want {
+				t.Fatalf("%s: %s: %d %q", s, mxc, res.StatusCode, body)
+			}
+		}
+		if i == 0 {
+			reader.MustFail(t, "GET", "/_matrix/client/v1/media/download/"+strings.TrimPrefix(lost, "mxc://"), nil, 404, "M_NOT_FOUND")
+		}
+	}
 }

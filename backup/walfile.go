@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -87,18 +89,20 @@ func (r *walReader) read() (*walChunk, error) {
 		*r = walReader{path: r.path, salt1: salt1, salt2: salt2, order: order, pageSize: be.Uint32(h[8:]),
 			next: walHeaderSize, s1: be.Uint32(h[24:]), s2: be.Uint32(h[28:])}
 	}
-	// What follows the frames read so far; b[0] is at offset r.next.
-	b, err := io.ReadAll(io.NewSectionReader(f, r.next, 1<<62))
-	if err != nil {
-		return nil, err
-	}
+	// The frames after those read so far, one at a time: what is kept is
+	// the last version of each page, copied, not the whole WAL.
+	in := bufio.NewReaderSize(io.NewSectionReader(f, r.next, 1<<62), 1<<20)
 	c := &walChunk{Salt1: r.salt1, Salt2: r.salt2, First: r.frames + 1, PageSize: r.pageSize, Pages: map[uint32][]byte{}}
 	frameSize := int64(walFrameHeaderSize) + int64(r.pageSize)
+	frame := make([]byte, frameSize)
 	tail := map[uint32][]byte{} // pages of a transaction not yet committed
-	var read int64
+	var read, off int64
 	s1, s2, frames := r.s1, r.s2, r.frames
-	for off := int64(0); off+frameSize <= int64(len(b)); off += frameSize {
-		fh, page := b[off:off+walFrameHeaderSize], b[off+walFrameHeaderSize:off+frameSize]
+	for ; ; off += frameSize {
+		if _, err := io.ReadFull(in, frame); err != nil {
+			break // the end, or a frame being written
+		}
+		fh, page := frame[:walFrameHeaderSize], frame[walFrameHeaderSize:]
 		if be.Uint32(fh[8:]) != r.salt1 || be.Uint32(fh[12:]) != r.salt2 {
 			break
 		}
@@ -108,7 +112,12 @@ func (r *walReader) read() (*walChunk, error) {
 			break
 		}
 		frames++
-		tail[be.Uint32(fh)] = page
+		pgno := be.Uint32(fh)
+		if old, ok := tail[pgno]; ok {
+			copy(old, page)
+		} else {
+			tail[pgno] = bytes.Clone(page)
+		}
 		if dbPages := be.Uint32(fh[4:]); dbPages != 0 {
 			maps.Copy(c.Pages, tail)
 			clear(tail)

@@ -25,6 +25,9 @@ const chunkSize = 256 << 10
 type Store struct {
 	Cfg *config.Config
 	DB  storage.View[Chunks]
+	// OnFile, if set, is told of each media file in media.path once it is
+	// complete (continuous backup sends it).
+	OnFile func(mediaID string)
 }
 
 // Chunks is the part of storage.Q the media store uses: media bytes kept
@@ -65,6 +68,9 @@ func (s *Store) Put(ctx context.Context, m storage.Media, body io.Reader) (int64
 		if err != nil {
 			_, _ = shred.File(f.Name())
 			return 0, "", err
+		}
+		if s.OnFile != nil {
+			s.OnFile(m.MediaID)
 		}
 	} else {
 		buf := make([]byte, chunkSize)

@@ -86,6 +86,44 @@ func (s *Store) Put(ctx context.Context, key string, body []byte) error {
 	return nil
 }
 
+// PutStream stores what r yields under key, in parts of 8 MiB (one held in
+// memory at a time): for objects too large to hold whole.
+func (s *Store) PutStream(ctx context.Context, key string, r io.Reader) error {
+	_, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, r, -1,
+		minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: 8 << 20})
+	if err != nil {
+		return fmt.Errorf("%s: put %s: %w", s.Name, key, err)
+	}
+	return nil
+}
+
+// Copy copies the object under from to to, inside the store: no bytes
+// pass through this process.
+func (s *Store) Copy(ctx context.Context, from, to string) error {
+	_, err := s.client.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: s.prefix + to},
+		minio.CopySrcOptions{Bucket: s.bucket, Object: s.prefix + from})
+	if err != nil {
+		return fmt.Errorf("%s: copy %s to %s: %w", s.Name, from, to, err)
+	}
+	return nil
+}
+
+// Open reads the object under key as a stream.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	obj, err := s.client.GetObject(ctx, s.bucket, s.prefix+key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("%s: get %s: %w", s.Name, key, err)
+	}
+	if _, err := obj.Stat(); err != nil {
+		obj.Close()
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			return nil, fmt.Errorf("%s: %s: %w", s.Name, key, ErrNotFound)
+		}
+		return nil, fmt.Errorf("%s: get %s: %w", s.Name, key, err)
+	}
+	return obj, nil
+}
+
 // ErrNotFound is returned by Get for a key the store does not hold.
 var ErrNotFound = errors.New("objectstore: no such object")
 

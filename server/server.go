@@ -149,6 +149,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Backups = &backup.Scheduler{Cfg: cfg, DB: db, Stores: stores, Log: opts.Log, Now: opts.Now, Done: s.Metrics.Backup, Sent: s.Metrics.BackupSent}
 	if cfg.Backup.Continuous && len(stores) > 0 {
 		s.Replicator = &backup.Replicator{Cfg: cfg, DB: db, Stores: stores, Log: opts.Log, Now: opts.Now, Shipped: s.Metrics.ReplicationLag}
+		store.OnFile = s.Replicator.MediaStored
 	}
 	s.Delayed = &delayed.Service{Cfg: cfg, DB: storage.View[delayed.Store]{DB: db}, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
 	(&clientapi.API{Cfg: cfg, DB: storage.View[clientapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,

@@ -53,9 +53,11 @@ type DB struct {
 	// scrub asks the scrubber for a checkpoint; closing stops it and
 	// scrubbed is closed when it has stopped (see scrub.go).
 	scrub, closing, scrubbed chan struct{}
-	// hook is told of checkpoints (replicate.go).
-	hookMu sync.Mutex
-	hook   *CheckpointHook
+	// hook is told of checkpoints (replicate.go); lastCheckpoint is the
+	// writer's last (used only with the writer held).
+	hookMu         sync.Mutex
+	hook           *CheckpointHook
+	lastCheckpoint time.Time
 }
 
 // readConns is the size of the read pool.

@@ -156,3 +156,27 @@ func (q Q) AddThumbnail(ctx context.Context, mediaID string, t Thumbnail) error 
 }
 
 func nullInt(n int64) sql.NullInt64 { return sql.NullInt64{Int64: n, Valid: n != 0} }
+
+// MediaFile is media whose bytes are a file in media.path.
+type MediaFile struct {
+	MediaID string
+	SHA256  string // unpadded base64
+}
+
+// MediaFiles lists the ready media kept in files.
+func (q Q) MediaFiles(ctx context.Context) ([]MediaFile, error) {
+	rows, err := q.query(ctx, `SELECT media_id, sha256 FROM media WHERE in_dir = 1 AND state = 'ready' ORDER BY media_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []MediaFile
+	for rows.Next() {
+		var f MediaFile
+		if err := rows.Scan(&f.MediaID, &f.SHA256); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}

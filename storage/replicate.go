@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 )
 
 // Continuous replication (backup's replicator) reads committed frames from
@@ -16,10 +17,11 @@ import (
 //   - a read transaction the replicator holds (WALHold): no checkpoint,
 //     this process's or another's, copies frames newer than its snapshot
 //     into the file, and none resets the WAL while it is open;
-//   - SQLite's automatic checkpoints are off on the writer, and every
-//     checkpoint this process makes (the scrubber's, Checkpoint, the
-//     replicator's own) first calls the hook, with the writer held, which
-//     reads what is left of the WAL and lets go of the hold.
+//   - SQLite's automatic checkpoints are off on the writer, which makes
+//     its own every checkpointEvery while writes go on; every checkpoint
+//     this process makes (those, the scrubber's, Checkpoint) first calls
+//     the hook, with the writer held, which reads what is left of the WAL
+//     and lets go of the hold.
 
 // CheckpointHook is told of this process's checkpoints. Before runs with
 // the writer held, before the checkpoint; false defers the checkpoint.
@@ -48,6 +50,24 @@ func (db *DB) Replicate(hook *CheckpointHook) error {
 	})
 }
 
+// checkpointEvery is how often, while writes go on, the writer makes a
+// passive checkpoint when a hook has turned SQLite's own off: often, so
+// that each is short and the WAL stays small.
+const checkpointEvery = 250 * time.Millisecond
+
+// afterBatch checkpoints after a write batch (the writer held) when one is
+// due.
+func (db *DB) afterBatch() {
+	db.hookMu.Lock()
+	hooked := db.hook != nil
+	db.hookMu.Unlock()
+	if !hooked || time.Since(db.lastCheckpoint) < checkpointEvery {
+		return
+	}
+	db.lastCheckpoint = time.Now()
+	_, _ = db.checkpoint(db.writer, "PASSIVE") // deferred or failed: the next batch tries again
+}
+
 // checkpoint runs a checkpoint on the writer (held by the caller) between
 // the hook's calls.
 func (db *DB) checkpoint(p *pconn, mode string) (busy int, err error) {
@@ -64,15 +84,6 @@ func (db *DB) checkpoint(p *pconn, mode string) (busy int, err error) {
 	var logPages, ckpt int
 	err = p.conn.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logPages, &ckpt)
 	return busy, err
-}
-
-// CheckpointPassive copies what it can of the WAL into the file without
-// waiting for readers; the WAL restarts once all of it has been copied.
-func (db *DB) CheckpointPassive() error {
-	return db.exclusive(func(p *pconn) error {
-		_, err := db.checkpoint(p, "PASSIVE")
-		return err
-	})
 }
 
 // WALPath is the database's WAL file.

@@ -47,6 +47,7 @@ func (db *DB) writeOne(ctx context.Context, fn func(Q) error) error {
 	db.queue = append([]*writeReq(nil), db.queue[n:]...)
 	db.queueMu.Unlock()
 	db.writeBatch(batch)
+	db.afterBatch()
 	<-db.lead
 	return <-req.done
 }

@@ -255,6 +255,10 @@ func restoreCmd(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if len(m.MediaMissing) > 0 {
+			fmt.Fprintf(stdout, "%d media files stored in the last moments before that time had not reached %s; they are left out: %s\n",
+				len(m.MediaMissing), store.Name, strings.Join(m.MediaMissing, ", "))
+		}
 	} else if m, err = backup.Restore(ctx, in, identities, *data, *force); err != nil {
 		return err
 	}
