@@ -15,7 +15,9 @@
 # each server on an empty directory (the first cold start), runs the load
 # tool, restarts it on what the run left (the second) and stops it; the
 # order of the servers alternates between rounds. Tables go to OUT
-# (NAME.ROUND.md), logs beside them.
+# (NAME.ROUND.md), logs beside them. With EXTRA=DIR, DIR/NAME.yaml (if
+# there) is added to that Redoubt's configuration: one binary under two
+# names compares two configurations.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${SERVERS:?SERVERS=\"name=binary ...\"}"
@@ -52,6 +54,8 @@ configure() {
 			rate_limits:
 			  enabled: false
 		YAML
+		# EXTRA=DIR: DIR/NAME.yaml, if there, is added to NAME's configuration.
+		if [ -n "${EXTRA:-}" ] && [ -f "$EXTRA/$name.yaml" ]; then cat "$EXTRA/$name.yaml" >>"$dir/redoubt.yaml"; fi
 		;;
 	esac
 }
