@@ -35,3 +35,21 @@ func BenchmarkClaimKey(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQuery100Users: /keys/query of 100 users with a device each,
+// through the HTTP handler.
+func BenchmarkQuery100Users(b *testing.B) {
+	srv := ts.Start(b)
+	want := map[string]any{}
+	for i := range 100 {
+		c := srv.Register(b, fmt.Sprintf("user%03d", i))
+		dk, _ := deviceKeys(b, c)
+		c.MustDo(b, "POST", "/_matrix/client/v3/keys/upload", map[string]any{"device_keys": dk}, 200)
+		want[c.UserID] = []string{}
+	}
+	reader := srv.Register(b, "reader")
+	b.ResetTimer()
+	for range b.N {
+		reader.MustDo(b, "POST", "/_matrix/client/v3/keys/query", map[string]any{"device_keys": want}, 200)
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,7 +49,7 @@ type Store interface {
 	DeleteToDeviceUpTo(ctx context.Context, userID, deviceID string, pos int64) error
 	Device(ctx context.Context, userID, deviceID string) (storage.Device, error)
 	DeviceKeys(ctx context.Context, userID, deviceID string) ([]byte, error)
-	DeviceKeysOf(ctx context.Context, userID string) ([]storage.DeviceKeysEntry, error)
+	DeviceKeysOf(ctx context.Context, userIDs []string) ([]storage.DeviceKeysEntry, error)
 	Devices(ctx context.Context, userID string) ([]storage.Device, error)
 	GetBackupVersion(ctx context.Context, userID string, version int64) (storage.BackupVersion, error)
 	GetDehydratedDevice(ctx context.Context, userID string) (storage.DehydratedDevice, error)
@@ -58,7 +60,8 @@ type Store interface {
 	SetDehydratedDevice(ctx context.Context, userID string, d storage.DehydratedDevice) error
 	SetDeviceKeys(ctx context.Context, userID, deviceID string, keys []byte) error
 	SetFallbackKey(ctx context.Context, userID, deviceID, algorithm, keyID string, key []byte) error
-	SignaturesOf(ctx context.Context, userID string) ([]storage.Signature, error)
+	SignaturesOf(ctx context.Context, userIDs []string) ([]storage.Signature, error)
+	CrossSigningKeysOf(ctx context.Context, userIDs []string) (map[string]map[string][]byte, error)
 	ToDeviceFor(ctx context.Context, userID, deviceID string, after, upto int64, limit int) ([]storage.ToDevice, error)
 	UpdateBackupAuthData(ctx context.Context, userID string, version int64, authData []byte) error
 	UpsertDevice(ctx context.Context, d storage.Device) error
@@ -354,65 +357,60 @@ func (s *Service) query(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	deviceKeys := map[string]map[string]json.RawMessage{}
 	master, selfSigning, userSigning := map[string]json.RawMessage{}, map[string]json.RawMessage{}, map[string]json.RawMessage{}
 	ctx := r.Context()
-	err := s.DB.Read(ctx, func(q Store) error {
-		for userID, wanted := range req.DeviceKeys {
-			devices := map[string]json.RawMessage{}
-			deviceKeys[userID] = devices
-			entries, err := q.DeviceKeysOf(ctx, userID)
-			if err != nil {
-				return err
-			}
-			sigs, err := q.SignaturesOf(ctx, userID)
-			if err != nil {
-				return err
-			}
-			sigsFor := func(target string) []storage.Signature {
-				var out []storage.Signature
-				for _, s := range sigs {
-					if s.TargetKey == target {
-						out = append(out, s)
-					}
-				}
-				return out
-			}
-			want := map[string]bool{}
-			for _, d := range wanted {
-				want[d] = true
-			}
-			for _, e := range entries {
-				if len(want) > 0 && !want[e.DeviceID] {
-					continue
-				}
-				var extra map[string]any
-				if e.DisplayName != "" {
-					extra = map[string]any{"device_display_name": e.DisplayName}
-				}
-				k, err := withSignatures(e.Keys, sigsFor(e.DeviceID), extra)
-				if err != nil {
-					return err
-				}
-				devices[e.DeviceID] = k
-			}
-			cs, err := q.CrossSigningKeys(ctx, userID)
-			if err != nil {
-				return err
-			}
-			for purpose, into := range map[string]map[string]json.RawMessage{"master": master, "self_signing": selfSigning, "user_signing": userSigning} {
-				key, ok := cs[purpose]
-				if !ok || (purpose == "user_signing" && userID != dev.UserID) {
-					continue
-				}
-				k, err := withSignatures(key, sigsFor(crossSigningPublicKey(key)), nil)
-				if err != nil {
-					return err
-				}
-				into[userID] = k
-			}
+	users := slices.Sorted(maps.Keys(req.DeviceKeys))
+	// Three queries for all the users, in one snapshot.
+	var entries []storage.DeviceKeysEntry
+	var sigs []storage.Signature
+	var cross map[string]map[string][]byte
+	err := s.DB.Read(ctx, func(q Store) (err error) {
+		if entries, err = q.DeviceKeysOf(ctx, users); err != nil {
+			return err
 		}
-		return nil
+		if sigs, err = q.SignaturesOf(ctx, users); err != nil {
+			return err
+		}
+		cross, err = q.CrossSigningKeysOf(ctx, users)
+		return err
 	})
 	if err != nil {
 		return httpapi.Fail(err)
+	}
+	// Signatures by the user and key they are over.
+	type target struct{ user, key string }
+	sigsFor := map[target][]storage.Signature{}
+	for _, sg := range sigs {
+		t := target{sg.TargetUser, sg.TargetKey}
+		sigsFor[t] = append(sigsFor[t], sg)
+	}
+	for _, userID := range users {
+		deviceKeys[userID] = map[string]json.RawMessage{}
+	}
+	for _, e := range entries {
+		if wanted := req.DeviceKeys[e.UserID]; len(wanted) > 0 && !slices.Contains(wanted, e.DeviceID) {
+			continue
+		}
+		var extra map[string]any
+		if e.DisplayName != "" {
+			extra = map[string]any{"device_display_name": e.DisplayName}
+		}
+		k, err := withSignatures(e.Keys, sigsFor[target{e.UserID, e.DeviceID}], extra)
+		if err != nil {
+			return httpapi.Fail(err)
+		}
+		deviceKeys[e.UserID][e.DeviceID] = k
+	}
+	for userID, cs := range cross {
+		for purpose, into := range map[string]map[string]json.RawMessage{"master": master, "self_signing": selfSigning, "user_signing": userSigning} {
+			key, ok := cs[purpose]
+			if !ok || (purpose == "user_signing" && userID != dev.UserID) {
+				continue
+			}
+			k, err := withSignatures(key, sigsFor[target{userID, crossSigningPublicKey(key)}], nil)
+			if err != nil {
+				return httpapi.Fail(err)
+			}
+			into[userID] = k
+		}
 	}
 	res["device_keys"], res["master_keys"], res["self_signing_keys"], res["user_signing_keys"] = deviceKeys, master, selfSigning, userSigning
 	res["failures"] = map[string]any{}

@@ -21,7 +21,7 @@ type keypair struct {
 	priv ed25519.PrivateKey
 }
 
-func newKey(t *testing.T) keypair {
+func newKey(t testing.TB) keypair {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -31,7 +31,7 @@ func newKey(t *testing.T) keypair {
 }
 
 // sign adds a signature by signer's keyID to a JSON object.
-func sign(t *testing.T, obj any, signer, keyID string, k keypair) json.RawMessage {
+func sign(t testing.TB, obj any, signer, keyID string, k keypair) json.RawMessage {
 	t.Helper()
 	b, err := json.Marshal(obj)
 	if err != nil {
@@ -45,7 +45,7 @@ func sign(t *testing.T, obj any, signer, keyID string, k keypair) json.RawMessag
 }
 
 // deviceKeys returns a client's signed device keys and its ed25519 key.
-func deviceKeys(t *testing.T, c *ts.Client) (json.RawMessage, keypair) {
+func deviceKeys(t testing.TB, c *ts.Client) (json.RawMessage, keypair) {
 	t.Helper()
 	k := newKey(t)
 	obj := map[string]any{
@@ -99,6 +99,40 @@ func TestUploadAndQuery(t *testing.T) {
 	s := alice.MustDo(t, "GET", v3+"/sync", nil, 200)
 	if s.Get("device_one_time_keys_count.signed_curve25519").Int() != 5 || s.Get("device_unused_fallback_key_types.0").Str != "signed_curve25519" {
 		t.Fatalf("sync counts: %s %s", s.Get("device_one_time_keys_count").Raw, s.Get("device_unused_fallback_key_types").Raw)
+	}
+}
+
+// One query for several users, each with devices of their own: every
+// user gets their own devices (only the ones named, if named), nobody
+// else's.
+func TestQuerySeveralUsers(t *testing.T) {
+	srv := ts.Start(t)
+	alice, carol, bob := srv.Register(t, "alice"), srv.Register(t, "carol"), srv.Register(t, "bob")
+	alice2 := srv.Login(t, "alice")
+	for _, c := range []*ts.Client{alice, alice2, carol} {
+		dk, _ := deviceKeys(t, c)
+		c.MustDo(t, "POST", v3+"/keys/upload", map[string]any{"device_keys": dk}, 200)
+	}
+	q := bob.MustDo(t, "POST", v3+"/keys/query", map[string]any{"device_keys": map[string]any{
+		alice.UserID: []string{alice2.DeviceID}, carol.UserID: []string{}, bob.UserID: []string{}}}, 200)
+	devices := func(user string) []string {
+		var out []string
+		for id, k := range q.Get("device_keys." + ts.Esc(user)).Map() {
+			if k.Get("user_id").Str != user || k.Get("device_id").Str != id {
+				t.Fatalf("%s's %s: %s", user, id, k.Raw)
+			}
+			out = append(out, id)
+		}
+		return out
+	}
+	if got := devices(alice.UserID); len(got) != 1 || got[0] != alice2.DeviceID {
+		t.Fatalf("alice: %v", got)
+	}
+	if got := devices(carol.UserID); len(got) != 1 || got[0] != carol.DeviceID {
+		t.Fatalf("carol: %v", got)
+	}
+	if got := devices(bob.UserID); len(got) != 0 {
+		t.Fatalf("bob uploaded nothing: %v", got)
 	}
 }
 

@@ -27,11 +27,12 @@ type DeviceKeysEntry struct {
 	Keys                          []byte
 }
 
-// DeviceKeysOf lists the keys of all devices of a user that uploaded some.
-func (q Q) DeviceKeysOf(ctx context.Context, userID string) ([]DeviceKeysEntry, error) {
+// DeviceKeysOf lists the keys of all devices of the users that uploaded
+// some, by user and device.
+func (q Q) DeviceKeysOf(ctx context.Context, userIDs []string) ([]DeviceKeysEntry, error) {
 	rows, err := q.query(ctx, `SELECT k.user_id, k.device_id, COALESCE(d.display_name, ''), k.keys
 		FROM device_keys k JOIN devices d ON d.user_id = k.user_id AND d.device_id = k.device_id
-		WHERE k.user_id = ? ORDER BY k.device_id`, userID)
+		WHERE k.user_id IN (SELECT value FROM json_each(?)) ORDER BY k.user_id, k.device_id`, jsonStrings(userIDs))
 	if err != nil {
 		return nil, err
 	}
@@ -151,10 +152,11 @@ func (q Q) AddSignature(ctx context.Context, s Signature) error {
 	return err
 }
 
-// SignaturesOf lists the separately uploaded signatures over a user's keys.
-func (q Q) SignaturesOf(ctx context.Context, userID string) ([]Signature, error) {
+// SignaturesOf lists the separately uploaded signatures over the users'
+// keys.
+func (q Q) SignaturesOf(ctx context.Context, userIDs []string) ([]Signature, error) {
 	rows, err := q.query(ctx, `SELECT target_user, target_key, signer_user, signer_key, signature FROM key_signatures
-		WHERE target_user = ?`, userID)
+		WHERE target_user IN (SELECT value FROM json_each(?))`, jsonStrings(userIDs))
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +168,30 @@ func (q Q) SignaturesOf(ctx context.Context, userID string) ([]Signature, error)
 			return nil, err
 		}
 		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// CrossSigningKeysOf loads the users' cross-signing keys: user -> purpose
+// -> key.
+func (q Q) CrossSigningKeysOf(ctx context.Context, userIDs []string) (map[string]map[string][]byte, error) {
+	rows, err := q.query(ctx, `SELECT user_id, purpose, key_json FROM cross_signing_keys
+		WHERE user_id IN (SELECT value FROM json_each(?))`, jsonStrings(userIDs))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]map[string][]byte{}
+	for rows.Next() {
+		var u, p string
+		var k []byte
+		if err := rows.Scan(&u, &p, &k); err != nil {
+			return nil, err
+		}
+		if out[u] == nil {
+			out[u] = map[string][]byte{}
+		}
+		out[u][p] = k
 	}
 	return out, rows.Err()
 }
