@@ -136,7 +136,7 @@ func (s *Service) FormatKnowing(ctx context.Context, q EventReader, evs []storag
 				Content: json.RawMessage(`{"reason":"account erased"}`)}
 		}
 		ce.Unsigned = u
-		b, err := json.Marshal(ce)
+		b, err := ce.appendJSON(make([]byte, 0, len(ce.Content)+256))
 		if err != nil {
 			return nil, err
 		}

@@ -118,3 +118,22 @@ func wakeBench(b *testing.B, first func(u *ts.Client) string, poll func(url, pos
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 }
+
+// BenchmarkInitialSync: the first /sync of a user in 50 rooms of 100
+// messages each (timelines of 20), as the load tool's initial-sync
+// scenario.
+func BenchmarkInitialSync(b *testing.B) {
+	srv := ts.Start(b, func(c *config.Config) { c.Presence.Enabled = false })
+	alice := srv.Register(b, "alice")
+	for range 50 {
+		room := alice.CreateRoom(b, nil)
+		for i := range 100 {
+			alice.Send(b, room, fmt.Sprintf("message %d of a room's history", i))
+		}
+	}
+	filter := url.QueryEscape(`{"room":{"timeline":{"limit":20}}}`)
+	b.ResetTimer()
+	for range b.N {
+		alice.MustDo(b, "GET", v3+"/sync?filter="+filter, nil, 200)
+	}
+}
