@@ -314,3 +314,30 @@ func TestContinuousMedia(t *testing.T) {
 		}
 	}
 }
+
+// Continuous backup keeps the promise of redaction: within a second the
+// redacted content is gone from the database file and its WAL (the hold
+// is let go for the scrubber's checkpoint), as without it.
+func TestContinuousKeepsRedactionErasure(t *testing.T) {
+	fastReplication(t)
+	srv, _, _, _ := offsite(t)
+	if err := srv.Replicator.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	alice := srv.Register(t, "alice")
+	room := alice.CreateRoom(t, nil)
+	canary := "canary-5e1d-replicated-" + "9ab2"
+	for range 20 {
+		alice.Send(t, room, "filler message")
+	}
+	id := alice.Send(t, room, canary)
+	for range 20 {
+		alice.Send(t, room, "filler message")
+	}
+	waitCaughtUp(t, srv, "eu")
+	if !srv.InFiles(t, canary) {
+		t.Fatal("canary not found before redaction: the test would prove nothing")
+	}
+	alice.MustDo(t, "PUT", "/_matrix/client/v3/rooms/"+ts.PathEscape(room)+"/redact/"+ts.PathEscape(id)+"/x", map[string]any{}, 200)
+	srv.Forgotten(t, canary)
+}
