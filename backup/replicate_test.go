@@ -110,12 +110,11 @@ func TestContinuous(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	wait := load(t, srv, stop)
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
 	mid := time.Now()
 	time.Sleep(1500 * time.Millisecond)
 	close(stop)
 	events := wait()
-	end := time.Now()
 	time.Sleep(500 * time.Millisecond) // ten rounds
 	if lag, ok := srv.Replicator.Lag("eu"); !ok || lag != 0 {
 		t.Fatalf("lag %v %v", lag, ok)
@@ -129,14 +128,16 @@ func TestContinuous(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %s; %d events, %d missing", s, point, len(events), missing)
-		if point.Generation == nil || missing != 0 || point.TS < end.UnixMilli() {
+		// (Its time may be before end: the last commit can be read before
+		// the last answer reaches its client.)
+		if point.Generation == nil || missing != 0 {
 			t.Fatalf("%s: restored %s, %d of %d events missing", s, point, missing, len(events))
 		}
 	}
 	present, point := restoreAt(t, stores[0], mid, id, events)
 	for _, e := range events {
 		switch {
-		case e.at.Before(mid.Add(-time.Second)) && !present[e.id]:
+		case e.at.Before(mid.Add(-1500*time.Millisecond)) && !present[e.id]: // a round may be slow under -race
 			t.Errorf("sent at %s, before %s, missing (restored %s)", e.at.Format("15:04:05.000"), mid.Format("15:04:05.000"), point)
 		case e.start.After(mid) && present[e.id]:
 			// Asked for after mid, so committed after it too: only
