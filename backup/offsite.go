@@ -112,13 +112,30 @@ func (w *partWriter) flush() {
 }
 
 func (w *partWriter) putAll(key string, body []byte) {
+	stores := make([]*objectstore.Store, len(w.sent))
+	for i, s := range w.sent {
+		stores[i] = s.Store
+	}
+	failed := func(i int) bool { return w.sent[i].Err != nil }
+	for i, err := range putEach(w.ctx, stores, key, body, failed) {
+		if !failed(i) {
+			w.sent[i].Err = err
+		}
+	}
+}
+
+// putEach puts one object on several stores at once, leaving out those
+// skip names, and reports each one's error.
+func putEach(ctx context.Context, stores []*objectstore.Store, key string, body []byte, skip func(int) bool) []error {
+	errs := make([]error, len(stores))
 	var wg sync.WaitGroup
-	for i := range w.sent {
-		if w.sent[i].Err == nil {
-			wg.Go(func() { w.sent[i].Err = put(w.ctx, w.sent[i].Store, key, body) })
+	for i, s := range stores {
+		if !skip(i) {
+			wg.Go(func() { errs[i] = put(ctx, s, key, body) })
 		}
 	}
 	wg.Wait()
+	return errs
 }
 
 // finish sends the last part and then the manifest, which makes the
@@ -196,16 +213,25 @@ func Snapshots(ctx context.Context, s *objectstore.Store) ([]Snapshot, error) {
 			}
 			continue
 		}
-		b, err := s.Get(ctx, o.Key, 16<<20)
-		if err != nil {
+		if err := readManifest(ctx, s, o.Key, snap); err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal(b, snap); err != nil {
-			return nil, fmt.Errorf("%s: snapshot %s has a damaged manifest: %w", s.Name, name, err)
-		}
-		snap.Name, snap.Complete = name, true
 	}
 	return out, nil
+}
+
+// readManifest reads the manifest at key into snap, which it makes
+// complete.
+func readManifest(ctx context.Context, s *objectstore.Store, key string, snap *Snapshot) error {
+	b, err := s.Get(ctx, key, 16<<20)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, snap); err != nil {
+		return fmt.Errorf("%s: %s is damaged: %w", s.Name, key, err)
+	}
+	snap.Complete = true
+	return nil
 }
 
 // PruneStore removes from a destination the complete snapshots beyond the

@@ -46,15 +46,11 @@ func take(t *testing.T, srv *ts.Server, stores []*objectstore.Store, now time.Ti
 func restoreFrom(t *testing.T, s *objectstore.Store, at time.Time, id age.Identity, dir string) error {
 	t.Helper()
 	ctx := context.Background()
-	snaps, err := backup.Snapshots(ctx, s)
+	point, err := backup.Choose(ctx, s, at)
 	if err != nil {
 		return err
 	}
-	snap, err := backup.Pick(snaps, at)
-	if err != nil {
-		return err
-	}
-	_, err = backup.Restore(ctx, backup.Fetch(ctx, s, snap), []age.Identity{id}, dir, false)
+	_, err = backup.RestorePoint(ctx, s, point, []age.Identity{id}, dir, false)
 	return err
 }
 

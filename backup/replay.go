@@ -3,7 +3,6 @@ package backup
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,14 +65,9 @@ func Generations(ctx context.Context, s *objectstore.Store) ([]Generation, error
 		g := &out[len(out)-1]
 		switch {
 		case rest == "base/manifest.json":
-			b, err := s.Get(ctx, o.Key, 16<<20)
-			if err != nil {
+			if err := readManifest(ctx, s, o.Key, &g.Base); err != nil {
 				return nil, err
 			}
-			if err := json.Unmarshal(b, &g.Base); err != nil {
-				return nil, fmt.Errorf("%s: generation %s has a damaged manifest: %w", s.Name, name, err)
-			}
-			g.Base.Complete = true
 		case strings.HasPrefix(rest, "wal/"):
 			seq, ts, _ := strings.Cut(strings.TrimPrefix(rest, "wal/"), "-")
 			n, err1 := strconv.Atoi(seq)

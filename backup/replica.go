@@ -54,26 +54,25 @@ func (d *replica) run() {
 		d.mu.Lock()
 		current := d.gen == seg.gen
 		d.mu.Unlock()
-		var err error
 		switch {
-		case current && seg.open != nil:
+		case !current:
+		case seg.open != nil:
 			// A media file that did not get there is sent with the next
 			// generation; the segments go on meanwhile.
 			if err := putStream(d.ctx, d.store, seg.key, seg.open); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				d.log.Warn("continuous backup: a media file was not sent; the next generation sends it", "destination", d.store.Name, "error", err)
 			}
-			current = false
-		case current:
-			err = put(d.ctx, d.store, seg.key, seg.body)
+		default:
+			err := put(d.ctx, d.store, seg.key, seg.body)
+			d.mu.Lock()
+			if err != nil {
+				d.leave(seg.gen, "a segment could not be sent", err)
+			} else {
+				d.through = seg.read
+			}
+			d.mu.Unlock()
 		}
 		d.mu.Lock()
-		switch {
-		case !current:
-		case err != nil:
-			d.leave(seg.gen, "a segment could not be sent", err)
-		default:
-			d.through = seg.read
-		}
 		d.queued--
 		d.mu.Unlock()
 	}
@@ -137,16 +136,4 @@ func (d *replica) close(wait time.Duration) {
 		<-d.done
 	}
 	d.cancel()
-}
-
-// putEach puts one object on several destinations at once and reports
-// each one's error.
-func putEach(ctx context.Context, dests []*replica, key string, body []byte) []error {
-	errs := make([]error, len(dests))
-	var wg sync.WaitGroup
-	for i, d := range dests {
-		wg.Go(func() { errs[i] = put(ctx, d.store, key, body) })
-	}
-	wg.Wait()
-	return errs
 }

@@ -206,27 +206,17 @@ func TestContinuousDestinationDown(t *testing.T) {
 	damaged := slices.Clone(orig)
 	damaged[len(damaged)/2] ^= 1
 	os.WriteFile(seg, damaged, 0o600)
-	if err := restoreLatest(stores[0], id, t.TempDir()); err == nil || !strings.Contains(err.Error(), "segment 1 is damaged") {
+	if err := restoreFrom(t, stores[0], time.Time{}, id, t.TempDir()); err == nil || !strings.Contains(err.Error(), "segment 1 is damaged") {
 		t.Fatalf("an altered segment: %v", err)
 	}
 	os.WriteFile(seg, orig[:len(orig)-10], 0o600)
-	if err := restoreLatest(stores[0], id, t.TempDir()); err == nil || !strings.Contains(err.Error(), "segment 1 is damaged") {
+	if err := restoreFrom(t, stores[0], time.Time{}, id, t.TempDir()); err == nil || !strings.Contains(err.Error(), "segment 1 is damaged") {
 		t.Fatalf("a segment cut short: %v", err)
 	}
 	os.WriteFile(seg, orig, 0o600)
-	if err := restoreLatest(stores[0], identity(t), t.TempDir()); err == nil || !strings.Contains(err.Error(), "not encrypted to the given identity") {
+	if err := restoreFrom(t, stores[0], time.Time{}, identity(t), t.TempDir()); err == nil || !strings.Contains(err.Error(), "not encrypted to the given identity") {
 		t.Fatalf("a wrong key: %v", err)
 	}
-}
-
-func restoreLatest(s *objectstore.Store, id age.Identity, dir string) error {
-	ctx := context.Background()
-	point, err := backup.Choose(ctx, s, time.Time{})
-	if err != nil {
-		return err
-	}
-	_, err = backup.RestorePoint(ctx, s, point, []age.Identity{id}, dir, false)
-	return err
 }
 
 func waitCaughtUp(t *testing.T, srv *ts.Server, dest string) {

@@ -55,8 +55,7 @@ type DB struct {
 	scrub, closing, scrubbed chan struct{}
 	// hook is told of checkpoints (replicate.go); lastCheckpoint is the
 	// writer's last (used only with the writer held).
-	hookMu         sync.Mutex
-	hook           *CheckpointHook
+	hook           atomic.Pointer[CheckpointHook]
 	lastCheckpoint time.Time
 }
 

@@ -42,9 +42,7 @@ func (db *DB) Replicate(hook *CheckpointHook) error {
 		pages = "1000" // SQLite's default
 	}
 	return db.exclusive(func(p *pconn) error {
-		db.hookMu.Lock()
-		db.hook = hook
-		db.hookMu.Unlock()
+		db.hook.Store(hook)
 		_, err := p.conn.ExecContext(context.Background(), "PRAGMA wal_autocheckpoint = "+pages)
 		return err
 	})
@@ -58,10 +56,7 @@ const checkpointEvery = 250 * time.Millisecond
 // afterBatch checkpoints after a write batch (the writer held) when one is
 // due.
 func (db *DB) afterBatch() {
-	db.hookMu.Lock()
-	hooked := db.hook != nil
-	db.hookMu.Unlock()
-	if !hooked || time.Since(db.lastCheckpoint) < checkpointEvery {
+	if db.hook.Load() == nil || time.Since(db.lastCheckpoint) < checkpointEvery {
 		return
 	}
 	db.lastCheckpoint = time.Now()
@@ -71,10 +66,7 @@ func (db *DB) afterBatch() {
 // checkpoint runs a checkpoint on the writer (held by the caller) between
 // the hook's calls.
 func (db *DB) checkpoint(p *pconn, mode string) (busy int, err error) {
-	db.hookMu.Lock()
-	hook := db.hook
-	db.hookMu.Unlock()
-	if hook != nil {
+	if hook := db.hook.Load(); hook != nil {
 		ok := hook.Before()
 		defer hook.After()
 		if !ok {

@@ -217,7 +217,7 @@ func restoreCmd(args []string, stdout io.Writer) error {
 		}
 		store = s
 	case *at != "":
-		return errors.New("restore: --at picks among a destination's snapshots; a file is one backup")
+		return errors.New("restore: --at picks a time among a destination's snapshots and generations; a file is one backup")
 	}
 	// Not under a server: the lock is held until the database is in place.
 	if _, err := os.Stat(*data); err == nil {
