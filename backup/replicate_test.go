@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/backup"
 	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/internal/s3test"
 	ts "github.com/redoubt-systems/redoubt/internal/testserver"
 	"github.com/redoubt-systems/redoubt/objectstore"
 )
@@ -331,4 +333,86 @@ func TestContinuousKeepsRedactionErasure(t *testing.T) {
 	}
 	alice.MustDo(t, "PUT", "/_matrix/client/v3/rooms/"+ts.PathEscape(room)+"/redact/"+ts.PathEscape(id)+"/x", map[string]any{}, 200)
 	srv.Forgotten(t, canary)
+}
+
+// lockedBuffer is a log both the server and the test use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// What an operator watches: with one store down, its replication lag
+// grows in the admin summary and in /metrics, an error is logged once it
+// passes backup.max_lag and a line when it has caught up; scheduled
+// snapshots are counted per destination, with the last success.
+func TestContinuousLagReported(t *testing.T) {
+	fastReplication(t)
+	var log lockedBuffer
+	id := identity(t)
+	s3 := []*s3test.Store{s3test.Start(t, "eu-backups"), s3test.Start(t, "us-backups")}
+	srv := ts.StartLogged(t, &log, func(c *config.Config) {
+		c.Backup.Recipients = []string{id.Recipient().String()}
+		c.Backup.Destinations = []config.Destination{s3[0].Destination("eu", "eu-backups", ""), s3[1].Destination("us", "us-backups", "")}
+		c.Backup.MaxLag = config.Duration(time.Second)
+	})
+	srv.Cfg.Backup.Interval = config.Duration(200 * time.Millisecond) // below what the configuration allows
+	if err := srv.Replicator.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Backups.Start(t.Context())
+	admin := srv.RegisterAdmin(t, "admin")
+	waitCaughtUp(t, srv, "us")
+	s3[1].Stop()
+	admin.Send(t, admin.CreateRoom(t, nil), "while us is down")
+	metrics := httptest.NewServer(srv.Metrics.Handler())
+	defer metrics.Close()
+	scrape := func() string {
+		res, err := metrics.Client().Get(metrics.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(log.String(), "a destination is behind by more than backup.max_lag") ||
+		!strings.Contains(scrape(), `redoubt_backup_destination_runs_total{destination="us",result="error"}`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error about the lag, or no failed run counted:\n%s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	summary := admin.MustDo(t, "GET", "/_redoubt/admin/v1/summary", nil, 200).Get("backup_destinations")
+	if us := summary.Get("1"); us.Get("name").Str != "us" || us.Get("replication_lag_ms").Int() < 1000 {
+		t.Fatalf("summary: %s", summary.Raw)
+	}
+	out := scrape()
+	for _, want := range []string{`redoubt_backup_replication_lag_seconds{destination="eu"}`, `redoubt_backup_replication_lag_seconds{destination="us"}`,
+		`redoubt_backup_destination_last_success_timestamp_seconds{destination="eu"}`, `redoubt_backup_destination_runs_total{destination="eu",result="ok"}`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	s3[1].Start()
+	waitCaughtUp(t, srv, "us")
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), "a destination caught up") {
+		if time.Now().After(deadline) {
+			t.Fatal("no line when us caught up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
