@@ -29,6 +29,9 @@ type Backup struct {
 	// MaxLag is how far a destination may fall behind before an error is
 	// logged.
 	MaxLag Duration `yaml:"max_lag"`
+	// BeforeUpgrade sends a snapshot to every destination before a newer
+	// binary migrates the schema; start fails if none takes it.
+	BeforeUpgrade bool `yaml:"before_upgrade"`
 }
 
 // Destination is an S3-compatible object store backups are sent to.

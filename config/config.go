@@ -290,8 +290,9 @@ type Log struct {
 type Limits struct {
 	// MaxRequestBody is the largest JSON request body accepted.
 	MaxRequestBody Size `yaml:"max_request_body"`
-	// Memory is a soft limit for the server's Go heap (0: none).
-	Memory Size `yaml:"memory"`
+	// Memory is a soft limit for the server's Go heap (0: none), or a
+	// share of the memory limit the process runs under.
+	Memory MemoryLimit `yaml:"memory"`
 	// MaxConnections caps simultaneous client connections.
 	MaxConnections int `yaml:"max_connections"`
 }
@@ -311,7 +312,7 @@ func Default() *Config {
 			"to_device": {PerSecond: 20, Burst: 100},
 		}},
 		Log:           Log{Level: "info", Format: "text", MaxAge: Duration(30 * 24 * time.Hour)},
-		Limits:        Limits{MaxRequestBody: 1 << 20, Memory: 96 << 20, MaxConnections: 10000},
+		Limits:        Limits{MaxRequestBody: 1 << 20, Memory: MemoryLimit{Bytes: 96 << 20}, MaxConnections: 10000},
 		Registration:  Registration{Open: false},
 		Presence:      Presence{Enabled: true},
 		DelayedEvents: DelayedEvents{MaxDelay: Duration(24 * time.Hour), MaxPerUser: 100},
@@ -320,7 +321,7 @@ func Default() *Config {
 		Retention:       Retention{Interval: Duration(time.Hour)},
 		Privacy:         Privacy{RecordIPs: true, IPRetention: Duration(30 * 24 * time.Hour), ExportLifetime: Duration(4 * time.Hour)},
 		ServerNotices:   ServerNotices{Localpart: "notices", DisplayName: "Server Notices", RoomName: "Server Notices"},
-		Backup:          Backup{Keep: 7, Recipients: []string{}, Destinations: []Destination{}, Continuous: true, MaxLag: Duration(time.Minute)},
+		Backup:          Backup{Keep: 7, Recipients: []string{}, Destinations: []Destination{}, Continuous: true, MaxLag: Duration(time.Minute), BeforeUpgrade: true},
 		TURN:            TURN{URIs: []string{}, Lifetime: Duration(24 * time.Hour)},
 		UserDirectory:   UserDirectory{SearchAllUsers: true},
 		Push:            Push{GatewayAllowList: []string{}},
@@ -480,8 +481,8 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxConnections < 10 {
 		bad("limits.max_connections", "must be at least 10")
 	}
-	if c.Limits.Memory != 0 && c.Limits.Memory < 32<<20 {
-		bad("limits.memory", "must be 0 (no limit) or at least 32MiB")
+	if c.Limits.Memory.Bytes != 0 && c.Limits.Memory.Bytes < 32<<20 {
+		bad("limits.memory", "must be 0 (no limit), at least 32MiB, or a percentage")
 	}
 	for name, rule := range c.RateLimits.Rules {
 		if !slices.Contains(RateLimitBuckets, name) {

@@ -87,6 +87,9 @@ func TestInvalid(t *testing.T) {
 		{"limits: {max_request_body: 1KiB}", "limits.max_request_body"},
 		{"limits: {max_request_body: lots}", "invalid size"},
 		{"limits: {memory: 1MiB}", "limits.memory"},
+		{"limits: {memory: 0%}", "invalid percentage"},
+		{"limits: {memory: 120%}", "invalid percentage"},
+		{"limits: {memory: much%}", "invalid percentage"},
 		{"registration: {open: maybe}", "open"},
 		{"registration_shared_secret: a\nregistration_shared_secret_file: /x", "registration_shared_secret_file"},
 		{"registration_shared_secret_file: /does/not/exist", "registration_shared_secret_file"},
@@ -114,6 +117,28 @@ func TestInvalid(t *testing.T) {
 	for _, key := range []string{"server_name", "listen", "log.level"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Fatalf("error %v does not name %s", err, key)
+		}
+	}
+}
+
+// limits.memory is a size or a share of the limit the process runs under.
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		yaml       string
+		under, got int64
+	}{
+		{"limits: {memory: 64MiB}", 1 << 30, 64 << 20},
+		{"limits: {memory: 0}", 1 << 30, 0},
+		{"limits: {memory: '80%'}", 1000 << 20, 800 << 20},
+		{"limits: {memory: 80%}", 0, 0}, // a share of no limit is none
+		{"", 0, 96 << 20},
+	} {
+		cfg, err := Parse([]byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Limits.Memory.Of(tc.under); got != tc.got {
+			t.Errorf("%q under %d: %d, want %d", tc.yaml, tc.under, got, tc.got)
 		}
 	}
 }

@@ -80,3 +80,38 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	*s = Size(v)
 	return nil
 }
+
+// MemoryLimit is a size ("96MiB"), or a percentage ("80%") of the memory
+// limit the process runs under: a container's, or a systemd unit's
+// MemoryMax. A percentage follows that limit wherever it is set.
+type MemoryLimit struct {
+	Bytes   int64
+	Percent int
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (m *MemoryLimit) UnmarshalYAML(n *yaml.Node) error {
+	if pc, ok := strings.CutSuffix(strings.TrimSpace(n.Value), "%"); ok {
+		p, err := strconv.Atoi(strings.TrimSpace(pc))
+		if err != nil || p < 1 || p > 100 {
+			return fmt.Errorf("line %d: invalid percentage %q (1%% to 100%%)", n.Line, n.Value)
+		}
+		*m = MemoryLimit{Percent: p}
+		return nil
+	}
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*m = MemoryLimit{Bytes: v}
+	return nil
+}
+
+// Of is the limit in bytes, given the memory limit the process runs under
+// (0: none, when a percentage is of nothing).
+func (m MemoryLimit) Of(limit int64) int64 {
+	if m.Percent == 0 {
+		return m.Bytes
+	}
+	return limit / 100 * int64(m.Percent)
+}

@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if err != nil {
 		return nil, err
 	}
-	db, err := storage.Open(ctx, cfg.Database)
+	db, err := storage.OpenUpgrading(ctx, cfg.Database, backup.BeforeUpgrade(cfg, stores, opts.Log, opts.Now))
 	if err != nil {
 		return nil, err
 	}

@@ -122,6 +122,28 @@ func create(ctx context.Context, path string) error {
 // Open opens (creating if needed) the database file and brings its schema up
 // to date.
 func Open(ctx context.Context, path string) (*DB, error) {
+	return OpenUpgrading(ctx, path, nil)
+}
+
+// BeforeMigrating is called when a database made by an older binary is
+// opened, before its schema moves from version from to version to: the
+// database is open and readable at the old version. An error stops the
+// open with nothing migrated.
+type BeforeMigrating func(ctx context.Context, db *DB, from, to int) error
+
+// OpenUpgrading is Open that calls before first when the schema is to be
+// migrated (not for a new file).
+func OpenUpgrading(ctx context.Context, path string, before BeforeMigrating) (*DB, error) {
+	return openAt(ctx, path, before, 0)
+}
+
+// OpenAt opens the database migrating it no further than version: a file
+// as an older binary left it, for tests of upgrades.
+func OpenAt(ctx context.Context, path string, version int) (*DB, error) {
+	return openAt(ctx, path, nil, version)
+}
+
+func openAt(ctx context.Context, path string, before BeforeMigrating, version int) (*DB, error) {
 	if err := create(ctx, path); err != nil {
 		return nil, err
 	}
@@ -148,11 +170,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open %s: journal_mode is %q, not wal", path, mode)
 	}
-	if err := db.migrate(ctx); err != nil {
-		db.writer.close()
-		w.Close()
-		return nil, err
-	}
 	r, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		db.writer.close()
@@ -171,6 +188,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 			return nil, err
 		}
 		db.readers <- p
+	}
+	if err := db.migrate(ctx, before, version); err != nil {
+		db.Close()
+		return nil, err
 	}
 	db.scrub, db.closing, db.scrubbed = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	db.writer.forgets = db.scrubSoon
@@ -230,10 +251,15 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 	return nil
 }
 
-func (db *DB) migrate(ctx context.Context) error {
+// migrate brings the schema to version upTo (0: the latest), calling
+// before first if an existing schema is to change.
+func (db *DB) migrate(ctx context.Context, before BeforeMigrating, upTo int) error {
 	names, err := migrationNames()
 	if err != nil {
 		return err
+	}
+	if upTo > 0 && upTo < len(names) {
+		names = names[:upTo]
 	}
 	// A migration's version is the number its file name starts with: they
 	// run in that order, each once, and none may be missing.
@@ -248,6 +274,11 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	if version > len(names) {
 		return fmt.Errorf("database schema version %d is newer than this binary knows (%d)", version, len(names))
+	}
+	if before != nil && version > 0 && version < len(names) {
+		if err := before(ctx, db, version, len(names)); err != nil {
+			return err
+		}
 	}
 	for i := version; i < len(names); i++ {
 		body, err := schemaFS.ReadFile("schema/" + names[i])

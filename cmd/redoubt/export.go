@@ -8,23 +8,30 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"filippo.io/age"
+
+	"github.com/redoubt-systems/redoubt/backup"
+	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/export"
+	"github.com/redoubt-systems/redoubt/objectstore"
 )
 
-// redoubt export --config FILE --out FILE.tar.zst [--user @alice:server] [--include-secrets]
+// redoubt export --config FILE --out FILE.tar.zst|--to DESTINATION [--user @alice:server] [--include-secrets]
 func exportCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "the instance's configuration file")
 	out := fs.String("out", "", "the archive to write (FILE.tar.zst), or - for standard output")
+	to := fs.String("to", "", "or a backup destination's name: the archive goes there under exports/, encrypted to backup.recipients")
 	user := fs.String("user", "", "export only what concerns this user (a data-access request)")
 	secrets := fs.Bool("include-secrets", false, "include password hashes and access token hashes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out == "" {
-		return errors.New("usage: redoubt export --config FILE --out FILE.tar.zst [--user @alice:server] [--include-secrets]")
+	if (*out == "") == (*to == "") {
+		return errors.New("usage: redoubt export --config FILE --out FILE.tar.zst|--to DESTINATION [--user @alice:server] [--include-secrets]")
 	}
 	srv, err := open(*cfgPath)
 	if err != nil {
@@ -42,27 +49,92 @@ func exportCmd(args []string, stdout io.Writer) error {
 	}
 	opts := export.Options{UserID: *user, IncludeSecrets: *secrets}
 	spool := filepath.Dir(srv.Cfg.Database)
-	if *out == "-" {
-		_, err := export.Write(ctx, srv.DB, srv.Media, srv.Cfg.ServerName, opts, spool, stdout, time.Now())
+	write := func(w io.Writer) (export.Manifest, error) {
+		return export.Write(ctx, srv.DB, srv.Media, srv.Cfg.ServerName, opts, spool, w, time.Now())
+	}
+	var m export.Manifest
+	switch {
+	case *to != "":
+		if m, *out, err = exportTo(ctx, srv.Cfg, *to, write); err != nil {
+			return err
+		}
+	case *out == "-":
+		_, err := write(stdout)
 		return err
-	}
-	f, err := os.OpenFile(*out+".partial", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	m, err := export.Write(ctx, srv.DB, srv.Media, srv.Cfg.ServerName, opts, spool, f, time.Now())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(*out+".partial", *out)
-	}
-	if err != nil {
-		os.Remove(*out + ".partial")
-		return err
+	default:
+		if m, err = exportFile(*out, write); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "exported %s (%s): %d users, %d rooms, %d events, %d media files to %s\n", m.ServerName, m.Scope,
 		m.Counts["users"], m.Counts["rooms"], m.Counts["events"], m.Counts["media"], *out)
 	return srv.Admin.Record(ctx, operator, "export", map[bool]string{true: *user, false: "instance"}[*user != ""],
 		fmt.Sprintf("include_secrets=%v", *secrets))
+}
+
+// exportFile writes the archive to path, under a temporary name until it
+// is complete.
+func exportFile(path string, write func(io.Writer) (export.Manifest, error)) (export.Manifest, error) {
+	f, err := os.OpenFile(path+".partial", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return export.Manifest{}, err
+	}
+	m, err := write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(path+".partial", path)
+	}
+	if err != nil {
+		os.Remove(path + ".partial")
+	}
+	return m, err
+}
+
+// exportTo streams the archive, encrypted to backup.recipients, to a
+// destination's exports/ (where destroy reaches it too), and returns where
+// it went. The store holds no plaintext; the tenant's age identity opens
+// it (age -d -i KEY FILE > export.tar.zst).
+func exportTo(ctx context.Context, cfg *config.Config, name string, write func(io.Writer) (export.Manifest, error)) (export.Manifest, string, error) {
+	var m export.Manifest
+	d := destination(cfg, name)
+	if d == nil {
+		return m, "", fmt.Errorf("export: %s is not one of backup.destinations", name)
+	}
+	recipients, err := backup.Recipients(cfg.Backup.Recipients)
+	if err != nil {
+		return m, "", err
+	}
+	if len(recipients) == 0 {
+		return m, "", errors.New("export: --to needs backup.recipients to encrypt to")
+	}
+	store, err := objectstore.Open(*d)
+	if err != nil {
+		return m, "", err
+	}
+	key := "exports/" + strings.Replace(backup.FileName(cfg.ServerName, time.Now()), "redoubt-", "redoubt-export-", 1)
+	pr, pw := io.Pipe()
+	written := make(chan error, 1)
+	go func() {
+		aw, err := age.Encrypt(pw, recipients...)
+		if err == nil {
+			m, err = write(aw)
+			if cerr := aw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		pw.CloseWithError(err)
+		written <- err
+	}()
+	err = store.PutStream(ctx, key, pr)
+	pr.CloseWithError(errors.New("export: the store stopped reading")) // if it stopped early
+	if werr := <-written; err == nil {
+		err = werr
+	}
+	if err != nil {
+		_ = store.Delete(ctx, key)
+		return export.Manifest{}, "", fmt.Errorf("export: %w", err)
+	}
+	return m, fmt.Sprintf("%s/%s", strings.TrimRight(d.URL, "/"), key), nil
 }

@@ -44,7 +44,7 @@ const usage = `redoubt is a single-tenant Matrix homeserver.
   redoubt backup --config FILE --to DIR|- [--recipient age1...]
   redoubt restore --from FILE --identity KEYFILE --data DIR [--force]
   redoubt verify --config FILE        integrity and foreign-key checks
-  redoubt export --config FILE --out FILE.tar.zst [--user @alice:server] [--include-secrets]
+  redoubt export --config FILE --out FILE.tar.zst|--to DESTINATION [--user @alice:server] [--include-secrets]
   redoubt health --config FILE        for container health checks
   redoubt destroy --config FILE --confirm SERVER_NAME
   redoubt help                        this list
@@ -143,8 +143,12 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	// A soft limit for the Go heap: the collector works harder near it
 	// rather than letting the heap double between collections. GOMEMLIMIT,
 	// when set, wins.
-	if cfg.Limits.Memory > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(int64(cfg.Limits.Memory))
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit := cfg.Limits.Memory.Of(cgroupMemoryLimit("/sys/fs/cgroup", "/proc/self/cgroup"))
+		if limit > 0 {
+			debug.SetMemoryLimit(limit)
+		}
+		log.Info("memory", "heap_soft_limit_bytes", limit)
 	}
 	srv, err := server.New(ctx, cfg, server.Options{Log: log})
 	if err != nil {

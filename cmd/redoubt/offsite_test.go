@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -57,6 +58,24 @@ func TestOffsiteCommands(t *testing.T) {
 	}
 	if out, err := cmd("restore", "--config", cfgPath, "--from", "s3://elsewhere", "--identity", keyFile, "--data", t.TempDir()); err == nil {
 		t.Fatalf("restored from a destination not configured:\n%s", out)
+	}
+
+	// An export to a destination: encrypted there, opened with the key;
+	// destroy reaches it with the backups.
+	if out := must("export", "--config", cfgPath, "--to", "eu"); !strings.Contains(out, "to s3://eu-backups/acme/exports/redoubt-export-example.org-") {
+		t.Fatalf("export:\n%s", out)
+	}
+	exported := files(t, eu.Object("eu-backups", "acme/exports"))
+	if len(exported) != 1 {
+		t.Fatalf("exports at eu: %v", exported)
+	}
+	if b := decrypt(t, keyFile, exported[0]); !bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		t.Fatalf("the export is not a zstd archive once decrypted: % x", b[:min(len(b), 8)])
+	}
+	for _, args := range [][]string{{"--to", "nowhere"}, {"--to", "eu", "--out", filepath.Join(root, "x.tar.zst")}} {
+		if out, err := cmd(append([]string{"export", "--config", cfgPath}, args...)...); err == nil {
+			t.Fatalf("export %v: no error\n%s", args, out)
+		}
 	}
 
 	us.Stop()
@@ -195,4 +214,31 @@ func offsiteInstance(t *testing.T, settings string) (root, cfgPath, keyFile stri
 		t.Fatal(err)
 	}
 	return root, cfgPath, keyFile, eu, us
+}
+
+// decrypt reads the age-encrypted file at path with the identity in keyFile.
+func decrypt(t *testing.T, keyFile, path string) []byte {
+	t.Helper()
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := age.ParseX25519Identity(strings.TrimSpace(string(key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := age.Decrypt(f, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
