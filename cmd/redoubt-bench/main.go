@@ -48,7 +48,7 @@ func main() {
 	flag.BoolVar(&cfg.keepGoing, "keep-going", false, "after a scenario fails, note it in the table and run the next")
 	compareDir := flag.String("compare", "", "print the medians and ratios of the NAME.ROUND.md tables in this directory, and exit")
 	flag.BoolVar(&cfg.quick, "quick", false, "small parameters (for CI: checks the tool works, measures little)")
-	flag.StringVar(&only, "only", "", "comma-separated scenarios to run (send,redact,fanout,initial,messages,keys,todevice)")
+	flag.StringVar(&only, "only", "", "comma-separated scenarios to run (send,redact,fanout,initial,messages,keys,todevice,users)")
 	seed := flag.Int64("seed", 1, "seed of the workload")
 	flag.Parse()
 	if *compareDir != "" {
@@ -94,6 +94,7 @@ func run(ctx context.Context, cfg *config) ([]row, error) {
 		{"messages", benchMessages},
 		{"keys", benchKeys},
 		{"todevice", benchToDevice},
+		{"users", benchUsers},
 	}
 	idle := procStats(cfg.pid)
 	if cfg.pid != 0 {
