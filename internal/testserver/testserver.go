@@ -166,7 +166,7 @@ func (s *Server) register(t testing.TB, name string, admin bool) *Client {
 	anon := s.Anon()
 	nonce := anon.MustDo(t, "GET", "/_synapse/admin/v1/register", nil, 200).Get("nonce").Str
 	password := Password(name)
-	mac := hmac.New(sha1.New, []byte(Secret))
+	mac := hmac.New(sha1.New, []byte(s.Cfg.RegistrationSharedSecret))
 	flag := "notadmin"
 	if admin {
 		flag = "admin"

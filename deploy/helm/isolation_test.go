@@ -1,0 +1,287 @@
+package helm
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+
+	"github.com/redoubt-systems/redoubt/config"
+)
+
+const name = "tenant-acme-redoubt"
+
+// With its defaults and with a production tenant's values, the chart
+// renders one isolated tenant: the kinds expected and no others, one
+// replica, non-root with a read-only root and nothing to escalate with,
+// limits, no token, probes on /health, egress to DNS and what the values
+// name only, and a configuration Redoubt's own parser accepts.
+func TestIsolation(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		kinds  []string
+		cidrs  []string // egress allowed besides DNS
+		dests  []string
+		export bool
+	}{
+		{"defaults", nil,
+			[]string{"NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "StatefulSet"},
+			nil, nil, false},
+		{"production tenant", []string{"-f", "examples/acme.yaml"},
+			[]string{"CronJob", "Ingress", "NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "StatefulSet"},
+			[]string{"203.0.113.10/32", "52.218.0.0/17", "52.219.168.0/24"}, []string{"eu-west", "eu-central"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := render(t, tc.args...)
+			var kinds []string
+			for k := range objs {
+				kinds = append(kinds, k)
+			}
+			slices.Sort(kinds)
+			if !slices.Equal(kinds, tc.kinds) {
+				t.Fatalf("kinds %v, want %v", kinds, tc.kinds)
+			}
+			sts := get[*appsv1.StatefulSet](t, objs, "StatefulSet", name)
+			if sts.Spec.Replicas == nil || *sts.Spec.Replicas != 1 {
+				t.Fatalf("replicas %v: the database has one writer", sts.Spec.Replicas)
+			}
+			pod := sts.Spec.Template.Spec
+			checkPod(t, "server", pod, sts.Spec.Template.Labels)
+			checkProbes(t, pod.Containers[0])
+			if sa := get[*corev1.ServiceAccount](t, objs, "ServiceAccount", name); sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+				t.Error("the service account mounts a token")
+			}
+			if pod.ServiceAccountName != name {
+				t.Errorf("service account %q", pod.ServiceAccountName)
+			}
+			checkEgress(t, get[*networkingv1.NetworkPolicy](t, objs, "NetworkPolicy", name), sts.Spec.Template.Labels, tc.cidrs)
+			pdb := get[*policyv1.PodDisruptionBudget](t, objs, "PodDisruptionBudget", name)
+			if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 || pdb.Spec.MinAvailable != nil {
+				t.Errorf("disruption budget %+v: one replica cannot stay available through a drain", pdb.Spec)
+			}
+			if !matches(pdb.Spec.Selector.MatchLabels, sts.Spec.Template.Labels) {
+				t.Error("the disruption budget selects no pod of the tenant")
+			}
+			if pvc := get[*corev1.PersistentVolumeClaim](t, objs, "PersistentVolumeClaim", name+"-data"); pvc.Annotations["helm.sh/resource-policy"] != "" {
+				t.Error("the volume is kept on uninstall by default")
+			}
+
+			cfg := loadConfig(t, objs, pod.Containers[0])
+			if cfg.ServerName != map[bool]string{true: "acme.example.org", false: "example.org"}[tc.export] {
+				t.Errorf("server_name %s", cfg.ServerName)
+			}
+			if cfg.Limits.Memory.Percent != 80 {
+				t.Errorf("limits.memory %+v does not follow the container's limit", cfg.Limits.Memory)
+			}
+			if grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second; grace <= cfg.ShutdownTimeout.D() {
+				t.Errorf("the pod is killed after %v, the server takes up to %v to stop", grace, cfg.ShutdownTimeout.D())
+			}
+			var dests []string
+			for _, d := range cfg.Backup.Destinations {
+				dests = append(dests, d.Name)
+			}
+			// With destinations, a new release's migrations wait for a
+			// snapshot sent to them (backup.before_upgrade).
+			if !slices.Equal(dests, tc.dests) || !cfg.Backup.BeforeUpgrade {
+				t.Errorf("destinations %v (before upgrade %v), want %v", dests, cfg.Backup.BeforeUpgrade, tc.dests)
+			}
+
+			if tc.export {
+				cj := get[*batchv1.CronJob](t, objs, "CronJob", name+"-export")
+				jp := cj.Spec.JobTemplate.Spec.Template.Spec
+				checkPod(t, "export job", jp, nil)
+				if a := jp.Containers[0].Args; !slices.Equal(a, []string{"export", "--config", "/etc/redoubt/config/redoubt.yaml", "--to", "eu-west"}) {
+					t.Errorf("export job args %v", a)
+				}
+				if cj.Spec.Suspend == nil || !*cj.Spec.Suspend {
+					t.Error("the export runs on a schedule by default")
+				}
+				// The ReadWriteOnce volume is mounted where the server runs.
+				aff := jp.Affinity.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+				if len(aff) != 1 || aff[0].TopologyKey != "kubernetes.io/hostname" || !matches(aff[0].LabelSelector.MatchLabels, sts.Spec.Template.Labels) {
+					t.Errorf("export job affinity %+v", aff)
+				}
+				loadConfig(t, objs, jp.Containers[0])
+			}
+		})
+	}
+	objs := render(t, "--set", "persistence.keepOnUninstall=true")
+	if pvc := get[*corev1.PersistentVolumeClaim](t, objs, "PersistentVolumeClaim", name+"-data"); pvc.Annotations["helm.sh/resource-policy"] != "keep" {
+		t.Error("keepOnUninstall does not keep the volume")
+	}
+}
+
+// checkPod asserts the isolation every pod of the tenant has.
+func checkPod(t *testing.T, what string, pod corev1.PodSpec, labels map[string]string) {
+	t.Helper()
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Errorf("%s: a service account token is mounted", what)
+	}
+	psc := pod.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: pod security context %+v", what, psc)
+	}
+	if pod.HostNetwork || pod.HostPID || pod.HostIPC {
+		t.Errorf("%s: shares the host's namespaces", what)
+	}
+	for _, v := range pod.Volumes {
+		if v.HostPath != nil {
+			t.Errorf("%s: host path volume %s", what, v.Name)
+		}
+	}
+	if len(pod.InitContainers) != 0 || len(pod.Containers) != 1 {
+		t.Fatalf("%s: %d containers, %d init containers", what, len(pod.Containers), len(pod.InitContainers))
+	}
+	c := pod.Containers[0]
+	sc := c.SecurityContext
+	switch {
+	case sc == nil:
+		t.Fatalf("%s: no container security context", what)
+	case sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0:
+		t.Errorf("%s: may run as root", what)
+	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+		t.Errorf("%s: the root file system is writable", what)
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Privileged == nil || *sc.Privileged:
+		t.Errorf("%s: may escalate privileges", what)
+	case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0:
+		t.Errorf("%s: capabilities %+v", what, sc.Capabilities)
+	case sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
+		t.Errorf("%s: seccomp %+v", what, sc.SeccompProfile)
+	}
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if _, ok := c.Resources.Requests[r]; !ok {
+			t.Errorf("%s: no %s request", what, r)
+		}
+		if _, ok := c.Resources.Limits[r]; !ok {
+			t.Errorf("%s: no %s limit", what, r)
+		}
+	}
+}
+
+func checkProbes(t *testing.T, c corev1.Container) {
+	t.Helper()
+	for what, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/health" || p.HTTPGet.Port.String() != "http" {
+			t.Errorf("%s probe %+v, want GET /health", what, p)
+		}
+	}
+	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "http" }) {
+		t.Error("no port named http")
+	}
+}
+
+// checkEgress asserts that the tenant's pods may reach DNS and the given
+// addresses, and nothing else.
+func checkEgress(t *testing.T, np *networkingv1.NetworkPolicy, labels map[string]string, cidrs []string) {
+	t.Helper()
+	if !matches(np.Spec.PodSelector.MatchLabels, labels) {
+		t.Fatal("the network policy selects no pod of the tenant")
+	}
+	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) || !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+		t.Fatalf("policy types %v", np.Spec.PolicyTypes)
+	}
+	var allowed []string
+	for i, rule := range np.Spec.Egress {
+		if len(rule.To) == 0 || len(rule.Ports) == 0 {
+			t.Fatalf("egress rule %d allows any destination or any port: %+v", i, rule)
+		}
+		if i == 0 {
+			for _, p := range rule.Ports {
+				if p.Port == nil || p.Port.IntValue() != 53 {
+					t.Errorf("the DNS rule allows port %v", p.Port)
+				}
+			}
+			continue
+		}
+		for _, to := range rule.To {
+			if to.IPBlock == nil || to.PodSelector != nil || to.NamespaceSelector != nil || len(to.IPBlock.Except) != 0 {
+				t.Fatalf("egress rule %d: %+v", i, to)
+			}
+			allowed = append(allowed, to.IPBlock.CIDR)
+		}
+	}
+	if !slices.Equal(allowed, cidrs) {
+		t.Errorf("egress to %v, want %v", allowed, cidrs)
+	}
+	for _, rule := range np.Spec.Ingress {
+		if len(rule.Ports) == 0 {
+			t.Errorf("ingress on any port: %+v", rule)
+		}
+	}
+}
+
+// loadConfig mounts what container mounts from the rendered Secrets (and
+// stand-ins for the credentials Secrets the operator makes) under a
+// temporary root, and loads the rendered redoubt.yaml with Redoubt's own
+// parser, as the server in that container would.
+func loadConfig(t *testing.T, objs rendered, c corev1.Container) *config.Config {
+	t.Helper()
+	root := t.TempDir()
+	mounts := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m.MountPath
+		if err := os.MkdirAll(filepath.Join(root, m.MountPath), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secretOf := map[string]string{} // volume -> secret
+	sts := get[*appsv1.StatefulSet](t, objs, "StatefulSet", name)
+	for _, v := range sts.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			secretOf[v.Name] = v.Secret.SecretName
+		}
+	}
+	for vol, secret := range secretOf {
+		dir := filepath.Join(root, mounts[vol])
+		data := map[string]string{"access_key": "AKID", "secret_key": "s3cret"} // the operator's own Secret
+		if s, ok := objs["Secret"][secret].(*corev1.Secret); ok {
+			data = map[string]string{}
+			for k, v := range s.StringData {
+				data[k] = v
+			}
+			for k, v := range s.Data {
+				data[k] = string(v)
+			}
+		}
+		for k, v := range data {
+			if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	yml, err := os.ReadFile(filepath.Join(root, "/etc/redoubt/config/redoubt.yaml"))
+	if err != nil {
+		t.Fatalf("the server's --config is not mounted: %v", err)
+	}
+	// Every path is the pod's; under root here.
+	text := strings.NewReplacer("/etc/redoubt/", root+"/etc/redoubt/", "/data/", root+"/data/").Replace(string(yml))
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		t.Fatalf("Redoubt refuses the rendered configuration: %v\n%s", err, yml)
+	}
+	if !strings.HasPrefix(cfg.Database, root+mounts["data"]+"/") {
+		t.Errorf("database %s is not on the data volume", cfg.Database)
+	}
+	return cfg
+}
+
+func matches(selector, labels map[string]string) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
