@@ -180,7 +180,7 @@ func backupListCmd(args []string, stdout io.Writer) error {
 
 func stamp(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
 
-// redoubt restore --from FILE|-|DESTINATION|s3://BUCKET/PREFIX [--config FILE] [--at TIME] --identity KEYFILE --data DIR [--force]
+// redoubt restore --from FILE|-|DESTINATION|s3://BUCKET/PREFIX [--config FILE] [--at TIME] --identity KEYFILE --data DIR [--force|--if-empty]
 func restoreCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	from := fs.String("from", "", "the backup file (- for standard input), or a destination's name or URL")
@@ -189,11 +189,12 @@ func restoreCmd(args []string, stdout io.Writer) error {
 	identity := fs.String("identity", "", "file with the age private key (AGE-SECRET-KEY-1...)")
 	data := fs.String("data", "", "directory to restore into: DIR/redoubt.db and DIR/media")
 	force := fs.Bool("force", false, "replace an instance already in DIR")
+	ifEmpty := fs.Bool("if-empty", false, "restore only if DIR holds no instance; leave one that is there (a container's first start)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *from == "" || *identity == "" || *data == "" {
-		return errors.New("usage: redoubt restore --from FILE|-|DESTINATION|s3://BUCKET/PREFIX [--config FILE] [--at TIME] --identity KEYFILE --data DIR [--force]")
+		return errors.New("usage: redoubt restore --from FILE|-|DESTINATION|s3://BUCKET/PREFIX [--config FILE] [--at TIME] --identity KEYFILE --data DIR [--force|--if-empty]")
 	}
 	var atTime time.Time
 	if *at != "" {
@@ -226,6 +227,12 @@ func restoreCmd(args []string, stdout io.Writer) error {
 			return fmt.Errorf("refusing: %w", err)
 		}
 		defer lock.Release()
+	}
+	if *ifEmpty && !*force {
+		if _, err := os.Stat(backup.DatabaseFile(*data)); err == nil {
+			fmt.Fprintf(stdout, "an instance is already in %s: nothing restored\n", *data)
+			return nil
+		}
 	}
 	keyFile, err := os.Open(*identity)
 	if err != nil {

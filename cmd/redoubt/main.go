@@ -42,7 +42,7 @@ const usage = `redoubt is a single-tenant Matrix homeserver.
   redoubt user add|list|deactivate|reset-password ...   manage users (redoubt user for details)
   redoubt token create|list|delete ...                  registration tokens
   redoubt backup --config FILE --to DIR|- [--recipient age1...]
-  redoubt restore --from FILE --identity KEYFILE --data DIR [--force]
+  redoubt restore --from FILE|DESTINATION --identity KEYFILE --data DIR [--force|--if-empty]
   redoubt verify --config FILE        integrity and foreign-key checks
   redoubt export --config FILE --out FILE.tar.zst|--to DESTINATION [--user @alice:server] [--include-secrets]
   redoubt health --config FILE        for container health checks

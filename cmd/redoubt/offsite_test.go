@@ -56,6 +56,13 @@ func TestOffsiteCommands(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "restored", "redoubt.db")); err != nil {
 		t.Fatal(err)
 	}
+	// A container's first start restores; its next ones leave the instance.
+	if out := must("restore", "--config", cfgPath, "--from", "us", "--identity", keyFile, "--data", filepath.Join(root, "restored"), "--if-empty"); !strings.Contains(out, "nothing restored") {
+		t.Fatalf("restore --if-empty over an instance:\n%s", out)
+	}
+	if out := must("restore", "--config", cfgPath, "--from", "us", "--identity", keyFile, "--data", filepath.Join(root, "fresh"), "--if-empty"); !strings.Contains(out, "restored example.org") {
+		t.Fatalf("restore --if-empty into nothing:\n%s", out)
+	}
 	if out, err := cmd("restore", "--config", cfgPath, "--from", "s3://elsewhere", "--identity", keyFile, "--data", t.TempDir()); err == nil {
 		t.Fatalf("restored from a destination not configured:\n%s", out)
 	}

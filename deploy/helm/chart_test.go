@@ -160,6 +160,8 @@ func TestRefusedValues(t *testing.T) {
 		{"export.destination=nowhere", "not one of backup.destinations"},
 		{"ingress.enabled=true", "ingress.host"},
 		{"networkPolicy.egress.livekit[0].ports[0]=7880", "each entry has a cidr"},
+		{"destroy.confirm=acme.example.org", "is not serverName"},
+		{"restore.from=eu,restore.identitySecret=k", "not one of backup.destinations"},
 	} {
 		_, err := helm(t, "template", "tenant-acme", chart, "--set", tc.set)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -55,7 +55,7 @@ func TestIsolation(t *testing.T) {
 				t.Fatalf("replicas %v: the database has one writer", sts.Spec.Replicas)
 			}
 			pod := sts.Spec.Template.Spec
-			checkPod(t, "server", pod, sts.Spec.Template.Labels)
+			checkPod(t, "server", pod)
 			checkProbes(t, pod.Containers[0])
 			if sa := get[*corev1.ServiceAccount](t, objs, "ServiceAccount", name); sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
 				t.Error("the service account mounts a token")
@@ -98,7 +98,7 @@ func TestIsolation(t *testing.T) {
 			if tc.export {
 				cj := get[*batchv1.CronJob](t, objs, "CronJob", name+"-export")
 				jp := cj.Spec.JobTemplate.Spec.Template.Spec
-				checkPod(t, "export job", jp, nil)
+				checkPod(t, "export job", jp)
 				if a := jp.Containers[0].Args; !slices.Equal(a, []string{"export", "--config", "/etc/redoubt/config/redoubt.yaml", "--to", "eu-west"}) {
 					t.Errorf("export job args %v", a)
 				}
@@ -120,8 +120,57 @@ func TestIsolation(t *testing.T) {
 	}
 }
 
+// Destroying a tenant: with destroy.confirm naming it, the server is
+// stopped and a Job, as isolated as the server, runs redoubt destroy on
+// the same volumes and configuration.
+// Restoring a tenant into an empty volume: an init container, as isolated
+// as the server, restores from the destination named, with the age
+// identity mounted in it alone.
+func TestRestoreMode(t *testing.T) {
+	objs := render(t, "-f", "examples/acme.yaml", "--set", "restore.from=eu-central,restore.identitySecret=acme-age,restore.at=2026-12-06T10:00:00Z")
+	pod := get[*appsv1.StatefulSet](t, objs, "StatefulSet", name).Spec.Template.Spec
+	checkPod(t, "server", pod)
+	if len(pod.InitContainers) != 1 {
+		t.Fatalf("%d init containers", len(pod.InitContainers))
+	}
+	restore := pod.InitContainers[0]
+	want := []string{"restore", "--from", "eu-central", "--config", "/etc/redoubt/config/redoubt.yaml", "--identity", "/etc/redoubt/identity/age.key",
+		"--data", "/data", "--if-empty", "--at", "2026-12-06T10:00:00Z"}
+	if !slices.Equal(restore.Args, want) {
+		t.Errorf("restore args %v", restore.Args)
+	}
+	if !slices.ContainsFunc(restore.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "identity" && m.ReadOnly }) ||
+		slices.ContainsFunc(pod.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "identity" }) {
+		t.Error("the age identity is mounted in the server, or not read-only in the restore")
+	}
+	loadConfig(t, objs, restore)
+	if p := get[*appsv1.StatefulSet](t, render(t), "StatefulSet", name).Spec.Template.Spec; len(p.InitContainers) != 0 {
+		t.Error("a restore without restore.from")
+	}
+}
+
+func TestDestroyMode(t *testing.T) {
+	objs := render(t, "-f", "examples/acme.yaml", "--set", "destroy.confirm=acme.example.org")
+	sts := get[*appsv1.StatefulSet](t, objs, "StatefulSet", name)
+	if sts.Spec.Replicas == nil || *sts.Spec.Replicas != 0 {
+		t.Fatalf("replicas %v while destroying", sts.Spec.Replicas)
+	}
+	job := get[*batchv1.Job](t, objs, "Job", name+"-destroy")
+	pod := job.Spec.Template.Spec
+	checkPod(t, "destroy job", pod)
+	if a := pod.Containers[0].Args; !slices.Equal(a, []string{"destroy", "--config", "/etc/redoubt/config/redoubt.yaml", "--confirm", "acme.example.org"}) {
+		t.Errorf("destroy job args %v", a)
+	}
+	if cfg := loadConfig(t, objs, pod.Containers[0]); len(cfg.Backup.Destinations) != 2 {
+		t.Errorf("destroy reaches %d destinations, want both", len(cfg.Backup.Destinations))
+	}
+	if _, ok := render(t)["Job"]; ok {
+		t.Error("a destroy job without destroy.confirm")
+	}
+}
+
 // checkPod asserts the isolation every pod of the tenant has.
-func checkPod(t *testing.T, what string, pod corev1.PodSpec, labels map[string]string) {
+func checkPod(t *testing.T, what string, pod corev1.PodSpec) {
 	t.Helper()
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
 		t.Errorf("%s: a service account token is mounted", what)
@@ -138,10 +187,16 @@ func checkPod(t *testing.T, what string, pod corev1.PodSpec, labels map[string]s
 			t.Errorf("%s: host path volume %s", what, v.Name)
 		}
 	}
-	if len(pod.InitContainers) != 0 || len(pod.Containers) != 1 {
-		t.Fatalf("%s: %d containers, %d init containers", what, len(pod.Containers), len(pod.InitContainers))
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%s: %d containers", what, len(pod.Containers))
 	}
-	c := pod.Containers[0]
+	for _, c := range append(pod.InitContainers, pod.Containers...) {
+		checkContainer(t, what+" "+c.Name, c)
+	}
+}
+
+func checkContainer(t *testing.T, what string, c corev1.Container) {
+	t.Helper()
 	sc := c.SecurityContext
 	switch {
 	case sc == nil:
