@@ -159,7 +159,12 @@ func TestRefusedValues(t *testing.T) {
 		{"backup.recipients[0]=age1x,backup.destinations[0].name=EU_1,backup.destinations[0].url=s3://b,backup.destinations[0].credentialsSecret=s", "lowercase"},
 		{"export.destination=nowhere", "not one of backup.destinations"},
 		{"ingress.enabled=true", "ingress.host"},
-		{"networkPolicy.egress.livekit[0].ports[0]=7880", "each entry has a cidr"},
+		{"networkPolicy.egress.livekit[0].ports[0]=7880", "cidr"},
+		// Typos are refused, as Redoubt refuses unknown configuration keys
+		// (values.schema.json), rather than silently ignored.
+		{"serverNmae=acme.example.org", "serverNmae"},
+		{"backup.destination=eu", "destination"},
+		{"memoryLimitShare=80", "memoryLimitShare"},
 		{"destroy.confirm=acme.example.org", "is not serverName"},
 		{"restore.from=eu,restore.identitySecret=k", "not one of backup.destinations"},
 	} {
