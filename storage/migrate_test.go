@@ -9,7 +9,7 @@ import (
 
 // A database written by an older binary: migrations 1..version run on it
 // by hand, as they ran then.
-func databaseAt(t *testing.T, version int, fill string) string {
+func databaseAt(t testing.TB, version int, fill string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "old.db")
 	conn, err := sql.Open("sqlite", dsn(path, true))
