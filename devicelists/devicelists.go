@@ -5,6 +5,7 @@ package devicelists
 
 import (
 	"context"
+	"slices"
 	"sort"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -19,7 +20,7 @@ type Store interface {
 	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
 	MemberChangesBetween(ctx context.Context, from, to int64) ([]storage.MemberChange, error)
 	Membership(ctx context.Context, roomID, userID string) (string, int64, error)
-	UsersSharingRooms(ctx context.Context, userID string) (map[string]bool, error)
+	UsersSharingRoomsAmong(ctx context.Context, userID string, users []string) (map[string]bool, error)
 }
 
 var _ Store = storage.Q{}
@@ -44,16 +45,11 @@ func Delta(ctx context.Context, q Store, userID string, from, to streams.Token) 
 	if len(updated) == 0 && len(members) == 0 {
 		return nil, nil, nil // the common case: nothing to look up
 	}
-	sharing, err := q.UsersSharingRooms(ctx, userID)
-	if err != nil {
-		return nil, nil, err
-	}
-	changedSet, leftSet := map[string]bool{}, map[string]bool{}
-	for _, u := range updated {
-		if sharing[u] {
-			changedSet[u] = true
-		}
-	}
+	// Who could be concerned, then which of them share a room with the
+	// user: one query over those few, not a list of everyone in the
+	// user's rooms on every sync after a join or a new device.
+	candidates := slices.Clone(updated)
+	var affectedBy [][]string
 	for _, m := range members {
 		var affected []string
 		if m.UserID == userID {
@@ -68,6 +64,20 @@ func Delta(ctx context.Context, q Store, userID string, from, to streams.Token) 
 		} else if mine == spec.Join {
 			affected = []string{m.UserID}
 		}
+		affectedBy = append(affectedBy, affected)
+		candidates = append(candidates, affected...)
+	}
+	sharing, err := q.UsersSharingRoomsAmong(ctx, userID, candidates)
+	if err != nil {
+		return nil, nil, err
+	}
+	changedSet, leftSet := map[string]bool{}, map[string]bool{}
+	for _, u := range updated {
+		if sharing[u] {
+			changedSet[u] = true
+		}
+	}
+	for _, affected := range affectedBy {
 		for _, u := range affected {
 			if u == userID {
 				continue

@@ -33,6 +33,7 @@ import (
 // and writes.
 type Store interface {
 	devicelists.Store
+	UsersSharingRooms(ctx context.Context, userID string) (map[string]bool, error)
 	AddDeviceListChange(ctx context.Context, userID string) error
 	AddOneTimeKey(ctx context.Context, userID, deviceID, algorithm, keyID string, key []byte) error
 	AddSignature(ctx context.Context, s storage.Signature) error

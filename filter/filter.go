@@ -117,6 +117,12 @@ func match(patterns []string, value string) bool {
 	return false
 }
 
+// AllowsType reports whether some event of this type may pass the filter
+// (from some sender): false when the type is filtered out whoever sends it.
+func (f *EventFilter) AllowsType(typ string) bool {
+	return !match(f.NotTypes, typ) && (f.Types == nil || match(f.Types, typ))
+}
+
 // Allows reports whether an event of this type and sender passes the filter.
 // A nil Types list allows every type; an empty one allows none.
 func (f *EventFilter) Allows(typ, sender string) bool {

@@ -181,6 +181,26 @@ func (q Q) UsersSharingRooms(ctx context.Context, userID string) (map[string]boo
 	return out, err
 }
 
+// UsersSharingRoomsAmong is UsersSharingRooms restricted to some users:
+// which of them share a joined room with userID (userID itself always).
+func (q Q) UsersSharingRoomsAmong(ctx context.Context, userID string, users []string) (map[string]bool, error) {
+	out := map[string]bool{userID: true}
+	if len(users) == 0 {
+		return out, nil
+	}
+	list, err := json.Marshal(users)
+	if err != nil {
+		return nil, err
+	}
+	shared, err := q.strings(ctx, `SELECT DISTINCT o.state_key FROM room_state o
+		JOIN room_state me ON me.room_id = o.room_id AND me.type = 'm.room.member' AND me.state_key = ? AND me.membership = 'join'
+		WHERE o.type = 'm.room.member' AND o.membership = 'join' AND o.state_key IN (SELECT value FROM json_each(?))`, userID, string(list))
+	for _, u := range shared {
+		out[u] = true
+	}
+	return out, err
+}
+
 func (q Q) strings(ctx context.Context, query string, args ...any) ([]string, error) {
 	rows, err := q.query(ctx, query, args...)
 	if err != nil {
@@ -294,10 +314,16 @@ func (q Q) GetPresence(ctx context.Context, userID string) (Presence, error) {
 	return p, notFound(err)
 }
 
-// PresenceBetween returns presence changes in (from, to].
-func (q Q) PresenceBetween(ctx context.Context, from, to int64) ([]Presence, error) {
-	rows, err := q.query(ctx, `SELECT user_id, state, status_msg, last_active_ts, pos FROM presence
-		WHERE pos > ? AND pos <= ? ORDER BY pos`, from, to)
+// PresenceBetween returns the presence changes in (from, to] that seenBy
+// may see: its own and those of users it shares a joined room with. The
+// sharing is decided per change in SQL: a sync after a few changes need
+// not list everyone in a thousand-member room.
+func (q Q) PresenceBetween(ctx context.Context, from, to int64, seenBy string) ([]Presence, error) {
+	rows, err := q.query(ctx, `SELECT p.user_id, p.state, p.status_msg, p.last_active_ts, p.pos FROM presence p
+		WHERE p.pos > ?1 AND p.pos <= ?2 AND (p.user_id = ?3 OR EXISTS (SELECT 1 FROM room_state o
+			JOIN room_state me ON me.room_id = o.room_id AND me.type = 'm.room.member' AND me.state_key = ?3 AND me.membership = 'join'
+			WHERE o.state_key = p.user_id AND o.type = 'm.room.member' AND o.membership = 'join'))
+		ORDER BY p.pos`, from, to, seenBy)
 	if err != nil {
 		return nil, err
 	}

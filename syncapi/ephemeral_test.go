@@ -223,3 +223,39 @@ func TestPresenceOfNewMembers(t *testing.T) {
 		t.Fatalf("presence again: %s", again.Get("presence").Raw)
 	}
 }
+
+// An incremental sync carries the presence changes of users sharing a room
+// with the user and no others; a filter that leaves out m.presence leaves
+// out the whole section.
+func TestPresenceChangesSeen(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob, carol := srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "carol")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	bob.Join(t, room)
+	since := doSync(t, alice).Get("next_batch").Str
+	for _, c := range []*ts.Client{bob, carol} {
+		c.MustDo(t, "PUT", v3+"/presence/"+c.UserID+"/status", map[string]any{"presence": "unavailable", "status_msg": "away"}, 200)
+	}
+	for _, tc := range []struct {
+		filter  string
+		wantBob bool
+	}{
+		{"", true},
+		{`{"presence":{"senders":["` + bob.UserID + `","` + carol.UserID + `"]}}`, true},
+		{`{"presence":{"types":[]}}`, false},
+		{`{"presence":{"not_types":["m.*"]}}`, false},
+		{`{"presence":{"not_senders":["` + bob.UserID + `"]}}`, false},
+	} {
+		params := []string{"since", since}
+		if tc.filter != "" {
+			params = append(params, "filter", tc.filter)
+		}
+		p := doSync(t, alice, params...).Get("presence.events")
+		if got := p.Get(`#(sender=="`+bob.UserID+`").content.status_msg`).Str == "away"; got != tc.wantBob {
+			t.Errorf("filter %s: bob's change seen %v: %s", tc.filter, got, p.Raw)
+		}
+		if p.Get(`#(sender=="` + carol.UserID + `")`).Exists() {
+			t.Errorf("filter %s: presence of a user sharing no room: %s", tc.filter, p.Raw)
+		}
+	}
+}

@@ -18,20 +18,15 @@ import (
 // presence adds the presence of users who share a room with the syncing user.
 func (b *builder) presence() error {
 	delete(b.newlyShared, b.dev.UserID)
-	if !b.s.Cfg.Presence.Enabled || (b.since.Presence == b.to.Presence && len(b.newlyShared) == 0) {
+	if !b.s.Cfg.Presence.Enabled || (b.since.Presence == b.to.Presence && len(b.newlyShared) == 0) ||
+		!b.req.filter.Presence.AllowsType("m.presence") {
 		return nil
 	}
+	// Only changes of users the user shares a room with (or its own).
 	var changes []storage.Presence
 	if b.since.Presence < b.to.Presence {
 		var err error
-		if changes, err = b.q.PresenceBetween(b.ctx, b.since.Presence, b.to.Presence); err != nil {
-			return err
-		}
-	}
-	var visible map[string]bool
-	if len(changes) > 0 {
-		var err error
-		if visible, err = b.q.UsersSharingRooms(b.ctx, b.dev.UserID); err != nil {
+		if changes, err = b.q.PresenceBetween(b.ctx, b.since.Presence, b.to.Presence, b.dev.UserID); err != nil {
 			return err
 		}
 	}
@@ -49,7 +44,7 @@ func (b *builder) presence() error {
 	}
 	now := b.s.Now().UnixMilli()
 	for _, p := range changes {
-		if sent[p.UserID] || !(visible[p.UserID] || b.newlyShared[p.UserID]) || !b.req.filter.Presence.Allows("m.presence", p.UserID) {
+		if sent[p.UserID] || !b.req.filter.Presence.Allows("m.presence", p.UserID) {
 			continue
 		}
 		sent[p.UserID] = true

@@ -27,6 +27,7 @@ type Store interface {
 	rooms.ViewerReader
 	rooms.StateReader
 	devicelists.Store
+	UsersSharingRooms(ctx context.Context, userID string) (map[string]bool, error)
 	AccountDataBetween(ctx context.Context, userID string, from, to int64) ([]storage.AccountDataEntry, error)
 	DeleteToDeviceUpTo(ctx context.Context, userID, deviceID string, pos int64) error
 	Event(ctx context.Context, eventID string) (storage.Event, error)
@@ -42,7 +43,7 @@ type Store interface {
 	Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]storage.Notification, error)
 	OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, error)
 	Positions(ctx context.Context) (storage.Positions, error)
-	PresenceBetween(ctx context.Context, from, to int64) ([]storage.Presence, error)
+	PresenceBetween(ctx context.Context, from, to int64, seenBy string) ([]storage.Presence, error)
 	ReceiptsBetween(ctx context.Context, roomID string, from, to int64) ([]storage.Receipt, error)
 	RoomMembers(ctx context.Context, roomID string, memberships ...string) ([]string, error)
 	RoomSummaries(ctx context.Context, userID string) ([]storage.RoomSummary, error)
