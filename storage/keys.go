@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 )
 
 // SetDeviceKeys stores a device's identity keys (as uploaded, signatures included).
@@ -92,10 +93,32 @@ func (q Q) SetFallbackKey(ctx context.Context, userID, deviceID, algorithm, keyI
 	return err
 }
 
-// UnusedFallbackAlgorithms lists the algorithms with an unused fallback key.
-func (q Q) UnusedFallbackAlgorithms(ctx context.Context, userID, deviceID string) ([]string, error) {
-	return q.strings(ctx, `SELECT algorithm FROM fallback_keys WHERE user_id = ? AND device_id = ? AND used = 0 ORDER BY algorithm`,
-		userID, deviceID)
+// DeviceKeyCounts is what every /sync tells a device of its keys: how
+// many one-time keys it has left per algorithm, and the algorithms of its
+// unused fallback keys (sorted). One statement: a sync asks each time.
+func (q Q) DeviceKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, []string, error) {
+	rows, err := q.query(ctx, `SELECT algorithm, COUNT(*), 0 FROM one_time_keys WHERE user_id = ?1 AND device_id = ?2 GROUP BY algorithm
+		UNION ALL SELECT algorithm, 0, 1 FROM fallback_keys WHERE user_id = ?1 AND device_id = ?2 AND used = 0`, userID, deviceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	counts, fallback := map[string]int{}, []string{}
+	for rows.Next() {
+		var alg string
+		var n int
+		var isFallback bool
+		if err := rows.Scan(&alg, &n, &isFallback); err != nil {
+			return nil, nil, err
+		}
+		if isFallback {
+			fallback = append(fallback, alg)
+		} else {
+			counts[alg] = n
+		}
+	}
+	slices.Sort(fallback)
+	return counts, fallback, rows.Err()
 }
 
 // ClaimKey takes one one-time key of a device, the oldest uploaded

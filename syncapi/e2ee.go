@@ -57,19 +57,13 @@ func (b *builder) e2ee() error {
 			b.empty = false
 		}
 	}
-	counts, err := b.q.OneTimeKeyCounts(b.ctx, b.dev.UserID, b.dev.DeviceID)
+	counts, fallback, err := b.q.DeviceKeyCounts(b.ctx, b.dev.UserID, b.dev.DeviceID)
 	if err != nil {
 		return err
 	}
 	if _, ok := counts["signed_curve25519"]; !ok {
 		counts["signed_curve25519"] = 0
 	}
-	b.res.OTKCounts = counts
-	if b.res.UnusedFallbackKey, err = b.q.UnusedFallbackAlgorithms(b.ctx, b.dev.UserID, b.dev.DeviceID); err != nil {
-		return err
-	}
-	if b.res.UnusedFallbackKey == nil {
-		b.res.UnusedFallbackKey = []string{}
-	}
+	b.res.OTKCounts, b.res.UnusedFallbackKey = counts, fallback
 	return nil
 }

@@ -41,7 +41,7 @@ type Store interface {
 	Memberships(ctx context.Context, userID string) ([]storage.RoomMembership, error)
 	MembershipsIn(ctx context.Context, userID string, roomIDs []string) ([]storage.RoomMembership, error)
 	Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]storage.Notification, error)
-	OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, error)
+	DeviceKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, []string, error)
 	Positions(ctx context.Context) (storage.Positions, error)
 	PresenceBetween(ctx context.Context, from, to int64, seenBy string) ([]storage.Presence, error)
 	ReceiptsBetween(ctx context.Context, roomID string, from, to int64) ([]storage.Receipt, error)
@@ -58,7 +58,6 @@ type Store interface {
 	ThreadSubscriptionsBetween(ctx context.Context, userID string, from, to int64, limit int) ([]storage.ThreadSubscription, error)
 	ToDeviceFor(ctx context.Context, userID, deviceID string, after, upto int64, limit int) ([]storage.ToDevice, error)
 	UnreadCounts(ctx context.Context, userID, roomID string) (map[string]storage.Unread, error)
-	UnusedFallbackAlgorithms(ctx context.Context, userID, deviceID string) ([]string, error)
 	UserExists(ctx context.Context, userID string) (bool, error)
 }
 
