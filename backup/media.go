@@ -2,8 +2,8 @@ package backup
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +14,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/redoubt-systems/redoubt/internal/shred"
+	"github.com/redoubt-systems/redoubt/media"
 	"github.com/redoubt-systems/redoubt/objectstore"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -42,11 +42,8 @@ func (r *Replicator) MediaStored(id string) {
 	r.newMedia = append(r.newMedia, id)
 }
 
-// mediaFile is where media.path keeps a media ID's bytes (media.Store's
-// layout).
-func (r *Replicator) mediaFile(id string) string {
-	return filepath.Join(r.Cfg.Media.Path, id[:2], id)
-}
+// mediaFile is where media.path keeps a media ID's bytes.
+func (r *Replicator) mediaFile(id string) string { return media.FilePath(r.Cfg.Media.Path, id) }
 
 // encrypted streams a media file encrypted to the recipients.
 func (r *Replicator) encrypted(path string) func() (io.ReadCloser, error) {
@@ -55,20 +52,42 @@ func (r *Replicator) encrypted(path string) func() (io.ReadCloser, error) {
 		if err != nil {
 			return nil, err
 		}
-		pr, pw := io.Pipe()
-		go func() {
+		return Encrypting(r.recipients, func(w io.Writer) error {
 			defer f.Close()
-			aw, err := age.Encrypt(pw, r.recipients...)
-			if err == nil {
-				_, err = io.Copy(aw, f)
-			}
-			if err == nil {
-				err = aw.Close()
-			}
-			pw.CloseWithError(err)
-		}()
-		return pr, nil
+			_, err := io.Copy(w, f)
+			return err
+		}), nil
 	}
+}
+
+// Encrypting streams what write writes, encrypted to the recipients, as
+// it is written. Closing it stops the writing and waits for write to end.
+func Encrypting(recipients []age.Recipient, write func(io.Writer) error) io.ReadCloser {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		aw, err := age.Encrypt(pw, recipients...)
+		if err == nil {
+			err = write(aw)
+			if cerr := aw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		pw.CloseWithError(err)
+	}()
+	return &encrypting{pr, done}
+}
+
+type encrypting struct {
+	*io.PipeReader
+	done chan struct{}
+}
+
+func (e *encrypting) Close() error {
+	e.PipeReader.CloseWithError(errors.New("backup: the reader stopped"))
+	<-e.done
+	return nil
 }
 
 // putStream sends what open yields, opening it anew for each attempt.
@@ -160,7 +179,7 @@ func fetchMedia(ctx context.Context, s *objectstore.Store, gen string, identitie
 		return nil, err
 	}
 	for _, f := range files {
-		err := fetchMediaFile(ctx, s, mediaKey(gen, f.MediaID), identities, filepath.Join(dir, "media", f.MediaID[:2], f.MediaID), f.SHA256)
+		err := fetchMediaFile(ctx, s, mediaKey(gen, f.MediaID), identities, media.FilePath(filepath.Join(dir, "media"), f.MediaID), f.SHA256)
 		if errors.Is(err, objectstore.ErrNotFound) {
 			missing = append(missing, f.MediaID)
 			err = db.Write(ctx, func(q storage.Q) error { return q.DeleteMedia(ctx, f.MediaID) })
@@ -182,23 +201,14 @@ func fetchMediaFile(ctx context.Context, s *objectstore.Store, key string, ident
 	if err != nil {
 		return fmt.Errorf("damaged or not encrypted to the given identity: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// A file that fails here is left in the restore's temporary
+	// directory, which is shredded whole when the restore fails.
+	got, err := extract(ar, path, key)
 	if err != nil {
 		return err
 	}
-	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h), ar)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if want, _ := base64.RawStdEncoding.DecodeString(sum); got.SHA256 != hex.EncodeToString(want) {
+		return errors.New("does not match its SHA-256")
 	}
-	if err == nil && base64.RawStdEncoding.EncodeToString(h.Sum(nil)) != sum {
-		err = errors.New("does not match its SHA-256")
-	}
-	if err != nil {
-		shred.File(path)
-	}
-	return err
+	return nil
 }

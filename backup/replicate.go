@@ -328,11 +328,7 @@ func (r *Replicator) begin(ctx context.Context, now time.Time) error {
 		return err
 	}
 	for _, seg := range segs {
-		for i, err := range putEach(ctx, r.Stores, seg.key, seg.body, func(int) bool { return false }) {
-			if err != nil && parts.sent[i].Err == nil {
-				parts.sent[i].Err = err
-			}
-		}
+		parts.putAll(seg.key, seg.body)
 	}
 	r.syncMedia(ctx, name, parts.sent)
 	through := now

@@ -109,10 +109,8 @@ func Take(ctx context.Context, cfg *config.Config, db *storage.DB, dir string, s
 
 // destination is a store's configuration.
 func destination(cfg *config.Config, name string) config.Destination {
-	for _, d := range cfg.Backup.Destinations {
-		if d.Name == name {
-			return d
-		}
+	if d := cfg.Backup.Destination(name); d != nil {
+		return *d
 	}
 	return config.Destination{Name: name, Keep: 1 << 30}
 }

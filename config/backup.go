@@ -34,6 +34,17 @@ type Backup struct {
 	BeforeUpgrade bool `yaml:"before_upgrade"`
 }
 
+// Destination finds a configured destination by its name or its URL; nil
+// if none has it.
+func (b *Backup) Destination(nameOrURL string) *Destination {
+	for i, d := range b.Destinations {
+		if d.Name == nameOrURL || strings.TrimRight(d.URL, "/") == strings.TrimRight(nameOrURL, "/") {
+			return &b.Destinations[i]
+		}
+	}
+	return nil
+}
+
 // Destination is an S3-compatible object store backups are sent to.
 type Destination struct {
 	// Name identifies it in reports, metrics and --from.

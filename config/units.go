@@ -99,12 +99,10 @@ func (m *MemoryLimit) UnmarshalYAML(n *yaml.Node) error {
 		*m = MemoryLimit{Percent: p}
 		return nil
 	}
-	v, err := ParseSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*m = MemoryLimit{Bytes: v}
-	return nil
+	var size Size
+	err := size.UnmarshalYAML(n)
+	*m = MemoryLimit{Bytes: int64(size)}
+	return err
 }
 
 // Of is the limit in bytes, given the memory limit the process runs under

@@ -48,24 +48,26 @@ func Delta(ctx context.Context, q Store, userID string, from, to streams.Token) 
 	// Who could be concerned, then which of them share a room with the
 	// user: one query over those few, not a list of everyone in the
 	// user's rooms on every sync after a join or a new device.
-	candidates := slices.Clone(updated)
-	var affectedBy [][]string
+	affected := map[string]bool{} // by a membership change, the user aside
 	for _, m := range members {
-		var affected []string
 		if m.UserID == userID {
 			// Our own join or leave affects everyone in that room.
 			joined, err := q.JoinedMembers(ctx, m.RoomID)
 			if err != nil {
 				return nil, nil, err
 			}
-			affected = joined
+			for _, u := range joined {
+				affected[u] = true
+			}
 		} else if mine, _, err := q.Membership(ctx, m.RoomID, userID); err != nil {
 			return nil, nil, err
 		} else if mine == spec.Join {
-			affected = []string{m.UserID}
+			affected[m.UserID] = true
 		}
-		affectedBy = append(affectedBy, affected)
-		candidates = append(candidates, affected...)
+	}
+	candidates := slices.Clone(updated)
+	for u := range affected {
+		candidates = append(candidates, u)
 	}
 	sharing, err := q.UsersSharingRoomsAmong(ctx, userID, candidates)
 	if err != nil {
@@ -77,16 +79,12 @@ func Delta(ctx context.Context, q Store, userID string, from, to streams.Token) 
 			changedSet[u] = true
 		}
 	}
-	for _, affected := range affectedBy {
-		for _, u := range affected {
-			if u == userID {
-				continue
-			}
-			if sharing[u] {
-				changedSet[u] = true
-			} else {
-				leftSet[u] = true
-			}
+	delete(affected, userID)
+	for u := range affected {
+		if sharing[u] {
+			changedSet[u] = true
+		} else {
+			leftSet[u] = true
 		}
 	}
 	for u := range changedSet {

@@ -126,16 +126,7 @@ func (f *EventFilter) AllowsType(typ string) bool {
 // Allows reports whether an event of this type and sender passes the filter.
 // A nil Types list allows every type; an empty one allows none.
 func (f *EventFilter) Allows(typ, sender string) bool {
-	if match(f.NotTypes, typ) || match(f.NotSenders, sender) {
-		return false
-	}
-	if f.Types != nil && !match(f.Types, typ) {
-		return false
-	}
-	if f.Senders != nil && !match(f.Senders, sender) {
-		return false
-	}
-	return true
+	return f.AllowsType(typ) && !match(f.NotSenders, sender) && (f.Senders == nil || match(f.Senders, sender))
 }
 
 // AllowsRoom reports whether a room passes the rooms/not_rooms lists.

@@ -134,11 +134,12 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 
 func (c *chunkReader) Close() error { return nil }
 
-// filePath is where media.path keeps a media ID's bytes: spread over
-// subdirectories so none grows huge.
-func (s *Store) filePath(mediaID string) string {
-	return filepath.Join(s.Cfg.Media.Path, mediaID[:2], mediaID)
-}
+// filePath is where media.path keeps a media ID's bytes.
+func (s *Store) filePath(mediaID string) string { return FilePath(s.Cfg.Media.Path, mediaID) }
+
+// FilePath is where a media directory keeps a media ID's bytes: spread
+// over subdirectories so none grows huge.
+func FilePath(dir, mediaID string) string { return filepath.Join(dir, mediaID[:2], mediaID) }
 
 // createFile opens a temporary file beside the media's final place.
 func (s *Store) createFile(mediaID string) (*os.File, error) {

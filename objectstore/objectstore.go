@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -28,9 +27,8 @@ type Store struct {
 
 // Object is a stored object.
 type Object struct {
-	Key      string
-	Size     int64
-	Modified time.Time
+	Key  string
+	Size int64
 }
 
 // Open returns the Store of a validated destination. It makes no request.
@@ -154,7 +152,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Object, error) {
 		if o.Err != nil {
 			return out, fmt.Errorf("%s: list: %w", s.Name, o.Err)
 		}
-		out = append(out, Object{Key: strings.TrimPrefix(o.Key, s.prefix), Size: o.Size, Modified: o.LastModified})
+		out = append(out, Object{Key: strings.TrimPrefix(o.Key, s.prefix), Size: o.Size})
 	}
 	return out, nil
 }

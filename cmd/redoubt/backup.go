@@ -61,7 +61,7 @@ func backupCmd(args []string, stdout io.Writer) error {
 		return srv.DB.Write(ctx, func(q storage.Q) error { return q.SetInstanceState(ctx, "last_backup_ts", now.UnixMilli()) })
 	case *to == "" && len(srv.Cfg.Backup.Destinations) == 0:
 		return errors.New("usage: redoubt backup --config FILE --to DIR|-|DESTINATION (no backup.destinations are configured)")
-	case *to != "" && destination(srv.Cfg, *to) == nil:
+	case *to != "" && srv.Cfg.Backup.Destination(*to) == nil:
 		path, err := backup.ToDir(ctx, srv.Cfg, srv.DB, *to, now)
 		if err != nil {
 			return err
@@ -71,7 +71,7 @@ func backupCmd(args []string, stdout io.Writer) error {
 	}
 	ds := srv.Cfg.Backup.Destinations
 	if *to != "" {
-		ds = []config.Destination{*destination(srv.Cfg, *to)}
+		ds = []config.Destination{*srv.Cfg.Backup.Destination(*to)}
 	}
 	stores, err := objectstore.OpenAll(ds)
 	if err != nil {
@@ -96,16 +96,6 @@ func backupCmd(args []string, stdout io.Writer) error {
 	return err
 }
 
-// destination finds a configured destination by name or URL.
-func destination(cfg *config.Config, nameOrURL string) *config.Destination {
-	for i, d := range cfg.Backup.Destinations {
-		if d.Name == nameOrURL || strings.TrimRight(d.URL, "/") == strings.TrimRight(nameOrURL, "/") {
-			return &cfg.Backup.Destinations[i]
-		}
-	}
-	return nil
-}
-
 // openDestination opens a destination of the configuration at cfgPath,
 // named by its name or URL (its endpoint and credentials are there).
 func openDestination(cfgPath, from string) (*objectstore.Store, error) {
@@ -113,9 +103,14 @@ func openDestination(cfgPath, from string) (*objectstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := destination(cfg, from)
+	return openConfigured(cfg, from, cfgPath)
+}
+
+// openConfigured opens the destination of cfg named by its name or URL.
+func openConfigured(cfg *config.Config, from, where string) (*objectstore.Store, error) {
+	d := cfg.Backup.Destination(from)
 	if d == nil {
-		return nil, fmt.Errorf("%s is not one of backup.destinations in %s", from, cfgPath)
+		return nil, fmt.Errorf("%s is not one of backup.destinations in %s", from, where)
 	}
 	return objectstore.Open(*d)
 }

@@ -24,10 +24,7 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the binary 20 times")
 	}
-	bin := filepath.Join(t.TempDir(), "redoubt")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	addr := freePort(t)
 	cfgPath, dbPath := writeConfig(t, "listen: "+addr+"\nregistration: {open: true}\nrate_limits: {enabled: false}\nlog: {level: error}\n")
 	base := "http://" + addr
@@ -117,4 +114,14 @@ func caller(base string) func(method, path, token string, body any) (int, map[st
 		json.NewDecoder(res.Body).Decode(&out)
 		return res.StatusCode, out
 	}
+}
+
+// buildBinary builds the real binary, for tests that run it as a process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "redoubt")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }

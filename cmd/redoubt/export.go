@@ -11,12 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/redoubt-systems/redoubt/backup"
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/export"
-	"github.com/redoubt-systems/redoubt/objectstore"
 )
 
 // redoubt export --config FILE --out FILE.tar.zst|--to DESTINATION [--user @alice:server] [--include-secrets]
@@ -97,44 +94,28 @@ func exportFile(path string, write func(io.Writer) (export.Manifest, error)) (ex
 // it went. The store holds no plaintext; the tenant's age identity opens
 // it (age -d -i KEY FILE > export.tar.zst).
 func exportTo(ctx context.Context, cfg *config.Config, name string, write func(io.Writer) (export.Manifest, error)) (export.Manifest, string, error) {
-	var m export.Manifest
-	d := destination(cfg, name)
-	if d == nil {
-		return m, "", fmt.Errorf("export: %s is not one of backup.destinations", name)
-	}
 	recipients, err := backup.Recipients(cfg.Backup.Recipients)
 	if err != nil {
-		return m, "", err
+		return export.Manifest{}, "", err
 	}
 	if len(recipients) == 0 {
-		return m, "", errors.New("export: --to needs backup.recipients to encrypt to")
+		return export.Manifest{}, "", errors.New("export: --to needs backup.recipients to encrypt to")
 	}
-	store, err := objectstore.Open(*d)
+	store, err := openConfigured(cfg, name, "the configuration")
 	if err != nil {
-		return m, "", err
+		return export.Manifest{}, "", fmt.Errorf("export: %w", err)
 	}
 	key := "exports/" + strings.Replace(backup.FileName(cfg.ServerName, time.Now()), "redoubt-", "redoubt-export-", 1)
-	pr, pw := io.Pipe()
-	written := make(chan error, 1)
-	go func() {
-		aw, err := age.Encrypt(pw, recipients...)
-		if err == nil {
-			m, err = write(aw)
-			if cerr := aw.Close(); err == nil {
-				err = cerr
-			}
-		}
-		pw.CloseWithError(err)
-		written <- err
-	}()
-	err = store.PutStream(ctx, key, pr)
-	pr.CloseWithError(errors.New("export: the store stopped reading")) // if it stopped early
-	if werr := <-written; err == nil {
-		err = werr
-	}
+	var m export.Manifest
+	body := backup.Encrypting(recipients, func(w io.Writer) (err error) {
+		m, err = write(w)
+		return err
+	})
+	err = store.PutStream(ctx, key, body)
+	body.Close() // waits for write: m is whole once the store read it all
 	if err != nil {
 		_ = store.Delete(ctx, key)
 		return export.Manifest{}, "", fmt.Errorf("export: %w", err)
 	}
-	return m, fmt.Sprintf("%s/%s", strings.TrimRight(d.URL, "/"), key), nil
+	return m, fmt.Sprintf("%s/%s", strings.TrimRight(cfg.Backup.Destination(name).URL, "/"), key), nil
 }

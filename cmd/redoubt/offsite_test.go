@@ -116,10 +116,7 @@ func TestContinuousSurvivesKill(t *testing.T) {
 	}
 	addr := freePort(t)
 	root, cfgPath, keyFile, _, _ := offsiteInstance(t, "listen: "+addr+"\nregistration: {open: true}\nrate_limits: {enabled: false}\nlog: {level: error}\n")
-	bin := filepath.Join(t.TempDir(), "redoubt")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	serve := exec.Command(bin, "serve", "--config", cfgPath)
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
