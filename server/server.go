@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -78,6 +79,10 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// BesideServer opens the instance for a command while a server serves
+	// it (redoubt user add, an export job): nothing the server is in the
+	// middle of is recovered (uploads), and no migration runs under it.
+	BesideServer bool
 }
 
 // New opens the instance's database and builds its services and routes.
@@ -92,7 +97,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if err != nil {
 		return nil, err
 	}
-	db, err := storage.OpenUpgrading(ctx, cfg.Database, backup.BeforeUpgrade(cfg, stores, opts.Log, opts.Now))
+	beforeMigrating := backup.BeforeUpgrade(cfg, stores, opts.Log, opts.Now)
+	if opts.BesideServer {
+		beforeMigrating = func(_ context.Context, _ *storage.DB, from, to int) error {
+			return fmt.Errorf("the server serving this instance runs schema %d; this binary would migrate it to %d under it: run the command with the server's binary, or stop the server first", from, to)
+		}
+	}
+	db, err := storage.OpenUpgrading(ctx, cfg.Database, beforeMigrating)
 	if err != nil {
 		return nil, err
 	}
@@ -159,9 +170,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	(&pushapi.API{DB: storage.View[push.RuleStore]{DB: db}, Rules: rules, Notifier: s.Notifier}).Register(router, h)
 	(&pushapi.Pushers{Gateway: gateway}).Register(router, h)
 	s.Gateway = gateway
-	if err := mediaAPI.RecoverUploads(ctx); err != nil {
-		db.Close()
-		return nil, err
+	if !opts.BesideServer {
+		if err := mediaAPI.RecoverUploads(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	upload := &httpapi.API{Log: opts.Log, Auth: s.Auth, MaxBody: int64(cfg.Media.MaxUploadSize), Limit: h.Limit, Observe: s.Metrics.Request}
 	mediaAPI.Register(router, h, upload)

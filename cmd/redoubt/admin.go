@@ -13,6 +13,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/adminapi"
 	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/internal/instancelock"
 	"github.com/redoubt-systems/redoubt/server"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -57,7 +58,14 @@ func open(cfgPath string) (*server.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return server.New(context.Background(), cfg, server.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// A command may run while a server serves the instance; it asks the
+	// server's lock (and lets go at once) to know.
+	var held *instancelock.HeldError
+	lock, err := instancelock.Acquire(cfg.Database)
+	if err == nil {
+		lock.Release()
+	}
+	return server.New(context.Background(), cfg, server.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BesideServer: errors.As(err, &held)})
 }
 
 func userID(srv *server.Server, name string) (string, error) {

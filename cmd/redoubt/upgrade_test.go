@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/redoubt-systems/redoubt/internal/instancelock"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -75,4 +77,55 @@ func schemaVersion(t *testing.T, path string, version int) int {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// A command run while a server serves the instance (the server's lock is
+// held) recovers nothing the server is in the middle of, and migrates
+// nothing under it; run alone, it does both as a start does.
+func TestCommandBesideServer(t *testing.T) {
+	root := t.TempDir()
+	dbPath, mediaDir := filepath.Join(root, "redoubt.db"), filepath.Join(root, "media")
+	cfgPath := filepath.Join(root, "redoubt.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("server_name: example.org\ndatabase: %q\nmedia: {path: %q}\n", dbPath, mediaDir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	latest := schemaVersion(t, filepath.Join(t.TempDir(), "new.db"), 0)
+	schemaVersion(t, dbPath, latest-1)
+	upload := filepath.Join(mediaDir, "ab", ".upload-123")
+	if err := os.MkdirAll(filepath.Dir(upload), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(upload, []byte("half an upload"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := func() (string, error) {
+		var out bytes.Buffer
+		err := run([]string{"user", "list", "--config", cfgPath}, &out, &out)
+		return out.String(), err
+	}
+
+	lock, err := instancelock.Acquire(dbPath) // as serve holds it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cmd(); err == nil || !strings.Contains(err.Error(), "the server serving this instance runs schema") {
+		t.Fatalf("migrated under a running server: %v\n%s", err, out)
+	}
+	if v := schemaVersion(t, dbPath, latest-1); v != latest-1 {
+		t.Fatalf("schema %d", v)
+	}
+	if _, err := os.Stat(upload); err != nil {
+		t.Fatalf("the running server's upload was removed: %v", err)
+	}
+	lock.Release()
+
+	if out, err := cmd(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if v := schemaVersion(t, dbPath, 0); v != latest {
+		t.Fatalf("schema %d after a command alone, want %d", v, latest)
+	}
+	if _, err := os.Stat(upload); !os.IsNotExist(err) {
+		t.Fatalf("an upload a stop cut off is still there: %v", err)
+	}
 }
