@@ -196,7 +196,7 @@ func TestAppVersionFollowsRelease(t *testing.T) {
 	if !strings.Contains(string(dockerfile), "\nARG VERSION="+config.Version+"\n") {
 		t.Fatalf("the Dockerfile's VERSION is not %s", config.Version)
 	}
-	sts := get[*appsv1.StatefulSet](t, render(t), "StatefulSet", "tenant-acme-redoubt")
+	sts := get[*appsv1.StatefulSet](t, render(t), "StatefulSet", name)
 	if img := sts.Spec.Template.Spec.Containers[0].Image; img != "ghcr.io/redoubt-systems/redoubt:"+config.Version {
 		t.Fatalf("image %s", img)
 	}
@@ -208,7 +208,7 @@ func TestAppVersionFollowsRelease(t *testing.T) {
 func TestServesRenderedConfig(t *testing.T) {
 	objs := render(t)
 	sts := get[*appsv1.StatefulSet](t, objs, "StatefulSet", name)
-	rendered := loadConfig(t, objs, sts.Spec.Template.Spec.Containers[0])
+	rendered := loadConfig(t, objs, sts.Spec.Template.Spec, sts.Spec.Template.Spec.Containers[0])
 	srv := testserver.Start(t, func(c *config.Config) {
 		*c = *rendered
 		c.Listen = "127.0.0.1:0" // the test's listener; the pod's is 0.0.0.0

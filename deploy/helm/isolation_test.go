@@ -26,19 +26,20 @@ const name = "tenant-acme-redoubt"
 // name only, and a configuration Redoubt's own parser accepts.
 func TestIsolation(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		args   []string
-		kinds  []string
-		cidrs  []string // egress allowed besides DNS
-		dests  []string
-		export bool
+		name       string
+		args       []string
+		kinds      []string
+		serverName string
+		cidrs      []string // egress allowed besides DNS
+		dests      []string
+		export     bool
 	}{
 		{"defaults", nil,
 			[]string{"NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "StatefulSet"},
-			nil, nil, false},
+			"example.org", nil, nil, false},
 		{"production tenant", []string{"-f", "examples/acme.yaml"},
 			[]string{"CronJob", "Ingress", "NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "StatefulSet"},
-			[]string{"203.0.113.10/32", "52.218.0.0/17", "52.219.168.0/24"}, []string{"eu-west", "eu-central"}, true},
+			"acme.example.org", []string{"203.0.113.10/32", "52.218.0.0/17", "52.219.168.0/24"}, []string{"eu-west", "eu-central"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			objs := render(t, tc.args...)
@@ -75,8 +76,8 @@ func TestIsolation(t *testing.T) {
 				t.Error("the volume is kept on uninstall by default")
 			}
 
-			cfg := loadConfig(t, objs, pod.Containers[0])
-			if cfg.ServerName != map[bool]string{true: "acme.example.org", false: "example.org"}[tc.export] {
+			cfg := loadConfig(t, objs, pod, pod.Containers[0])
+			if cfg.ServerName != tc.serverName {
 				t.Errorf("server_name %s", cfg.ServerName)
 			}
 			if cfg.Limits.Memory.Percent != 80 {
@@ -110,7 +111,7 @@ func TestIsolation(t *testing.T) {
 				if len(aff) != 1 || aff[0].TopologyKey != "kubernetes.io/hostname" || !matches(aff[0].LabelSelector.MatchLabels, sts.Spec.Template.Labels) {
 					t.Errorf("export job affinity %+v", aff)
 				}
-				loadConfig(t, objs, jp.Containers[0])
+				loadConfig(t, objs, jp, jp.Containers[0])
 			}
 		})
 	}
@@ -120,9 +121,6 @@ func TestIsolation(t *testing.T) {
 	}
 }
 
-// Destroying a tenant: with destroy.confirm naming it, the server is
-// stopped and a Job, as isolated as the server, runs redoubt destroy on
-// the same volumes and configuration.
 // Restoring a tenant into an empty volume: an init container, as isolated
 // as the server, restores from the destination named, with the age
 // identity mounted in it alone.
@@ -143,12 +141,15 @@ func TestRestoreMode(t *testing.T) {
 		slices.ContainsFunc(pod.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "identity" }) {
 		t.Error("the age identity is mounted in the server, or not read-only in the restore")
 	}
-	loadConfig(t, objs, restore)
+	loadConfig(t, objs, pod, restore)
 	if p := get[*appsv1.StatefulSet](t, render(t), "StatefulSet", name).Spec.Template.Spec; len(p.InitContainers) != 0 {
 		t.Error("a restore without restore.from")
 	}
 }
 
+// Destroying a tenant: with destroy.confirm naming it, the server is
+// stopped and a Job, as isolated as the server, runs redoubt destroy on
+// the same volumes and configuration.
 func TestDestroyMode(t *testing.T) {
 	objs := render(t, "-f", "examples/acme.yaml", "--set", "destroy.confirm=acme.example.org")
 	sts := get[*appsv1.StatefulSet](t, objs, "StatefulSet", name)
@@ -161,11 +162,51 @@ func TestDestroyMode(t *testing.T) {
 	if a := pod.Containers[0].Args; !slices.Equal(a, []string{"destroy", "--config", "/etc/redoubt/config/redoubt.yaml", "--confirm", "acme.example.org"}) {
 		t.Errorf("destroy job args %v", a)
 	}
-	if cfg := loadConfig(t, objs, pod.Containers[0]); len(cfg.Backup.Destinations) != 2 {
+	if cfg := loadConfig(t, objs, pod, pod.Containers[0]); len(cfg.Backup.Destinations) != 2 {
 		t.Errorf("destroy reaches %d destinations, want both", len(cfg.Backup.Destinations))
 	}
 	if _, ok := render(t)["Job"]; ok {
 		t.Error("a destroy job without destroy.confirm")
+	}
+}
+
+// With serverNameWellKnown, the ingress also routes the server name's
+// /.well-known/matrix/ to the server, under the same certificate.
+func TestIngressWellKnown(t *testing.T) {
+	objs := render(t, "-f", "examples/acme.yaml", "--set", "ingress.serverNameWellKnown=true")
+	ing := get[*networkingv1.Ingress](t, objs, "Ingress", name)
+	if len(ing.Spec.Rules) != 2 || ing.Spec.Rules[1].Host != "acme.example.org" || ing.Spec.Rules[1].HTTP.Paths[0].Path != "/.well-known/matrix" ||
+		!slices.Equal(ing.Spec.TLS[0].Hosts, []string{"matrix.acme.example.org", "acme.example.org"}) {
+		t.Errorf("ingress %+v", ing.Spec)
+	}
+	if ing := get[*networkingv1.Ingress](t, render(t, "-f", "examples/acme.yaml"), "Ingress", name); len(ing.Spec.Rules) != 1 {
+		t.Errorf("the server name's well-known routed by default: %+v", ing.Spec.Rules)
+	}
+}
+
+// Every pod of the release (server, export job, destroy job) is one the
+// network policy selects, and gets the pull secrets and placement the
+// values give: an export beside the server on a tainted node, or from a
+// private registry, runs as the server does.
+func TestPodsShareSettings(t *testing.T) {
+	objs := render(t, "-f", "examples/acme.yaml", "--set", "destroy.confirm=acme.example.org",
+		"--set", "imagePullSecrets[0].name=registry", "--set", "nodeSelector.pool=tenants",
+		"--set", "tolerations[0].key=tenants,tolerations[0].operator=Exists")
+	policy := get[*networkingv1.NetworkPolicy](t, objs, "NetworkPolicy", name)
+	pods := map[string]corev1.PodTemplateSpec{
+		"server":  get[*appsv1.StatefulSet](t, objs, "StatefulSet", name).Spec.Template,
+		"export":  get[*batchv1.CronJob](t, objs, "CronJob", name+"-export").Spec.JobTemplate.Spec.Template,
+		"destroy": get[*batchv1.Job](t, objs, "Job", name+"-destroy").Spec.Template,
+	}
+	for what, pod := range pods {
+		if !matches(policy.Spec.PodSelector.MatchLabels, pod.Labels) {
+			t.Errorf("%s: the network policy does not select it (labels %v)", what, pod.Labels)
+		}
+		spec := pod.Spec
+		if len(spec.ImagePullSecrets) != 1 || spec.ImagePullSecrets[0].Name != "registry" || spec.NodeSelector["pool"] != "tenants" ||
+			len(spec.Tolerations) != 1 || spec.Tolerations[0].Key != "tenants" {
+			t.Errorf("%s: pull secrets %v, node selector %v, tolerations %v", what, spec.ImagePullSecrets, spec.NodeSelector, spec.Tolerations)
+		}
 	}
 }
 
@@ -274,11 +315,11 @@ func checkEgress(t *testing.T, np *networkingv1.NetworkPolicy, labels map[string
 	}
 }
 
-// loadConfig mounts what container mounts from the rendered Secrets (and
+// loadConfig mounts what container c of pod mounts from the rendered Secrets (and
 // stand-ins for the credentials Secrets the operator makes) under a
 // temporary root, and loads the rendered redoubt.yaml with Redoubt's own
 // parser, as the server in that container would.
-func loadConfig(t *testing.T, objs rendered, c corev1.Container) *config.Config {
+func loadConfig(t *testing.T, objs rendered, pod corev1.PodSpec, c corev1.Container) *config.Config {
 	t.Helper()
 	root := t.TempDir()
 	mounts := map[string]string{}
@@ -289,8 +330,7 @@ func loadConfig(t *testing.T, objs rendered, c corev1.Container) *config.Config 
 		}
 	}
 	secretOf := map[string]string{} // volume -> secret
-	sts := get[*appsv1.StatefulSet](t, objs, "StatefulSet", name)
-	for _, v := range sts.Spec.Template.Spec.Volumes {
+	for _, v := range pod.Volumes {
 		if v.Secret != nil {
 			secretOf[v.Name] = v.Secret.SecretName
 		}

@@ -13,8 +13,16 @@ app.kubernetes.io/name: redoubt
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* Every pod of the release (server, export, destroy) has these: the
+network policy selects them all. */}}
+{{- define "redoubt.releaseLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: redoubt
+{{- end -}}
+
 {{- define "redoubt.labels" -}}
 {{ include "redoubt.selectorLabels" . }}
+app.kubernetes.io/part-of: redoubt
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
@@ -141,4 +149,48 @@ configuration, the shared secret, each destination's credentials, /tmp. */}}
 - {name: s3-{{ .name }}, mountPath: /etc/redoubt/s3/{{ .name }}, readOnly: true}
 {{- end }}
 - {name: tmp, mountPath: /tmp}
+{{- end -}}
+
+{{/* The pod settings every pod of the release shares: its account with no
+token, no service links, the security context, pull secrets, placement. */}}
+{{- define "redoubt.podCommon" -}}
+serviceAccountName: {{ include "redoubt.fullname" . }}
+automountServiceAccountToken: false
+enableServiceLinks: false
+securityContext:
+  {{- include "redoubt.podSecurityContext" . | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* A container running the image with args (a list), as isolated as
+every other: dict "root" $ "name" NAME "args" LIST. Its caller adds ports,
+probes and mounts. */}}
+{{- define "redoubt.container" -}}
+- name: {{ .name }}
+  image: {{ include "redoubt.image" .root }}
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  args: {{ toJson .args }}
+  resources:
+    {{- toYaml .root.Values.resources | nindent 4 }}
+  securityContext:
+    {{- include "redoubt.containerSecurityContext" .root | nindent 4 }}
+{{- end -}}
+
+{{/* Fails unless name is one of backup.destinations: dict "root" $ "name"
+NAME "key" VALUE-KEY. */}}
+{{- define "redoubt.requireDestination" -}}
+{{- $names := list -}}
+{{- range .root.Values.backup.destinations }}{{ $names = append $names .name }}{{ end -}}
+{{- if not (has .name $names) }}{{ fail (printf "%s %q is not one of backup.destinations" .key .name) }}{{ end -}}
 {{- end -}}
