@@ -70,6 +70,7 @@ type Replicator struct {
 
 	gen      string // "" until a generation has begun
 	genStart time.Time
+	probed   time.Time // when destinations out of gen were last tried
 	seq      int
 	dests    []*replica
 	cancel   context.CancelFunc
@@ -171,13 +172,16 @@ func (r *Replicator) round(ctx context.Context) {
 }
 
 // rejoinDue reports whether a destination out of the generation can be
-// reached again, RejoinAfter since the generation began.
+// reached again, RejoinAfter since the generation began. It tries at most
+// once per RejoinAfter: a store that drops requests holds up this round's
+// shipping to the others for as long as the try waits.
 func (r *Replicator) rejoinDue(ctx context.Context, now time.Time) bool {
-	if now.Sub(r.genStart) < RejoinAfter {
+	if now.Sub(r.genStart) < RejoinAfter || now.Sub(r.probed) < RejoinAfter {
 		return false
 	}
 	for _, d := range r.dests {
 		if !d.in(r.gen) {
+			r.probed = now
 			probe, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_, err := d.store.List(probe, generationsDir+r.gen+"/base/manifest")
 			cancel()
