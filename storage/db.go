@@ -54,9 +54,11 @@ type DB struct {
 	// scrubbed is closed when it has stopped (see scrub.go).
 	scrub, closing, scrubbed chan struct{}
 	// hook is told of checkpoints (replicate.go); lastCheckpoint is the
-	// writer's last (used only with the writer held).
+	// writer's last (used only with the writer held); past walLimit bytes
+	// the writer restarts the WAL.
 	hook           atomic.Pointer[CheckpointHook]
 	lastCheckpoint time.Time
+	walLimit       int64
 }
 
 // readConns is the size of the read pool.
@@ -154,7 +156,7 @@ func openAt(ctx context.Context, path string, before BeforeMigrating, version in
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	db := &DB{write: w, lead: make(chan struct{}, 1), path: path}
+	db := &DB{write: w, lead: make(chan struct{}, 1), path: path, walLimit: walRestartBytes}
 	var mode string
 	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		w.Close()

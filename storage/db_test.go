@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func open(t *testing.T) *DB {
@@ -189,5 +192,59 @@ func TestGroupCommitIsolatesWrites(t *testing.T) {
 	}
 	if db.shared.Load() == 0 {
 		t.Error("no two writes ever shared a transaction")
+	}
+}
+
+// Read transactions that always overlap, as messages built from snapshots
+// make them, keep every passive checkpoint from completing; the writer
+// restarts the WAL once it is past its limit, so it stays bounded.
+func TestWALStaysBoundedUnderReaders(t *testing.T) {
+	db := open(t)
+	db.walLimit = 1 << 20
+	ctx := context.Background()
+	if err := db.Write(ctx, func(q Q) error { return q.CreateUser(ctx, User{UserID: "@a:x", CreatedTS: 1}) }); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = db.Read(ctx, func(q Q) error {
+					_, err := q.AccountData(ctx, "@a:x", "", "blob")
+					time.Sleep(time.Millisecond)
+					return err
+				})
+			}
+		}()
+	}
+	blob := []byte(`"` + strings.Repeat("x", 64<<10) + `"`)
+	var written int64
+	for written < 16*db.walLimit {
+		err := db.Write(ctx, func(q Q) error {
+			db.lastCheckpoint = time.Time{} // a checkpoint is due after every write
+			_, err := q.SetAccountData(ctx, "@a:x", "", "blob", blob)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		written += int64(len(blob))
+	}
+	close(stop)
+	wg.Wait()
+	fi, err := os.Stat(db.WALPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 2*db.walLimit {
+		t.Fatalf("WAL %d bytes after %d written, want at most %d", fi.Size(), written, 2*db.walLimit)
 	}
 }

@@ -53,14 +53,52 @@ func (db *DB) Replicate(hook *CheckpointHook) error {
 // that each is short and the WAL stays small.
 const checkpointEvery = 250 * time.Millisecond
 
+// walRestartBytes is the WAL size past which the writer restarts the WAL
+// rather than leave it to SQLite. SQLite's automatic checkpoint is
+// passive: it copies only frames older than every open read transaction,
+// and the WAL starts over from its beginning only once a checkpoint has
+// copied all of it. Messages are built from read snapshots, many at once,
+// so under steady sends some snapshot is always open, no checkpoint
+// completes and the WAL grows without bound (37 MB after the load tool's
+// send scenario, where it stays under 8 MB otherwise).
+const walRestartBytes = 16 << 20
+
+// restartWait bounds how long a restarting checkpoint waits for the read
+// transactions open when it began (a message's snapshot lasts under a
+// millisecond; an export's is left to finish).
+const restartWait = 20 * time.Millisecond
+
 // afterBatch checkpoints after a write batch (the writer held) when one is
-// due.
+// due: every checkpointEvery when a hook has turned SQLite's own off, and
+// a restart once the WAL has grown past walRestartBytes.
 func (db *DB) afterBatch() {
-	if db.hook.Load() == nil || time.Since(db.lastCheckpoint) < checkpointEvery {
+	if time.Since(db.lastCheckpoint) < checkpointEvery {
 		return
 	}
 	db.lastCheckpoint = time.Now()
-	_, _ = db.checkpoint(db.writer, "PASSIVE") // deferred or failed: the next batch tries again
+	fi, err := os.Stat(db.WALPath())
+	if err == nil && fi.Size() > db.walLimit {
+		_ = db.restart(db.writer)
+		return
+	}
+	if db.hook.Load() != nil {
+		_, _ = db.checkpoint(db.writer, "PASSIVE") // deferred or failed: the next batch tries again
+	}
+}
+
+// restart checkpoints the whole WAL so that the next write starts it over,
+// waiting at most restartWait for readers, and truncates the file if it
+// can.
+func (db *DB) restart(p *pconn) error {
+	ctx := context.Background()
+	if _, err := p.conn.ExecContext(ctx, "PRAGMA busy_timeout = "+itoa(restartWait.Milliseconds())); err != nil {
+		return err
+	}
+	_, err := db.checkpoint(p, "TRUNCATE")
+	if _, e := p.conn.ExecContext(ctx, "PRAGMA busy_timeout = "+itoa(busyTimeout.Milliseconds())); err == nil {
+		err = e
+	}
+	return err
 }
 
 // checkpoint runs a checkpoint on the writer (held by the caller) between

@@ -40,6 +40,9 @@ func inUnit(ctx context.Context) *unit {
 	return u
 }
 
+// InUnit reports whether writes made with ctx join a unit of work.
+func InUnit(ctx context.Context) bool { return inUnit(ctx) != nil }
+
 // AfterCommit runs f once the write made with ctx has committed: at once
 // for a write of its own (the caller has just committed), after the unit's
 // commit for a write that joined one.

@@ -24,10 +24,22 @@ type writeReq struct {
 }
 
 func (db *DB) writeOne(ctx context.Context, fn func(Q) error) error {
+	return db.await(db.enqueue(ctx, fn))
+}
+
+// enqueue puts a write at the end of the queue: writes run in the order
+// they were queued.
+func (db *DB) enqueue(ctx context.Context, fn func(Q) error) *writeReq {
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	db.queueMu.Lock()
 	db.queue = append(db.queue, req)
 	db.queueMu.Unlock()
+	return req
+}
+
+// await returns a queued write's outcome, writing the queue's next batch
+// itself when no other goroutine is.
+func (db *DB) await(req *writeReq) error {
 	select {
 	case err := <-req.done:
 		return err
@@ -52,6 +64,20 @@ func (db *DB) writeOne(ctx context.Context, fn func(Q) error) error {
 	return <-req.done
 }
 
+// Queue is Write in two steps: fn joins the queue when Queue returns, and
+// the function it returns waits for the outcome. Writes run in the order
+// they were queued, so a caller holding a lock of its own can queue under
+// it and wait after releasing it, and writes queued under that lock
+// commit in the order the lock was taken.
+func (db *DB) Queue(ctx context.Context, fn func(Q) error) (wait func() error) {
+	if u := inUnit(ctx); u != nil {
+		err := fn(u.q)
+		return func() error { return err }
+	}
+	req := db.enqueue(ctx, fn)
+	return func() error { return reraise(db.await(req)) }
+}
+
 // Write runs fn in a write transaction on the one write connection, possibly
 // together with other writes: fn's changes are committed if it returns nil,
 // else undone, and in either case Write returns once that is final. A panic
@@ -61,7 +87,11 @@ func (db *DB) Write(ctx context.Context, fn func(Q) error) error {
 	if u := inUnit(ctx); u != nil {
 		return fn(u.q) // part of a unit of work (unit.go)
 	}
-	err := db.writeOne(ctx, fn)
+	return reraise(db.writeOne(ctx, fn))
+}
+
+// reraise raises again in the caller's goroutine a panic of its write.
+func reraise(err error) error {
 	if p, ok := err.(*writePanic); ok {
 		panic(p.v)
 	}
