@@ -14,9 +14,9 @@ import (
 )
 
 // Rules holds each user's parsed push rules, read from their m.push_rules
-// account data. It is a cache of the database, changed only inside write
-// transactions (Process reads, Save writes and invalidates), which the one
-// writer serialises: it is never stale.
+// account data. It is a cache of the database, filled and invalidated only
+// inside write transactions (evaluate reads, Save writes and invalidates),
+// which the one writer serialises: it is never stale.
 type Rules struct {
 	// Threads is whether thread subscriptions (MSC4306) are on.
 	Threads bool
@@ -34,12 +34,15 @@ type RuleStore interface {
 // NewRules returns an empty cache.
 func NewRules(threads bool) *Rules { return &Rules{Threads: threads, cache: map[string]*Ruleset{}} }
 
-func (r *Rules) get(ctx context.Context, q RuleStore, userID string) (*Ruleset, error) {
+func (r *Rules) get(ctx context.Context, q RuleStore, userID string, cachedOnly bool) (*Ruleset, error) {
 	r.mu.Lock()
 	rs := r.cache[userID]
 	r.mu.Unlock()
 	if rs != nil {
 		return rs, nil
+	}
+	if cachedOnly {
+		return nil, errUncached
 	}
 	stored, err := q.AccountData(ctx, userID, "", "m.push_rules")
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -61,20 +64,42 @@ func (r *Rules) Save(ctx context.Context, q RuleStore, userID string, rs Ruleset
 	return err
 }
 
-// WithEvent evaluates a stored event's push rules inside its transaction
-// (rooms' InTransaction step), so the notification counts commit with it.
-func (r *Rules) WithEvent(a rooms.Appended) error {
-	return r.Process(a.Ctx, a.Q, a.Room, a.Event, a.Auth)
+// Prepare evaluates an event's push rules for every member it may notify
+// (rooms' InTransaction step) and returns the write of the notifying ones,
+// so that the counts commit with the event. Before the write transaction
+// (a.Snapshot) it uses only rules already cached: reading them from a
+// snapshot could put rules a concurrent write just replaced back in the
+// cache, so on a miss the evaluation waits for the transaction.
+func (r *Rules) Prepare(a rooms.Appended) (rooms.Then, error) {
+	thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, a.Snapshot)
+	if errors.Is(err, errUncached) {
+		return func(a rooms.Appended) error {
+			thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, false)
+			if err != nil {
+				return err
+			}
+			return a.Q.AddPushActions(a.Ctx, a.Event.Pos, a.Event.RoomID, thread, notified)
+		}, nil
+	}
+	if err != nil || len(notified) == 0 {
+		return nil, err
+	}
+	return func(a rooms.Appended) error {
+		return a.Q.AddPushActions(a.Ctx, a.Event.Pos, a.Event.RoomID, thread, notified)
+	}, nil
 }
 
-// Process evaluates a newly stored event against the push rules of every
-// member it may notify, in the transaction that stored it, and records the
-// notifying ones. It is the rooms service's after-append hook.
-func (r *Rules) Process(ctx context.Context, q Store, room *storage.Room, ev *storage.Event, auth gomatrixserverlib.AuthEventProvider) error {
+// errUncached is evaluate's answer, when it may use only cached rules, to
+// a member whose rules are not.
+var errUncached = errors.New("push: rules not cached")
+
+// evaluate returns the event's thread and the members it notifies, with
+// what to do for each.
+func (r *Rules) evaluate(ctx context.Context, q Store, room *storage.Room, ev *storage.Event, auth gomatrixserverlib.AuthEventProvider, cachedOnly bool) (string, []storage.PushAction, error) {
 	event := gjson.ParseBytes(ev.JSON)
 	members, err := joinedMembers(ctx, q, ev.RoomID, event)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	targets := members
 	// An invite notifies its target, who is not yet a member.
@@ -82,11 +107,11 @@ func (r *Rules) Process(ctx context.Context, q Store, room *storage.Room, ev *st
 		targets = append(targets, storage.Member{UserID: *ev.StateKey})
 	}
 	if len(targets) == 0 || (len(targets) == 1 && targets[0].UserID == ev.Sender) {
-		return nil
+		return "", nil, nil
 	}
 	c := Context{Event: event, MemberCount: len(members)}
 	if err := senderLevels(auth, room, ev.Sender, &c); err != nil {
-		return err
+		return "", nil, err
 	}
 	thread := ""
 	if rel := event.Get(`content.m\.relates_to`); rel.Get("rel_type").Str == "m.thread" {
@@ -94,7 +119,7 @@ func (r *Rules) Process(ctx context.Context, q Store, room *storage.Room, ev *st
 	}
 	if thread != "" && r.Threads {
 		if c.ThreadSubscribers, err = q.ThreadSubscribers(ctx, ev.RoomID, thread); err != nil {
-			return err
+			return "", nil, err
 		}
 	}
 	var notified []storage.PushAction
@@ -102,9 +127,9 @@ func (r *Rules) Process(ctx context.Context, q Store, room *storage.Room, ev *st
 		if m.UserID == ev.Sender {
 			continue
 		}
-		rs, err := r.get(ctx, q, m.UserID)
+		rs, err := r.get(ctx, q, m.UserID, cachedOnly)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		c.UserID, c.DisplayName = m.UserID, m.DisplayName
 		res := Evaluate(rs, &c)
@@ -113,11 +138,11 @@ func (r *Rules) Process(ctx context.Context, q Store, room *storage.Room, ev *st
 		}
 		actions, err := marshalActions(res.Actions)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		notified = append(notified, storage.PushAction{UserID: m.UserID, Highlight: res.Highlight, Actions: actions})
 	}
-	return q.AddPushActions(ctx, ev.Pos, ev.RoomID, thread, notified)
+	return thread, notified, nil
 }
 
 // joinedMembers lists a room's members, with display names only if the

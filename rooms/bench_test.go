@@ -3,6 +3,8 @@ package rooms_test
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	ts "github.com/redoubt-systems/redoubt/internal/testserver"
@@ -42,6 +44,45 @@ func BenchmarkAppendEvent(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkAppendEventParallel: senders at once, in one room of 32 members
+// and in rooms of their own.
+func BenchmarkAppendEventParallel(b *testing.B) {
+	b.Run("one room", func(b *testing.B) {
+		srv, room, ids := benchRoom(b, 32)
+		var n atomic.Int64
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := n.Add(1)
+				if _, err := srv.Rooms.Send(b.Context(), room, rooms.Event{Sender: ids[i%int64(len(ids))], Type: "m.room.encrypted", Content: encrypted}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("own rooms", func(b *testing.B) {
+		srv, _, _ := benchRoom(b, 1)
+		var n atomic.Int64
+		var mu sync.Mutex
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			b.StopTimer()
+			mu.Lock()
+			c := srv.Register(b, fmt.Sprintf("own%d", n.Add(1)))
+			mu.Unlock()
+			room := c.CreateRoom(b, nil)
+			b.StartTimer()
+			for pb.Next() {
+				if _, err := srv.Rooms.Send(b.Context(), room, rooms.Event{Sender: c.UserID, Type: "m.room.encrypted", Content: encrypted}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }
 
 // BenchmarkReadTimeline: the newest 50 events of a room, as sync reads them.

@@ -8,15 +8,18 @@ import (
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
-// What follows an event. Every event takes one path (append, in
-// rooms.go): built, authorised, stored (storage indexes it for search and
-// relations as it stores it), then handed to the Service's InTransaction
-// steps inside the same transaction (push rules: whom it notifies, so
-// that the counts commit with the event), and, once the transaction has
-// committed, to its AfterCommit reactors in order (the sync wake-up, push
-// delivery). server wires both lists.
+// What follows an event. Every event takes one path: built and
+// authorised (build.go), its InTransaction steps prepared from
+// the same state (push rules: whom it notifies), stored (storage indexes
+// it for search and relations as it stores it) with what those steps
+// decided in the same transaction, so that the counts commit with the
+// event, and, once the transaction has committed, handed to the
+// AfterCommit reactors in order (the sync wake-up, push delivery). server
+// wires both lists. A client's message is built and prepared before its
+// transaction, from a read snapshot (heads.go); everything else inside.
 
-// Appended is an event just stored, inside the transaction storing it.
+// Appended is an event being stored, and the state it was authorised
+// against.
 type Appended struct {
 	Ctx   context.Context
 	Q     storage.Q
@@ -24,12 +27,22 @@ type Appended struct {
 	Event *storage.Event
 	// Auth is the room state the event was authorised against.
 	Auth gomatrixserverlib.AuthEventProvider
+	// Snapshot is set when Q is a read snapshot taken before the write
+	// transaction (Prepare for an event built outside it): the room's
+	// state then is Auth's, but anything else Q reads may change before
+	// the event commits. Event.Pos is zero until the event is stored.
+	Snapshot bool
 }
 
-// InTransaction is work that must commit, or fail, with an event.
+// InTransaction is work that must commit, or fail, with an event: Prepare
+// decides it from the event and the room's state, and the Then it returns
+// (nil for nothing) runs in the transaction once the event is stored.
 type InTransaction interface {
-	WithEvent(Appended) error
+	Prepare(Appended) (Then, error)
 }
+
+// Then is an InTransaction step's write, given the stored event.
+type Then func(Appended) error
 
 // Committed is what one committed write appended, in order.
 type Committed struct {

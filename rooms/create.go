@@ -351,7 +351,11 @@ func (w *writer) createEvent(creator, version string, content json.RawMessage) (
 	if err := w.q.CreateRoom(w.ctx, *room); err != nil {
 		return nil, err
 	}
-	if _, err := w.store(room, pdu, Event{}, provider); err != nil {
+	b, err := w.s.prepare(w.ctx, w.q, room, pdu, provider, Event{}, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.store(room, b); err != nil {
 		return nil, err
 	}
 	return room, nil

@@ -39,6 +39,8 @@ type Service struct {
 	// its transaction and after it commits (see commit.go).
 	InTransaction []InTransaction
 	AfterCommit   []Reactor
+
+	heads heads
 }
 
 // Supported reports whether this server creates and serves a room version.
@@ -69,10 +71,18 @@ func (s *Service) SendWith(ctx context.Context, roomID string, ev Event, also fu
 	if ev.Type == spec.MRoomCreate {
 		return "", matrixerr.InvalidParam("a room has one create event, made with the room")
 	}
+	if buildsAhead(ctx, ev) {
+		return s.sendAhead(ctx, roomID, ev, also)
+	}
+	return s.sendInside(ctx, roomID, ev, also)
+}
+
+// sendInside is SendWith with the event built inside its transaction.
+func (s *Service) sendInside(ctx context.Context, roomID string, ev Event, also func(q storage.Q) error) (string, error) {
 	var id string
 	err := s.write(ctx, func(w *writer) error {
 		var err error
-		if id, err = w.send(roomID, ev); err != nil || also == nil {
+		if id, err = w.send(roomID, ev, nil); err != nil || also == nil {
 			return err
 		}
 		return also(w.q)
@@ -81,8 +91,18 @@ func (s *Service) SendWith(ctx context.Context, roomID string, ev Event, also fu
 }
 
 // send appends a client's event, or returns the event its transaction or
-// an identical state event already made.
-func (w *writer) send(roomID string, ev Event) (string, error) {
+// an identical state event already made. ahead is the event as built
+// before the transaction, or nil; it is stored if the room's latest event
+// is still the one it was built on, else the event is built here.
+func (w *writer) send(roomID string, ev Event, ahead *built) (string, error) {
+	if ahead != nil {
+		// Unless ahead is stored, the head it left is wrong.
+		defer func() {
+			if len(w.appended) == 0 || w.appended[len(w.appended)-1].EventID != ahead.event.EventID {
+				w.rebuilt = append(w.rebuilt, roomID)
+			}
+		}()
+	}
 	if ev.TxnID != "" {
 		prev, err := w.q.EventIDByTxn(w.ctx, roomID, ev.Sender, ev.DeviceID, ev.TxnID)
 		if err == nil {
@@ -95,6 +115,16 @@ func (w *writer) send(roomID string, ev Event) (string, error) {
 	room, err := w.room(roomID)
 	if err != nil {
 		return "", err
+	}
+	if ahead != nil && ahead.pdu.PrevEventIDs()[0] == room.LatestEventID {
+		if err := w.mayAct(ev.Sender, ev.Type, ev.StateKey, ahead.event.JSON, ev.Redacts); err != nil {
+			return "", err
+		}
+		stored, err := w.store(room, ahead)
+		if err != nil {
+			return "", err
+		}
+		return stored.EventID, nil
 	}
 	if same, err := w.unchangedState(roomID, ev); err != nil || same != "" {
 		return same, err
@@ -146,20 +176,35 @@ type writer struct {
 	ctx      context.Context
 	q        storage.Q
 	appended []storage.Event
+	// rebuilt lists the rooms where this write built an event itself,
+	// which the heads of events built beforehand no longer follow.
+	rebuilt []string
 }
 
 func (s *Service) write(ctx context.Context, fn func(w *writer) error) error {
 	w := &writer{s: s, ctx: ctx}
 	err := s.DB.Write(ctx, func(q storage.Q) error {
-		w.q = q
-		w.appended = w.appended[:0]
+		w.q, w.appended, w.rebuilt = q, w.appended[:0], w.rebuilt[:0]
 		return fn(w)
 	})
-	if err == nil {
-		appended := w.appended
-		storage.AfterCommit(ctx, func() { s.afterCommit(appended) })
+	return s.committed(ctx, w, err)
+}
+
+// committed follows a rooms write: once it has committed, the heads it
+// passed are forgotten and its events go to the reactors; a failed write
+// forgets the heads of the rooms it wrote in, and of failed, which may
+// have been passed by events it built ahead.
+func (s *Service) committed(ctx context.Context, w *writer, err error, failed ...string) error {
+	if err != nil {
+		s.heads.forget(append(w.rebuilt, failed...)...)
+		return err
 	}
-	return err
+	appended, rebuilt := w.appended, w.rebuilt
+	storage.AfterCommit(ctx, func() {
+		s.heads.forget(rebuilt...)
+		s.afterCommit(appended)
+	})
+	return nil
 }
 
 func (w *writer) room(roomID string) (*storage.Room, error) {
@@ -282,138 +327,6 @@ func (w *writer) checkCanonicalAlias(roomID string, content json.RawMessage) err
 		}
 	}
 	return nil
-}
-
-// authState loads the current state events needed to authorise ev, as PDUs.
-// The create event is always included: room version 12 no longer lists it in
-// auth_events, but its rules still need it.
-func (w *writer) authState(room *storage.Room, proto *gomatrixserverlib.ProtoEvent) (*gomatrixserverlib.AuthEvents, error) {
-	needed, err := gomatrixserverlib.StateNeededForProtoEvent(proto)
-	if err != nil {
-		return nil, matrixerr.BadJSON("%v", err)
-	}
-	tuples := append(needed.Tuples(), gomatrixserverlib.StateKeyTuple{EventType: spec.MRoomCreate, StateKey: ""})
-	provider, _ := gomatrixserverlib.NewAuthEvents(nil)
-	seen := map[gomatrixserverlib.StateKeyTuple]bool{}
-	for _, t := range tuples {
-		if seen[t] {
-			continue
-		}
-		seen[t] = true
-		stored, err := w.q.CurrentStateEvent(w.ctx, room.RoomID, t.EventType, t.StateKey)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		pdu, err := toPDU(room.Version, stored)
-		if err != nil {
-			return nil, err
-		}
-		if err := provider.AddEvent(pdu); err != nil {
-			return nil, err
-		}
-	}
-	return provider, nil
-}
-
-func toPDU(version string, e storage.Event) (gomatrixserverlib.PDU, error) {
-	verImpl, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(version))
-	if err != nil {
-		return nil, err
-	}
-	return verImpl.NewEventFromTrustedJSONWithEventID(e.EventID, e.JSON, e.RedactedBy != "")
-}
-
-func userIDForSender(_ spec.RoomID, senderID spec.SenderID) (*spec.UserID, error) {
-	return spec.NewUserID(string(senderID), true)
-}
-
-// append builds, authorises and stores one event at the head of room.
-func (w *writer) append(room *storage.Room, ev Event) (*storage.Event, error) {
-	verImpl, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(room.Version))
-	if err != nil {
-		return nil, err
-	}
-	content := ev.Content
-	if len(content) == 0 {
-		content = json.RawMessage(`{}`)
-	}
-	if err := CheckContent(content); err != nil {
-		return nil, err
-	}
-	if err := w.mayAct(ev.Sender, ev.Type, ev.StateKey, content, ev.Redacts); err != nil {
-		return nil, err
-	}
-	proto := &gomatrixserverlib.ProtoEvent{
-		SenderID:   ev.Sender,
-		RoomID:     room.RoomID,
-		Type:       ev.Type,
-		StateKey:   ev.StateKey,
-		PrevEvents: []string{room.LatestEventID},
-		Depth:      room.Depth + 1,
-		Content:    spec.RawJSON(content),
-		Redacts:    ev.Redacts,
-		Version:    verImpl,
-	}
-	provider, err := w.authState(room, proto)
-	if err != nil {
-		return nil, err
-	}
-	builder := verImpl.NewEventBuilderFromProtoEvent(proto)
-	if err := builder.AddAuthEvents(provider); err != nil {
-		return nil, err
-	}
-	pdu, err := builder.Build(w.s.Now(), w.s.ServerName, w.s.KeyID, w.s.Key)
-	if err != nil {
-		return nil, err
-	}
-	if err := gomatrixserverlib.Allowed(pdu, provider, userIDForSender); err != nil {
-		return nil, err
-	}
-	stored, err := w.store(room, pdu, ev, provider)
-	if err != nil {
-		return nil, err
-	}
-	if ev.Type == spec.MRoomRedaction {
-		if err := w.redact(room, pdu, provider); err != nil {
-			return nil, err
-		}
-	}
-	return stored, nil
-}
-
-// store appends a built, authorised event.
-func (w *writer) store(room *storage.Room, pdu gomatrixserverlib.PDU, ev Event, auth gomatrixserverlib.AuthEventProvider) (*storage.Event, error) {
-	stored := storage.Event{
-		EventID:  pdu.EventID(),
-		RoomID:   room.RoomID,
-		Type:     pdu.Type(),
-		StateKey: pdu.StateKey(),
-		Sender:   string(pdu.SenderID()),
-		OriginTS: int64(pdu.OriginServerTS()),
-		JSON:     pdu.JSON(),
-		DeviceID: ev.DeviceID,
-		TxnID:    ev.TxnID,
-	}
-	if pdu.Type() == spec.MRoomMember {
-		stored.Membership, _ = pdu.Membership()
-	}
-	if rel := gjson.GetBytes(pdu.Content(), `m\.relates_to`); rel.IsObject() {
-		stored.RelatesTo, stored.RelType = rel.Get("event_id").Str, rel.Get("rel_type").Str
-	}
-	if _, err := w.q.AppendEvent(w.ctx, &stored, pdu.Depth()); err != nil {
-		return nil, err
-	}
-	room.LatestEventID, room.Depth = stored.EventID, pdu.Depth()
-	for _, step := range w.s.InTransaction {
-		if err := step.WithEvent(Appended{Ctx: w.ctx, Q: w.q, Room: room, Event: &stored, Auth: auth}); err != nil {
-			return nil, err
-		}
-	}
-	w.appended = append(w.appended, stored)
-	return &stored, nil
 }
 
 // redact applies an accepted redaction to the event it names: the stored
@@ -549,6 +462,9 @@ func (s *Service) EraseSender(ctx context.Context, userID string) (int, error) {
 		}
 		if len(batch) == 0 {
 			return total, nil
+		}
+		for _, e := range batch {
+			s.heads.forget(e.RoomID) // its state events may be among them
 		}
 		total += len(batch)
 		after = batch[len(batch)-1].Pos
