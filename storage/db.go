@@ -48,6 +48,10 @@ type DB struct {
 	OnCommit func(d time.Duration, writes int)
 	// shared counts writes that shared their transaction with others.
 	shared atomic.Int64
+	// batches counts write transactions ended; positions are the stream
+	// positions a read took after that many (sync.go).
+	batches   atomic.Uint64
+	positions atomic.Pointer[positionsAt]
 	// readers is the pool of read-only connections.
 	readers chan *pconn
 	// scrub asks the scrubber for a checkpoint; closing stops it and

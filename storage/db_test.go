@@ -248,3 +248,47 @@ func TestWALStaysBoundedUnderReaders(t *testing.T) {
 		t.Fatalf("WAL %d bytes after %d written, want at most %d", fi.Size(), written, 2*db.walLimit)
 	}
 }
+
+// Positions kept between write transactions are never behind a write that
+// has returned, nor ahead of the snapshot they come with.
+func TestReadPositioned(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	if err := db.Write(ctx, func(q Q) error { return q.CreateUser(ctx, User{UserID: "@a:x", CreatedTS: 1}) }); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				var written int64
+				err := db.Write(ctx, func(q Q) error {
+					var err error
+					written, err = q.SetAccountData(ctx, "@a:x", "", fmt.Sprintf("t%d.%d", w, i), []byte(`{}`))
+					return err
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				err = db.ReadPositioned(ctx, func(q Q, kept Positions) error {
+					if kept.AccountData < written {
+						return fmt.Errorf("kept account data position %d behind a returned write's %d", kept.AccountData, written)
+					}
+					read, err := q.Positions(ctx)
+					if err == nil && read.AccountData < kept.AccountData {
+						err = fmt.Errorf("kept position %d ahead of the snapshot's %d", kept.AccountData, read.AccountData)
+					}
+					return err
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

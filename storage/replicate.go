@@ -78,7 +78,7 @@ func (db *DB) afterBatch() {
 	db.lastCheckpoint = time.Now()
 	fi, err := os.Stat(db.WALPath())
 	if err == nil && fi.Size() > db.walLimit {
-		_ = db.restart(db.writer)
+		_, _ = db.truncate(db.writer, restartWait)
 		return
 	}
 	if db.hook.Load() != nil {
@@ -86,19 +86,18 @@ func (db *DB) afterBatch() {
 	}
 }
 
-// restart checkpoints the whole WAL so that the next write starts it over,
-// waiting at most restartWait for readers, and truncates the file if it
-// can.
-func (db *DB) restart(p *pconn) error {
+// truncate checkpoints the whole WAL and truncates it, so that the next
+// write starts it over, waiting at most wait for readers.
+func (db *DB) truncate(p *pconn, wait time.Duration) (busy int, err error) {
 	ctx := context.Background()
-	if _, err := p.conn.ExecContext(ctx, "PRAGMA busy_timeout = "+itoa(restartWait.Milliseconds())); err != nil {
-		return err
+	if _, err := p.conn.ExecContext(ctx, "PRAGMA busy_timeout = "+itoa(wait.Milliseconds())); err != nil {
+		return 0, err
 	}
-	_, err := db.checkpoint(p, "TRUNCATE")
-	if _, e := p.conn.ExecContext(ctx, "PRAGMA busy_timeout = "+itoa(busyTimeout.Milliseconds())); err == nil {
-		err = e
+	busy, err = db.checkpoint(p, "TRUNCATE")
+	if _, rerr := p.conn.ExecContext(ctx, "PRAGMA busy_timeout = "+itoa(busyTimeout.Milliseconds())); err == nil {
+		err = rerr
 	}
-	return err
+	return busy, err
 }
 
 // checkpoint runs a checkpoint on the writer (held by the caller) between

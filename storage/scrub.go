@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"errors"
 	"time"
 )
@@ -85,17 +84,10 @@ func (db *DB) scrubber() {
 // scrubOnce tries one truncating checkpoint, waiting at most scrubWait for
 // readers; done is false if readers kept part of the WAL in use.
 func (db *DB) scrubOnce() (done bool, err error) {
-	ctx := context.Background()
 	var busy int
 	err = db.exclusive(func(p *pconn) error {
-		if _, err := p.conn.ExecContext(ctx, "PRAGMA busy_timeout = "+itoa(scrubWait.Milliseconds())); err != nil {
-			return err
-		}
 		var err error
-		busy, err = db.checkpoint(p, "TRUNCATE")
-		if _, rerr := p.conn.ExecContext(ctx, "PRAGMA busy_timeout = "+itoa(busyTimeout.Milliseconds())); err == nil {
-			err = rerr
-		}
+		busy, err = db.truncate(p, scrubWait)
 		return err
 	})
 	return err == nil && busy == 0, err

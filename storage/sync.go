@@ -27,6 +27,36 @@ func (q Q) Positions(ctx context.Context) (Positions, error) {
 	return p, err
 }
 
+// positionsAt are the stream positions a read took when batches write
+// transactions had ended.
+type positionsAt struct {
+	batches uint64
+	pos     Positions
+}
+
+// ReadPositioned is Read that also gives fn the stream positions its
+// snapshot has reached. Every woken /sync needs them, and reading them is
+// a statement of its own; so they are kept from the first read after each
+// write transaction until the next one ends. Kept positions are never
+// ahead of the snapshot: they were read by a snapshot that began before
+// fn's, which begins only after they are taken. And they are never behind
+// a write a reader was told of: the count moves before the writer returns.
+func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) error {
+	batches := db.batches.Load()
+	return db.Read(ctx, func(q Q) error {
+		at := db.positions.Load()
+		if at == nil || at.batches != batches {
+			pos, err := q.Positions(ctx)
+			if err != nil {
+				return err
+			}
+			at = &positionsAt{batches, pos}
+			db.positions.Store(at)
+		}
+		return fn(q, at.pos)
+	})
+}
+
 // RoomMembership is a user's current membership in one room.
 type RoomMembership struct {
 	RoomID     string

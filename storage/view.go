@@ -17,6 +17,11 @@ func (v View[T]) Read(ctx context.Context, fn func(T) error) error {
 	return v.DB.Read(ctx, func(q Q) error { return fn(as[T](q)) })
 }
 
+// ReadPositioned is DB.ReadPositioned through T.
+func (v View[T]) ReadPositioned(ctx context.Context, fn func(T, Positions) error) error {
+	return v.DB.ReadPositioned(ctx, func(q Q, pos Positions) error { return fn(as[T](q), pos) })
+}
+
 // Write runs fn in a write transaction, through T.
 func (v View[T]) Write(ctx context.Context, fn func(T) error) error {
 	return v.DB.Write(ctx, func(q Q) error { return fn(as[T](q)) })

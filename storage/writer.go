@@ -120,7 +120,9 @@ func (db *DB) writeBatch(batch []*writeReq) {
 	}
 	if len(batch) == 1 {
 		r := batch[0]
-		r.done <- db.writer.tx(r.ctx, "BEGIN IMMEDIATE", func(q Q) error { return run(r, q) })
+		err := db.writer.tx(r.ctx, "BEGIN IMMEDIATE", func(q Q) error { return run(r, q) })
+		db.batches.Add(1)
+		r.done <- err
 		return
 	}
 	db.shared.Add(int64(len(batch)))
@@ -145,6 +147,7 @@ func (db *DB) writeBatch(batch []*writeReq) {
 		}
 		return nil
 	})
+	db.batches.Add(1) // before any writer hears of its commit
 	for i, r := range batch {
 		if err != nil {
 			results[i] = err

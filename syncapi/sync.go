@@ -42,7 +42,6 @@ type Store interface {
 	MembershipsIn(ctx context.Context, userID string, roomIDs []string) ([]storage.RoomMembership, error)
 	Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]storage.Notification, error)
 	DeviceKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, []string, error)
-	Positions(ctx context.Context) (storage.Positions, error)
 	PresenceBetween(ctx context.Context, from, to int64, seenBy string) ([]storage.Presence, error)
 	ReceiptsBetween(ctx context.Context, roomID string, from, to int64) ([]storage.Receipt, error)
 	RoomMembers(ctx context.Context, roomID string, memberships ...string) ([]string, error)
@@ -269,12 +268,8 @@ func (s *Service) run(ctx context.Context, dev *httpapi.Device, req *syncRequest
 	if req.since != nil {
 		b.since = *req.since
 	}
-	err := s.DB.Read(ctx, func(q Store) error {
+	err := s.DB.ReadPositioned(ctx, func(q Store, pos storage.Positions) error {
 		b.q = q
-		pos, err := q.Positions(ctx)
-		if err != nil {
-			return err
-		}
 		b.to = streams.Token{Events: pos.Events, AccountData: pos.AccountData, Receipts: pos.Receipts,
 			Typing: s.Typing.Pos(), Presence: pos.Presence, ToDevice: pos.ToDevice, DeviceLists: pos.DeviceLists}
 		// A token from the future (another instance's, or hand-made) is
@@ -289,6 +284,7 @@ func (s *Service) run(ctx context.Context, dev *httpapi.Device, req *syncRequest
 		if err := b.accountData(); err != nil {
 			return err
 		}
+		var err error
 		if b.ignored, err = rooms.IgnoredUsers(ctx, q, dev.UserID); err != nil {
 			return err
 		}
