@@ -53,6 +53,7 @@ type Store interface {
 	SetReceipt(ctx context.Context, r storage.Receipt) (bool, error)
 	SpaceChildren(ctx context.Context, spaceID string) ([]string, error)
 	StateAt(ctx context.Context, roomID string, pos int64) ([]storage.Event, error)
+	MembersAt(ctx context.Context, roomID string, pos int64, userIDs []string) ([]storage.Event, error)
 	StateChangesBetween(ctx context.Context, roomID string, from, to int64) ([]storage.Event, error)
 	ThreadSubscriptionsBetween(ctx context.Context, userID string, from, to int64, limit int) ([]storage.ThreadSubscription, error)
 	ToDeviceFor(ctx context.Context, userID, deviceID string, after, upto int64, limit int) ([]storage.ToDevice, error)

@@ -535,3 +535,29 @@ func TestMembersAtPrevBatch(t *testing.T) {
 	// Before the room existed there were no members (not its current ones).
 	alice.MustFail(t, "GET", roomPath(room, "/members?at=t0"), nil, 404, "M_NOT_FOUND")
 }
+
+// An incremental sync with lazy-loaded members sends the member events of
+// the timeline's senders as they were before it, whenever those were set,
+// and no one else's.
+func TestIncrementalLazyMembers(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob, carol, dave := srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "carol"), srv.Register(t, "dave")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	for _, c := range []*ts.Client{bob, carol, dave} {
+		c.Join(t, room)
+	}
+	carol.MustDo(t, "PUT", v3+"/rooms/"+ts.PathEscape(room)+"/state/m.room.member/"+ts.PathEscape(carol.UserID),
+		map[string]any{"membership": "join", "displayname": "Carol One"}, 200)
+	filter := url.QueryEscape(`{"room":{"state":{"lazy_load_members":true}}}`)
+	token := bob.MustDo(t, "GET", v3+"/sync?filter="+filter, nil, 200).Get("next_batch").Str
+	alice.Send(t, room, "before carol")
+	carol.Send(t, room, "hello")
+	res := bob.MustDo(t, "GET", v3+"/sync?filter="+filter+"&since="+url.QueryEscape(token), nil, 200)
+	members := map[string]string{}
+	for _, e := range joined(res, room).Get(`state.events.#(type=="m.room.member")#`).Array() {
+		members[e.Get("state_key").Str] = e.Get("content.displayname").Str
+	}
+	if len(members) != 2 || members[carol.UserID] != "Carol One" || members[alice.UserID] == "" {
+		t.Fatalf("lazy members of an incremental sync: %v", members)
+	}
+}

@@ -180,7 +180,13 @@ func (b *builder) stateFor(roomID string, full bool, before int64, tl []storage.
 		if !full {
 			// Members the timeline needs may not have changed since the
 			// token; send them from the state before the timeline.
-			at, err := b.q.StateAt(b.ctx, roomID, before)
+			users := make([]string, 0, len(needed))
+			for u := range needed {
+				if u != b.dev.UserID {
+					users = append(users, u)
+				}
+			}
+			at, err := b.q.MembersAt(b.ctx, roomID, before, users)
 			if err != nil {
 				return nil, err
 			}
