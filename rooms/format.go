@@ -49,6 +49,10 @@ func (s *Service) Format(ctx context.Context, q EventReader, evs []storage.Event
 type Known struct {
 	Current map[string]storage.RoomMembership
 	History map[string][]storage.StateChange
+	// Unbundled says none of the events has an edit or a thread to bundle:
+	// a sync knows it when it read every event after the first it sends
+	// and none of them relates to another.
+	Unbundled bool
 }
 
 // formatFor formats events of the viewer's room.
@@ -79,9 +83,12 @@ func (s *Service) FormatKnowing(ctx context.Context, q EventReader, evs []storag
 		}
 	}
 	now := s.Now().UnixMilli()
-	bundles, err := s.bundles(ctx, q, evs, viewer)
-	if err != nil {
-		return nil, err
+	var bundles map[string]map[string]any
+	var err error
+	if !known.Unbundled {
+		if bundles, err = s.bundles(ctx, q, evs, viewer); err != nil {
+			return nil, err
+		}
 	}
 	// The viewer's membership at each event (MSC4115), from their
 	// membership history in each room of the batch.

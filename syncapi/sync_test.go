@@ -561,3 +561,37 @@ func TestIncrementalLazyMembers(t *testing.T) {
 		t.Fatalf("lazy members of an incremental sync: %v", members)
 	}
 }
+
+// A sync bundles a thread's summary and an edit into the events they
+// relate to when they come in the same response, and reads nothing for
+// timelines without them.
+func TestSyncBundlesRelations(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	bob.Join(t, room)
+	token := bob.MustDo(t, "GET", v3+"/sync", nil, 200).Get("next_batch").Str
+	path := v3 + "/rooms/" + ts.PathEscape(room) + "/send/m.room.message/"
+	root := alice.Send(t, room, "root")
+	plain := alice.Send(t, room, "plain")
+	alice.MustDo(t, "PUT", path+ts.Txn(), map[string]any{"msgtype": "m.text", "body": "in thread",
+		"m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": root}}, 200)
+	alice.MustDo(t, "PUT", path+ts.Txn(), map[string]any{"msgtype": "m.text", "body": "* edited",
+		"m.new_content": map[string]any{"msgtype": "m.text", "body": "edited"},
+		"m.relates_to":  map[string]any{"rel_type": "m.replace", "event_id": plain}}, 200)
+	res := bob.MustDo(t, "GET", v3+"/sync?since="+url.QueryEscape(token), nil, 200)
+	tl := joined(res, room).Get("timeline.events")
+	thread := tl.Get(`#(event_id=="` + root + `").unsigned.m\.relations.m\.thread`)
+	if thread.Get("count").Int() != 1 || thread.Get("latest_event.content.body").Str != "in thread" {
+		t.Fatalf("thread root without its summary: %s", tl.Raw)
+	}
+	if tl.Get(`#(event_id=="` + plain + `").unsigned.m\.relations.m\.replace.content.body`).Str != "* edited" {
+		t.Fatalf("edited event without its edit: %s", tl.Raw)
+	}
+	token = res.Get("next_batch").Str
+	alice.Send(t, room, "later")
+	res = bob.MustDo(t, "GET", v3+"/sync?since="+url.QueryEscape(token), nil, 200)
+	if got := joined(res, room).Get("timeline.events.#.unsigned.m\\.relations").Array(); len(got) != 0 {
+		t.Fatalf("bundles on a timeline without relations: %v", got)
+	}
+}

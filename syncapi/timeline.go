@@ -120,16 +120,26 @@ func (b *builder) room(m storage.RoomMembership, changed bool) error {
 // joinedAt is the position of the user's current join (0 if they are not
 // joined): every event after it is visible to them, so the history
 // visibility rules need not be read for those.
-func (b *builder) timelineFor(roomID string, from, to, joinedAt int64) ([]storage.Event, bool, int64, error) {
+func (b *builder) timelineFor(roomID string, from, to, joinedAt int64) (timelineEvents, error) {
 	f := &b.req.filter.Room.Timeline
 	limit := f.LimitOr(10, 500)
 	if f.Limit != nil && *f.Limit == 0 {
 		// An empty timeline on request: everything is state at the end.
-		return nil, from < to, to, nil
+		return timelineEvents{limited: from < to, before: to}, nil
 	}
 	evs, more, err := b.q.EventsBetween(b.ctx, roomID, from, to, limit)
 	if err != nil {
-		return nil, false, 0, err
+		return timelineEvents{}, err
+	}
+	// Edits and thread replies come after what they relate to, in the
+	// same room: if none is among every event read up to `to`, the
+	// timeline has nothing to bundle.
+	unbundled := !more
+	for _, e := range evs {
+		if rel := gjson.GetBytes(e.JSON, `content.m\.relates_to.rel_type`).Str; rel == "m.thread" || rel == "m.replace" {
+			unbundled = false
+			break
+		}
 	}
 	before := to
 	if len(evs) > 0 {
@@ -138,7 +148,7 @@ func (b *builder) timelineFor(roomID string, from, to, joinedAt int64) ([]storag
 	visible := evs
 	if len(evs) > 0 && (joinedAt == 0 || evs[0].Pos <= joinedAt) {
 		if visible, err = b.s.Rooms.Visible(b.ctx, b.q, roomID, b.dev.UserID, evs); err != nil {
-			return nil, false, 0, err
+			return timelineEvents{}, err
 		}
 	}
 	out := visible[:0:0]
@@ -151,7 +161,17 @@ func (b *builder) timelineFor(roomID string, from, to, joinedAt int64) ([]storag
 	if len(visible) < len(evs) {
 		more = false
 	}
-	return out, more, before, nil
+	return timelineEvents{events: out, limited: more, before: before, unbundled: unbundled}, nil
+}
+
+// timelineEvents is a room's timeline for a response: its events, whether
+// older ones were left out, the position before the first, and whether
+// none of them has anything to bundle.
+type timelineEvents struct {
+	events    []storage.Event
+	limited   bool
+	before    int64
+	unbundled bool
 }
 
 // stateFor returns the state to send with a timeline: all of it at `before`
@@ -213,8 +233,8 @@ func (b *builder) stateFor(roomID string, full bool, before int64, tl []storage.
 	return out, nil
 }
 
-func (b *builder) format(evs []storage.Event) ([]json.RawMessage, error) {
-	out, err := b.s.Rooms.FormatKnowing(b.ctx, b.q, evs, b.dev, rooms.Known{Current: b.memberships})
+func (b *builder) format(evs []storage.Event, unbundled bool) ([]json.RawMessage, error) {
+	out, err := b.s.Rooms.FormatKnowing(b.ctx, b.q, evs, b.dev, rooms.Known{Current: b.memberships, Unbundled: unbundled})
 	if out == nil {
 		out = []json.RawMessage{}
 	}
@@ -226,10 +246,11 @@ func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) e
 	if b.initial() || newlyJoined {
 		from = 0
 	}
-	tl, limited, before, err := b.timelineFor(m.RoomID, from, b.to.Events, m.Pos)
+	t, err := b.timelineFor(m.RoomID, from, b.to.Events, m.Pos)
 	if err != nil {
 		return err
 	}
+	tl, limited, before := t.events, t.limited, t.before
 	state, err := b.stateFor(m.RoomID, full, b.stateAt(before, b.to.Events), tl)
 	if err != nil {
 		return err
@@ -238,7 +259,7 @@ func (b *builder) joinedRoom(m storage.RoomMembership, full, newlyJoined bool) e
 		return err
 	}
 	jr := &joinedRoom{Timeline: timeline{Limited: limited, PrevBatch: streams.Pagination(prevBatch(tl, limited, before))}}
-	if jr.Timeline.Events, err = b.format(tl); err != nil {
+	if jr.Timeline.Events, err = b.format(tl, t.unbundled); err != nil {
 		return err
 	}
 	if jr.State, jr.StateAfter, err = b.stateSection(state); err != nil {
@@ -319,7 +340,7 @@ func (b *builder) stateAt(before, end int64) int64 {
 
 // stateSection formats a room's state as state, or as state_after.
 func (b *builder) stateSection(state []storage.Event) (*eventsSection, *eventsSection, error) {
-	evs, err := b.format(state)
+	evs, err := b.format(state, false)
 	if b.req.stateAfter {
 		return nil, &eventsSection{Events: evs}, err
 	}
@@ -385,16 +406,17 @@ func (b *builder) invitedRoom(m storage.RoomMembership) error {
 
 func (b *builder) leftRoom(m storage.RoomMembership) error {
 	// History up to and including the leave; nothing after it.
-	tl, limited, before, err := b.timelineFor(m.RoomID, b.since.Events, m.Pos, 0)
+	t, err := b.timelineFor(m.RoomID, b.since.Events, m.Pos, 0)
 	if err != nil {
 		return err
 	}
+	tl, limited, before := t.events, t.limited, t.before
 	state, err := b.stateFor(m.RoomID, b.initial(), b.stateAt(before, m.Pos), tl)
 	if err != nil {
 		return err
 	}
 	lr := &leftRoom{Timeline: timeline{Limited: limited, PrevBatch: streams.Pagination(before)}, AccountData: eventsSection{Events: []json.RawMessage{}}}
-	if lr.Timeline.Events, err = b.format(tl); err != nil {
+	if lr.Timeline.Events, err = b.format(tl, t.unbundled); err != nil {
 		return err
 	}
 	if lr.State, lr.StateAfter, err = b.stateSection(state); err != nil {
