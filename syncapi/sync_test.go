@@ -585,7 +585,7 @@ func TestSyncBundlesRelations(t *testing.T) {
 	if thread.Get("count").Int() != 1 || thread.Get("latest_event.content.body").Str != "in thread" {
 		t.Fatalf("thread root without its summary: %s", tl.Raw)
 	}
-	if tl.Get(`#(event_id=="` + plain + `").unsigned.m\.relations.m\.replace.content.body`).Str != "* edited" {
+	if tl.Get(`#(event_id=="`+plain+`").unsigned.m\.relations.m\.replace.content.body`).Str != "* edited" {
 		t.Fatalf("edited event without its edit: %s", tl.Raw)
 	}
 	token = res.Get("next_batch").Str
