@@ -71,10 +71,10 @@ func (r *Rules) Save(ctx context.Context, q RuleStore, userID string, rs Ruleset
 // snapshot could put rules a concurrent write just replaced back in the
 // cache, so on a miss the evaluation waits for the transaction.
 func (r *Rules) Prepare(a rooms.Appended) (rooms.Then, error) {
-	thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, a.Snapshot)
+	thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, a.Members, a.Snapshot)
 	if errors.Is(err, errUncached) {
 		return func(a rooms.Appended) error {
-			thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, false)
+			thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, a.Members, false)
 			if err != nil {
 				return err
 			}
@@ -94,12 +94,16 @@ func (r *Rules) Prepare(a rooms.Appended) (rooms.Then, error) {
 var errUncached = errors.New("push: rules not cached")
 
 // evaluate returns the event's thread and the members it notifies, with
-// what to do for each.
-func (r *Rules) evaluate(ctx context.Context, q Store, room *storage.Room, ev *storage.Event, auth gomatrixserverlib.AuthEventProvider, cachedOnly bool) (string, []storage.PushAction, error) {
+// what to do for each; known are the room's members, if the caller has
+// them.
+func (r *Rules) evaluate(ctx context.Context, q Store, room *storage.Room, ev *storage.Event, auth gomatrixserverlib.AuthEventProvider, known []storage.Member, cachedOnly bool) (string, []storage.PushAction, error) {
 	event := gjson.ParseBytes(ev.JSON)
-	members, err := joinedMembers(ctx, q, ev.RoomID, event)
-	if err != nil {
-		return "", nil, err
+	members := known
+	var err error
+	if members == nil {
+		if members, err = joinedMembers(ctx, q, ev.RoomID, event); err != nil {
+			return "", nil, err
+		}
 	}
 	targets := members
 	// An invite notifies its target, who is not yet a member.

@@ -205,3 +205,31 @@ func TestNotificationsEndpoint(t *testing.T) {
 	bob.MustFail(t, "GET", "/_matrix/client/v3/notifications?from=x", nil, 400, "M_INVALID_PARAM")
 	bob.MustFail(t, "GET", "/_matrix/client/v3/notifications?only=all", nil, 400, "M_INVALID_PARAM")
 }
+
+// Messages are evaluated against the members their room's head keeps
+// (rooms/heads.go); whoever joins, leaves or changes name is counted as the
+// room is when the next message is sent.
+func TestCountsFollowMembership(t *testing.T) {
+	srv := ts.Start(t)
+	alice, bob, carol := srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "carol")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	bob.Join(t, room)
+	text := func(body string) map[string]any { return map[string]any{"msgtype": "m.text", "body": body} }
+	send(t, alice, room, "m.room.message", text("first"))
+	carol.Join(t, room)
+	send(t, alice, room, "m.room.message", text("second"))
+	if u := unread(t, carol, room); u.Get("notification_count").Int() != 1 {
+		t.Fatalf("a member who joined between messages: %s", u.Raw)
+	}
+	bob.MustDo(t, "POST", "/_matrix/client/v3/rooms/"+ts.PathEscape(room)+"/leave", map[string]any{}, 200)
+	send(t, alice, room, "m.room.message", text("third"))
+	if n := bob.MustDo(t, "GET", "/_matrix/client/v3/notifications", nil, 200).Get("notifications.#").Int(); n != 2 {
+		t.Fatalf("bob has %d notifications, want 2 (the messages before he left)", n)
+	}
+	carol.MustDo(t, "PUT", "/_matrix/client/v3/rooms/"+ts.PathEscape(room)+"/state/m.room.member/"+ts.PathEscape(carol.UserID),
+		map[string]any{"membership": "join", "displayname": "Caroline"}, 200)
+	send(t, alice, room, "m.room.message", text("hello Caroline"))
+	if u := unread(t, carol, room); u.Get("highlight_count").Int() != 1 {
+		t.Fatalf("a display name set between messages is not mentioned: %s", u.Raw)
+	}
+}

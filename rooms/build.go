@@ -115,12 +115,21 @@ func (s *Service) build(ctx context.Context, q storage.Q, room *storage.Room, ev
 	if err := gomatrixserverlib.Allowed(pdu, provider, userIDForSender); err != nil {
 		return nil, err
 	}
-	return s.prepare(ctx, q, room, pdu, provider, ev, ahead != nil)
+	var members []storage.Member
+	if ahead != nil {
+		if ahead.members == nil {
+			if ahead.members, err = q.JoinedMembersWithNames(ctx, room.RoomID); err != nil {
+				return nil, err
+			}
+		}
+		members = ahead.members
+	}
+	return s.prepare(ctx, q, room, pdu, provider, ev, members)
 }
 
 // prepare describes an authorised event for storage and decides the
 // InTransaction steps that follow it.
-func (s *Service) prepare(ctx context.Context, q storage.Q, room *storage.Room, pdu gomatrixserverlib.PDU, provider gomatrixserverlib.AuthEventProvider, ev Event, snapshot bool) (*built, error) {
+func (s *Service) prepare(ctx context.Context, q storage.Q, room *storage.Room, pdu gomatrixserverlib.PDU, provider gomatrixserverlib.AuthEventProvider, ev Event, members []storage.Member) (*built, error) {
 	b := &built{pdu: pdu, auth: provider, event: storage.Event{
 		EventID:  pdu.EventID(),
 		RoomID:   room.RoomID,
@@ -139,7 +148,7 @@ func (s *Service) prepare(ctx context.Context, q storage.Q, room *storage.Room, 
 		b.event.RelatesTo, b.event.RelType = rel.Get("event_id").Str, rel.Get("rel_type").Str
 	}
 	for _, step := range s.InTransaction {
-		then, err := step.Prepare(Appended{Ctx: ctx, Q: q, Room: room, Event: &b.event, Auth: provider, Snapshot: snapshot})
+		then, err := step.Prepare(Appended{Ctx: ctx, Q: q, Room: room, Event: &b.event, Auth: provider, Snapshot: members != nil, Members: members})
 		if err != nil {
 			return nil, err
 		}

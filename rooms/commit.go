@@ -32,6 +32,10 @@ type Appended struct {
 	// state then is Auth's, but anything else Q reads may change before
 	// the event commits. Event.Pos is zero until the event is stored.
 	Snapshot bool
+	// Members are the room's joined members with their display names in
+	// that state, when the room's head keeps them (with Snapshot); nil
+	// otherwise.
+	Members []storage.Member
 }
 
 // InTransaction is work that must commit, or fail, with an event: Prepare

@@ -351,7 +351,7 @@ func (w *writer) createEvent(creator, version string, content json.RawMessage) (
 	if err := w.q.CreateRoom(w.ctx, *room); err != nil {
 		return nil, err
 	}
-	b, err := w.s.prepare(w.ctx, w.q, room, pdu, provider, Event{}, false)
+	b, err := w.s.prepare(w.ctx, w.q, room, pdu, provider, Event{}, nil)
 	if err != nil {
 		return nil, err
 	}

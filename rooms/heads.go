@@ -27,9 +27,9 @@ import (
 // snapshot shows is the state at the head as long as the check passes.
 
 // head is where the next message in a room is built: the room as of the
-// last event built here, which may not have committed yet, and the state
-// events messages have been authorised against (or nil, for none), parsed
-// once. Messages change no state, and whatever does (a state event, a
+// last event built here, which may not have committed yet, and what
+// messages read of the room's state: the state events they have been
+// authorised against (or nil, for none), parsed once, and the members. Messages change no state, and whatever does (a state event, a
 // redaction, an erasure) is built inside the writer and forgets the head
 // once it has committed; an event built at a head it passed fails the
 // writer's check.
@@ -38,6 +38,9 @@ type head struct {
 	known bool
 	room  storage.Room
 	state map[gomatrixserverlib.StateKeyTuple]gomatrixserverlib.PDU
+	// members are the joined members with their display names (push
+	// rules read them for every message), or nil until read.
+	members []storage.Member
 }
 
 type heads struct {
@@ -71,7 +74,7 @@ func (hs *heads) forget(roomIDs ...string) {
 			continue
 		}
 		h.mu.Lock()
-		h.known, h.state = false, nil
+		h.known, h.state, h.members = false, nil, nil
 		h.mu.Unlock()
 	}
 }
@@ -97,7 +100,7 @@ func (s *Service) buildAhead(ctx context.Context, h *head, roomID string, ev Eve
 			if err != nil {
 				return err
 			}
-			h.room, h.known, h.state = room, true, map[gomatrixserverlib.StateKeyTuple]gomatrixserverlib.PDU{}
+			h.room, h.known, h.state, h.members = room, true, map[gomatrixserverlib.StateKeyTuple]gomatrixserverlib.PDU{}, nil
 		}
 		room := h.room
 		var err error
@@ -105,7 +108,7 @@ func (s *Service) buildAhead(ctx context.Context, h *head, roomID string, ev Eve
 		return err
 	})
 	if err != nil {
-		h.known, h.state = false, nil
+		h.known, h.state, h.members = false, nil, nil
 		return nil, err
 	}
 	h.room.LatestEventID, h.room.Depth = b.event.EventID, b.pdu.Depth()
