@@ -579,15 +579,23 @@ func TestSyncBundlesRelations(t *testing.T) {
 	alice.MustDo(t, "PUT", path+ts.Txn(), map[string]any{"msgtype": "m.text", "body": "* edited",
 		"m.new_content": map[string]any{"msgtype": "m.text", "body": "edited"},
 		"m.relates_to":  map[string]any{"rel_type": "m.replace", "event_id": plain}}, 200)
+	// Incrementally, and in a limited timeline of an initial sync.
+	limited := "/sync?filter=" + url.QueryEscape(`{"room":{"timeline":{"limit":4}}}`)
+	for _, query := range []string{"/sync?since=" + url.QueryEscape(token), limited} {
+		res := bob.MustDo(t, "GET", v3+query, nil, 200)
+		tl := joined(res, room).Get("timeline.events")
+		thread := tl.Get(`#(event_id=="` + root + `").unsigned.m\.relations.m\.thread`)
+		if thread.Get("count").Int() != 1 || thread.Get("latest_event.content.body").Str != "in thread" {
+			t.Fatalf("%s: thread root without its summary: %s", query, tl.Raw)
+		}
+		if tl.Get(`#(event_id=="`+plain+`").unsigned.m\.relations.m\.replace.content.body`).Str != "* edited" {
+			t.Fatalf("%s: edited event without its edit: %s", query, tl.Raw)
+		}
+		if query == limited && !joined(res, room).Get("timeline.limited").Bool() {
+			t.Fatalf("the timeline is not limited: %s", res.Raw)
+		}
+	}
 	res := bob.MustDo(t, "GET", v3+"/sync?since="+url.QueryEscape(token), nil, 200)
-	tl := joined(res, room).Get("timeline.events")
-	thread := tl.Get(`#(event_id=="` + root + `").unsigned.m\.relations.m\.thread`)
-	if thread.Get("count").Int() != 1 || thread.Get("latest_event.content.body").Str != "in thread" {
-		t.Fatalf("thread root without its summary: %s", tl.Raw)
-	}
-	if tl.Get(`#(event_id=="`+plain+`").unsigned.m\.relations.m\.replace.content.body`).Str != "* edited" {
-		t.Fatalf("edited event without its edit: %s", tl.Raw)
-	}
 	token = res.Get("next_batch").Str
 	alice.Send(t, room, "later")
 	res = bob.MustDo(t, "GET", v3+"/sync?since="+url.QueryEscape(token), nil, 200)

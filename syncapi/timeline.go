@@ -132,9 +132,9 @@ func (b *builder) timelineFor(roomID string, from, to, joinedAt int64) (timeline
 		return timelineEvents{}, err
 	}
 	// Edits and thread replies come after what they relate to, in the
-	// same room: if none is among every event read up to `to`, the
-	// timeline has nothing to bundle.
-	unbundled := !more
+	// same room, and evs are every event of the room from the first up
+	// to `to`: if none of them is one, the timeline has nothing to bundle.
+	unbundled := true
 	for _, e := range evs {
 		if rel := gjson.GetBytes(e.JSON, `content.m\.relates_to.rel_type`).Str; rel == "m.thread" || rel == "m.replace" {
 			unbundled = false
