@@ -48,9 +48,10 @@ type DB struct {
 	OnCommit func(d time.Duration, writes int)
 	// shared counts writes that shared their transaction with others.
 	shared atomic.Int64
-	// batches counts write transactions ended; positions are the stream
-	// positions a read took after that many (sync.go).
-	batches   atomic.Uint64
+	// commits is odd while a write transaction is open and moves on at
+	// its end, before any writer in it is answered; positions are the
+	// stream positions a read took between two (sync.go).
+	commits   atomic.Uint64
 	positions atomic.Pointer[positionsAt]
 	// readers is the pool of read-only connections.
 	readers chan *pconn

@@ -27,33 +27,40 @@ func (q Q) Positions(ctx context.Context) (Positions, error) {
 	return p, err
 }
 
-// positionsAt are the stream positions a read took when batches write
-// transactions had ended.
+// positionsAt are the stream positions of the database as it was when
+// commits had that (even) value.
 type positionsAt struct {
-	batches uint64
+	commits uint64
 	pos     Positions
 }
 
-// ReadPositioned is Read that also gives fn the stream positions its
-// snapshot has reached. Every woken /sync needs them, and reading them is
-// a statement of its own; so they are kept from the first read after each
-// write transaction until the next one ends. Kept positions are never
-// ahead of the snapshot: they were read by a snapshot that began before
-// fn's, which begins only after they are taken. And they are never behind
-// a write a reader was told of: the count moves before the writer returns.
+// ReadPositioned is Read that also gives fn the stream positions of its
+// snapshot. Every woken /sync needs them, and reading them is a statement
+// of six lookups; so they are kept from the first read after a write
+// transaction until the next one begins. A snapshot may use them only if
+// no write transaction was open from before it began until after: then it
+// is exactly the database they were read from (a sync reads current state
+// beside them, which must not be ahead of them). The first statement
+// begins the snapshot; it reads one position, which must agree too.
 func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) error {
-	batches := db.batches.Load()
 	return db.Read(ctx, func(q Q) error {
-		at := db.positions.Load()
-		if at == nil || at.batches != batches {
-			pos, err := q.Positions(ctx)
-			if err != nil {
-				return err
-			}
-			at = &positionsAt{batches, pos}
-			db.positions.Store(at)
+		c := db.commits.Load()
+		var seq int64
+		if err := q.queryRow(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)`).Scan(&seq); err != nil {
+			return err
 		}
-		return fn(q, at.pos)
+		settled := c%2 == 0 && db.commits.Load() == c
+		if at := db.positions.Load(); settled && at != nil && at.commits == c && at.pos.Events == seq {
+			return fn(q, at.pos)
+		}
+		pos, err := q.Positions(ctx)
+		if err != nil {
+			return err
+		}
+		if settled {
+			db.positions.Store(&positionsAt{c, pos})
+		}
+		return fn(q, pos)
 	})
 }
 

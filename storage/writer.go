@@ -118,10 +118,11 @@ func (db *DB) writeBatch(batch []*writeReq) {
 		start := time.Now()
 		defer func() { db.OnCommit(time.Since(start), len(batch)) }()
 	}
+	db.commits.Add(1) // odd: a commit may land (ReadPositioned)
 	if len(batch) == 1 {
 		r := batch[0]
 		err := db.writer.tx(r.ctx, "BEGIN IMMEDIATE", func(q Q) error { return run(r, q) })
-		db.batches.Add(1)
+		db.commits.Add(1)
 		r.done <- err
 		return
 	}
@@ -147,7 +148,7 @@ func (db *DB) writeBatch(batch []*writeReq) {
 		}
 		return nil
 	})
-	db.batches.Add(1) // before any writer hears of its commit
+	db.commits.Add(1) // even, before any writer hears of its commit
 	for i, r := range batch {
 		if err != nil {
 			results[i] = err
