@@ -108,8 +108,7 @@ func (s *Service) buildAhead(ctx context.Context, h *head, roomID string, ev Eve
 		return err
 	})
 	if err != nil {
-		h.known, h.state, h.members = false, nil, nil
-		return nil, err
+		return nil, err // what the head holds is still true
 	}
 	h.room.LatestEventID, h.room.Depth = b.event.EventID, b.pdu.Depth()
 	return b, nil
@@ -117,16 +116,9 @@ func (s *Service) buildAhead(ctx context.Context, h *head, roomID string, ev Eve
 
 // sendAhead is Send for an event that buildsAhead allows.
 func (s *Service) sendAhead(ctx context.Context, roomID string, ev Event, also func(q storage.Q) error) (string, error) {
-	h := s.heads.get(roomID)
-	h.mu.Lock()
-	b, err := s.buildAhead(ctx, h, roomID, ev)
-	if err != nil {
-		h.mu.Unlock()
-		return s.sendInside(ctx, roomID, ev, also)
-	}
 	var id string
 	w := &writer{s: s, ctx: ctx}
-	wait := s.DB.Queue(ctx, func(q storage.Q) error {
+	wait := s.queueAhead(ctx, roomID, ev, func(q storage.Q, b *built) error {
 		w.q, w.appended, w.rebuilt = q, w.appended[:0], w.rebuilt[:0]
 		var err error
 		if id, err = w.send(roomID, ev, b); err != nil || also == nil {
@@ -134,6 +126,28 @@ func (s *Service) sendAhead(ctx context.Context, roomID string, ev Event, also f
 		}
 		return also(w.q)
 	})
-	h.mu.Unlock()
+	if wait == nil {
+		return s.sendInside(ctx, roomID, ev, also)
+	}
 	return id, s.committed(ctx, w, wait(), roomID)
+}
+
+// queueAhead builds ev at its room's head and queues write for it with the
+// head locked, returning the wait for its outcome, or nil if the event
+// could not be built. A panic leaves the head unlocked and forgotten.
+func (s *Service) queueAhead(ctx context.Context, roomID string, ev Event, write func(storage.Q, *built) error) (wait func() error) {
+	h := s.heads.get(roomID)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			h.known, h.state, h.members = false, nil, nil
+			panic(v)
+		}
+	}()
+	b, err := s.buildAhead(ctx, h, roomID, ev)
+	if err != nil {
+		return nil
+	}
+	return s.DB.Queue(ctx, func(q storage.Q) error { return write(q, b) })
 }

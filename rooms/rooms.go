@@ -191,12 +191,12 @@ func (s *Service) write(ctx context.Context, fn func(w *writer) error) error {
 }
 
 // committed follows a rooms write: once it has committed, the heads it
-// passed are forgotten and its events go to the reactors; a failed write
-// forgets the heads of the rooms it wrote in, and of failed, which may
-// have been passed by events it built ahead.
+// passed are forgotten and its events go to the reactors. A failed write
+// changed nothing, but the heads of failed (an event built ahead there)
+// may have passed events that will never be.
 func (s *Service) committed(ctx context.Context, w *writer, err error, failed ...string) error {
 	if err != nil {
-		s.heads.forget(append(w.rebuilt, failed...)...)
+		s.heads.forget(failed...)
 		return err
 	}
 	appended, rebuilt := w.appended, w.rebuilt
