@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -22,6 +23,9 @@ type Rules struct {
 	Threads bool
 	mu      sync.Mutex
 	cache   map[string]*Ruleset
+	// saves counts Save's calls: an evaluation made before the write
+	// transaction is made again inside it if rules were saved meanwhile.
+	saves atomic.Uint64
 }
 
 // RuleStore is where push rules live: the user's m.push_rules account
@@ -59,6 +63,7 @@ func (r *Rules) get(ctx context.Context, q RuleStore, userID string, cachedOnly 
 func (r *Rules) Save(ctx context.Context, q RuleStore, userID string, rs Ruleset) error {
 	r.mu.Lock()
 	delete(r.cache, userID)
+	r.saves.Add(1)
 	r.mu.Unlock()
 	_, err := q.SetAccountData(ctx, userID, "", "m.push_rules", Marshal(rs))
 	return err
@@ -69,24 +74,33 @@ func (r *Rules) Save(ctx context.Context, q RuleStore, userID string, rs Ruleset
 // so that the counts commit with the event. Before the write transaction
 // (a.Snapshot) it uses only rules already cached: reading them from a
 // snapshot could put rules a concurrent write just replaced back in the
-// cache, so on a miss the evaluation waits for the transaction.
+// cache, so on a miss the evaluation waits for the transaction; and if any
+// rules are saved between the two, it is made again there.
 func (r *Rules) Prepare(a rooms.Appended) (rooms.Then, error) {
+	saves := r.saves.Load()
 	thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, a.Members, a.Snapshot)
 	if errors.Is(err, errUncached) {
-		return func(a rooms.Appended) error {
-			thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, a.Members, false)
-			if err != nil {
-				return err
-			}
-			return a.Q.AddPushActions(a.Ctx, a.Event.Pos, a.Event.RoomID, thread, notified)
-		}, nil
+		return r.inside, nil
 	}
-	if err != nil || len(notified) == 0 {
+	if err != nil || (!a.Snapshot && len(notified) == 0) {
 		return nil, err
 	}
 	return func(a rooms.Appended) error {
+		if r.saves.Load() != saves {
+			return r.inside(a) // rules were saved before this event's turn
+		}
 		return a.Q.AddPushActions(a.Ctx, a.Event.Pos, a.Event.RoomID, thread, notified)
 	}, nil
+}
+
+// inside evaluates an event's push rules in its transaction and records
+// whom it notifies.
+func (r *Rules) inside(a rooms.Appended) error {
+	thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, a.Members, false)
+	if err != nil {
+		return err
+	}
+	return a.Q.AddPushActions(a.Ctx, a.Event.Pos, a.Event.RoomID, thread, notified)
 }
 
 // errUncached is evaluate's answer, when it may use only cached rules, to
