@@ -51,14 +51,23 @@ func (p *pconn) close() {
 	p.conn.Close()
 }
 
-// tx runs fn between begin and COMMIT, or ROLLBACK if it fails. The end of
-// the transaction does not use ctx: a cancelled request must still roll
-// back, or the connection would stay inside its transaction.
+// tx runs fn between begin and COMMIT, or ROLLBACK if it fails or panics.
+// The end of the transaction does not use ctx: a cancelled request must
+// still roll back, or the connection would stay inside its transaction
+// (and, back in the pool, hold its snapshot and refuse every later BEGIN).
 func (p *pconn) tx(ctx context.Context, begin string, fn func(Q) error) error {
 	if _, err := p.conn.ExecContext(ctx, begin); err != nil {
 		return err
 	}
-	if err := fn(Q{pc: p}); err != nil {
+	returned := false
+	defer func() {
+		if !returned {
+			_, _ = p.conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	err := fn(Q{pc: p})
+	returned = true
+	if err != nil {
 		_, _ = p.conn.ExecContext(context.Background(), "ROLLBACK")
 		return err
 	}

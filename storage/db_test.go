@@ -292,3 +292,27 @@ func TestReadPositioned(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A read that panics (the server recovers a handler's panic and goes on)
+// leaves its connection out of its transaction: every later read works,
+// whichever pooled connection it gets.
+func TestReadPanicRollsBack(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	for range 2 * readConns {
+		func() {
+			defer func() { _ = recover() }()
+			_ = db.Read(ctx, func(q Q) error {
+				if _, err := q.UserExists(ctx, "@a:x"); err != nil {
+					return err
+				}
+				panic("a handler's bug")
+			})
+		}()
+	}
+	for range 4 * readConns {
+		if err := db.Read(ctx, func(q Q) error { _, err := q.UserExists(ctx, "@a:x"); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
