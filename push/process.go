@@ -79,7 +79,9 @@ func (r *Rules) Save(ctx context.Context, q RuleStore, userID string, rs Ruleset
 func (r *Rules) Prepare(a rooms.Appended) (rooms.Then, error) {
 	saves := r.saves.Load()
 	thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, a.Members, a.Snapshot)
-	if errors.Is(err, errUncached) {
+	// Thread subscriptions change outside Save, so a threaded message
+	// (with subscriptions on) is evaluated in its transaction.
+	if errors.Is(err, errUncached) || (err == nil && a.Snapshot && thread != "" && r.Threads) {
 		return r.inside, nil
 	}
 	if err != nil || (!a.Snapshot && len(notified) == 0) {
