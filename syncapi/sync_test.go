@@ -479,6 +479,10 @@ func TestIgnoredUsers(t *testing.T) {
 	if initial := doSync(t, bob); initial.Get("rooms.invite." + ts.Esc(evesRoom)).Exists() {
 		t.Fatal("invite from an ignored user in an initial sync")
 	}
+	sliding := bob.MustDo(t, "POST", ssPath, map[string]any{"lists": map[string]any{"all": map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": 10}}}, 200)
+	if tl := sliding.Get("rooms." + ts.Esc(room) + ".timeline"); tl.Get(`#(content.body=="from eve")`).Exists() || !tl.Get(`#(content.body=="from alice")`).Exists() {
+		t.Fatalf("sliding sync timeline: %s", tl.Raw)
+	}
 }
 
 // use_state_after (MSC4222): each room's state is that at the end of its
