@@ -78,7 +78,7 @@ func (r *Rules) Save(ctx context.Context, q RuleStore, userID string, rs Ruleset
 // rules are saved between the two, it is made again there.
 func (r *Rules) Prepare(a rooms.Appended) (rooms.Then, error) {
 	saves := r.saves.Load()
-	thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, a.Members, a.Snapshot)
+	thread, notified, err := r.evaluate(a)
 	// Thread subscriptions change outside Save, so a threaded message
 	// (with subscriptions on) is evaluated in its transaction.
 	if errors.Is(err, errUncached) || (err == nil && a.Snapshot && thread != "" && r.Threads) {
@@ -98,7 +98,7 @@ func (r *Rules) Prepare(a rooms.Appended) (rooms.Then, error) {
 // inside evaluates an event's push rules in its transaction and records
 // whom it notifies.
 func (r *Rules) inside(a rooms.Appended) error {
-	thread, notified, err := r.evaluate(a.Ctx, a.Q, a.Room, a.Event, a.Auth, a.Members, false)
+	thread, notified, err := r.evaluate(a)
 	if err != nil {
 		return err
 	}
@@ -110,11 +110,11 @@ func (r *Rules) inside(a rooms.Appended) error {
 var errUncached = errors.New("push: rules not cached")
 
 // evaluate returns the event's thread and the members it notifies, with
-// what to do for each; known are the room's members, if the caller has
-// them.
-func (r *Rules) evaluate(ctx context.Context, q Store, room *storage.Room, ev *storage.Event, auth gomatrixserverlib.AuthEventProvider, known []storage.Member, cachedOnly bool) (string, []storage.PushAction, error) {
+// what to do for each.
+func (r *Rules) evaluate(a rooms.Appended) (string, []storage.PushAction, error) {
+	ctx, q, ev := a.Ctx, a.Q, a.Event
 	event := gjson.ParseBytes(ev.JSON)
-	members := known
+	members := a.Members
 	var err error
 	if members == nil {
 		if members, err = joinedMembers(ctx, q, ev.RoomID, event); err != nil {
@@ -130,7 +130,7 @@ func (r *Rules) evaluate(ctx context.Context, q Store, room *storage.Room, ev *s
 		return "", nil, nil
 	}
 	c := Context{Event: event, MemberCount: len(members)}
-	if err := senderLevels(auth, room, ev.Sender, &c); err != nil {
+	if err := senderLevels(a.Auth, a.Room, ev.Sender, &c); err != nil {
 		return "", nil, err
 	}
 	thread := ""
@@ -147,7 +147,7 @@ func (r *Rules) evaluate(ctx context.Context, q Store, room *storage.Room, ev *s
 		if m.UserID == ev.Sender {
 			continue
 		}
-		rs, err := r.get(ctx, q, m.UserID, cachedOnly)
+		rs, err := r.get(ctx, q, m.UserID, a.Snapshot) // before the transaction: cached rules only
 		if err != nil {
 			return "", nil, err
 		}

@@ -115,21 +115,22 @@ func (s *Service) build(ctx context.Context, q storage.Q, room *storage.Room, ev
 	if err := gomatrixserverlib.Allowed(pdu, provider, userIDForSender); err != nil {
 		return nil, err
 	}
-	var members []storage.Member
+	return s.prepare(ctx, q, room, pdu, provider, ev, ahead)
+}
+
+// prepare describes an authorised event for storage and decides the
+// InTransaction steps that follow it; ahead is as build's.
+func (s *Service) prepare(ctx context.Context, q storage.Q, room *storage.Room, pdu gomatrixserverlib.PDU, provider gomatrixserverlib.AuthEventProvider, ev Event, ahead *head) (*built, error) {
+	a := Appended{Ctx: ctx, Q: q, Room: room, Auth: provider, Snapshot: ahead != nil}
 	if ahead != nil {
 		if ahead.members == nil {
+			var err error
 			if ahead.members, err = q.JoinedMembersWithNames(ctx, room.RoomID); err != nil {
 				return nil, err
 			}
 		}
-		members = ahead.members
+		a.Members = ahead.members
 	}
-	return s.prepare(ctx, q, room, pdu, provider, ev, members)
-}
-
-// prepare describes an authorised event for storage and decides the
-// InTransaction steps that follow it.
-func (s *Service) prepare(ctx context.Context, q storage.Q, room *storage.Room, pdu gomatrixserverlib.PDU, provider gomatrixserverlib.AuthEventProvider, ev Event, members []storage.Member) (*built, error) {
 	b := &built{pdu: pdu, auth: provider, event: storage.Event{
 		EventID:  pdu.EventID(),
 		RoomID:   room.RoomID,
@@ -147,8 +148,9 @@ func (s *Service) prepare(ctx context.Context, q storage.Q, room *storage.Room, 
 	if rel := gjson.GetBytes(pdu.Content(), `m\.relates_to`); rel.IsObject() {
 		b.event.RelatesTo, b.event.RelType = rel.Get("event_id").Str, rel.Get("rel_type").Str
 	}
+	a.Event = &b.event
 	for _, step := range s.InTransaction {
-		then, err := step.Prepare(Appended{Ctx: ctx, Q: q, Room: room, Event: &b.event, Auth: provider, Snapshot: members != nil, Members: members})
+		then, err := step.Prepare(a)
 		if err != nil {
 			return nil, err
 		}

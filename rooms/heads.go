@@ -29,14 +29,14 @@ import (
 // head is where the next message in a room is built: the room as of the
 // last event built here, which may not have committed yet, and what
 // messages read of the room's state: the state events they have been
-// authorised against (or nil, for none), parsed once, and the members. Messages change no state, and whatever does (a state event, a
+// authorised against, parsed once, and the members. Messages change no state, and whatever does (a state event, a
 // redaction, an erasure) is built inside the writer and forgets the head
 // once it has committed; an event built at a head it passed fails the
 // writer's check.
 type head struct {
-	mu    sync.Mutex
-	known bool
-	room  storage.Room
+	mu   sync.Mutex
+	room storage.Room // known while state is not nil
+	// state holds what messages were authorised against (nil for none).
 	state map[gomatrixserverlib.StateKeyTuple]gomatrixserverlib.PDU
 	// members are the joined members with their display names (push
 	// rules read them for every message), or nil until read.
@@ -74,10 +74,13 @@ func (hs *heads) forget(roomIDs ...string) {
 			continue
 		}
 		h.mu.Lock()
-		h.known, h.state, h.members = false, nil, nil
+		h.reset()
 		h.mu.Unlock()
 	}
 }
+
+// reset makes the head unknown (its lock held).
+func (h *head) reset() { h.state, h.members = nil, nil }
 
 // buildsAhead reports whether an event may be built before its write: it
 // changes no state (a redaction can, by redacting a state event), and the
@@ -95,12 +98,12 @@ func (s *Service) buildAhead(ctx context.Context, h *head, roomID string, ev Eve
 	}
 	var b *built
 	err := s.DB.Read(ctx, func(q storage.Q) error {
-		if !h.known {
+		if h.state == nil {
 			room, err := q.Room(ctx, roomID)
 			if err != nil {
 				return err
 			}
-			h.room, h.known, h.state, h.members = room, true, map[gomatrixserverlib.StateKeyTuple]gomatrixserverlib.PDU{}, nil
+			h.room, h.state = room, map[gomatrixserverlib.StateKeyTuple]gomatrixserverlib.PDU{}
 		}
 		room := h.room
 		var err error
@@ -117,14 +120,14 @@ func (s *Service) buildAhead(ctx context.Context, h *head, roomID string, ev Eve
 // sendAhead is Send for an event that buildsAhead allows.
 func (s *Service) sendAhead(ctx context.Context, roomID string, ev Event, also func(q storage.Q) error) (string, error) {
 	var id string
-	w := &writer{s: s, ctx: ctx}
-	wait := s.queueAhead(ctx, roomID, ev, func(q storage.Q, b *built) error {
-		w.q, w.appended, w.rebuilt = q, w.appended[:0], w.rebuilt[:0]
-		var err error
-		if id, err = w.send(roomID, ev, b); err != nil || also == nil {
+	var w *writer
+	wait := s.queueAhead(ctx, roomID, ev, func(b *built) func() error {
+		var write func(storage.Q) error
+		w, write = s.writing(ctx, func(w *writer) (err error) {
+			id, err = w.sendAlso(roomID, ev, b, also)
 			return err
-		}
-		return also(w.q)
+		})
+		return s.DB.Queue(ctx, write)
 	})
 	if wait == nil {
 		return s.sendInside(ctx, roomID, ev, also)
@@ -132,16 +135,17 @@ func (s *Service) sendAhead(ctx context.Context, roomID string, ev Event, also f
 	return id, s.committed(ctx, w, wait(), roomID)
 }
 
-// queueAhead builds ev at its room's head and queues write for it with the
-// head locked, returning the wait for its outcome, or nil if the event
-// could not be built. A panic leaves the head unlocked and forgotten.
-func (s *Service) queueAhead(ctx context.Context, roomID string, ev Event, write func(storage.Q, *built) error) (wait func() error) {
+// queueAhead builds ev at its room's head and, with the head locked,
+// queues its write, returning the wait for its outcome, or nil if the
+// event could not be built. A panic leaves the head unlocked and
+// forgotten.
+func (s *Service) queueAhead(ctx context.Context, roomID string, ev Event, queue func(*built) func() error) (wait func() error) {
 	h := s.heads.get(roomID)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer func() {
 		if v := recover(); v != nil {
-			h.known, h.state, h.members = false, nil, nil
+			h.reset()
 			panic(v)
 		}
 	}()
@@ -149,5 +153,5 @@ func (s *Service) queueAhead(ctx context.Context, roomID string, ev Event, write
 	if err != nil {
 		return nil
 	}
-	return s.DB.Queue(ctx, func(q storage.Q) error { return write(q, b) })
+	return queue(b)
 }

@@ -80,14 +80,20 @@ func (s *Service) SendWith(ctx context.Context, roomID string, ev Event, also fu
 // sendInside is SendWith with the event built inside its transaction.
 func (s *Service) sendInside(ctx context.Context, roomID string, ev Event, also func(q storage.Q) error) (string, error) {
 	var id string
-	err := s.write(ctx, func(w *writer) error {
-		var err error
-		if id, err = w.send(roomID, ev, nil); err != nil || also == nil {
-			return err
-		}
-		return also(w.q)
+	err := s.write(ctx, func(w *writer) (err error) {
+		id, err = w.sendAlso(roomID, ev, nil, also)
+		return err
 	})
 	return id, err
+}
+
+// sendAlso is send, then also (if any) once the event is stored.
+func (w *writer) sendAlso(roomID string, ev Event, ahead *built, also func(q storage.Q) error) (string, error) {
+	id, err := w.send(roomID, ev, ahead)
+	if err != nil || also == nil {
+		return id, err
+	}
+	return id, also(w.q)
 }
 
 // send appends a client's event, or returns the event its transaction or
@@ -182,12 +188,18 @@ type writer struct {
 }
 
 func (s *Service) write(ctx context.Context, fn func(w *writer) error) error {
+	w, write := s.writing(ctx, fn)
+	return s.committed(ctx, w, s.DB.Write(ctx, write))
+}
+
+// writing returns the storage write that runs fn as one rooms write, and
+// the writer that collects what it appends.
+func (s *Service) writing(ctx context.Context, fn func(w *writer) error) (*writer, func(storage.Q) error) {
 	w := &writer{s: s, ctx: ctx}
-	err := s.DB.Write(ctx, func(q storage.Q) error {
+	return w, func(q storage.Q) error {
 		w.q, w.appended, w.rebuilt = q, w.appended[:0], w.rebuilt[:0]
 		return fn(w)
-	})
-	return s.committed(ctx, w, err)
+	}
 }
 
 // committed follows a rooms write: once it has committed, the heads it
