@@ -52,12 +52,26 @@ func (r *Replicator) encrypted(path string) func() (io.ReadCloser, error) {
 		if err != nil {
 			return nil, err
 		}
-		return Encrypting(r.recipients, func(w io.Writer) error {
-			defer f.Close()
+		body := Encrypting(r.recipients, func(w io.Writer) error {
 			_, err := io.Copy(w, f)
 			return err
-		}), nil
+		})
+		// The file is closed with the stream: write never runs if the
+		// encryption could not start.
+		return closing{body, f}, nil
 	}
+}
+
+// closing is a stream that closes another thing after itself.
+type closing struct {
+	io.ReadCloser
+	then io.Closer
+}
+
+func (c closing) Close() error {
+	err := c.ReadCloser.Close()
+	_ = c.then.Close()
+	return err
 }
 
 // Encrypting streams what write writes, encrypted to the recipients, as

@@ -65,6 +65,7 @@ func Delta(ctx context.Context, q Store, userID string, from, to streams.Token) 
 			affected[m.UserID] = true
 		}
 	}
+	delete(affected, userID)
 	candidates := slices.Clone(updated)
 	for u := range affected {
 		candidates = append(candidates, u)
@@ -79,7 +80,6 @@ func Delta(ctx context.Context, q Store, userID string, from, to streams.Token) 
 			changedSet[u] = true
 		}
 	}
-	delete(affected, userID)
 	for u := range affected {
 		if sharing[u] {
 			changedSet[u] = true
@@ -91,9 +91,7 @@ func Delta(ctx context.Context, q Store, userID string, from, to streams.Token) 
 		changed = append(changed, u)
 	}
 	for u := range leftSet {
-		if !changedSet[u] {
-			left = append(left, u)
-		}
+		left = append(left, u)
 	}
 	sort.Strings(changed)
 	sort.Strings(left)

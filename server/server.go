@@ -97,11 +97,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if err != nil {
 		return nil, err
 	}
-	beforeMigrating := backup.BeforeUpgrade(cfg, stores, opts.Log, opts.Now)
+	var beforeMigrating storage.BeforeMigrating
 	if opts.BesideServer {
 		beforeMigrating = func(_ context.Context, _ *storage.DB, from, to int) error {
 			return fmt.Errorf("the server serving this instance runs schema %d; this binary would migrate it to %d under it: run the command with the server's binary, or stop the server first", from, to)
 		}
+	} else {
+		beforeMigrating = backup.BeforeUpgrade(cfg, stores, opts.Log, opts.Now)
 	}
 	db, err := storage.OpenUpgrading(ctx, cfg.Database, beforeMigrating)
 	if err != nil {

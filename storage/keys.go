@@ -66,22 +66,8 @@ func (q Q) AddOneTimeKey(ctx context.Context, userID, deviceID, algorithm, keyID
 
 // OneTimeKeyCounts counts a device's unclaimed one-time keys per algorithm.
 func (q Q) OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, error) {
-	rows, err := q.query(ctx, `SELECT algorithm, COUNT(*) FROM one_time_keys WHERE user_id = ? AND device_id = ? GROUP BY algorithm`,
-		userID, deviceID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var alg string
-		var n int
-		if err := rows.Scan(&alg, &n); err != nil {
-			return nil, err
-		}
-		out[alg] = n
-	}
-	return out, rows.Err()
+	counts, _, err := q.DeviceKeyCounts(ctx, userID, deviceID)
+	return counts, err
 }
 
 // SetFallbackKey replaces a device's fallback key of one algorithm.

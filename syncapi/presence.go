@@ -76,7 +76,7 @@ func (s *Service) getPresence(r *http.Request, dev *httpapi.Device) httpapi.Resp
 		return httpapi.Fail(httpapi.NotFound("unknown user"))
 	}
 	if userID != dev.UserID {
-		sharing, err := s.DB.R().UsersSharingRooms(ctx, dev.UserID)
+		sharing, err := s.DB.R().UsersSharingRoomsAmong(ctx, dev.UserID, []string{userID})
 		if err != nil {
 			return httpapi.Fail(err)
 		}

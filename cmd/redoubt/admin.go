@@ -59,11 +59,13 @@ func open(cfgPath string) (*server.Server, error) {
 		return nil, err
 	}
 	// A command may run while a server serves the instance; it asks the
-	// server's lock (and lets go at once) to know.
+	// server's lock to know. Free, the lock is kept while the database is
+	// opened (migrated, uploads recovered), so no server starts under that,
+	// and let go after.
 	var held *instancelock.HeldError
 	lock, err := instancelock.Acquire(cfg.Database)
 	if err == nil {
-		lock.Release()
+		defer lock.Release()
 	}
 	return server.New(context.Background(), cfg, server.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BesideServer: errors.As(err, &held)})
 }

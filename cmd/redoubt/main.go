@@ -144,10 +144,7 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	// rather than letting the heap double between collections. GOMEMLIMIT,
 	// when set, wins.
 	if os.Getenv("GOMEMLIMIT") == "" {
-		limit := cfg.Limits.Memory.Bytes
-		if cfg.Limits.Memory.Percent != 0 {
-			limit = cfg.Limits.Memory.Of(cgroupMemoryLimit("/sys/fs/cgroup", "/proc/self/cgroup"))
-		}
+		limit := cfg.Limits.Memory.Of(cgroupMemoryLimit("/sys/fs/cgroup", "/proc/self/cgroup"))
 		if limit > 0 {
 			debug.SetMemoryLimit(limit)
 		}
