@@ -25,6 +25,10 @@ import (
 // and writes.
 type Store interface {
 	AddAccessToken(ctx context.Context, t storage.AccessToken) error
+	AddLoginToken(ctx context.Context, t storage.LoginToken, now int64) error
+	AddSSODevice(ctx context.Context, userID, deviceID, provider, sid string) error
+	CompleteUIASSO(ctx context.Context, session, userID string, now, expires int64) error
+	ExternalIDs(ctx context.Context, userID string) ([]storage.ExternalID, error)
 	CreateUser(ctx context.Context, u storage.User) error
 	DeactivateUser(ctx context.Context, userID string) error
 	DeleteAccessToken(ctx context.Context, hash []byte) error
@@ -34,9 +38,11 @@ type Store interface {
 	SessionByToken(ctx context.Context, hash []byte) (storage.Session, error)
 	SetPasswordHash(ctx context.Context, userID, hash string) error
 	SetProfile(ctx context.Context, userID, displayName, avatarURL string) error
+	TakeLoginToken(ctx context.Context, hash []byte, now int64) (storage.LoginToken, error)
 	TokenByRefresh(ctx context.Context, refreshHash []byte) (storage.AccessToken, error)
 	TouchDevice(ctx context.Context, userID, deviceID string, ts int64, ip, ua string) error
 	UpsertDevice(ctx context.Context, d storage.Device) error
+	UIASSOUser(ctx context.Context, session string, now int64) (string, error)
 	UseRegistrationToken(ctx context.Context, token string, now int64) (bool, error)
 	User(ctx context.Context, userID string) (storage.User, error)
 	UserExists(ctx context.Context, userID string) (bool, error)
@@ -257,15 +263,20 @@ func (s *Service) Login(ctx context.Context, userID, deviceID, displayName strin
 	}
 	var sess Session
 	err := s.DB.Write(ctx, func(q Store) error {
-		now := s.Now().UnixMilli()
-		if err := q.UpsertDevice(ctx, storage.Device{UserID: userID, DeviceID: deviceID, DisplayName: displayName, CreatedTS: now}); err != nil {
-			return err
-		}
 		var err error
-		sess, err = s.issue(ctx, q, userID, deviceID, refresh)
+		sess, err = s.login(ctx, q, userID, deviceID, displayName, refresh)
 		return err
 	})
 	return sess, err
+}
+
+// login makes (or reuses) the device and issues its tokens, in a write.
+func (s *Service) login(ctx context.Context, q Store, userID, deviceID, displayName string, refresh bool) (Session, error) {
+	d := storage.Device{UserID: userID, DeviceID: deviceID, DisplayName: displayName, CreatedTS: s.Now().UnixMilli()}
+	if err := q.UpsertDevice(ctx, d); err != nil {
+		return Session{}, err
+	}
+	return s.issue(ctx, q, userID, deviceID, refresh)
 }
 
 func (s *Service) issue(ctx context.Context, q Store, userID, deviceID string, refresh bool) (Session, error) {

@@ -76,7 +76,15 @@ func (a *API) capabilities(*http.Request, *httpapi.Device) httpapi.Response {
 
 // GET /_matrix/client/v3/login
 func (a *API) loginFlows(*http.Request) httpapi.Response {
-	return httpapi.OK(map[string]any{"flows": []any{map[string]string{"type": "m.login.password"}}})
+	flows := []any{}
+	if a.Cfg.SSO.PasswordLogin {
+		flows = append(flows, map[string]string{"type": "m.login.password"})
+	}
+	if len(a.SSO.Providers()) > 0 {
+		flows = append(flows, map[string]any{"type": "m.login.sso", "identity_providers": a.identityProviders()},
+			map[string]string{"type": "m.login.token"})
+	}
+	return httpapi.OK(map[string]any{"flows": flows})
 }
 
 type loginRequest struct {
@@ -87,6 +95,7 @@ type loginRequest struct {
 	} `json:"identifier"`
 	User                     string `json:"user"`
 	Password                 string `json:"password"`
+	Token                    string `json:"token"`
 	DeviceID                 string `json:"device_id"`
 	InitialDeviceDisplayName string `json:"initial_device_display_name"`
 	RefreshToken             bool   `json:"refresh_token"`
@@ -98,7 +107,17 @@ func (a *API) login(r *http.Request) httpapi.Response {
 	if err := httpapi.Decode(r, &req); err != nil {
 		return httpapi.Fail(err)
 	}
-	if req.Type != "m.login.password" {
+	switch {
+	case req.Type == "m.login.token":
+		if req.Token == "" {
+			return httpapi.Fail(httpapi.MissingParam("token is required"))
+		}
+		if len(req.DeviceID) > 255 || len(req.InitialDeviceDisplayName) > 255 {
+			return httpapi.Fail(httpapi.InvalidParam("device_id and initial_device_display_name are limited to 255 bytes"))
+		}
+		sess, err := a.Auth.LoginWithToken(r.Context(), req.Token, req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
+		return a.sessionResponse(sess, err)
+	case req.Type != "m.login.password" || !a.Cfg.SSO.PasswordLogin:
 		return httpapi.Fail(httpapi.BadRequest("unknown login type"))
 	}
 	user := req.User
@@ -129,6 +148,10 @@ func (a *API) startSession(r *http.Request, userID, deviceID, displayName string
 		return httpapi.Fail(httpapi.InvalidParam("device_id and initial_device_display_name are limited to 255 bytes"))
 	}
 	sess, err := a.Auth.Login(r.Context(), userID, deviceID, displayName, refresh)
+	return a.sessionResponse(sess, err)
+}
+
+func (a *API) sessionResponse(sess auth.Session, err error) httpapi.Response {
 	if err != nil {
 		return httpapi.Fail(err)
 	}
@@ -316,7 +339,7 @@ func (a *API) changePassword(r *http.Request, dev *httpapi.Device) httpapi.Respo
 	if err := httpapi.Decode(r, &req); err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := a.Auth.RequirePassword(r.Context(), dev.UserID, req.Auth); err != nil {
+	if err := a.Auth.RequireUser(r.Context(), dev.UserID, req.Auth); err != nil {
 		return httpapi.Fail(err)
 	}
 	if req.NewPassword == "" {
@@ -338,7 +361,7 @@ func (a *API) deactivate(r *http.Request, dev *httpapi.Device) httpapi.Response 
 	if err := httpapi.Decode(r, &req); err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := a.Auth.RequirePassword(r.Context(), dev.UserID, req.Auth); err != nil {
+	if err := a.Auth.RequireUser(r.Context(), dev.UserID, req.Auth); err != nil {
 		return httpapi.Fail(err)
 	}
 	if err := a.Rooms.LeaveAll(r.Context(), dev.UserID); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/notifier"
 	"github.com/redoubt-systems/redoubt/rooms"
+	"github.com/redoubt-systems/redoubt/sso"
 	"github.com/redoubt-systems/redoubt/storage"
 	"github.com/redoubt-systems/redoubt/threads"
 )
@@ -54,6 +55,8 @@ type API struct {
 	Delayed *delayed.Service
 	// Threads are thread subscriptions (MSC4306).
 	Threads *threads.Service
+	// SSO signs people in with the organisation's identity providers.
+	SSO *sso.Service
 }
 
 // Register adds the client API's routes, one a line, grouped as the spec's
@@ -71,6 +74,11 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	// Login, registration, sessions
 	pub(c+"/login", a.loginFlows, "GET")
 	pub(c+"/login", a.login, "POST")
+	pub(c+"/login/sso/redirect", a.ssoRedirect, "GET")
+	pub(c+"/login/sso/redirect/{idpId}", a.ssoRedirectIdP, "GET")
+	pub(c+"/auth/m.login.sso/fallback/web", a.ssoFallback, "GET")
+	pub(sso.CallbackPath, a.ssoCallback, "GET")
+	pub(sso.BackchannelLogoutPath, a.ssoBackchannelLogout, "POST")
 	authed(c+"/logout", a.logout, "POST")
 	authed(c+"/logout/all", a.logoutAll, "POST")
 	pub(c+"/refresh", a.refresh, "POST")

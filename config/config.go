@@ -42,6 +42,7 @@ type Config struct {
 	Registration  Registration  `yaml:"registration"`
 	Password      Password      `yaml:"password"`
 	Auth          Auth          `yaml:"auth"`
+	SSO           SSO           `yaml:"sso"`
 	Rooms         Rooms         `yaml:"rooms"`
 	RateLimits    RateLimits    `yaml:"rate_limits"`
 	Log           Log           `yaml:"log"`
@@ -305,6 +306,7 @@ func Default() *Config {
 		Database:   "./redoubt.db",
 		Password:   Password{MinLength: 8},
 		Auth:       Auth{AccessTokenLifetime: Duration(5 * time.Minute)},
+		SSO:        SSO{PasswordLogin: true, ClientRedirects: []string{}, Providers: []Provider{}},
 		Rooms:      Rooms{DefaultVersion: "11"},
 		RateLimits: RateLimits{Enabled: true, Rules: map[string]ratelimit.Rule{
 			"login": {PerSecond: 0.2, Burst: 10}, "register": {PerSecond: 0.05, Burst: 3}, "shared_secret_register": {PerSecond: 0.5, Burst: 20}, "registration_nonce": {PerSecond: 0.5, Burst: 20},
@@ -514,6 +516,7 @@ func (c *Config) Validate() error {
 		bad("server_notices.localpart", "%q is not a valid user localpart", c.ServerNotices.Localpart)
 	}
 	c.Backup.validate(bad)
+	c.SSO.validate(bad)
 	if c.Log.MaxAge < Duration(24*time.Hour) {
 		bad("log.max_age", "must be at least 1d")
 	}

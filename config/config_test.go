@@ -69,6 +69,27 @@ func TestSecretFile(t *testing.T) {
 	}
 }
 
+// A provider gets its defaults, and its secret from its file.
+func TestSSOProvider(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse([]byte("sso: {providers: [{id: corp, issuer: 'https://login.example', client_id: c, client_secret_file: " + secret + "}]}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.SSO.Providers[0]
+	want := Provider{ID: "corp", Name: "corp", Issuer: "https://login.example", ClientID: "c", ClientSecret: "s3cret", ClientSecretFile: secret,
+		Scopes: []string{"openid", "profile", "email"}, LocalpartClaim: "preferred_username", DisplayNameClaim: "name", CreateAccounts: true}
+	if !reflect.DeepEqual(p, want) {
+		t.Fatalf("provider %+v, want %+v", p, want)
+	}
+	if !cfg.SSO.PasswordLogin {
+		t.Fatal("password login is on by default")
+	}
+}
+
 func TestInvalid(t *testing.T) {
 	for _, tc := range []struct{ yaml, key string }{
 		{"server_nmae: x", "server_nmae"},
@@ -104,6 +125,16 @@ func TestInvalid(t *testing.T) {
 		{"backup: {destinations: [{name: a, url: 's3://b', access_key: inline}]}", "access_key"},
 		{"backup: {destinations: [{name: a, url: 's3://b', access_key_file: /dev/null}]}", "backup.continuous"},
 		{"backup: {max_lag: 10ms}", "backup.max_lag"},
+		{"sso: {providers: [{id: 'Bad Id', issuer: 'https://i', client_id: c}]}", "sso.providers[0].id"},
+		{"sso: {providers: [{id: a, issuer: 'https://i', client_id: c}, {id: a, issuer: 'https://i', client_id: c}]}", "sso.providers[1].id"},
+		{"sso: {providers: [{id: a, issuer: 'ldap://i', client_id: c}]}", "sso.providers[0].issuer"},
+		{"sso: {providers: [{id: a, issuer: 'https://i'}]}", "sso.providers[0].client_id"},
+		{"sso: {providers: [{id: a, issuer: 'https://i', client_id: c, client_secret: s, client_secret_file: /x}]}", "sso.providers[0].client_secret_file"},
+		{"sso: {providers: [{id: a, issuer: 'https://i', client_id: c, scopes: [email]}]}", "sso.providers[0].scopes"},
+		{"sso: {providers: [{id: a, issuer: 'https://i', client_id: c, localpart_claim: nickname}]}", "sso.providers[0].localpart_claim"},
+		{"sso: {providers: [{id: a, issuer: 'https://i', client_id: c, allow: {claim: groups}}]}", "sso.providers[0].allow"},
+		{"sso: {providers: [{id: a, issuer: 'https://i', client_id: c, clientsecret: s}]}", "clientsecret"},
+		{"sso: {client_redirects: ['not a url']}", "sso.client_redirects"},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))

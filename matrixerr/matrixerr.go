@@ -76,6 +76,7 @@ var (
 	Conflict         = newErr(KindConflict, spec.ErrorUnknown)
 	TooLarge         = newErr(KindTooLarge, "M_TOO_LARGE")
 	Internal         = newErr(KindInternal, spec.ErrorUnknown)
+	BadGateway       = newErr(KindBadGateway, spec.ErrorUnknown)
 )
 
 // LimitExceeded is M_LIMIT_EXCEEDED with the wait, in the body

@@ -17,6 +17,10 @@ import (
 // per IP address.
 var limitedRoutes = map[string]string{
 	"POST /_matrix/client/v3/login":                                         "login",
+	"GET /_matrix/client/v3/login/sso/redirect":                             "login",
+	"GET /_matrix/client/v3/login/sso/redirect/{idpId}":                     "login",
+	"GET /_matrix/client/v3/auth/m.login.sso/fallback/web":                  "login",
+	"GET /_synapse/client/oidc/callback":                                    "login",
 	"POST /_matrix/client/v3/register":                                      "register",
 	"POST /_synapse/admin/v1/register":                                      "shared_secret_register",
 	"GET /_synapse/admin/v1/register":                                       "registration_nonce",

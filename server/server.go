@@ -36,6 +36,7 @@ import (
 	"github.com/redoubt-systems/redoubt/ratelimit"
 	"github.com/redoubt-systems/redoubt/retention"
 	"github.com/redoubt-systems/redoubt/rooms"
+	"github.com/redoubt-systems/redoubt/sso"
 	"github.com/redoubt-systems/redoubt/storage"
 	"github.com/redoubt-systems/redoubt/syncapi"
 	"github.com/redoubt-systems/redoubt/threads"
@@ -166,7 +167,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	s.Delayed = &delayed.Service{Cfg: cfg, DB: storage.View[delayed.Store]{DB: db}, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
 	(&clientapi.API{Cfg: cfg, DB: storage.View[clientapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
-		Delayed: s.Delayed, Threads: &threads.Service{DB: storage.View[threads.Store]{DB: db}, Rooms: s.Rooms, Notifier: s.Notifier}}).Register(router, h)
+		Delayed: s.Delayed, Threads: &threads.Service{DB: storage.View[threads.Store]{DB: db}, Rooms: s.Rooms, Notifier: s.Notifier},
+		SSO: &sso.Service{DB: storage.View[sso.Store]{DB: db}, Cfg: cfg, Auth: s.Auth, Now: opts.Now, Client: &http.Client{Timeout: 15 * time.Second}},
+	}).Register(router, h)
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
 	(&pushapi.API{DB: storage.View[push.RuleStore]{DB: db}, Rules: rules, Notifier: s.Notifier}).Register(router, h)

@@ -9,7 +9,8 @@ const ErasedBy = "erased"
 // EraseUserData deletes what an erased account leaves besides its events
 // and media: keys, key backups, signatures, account data (push rules
 // included), thread subscriptions, delayed events, filters, receipts, presence,
-// notifications, forgotten rooms and to-device messages it sent. Devices (and what hangs off them) go
+// notifications, forgotten rooms, to-device messages it sent and its
+// identities at the identity providers. Devices (and what hangs off them) go
 // with DeactivateUser.
 func (q Q) EraseUserData(ctx context.Context, userID string) error {
 	q.forgets()
@@ -27,6 +28,7 @@ func (q Q) EraseUserData(ctx context.Context, userID string) error {
 		`DELETE FROM forgotten_rooms WHERE user_id = ?1`,
 		`DELETE FROM to_device WHERE sender = ?1`,
 		`DELETE FROM pushers WHERE user_id = ?1`,
+		`DELETE FROM external_ids WHERE user_id = ?1`,
 	} {
 		if _, err := q.exec(ctx, query, userID); err != nil {
 			return err

@@ -23,6 +23,8 @@ type ExportSet struct {
 var ExportSets = []ExportSet{
 	{Name: "users", Instance: `SELECT user_id, displayname, avatar_url, is_admin AS admin, deactivated, erased, created_ts FROM users ORDER BY user_id`,
 		User: `SELECT user_id, displayname, avatar_url, is_admin AS admin, deactivated, erased, created_ts FROM users WHERE user_id = ?1`},
+	{Name: "external_ids", Instance: `SELECT user_id, auth_provider, external_id, created_ts FROM external_ids ORDER BY user_id, auth_provider, external_id`,
+		User: `SELECT user_id, auth_provider, external_id, created_ts FROM external_ids WHERE user_id = ?1 ORDER BY auth_provider, external_id`},
 	{Name: "password_hashes", Secret: true, Instance: `SELECT user_id, password_hash FROM users WHERE password_hash IS NOT NULL ORDER BY user_id`,
 		User: `SELECT user_id, password_hash FROM users WHERE user_id = ?1 AND password_hash IS NOT NULL`},
 	{Name: "devices", Instance: `SELECT d.user_id, d.device_id, d.display_name, d.created_ts, d.last_seen_ts, d.last_seen_ip, d.last_seen_ua,

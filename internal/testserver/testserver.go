@@ -95,6 +95,9 @@ func (s *Server) start() {
 	s.cancelRequests = cancel
 	s.http.Start()
 	s.URL = s.http.URL
+	// Where the server is reached is its public base URL (what it tells
+	// identity providers to send browsers back to).
+	s.Cfg.PublicBaseURL = s.URL
 }
 
 type testWriter struct{ t testing.TB }

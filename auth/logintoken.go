@@ -1,0 +1,61 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redoubt-systems/redoubt/matrixerr"
+	"github.com/redoubt-systems/redoubt/storage"
+)
+
+// LoginTokenLifetime is how long a login token handed to a client after a
+// sign-in at a provider stays good: long enough for a redirect and one
+// request, short enough that one left in a browser's history is useless.
+const LoginTokenLifetime = 2 * time.Minute
+
+// ErrBadLoginToken is an unknown, used or expired m.login.token.
+var ErrBadLoginToken = matrixerr.Forbidden("invalid or expired login token")
+
+// IssueLoginToken makes a login token for a user that signed in at a
+// provider (whose session sid, if the provider named one, ends the
+// devices it logs in when the provider says so).
+func (s *Service) IssueLoginToken(ctx context.Context, userID, provider, sid string) (string, error) {
+	token := newToken("rdl_")
+	now := s.Now()
+	return token, s.DB.Write(ctx, func(q Store) error {
+		return q.AddLoginToken(ctx, storage.LoginToken{Hash: HashToken(token), UserID: userID, AuthProvider: provider, SID: sid,
+			ExpiresTS: now.Add(LoginTokenLifetime).UnixMilli()}, now.UnixMilli())
+	})
+}
+
+// LoginWithToken is m.login.token: the token is used up, and a device logs
+// in for its user.
+func (s *Service) LoginWithToken(ctx context.Context, token, deviceID, displayName string, refresh bool) (Session, error) {
+	if deviceID == "" {
+		deviceID = randomLetters(10)
+	}
+	var sess Session
+	err := s.DB.Write(ctx, func(q Store) error {
+		now := s.Now().UnixMilli()
+		t, err := q.TakeLoginToken(ctx, HashToken(token), now)
+		if errors.Is(err, storage.ErrNotFound) {
+			return ErrBadLoginToken
+		}
+		if err != nil {
+			return err
+		}
+		u, err := q.User(ctx, t.UserID)
+		if err != nil {
+			return err
+		}
+		if u.Deactivated {
+			return ErrDeactivated
+		}
+		if sess, err = s.login(ctx, q, t.UserID, deviceID, displayName, refresh); err != nil || t.SID == "" {
+			return err
+		}
+		return q.AddSSODevice(ctx, t.UserID, deviceID, t.AuthProvider, t.SID)
+	})
+	return sess, err
+}

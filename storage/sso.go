@@ -1,0 +1,171 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// ExternalID is an account's identity at one of the identity providers.
+type ExternalID struct {
+	AuthProvider string `json:"auth_provider"`
+	ExternalID   string `json:"external_id"`
+}
+
+// UserByExternalID returns the account an identity is linked to.
+func (q Q) UserByExternalID(ctx context.Context, provider, externalID string) (string, error) {
+	var userID string
+	err := q.queryRow(ctx, `SELECT user_id FROM external_ids WHERE auth_provider = ? AND external_id = ?`,
+		provider, externalID).Scan(&userID)
+	return userID, notFound(err)
+}
+
+// ExternalIDs returns an account's linked identities.
+func (q Q) ExternalIDs(ctx context.Context, userID string) ([]ExternalID, error) {
+	rows, err := q.query(ctx, `SELECT auth_provider, external_id FROM external_ids WHERE user_id = ?
+		ORDER BY auth_provider, external_id`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := []ExternalID{}
+	for rows.Next() {
+		var e ExternalID
+		if err := rows.Scan(&e.AuthProvider, &e.ExternalID); err != nil {
+			return nil, err
+		}
+		ids = append(ids, e)
+	}
+	return ids, rows.Err()
+}
+
+// AddExternalID links an identity to an account; ErrConflict if it is
+// linked already (to any account).
+func (q Q) AddExternalID(ctx context.Context, userID string, e ExternalID, ts int64) error {
+	_, err := q.exec(ctx, `INSERT INTO external_ids(auth_provider, external_id, user_id, created_ts) VALUES(?, ?, ?, ?)`,
+		e.AuthProvider, e.ExternalID, userID, ts)
+	return conflict(err)
+}
+
+// SetExternalIDs replaces an account's linked identities; ErrConflict if
+// one of them is another account's.
+func (q Q) SetExternalIDs(ctx context.Context, userID string, ids []ExternalID, ts int64) error {
+	if _, err := q.exec(ctx, `DELETE FROM external_ids WHERE user_id = ?`, userID); err != nil {
+		return err
+	}
+	for _, e := range ids {
+		if err := q.AddExternalID(ctx, userID, e, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SSOLogin is a sign-in under way at a provider.
+type SSOLogin struct {
+	StateHash    []byte
+	AuthProvider string
+	Nonce        string
+	Verifier     string // PKCE
+	// RedirectURL is the client's, for a login; empty for user-interactive
+	// auth, which names its session instead.
+	RedirectURL string
+	UIASession  string
+	CreatedTS   int64
+}
+
+// AddSSOLogin records a sign-in under way, forgetting those begun before
+// expiredBefore that never came back.
+func (q Q) AddSSOLogin(ctx context.Context, l SSOLogin, expiredBefore int64) error {
+	if _, err := q.exec(ctx, `DELETE FROM sso_logins WHERE created_ts < ?`, expiredBefore); err != nil {
+		return err
+	}
+	_, err := q.exec(ctx, `INSERT INTO sso_logins(state_hash, auth_provider, nonce, verifier, redirect_url, uia_session, created_ts)
+		VALUES(?, ?, ?, ?, ?, ?, ?)`, l.StateHash, l.AuthProvider, l.Nonce, l.Verifier, l.RedirectURL, l.UIASession, l.CreatedTS)
+	return conflict(err)
+}
+
+// TakeSSOLogin removes and returns the sign-in with a state's hash, if it
+// began at or after notBefore: a state is good for one callback.
+func (q Q) TakeSSOLogin(ctx context.Context, stateHash []byte, notBefore int64) (SSOLogin, error) {
+	l := SSOLogin{StateHash: stateHash}
+	err := q.queryRow(ctx, `DELETE FROM sso_logins WHERE state_hash = ?
+		RETURNING auth_provider, nonce, verifier, redirect_url, uia_session, created_ts`, stateHash).
+		Scan(&l.AuthProvider, &l.Nonce, &l.Verifier, &l.RedirectURL, &l.UIASession, &l.CreatedTS)
+	if err == nil && l.CreatedTS < notBefore {
+		err = sql.ErrNoRows
+	}
+	return l, notFound(err)
+}
+
+// LoginToken is an m.login.token not yet used.
+type LoginToken struct {
+	Hash   []byte
+	UserID string
+	// AuthProvider and SID are the provider's session the token came from
+	// ("" for none).
+	AuthProvider, SID string
+	ExpiresTS         int64
+}
+
+// AddLoginToken records a login token, forgetting expired ones.
+func (q Q) AddLoginToken(ctx context.Context, t LoginToken, now int64) error {
+	if _, err := q.exec(ctx, `DELETE FROM login_tokens WHERE expires_ts < ?`, now); err != nil {
+		return err
+	}
+	_, err := q.exec(ctx, `INSERT INTO login_tokens(token_hash, user_id, auth_provider, sid, expires_ts) VALUES(?, ?, ?, ?, ?)`,
+		t.Hash, t.UserID, t.AuthProvider, t.SID, t.ExpiresTS)
+	return err
+}
+
+// TakeLoginToken removes and returns an unexpired login token.
+func (q Q) TakeLoginToken(ctx context.Context, hash []byte, now int64) (LoginToken, error) {
+	t := LoginToken{Hash: hash}
+	err := q.queryRow(ctx, `DELETE FROM login_tokens WHERE token_hash = ? RETURNING user_id, auth_provider, sid, expires_ts`, hash).
+		Scan(&t.UserID, &t.AuthProvider, &t.SID, &t.ExpiresTS)
+	if err == nil && t.ExpiresTS < now {
+		err = sql.ErrNoRows
+	}
+	return t, notFound(err)
+}
+
+// AddSSODevice records the provider's session a device was logged in by.
+func (q Q) AddSSODevice(ctx context.Context, userID, deviceID, provider, sid string) error {
+	_, err := q.exec(ctx, `INSERT OR REPLACE INTO sso_devices(user_id, device_id, auth_provider, sid) VALUES(?, ?, ?, ?)`,
+		userID, deviceID, provider, sid)
+	return err
+}
+
+// SSODevices returns the devices of a user that a provider's session
+// logged in.
+func (q Q) SSODevices(ctx context.Context, userID, provider, sid string) ([]string, error) {
+	return q.strings(ctx, `SELECT device_id FROM sso_devices WHERE auth_provider = ? AND sid = ? AND user_id = ?`,
+		provider, sid, userID)
+}
+
+// UsersOfSSOSession returns the users a provider's session logged in (one,
+// unless the provider reuses session IDs across people).
+func (q Q) UsersOfSSOSession(ctx context.Context, provider, sid string) ([]string, error) {
+	return q.strings(ctx, `SELECT DISTINCT user_id FROM sso_devices WHERE auth_provider = ? AND sid = ?`, provider, sid)
+}
+
+// CompleteUIASSO records that a user-interactive auth session was completed
+// by a user's sign-in at a provider, until expires.
+func (q Q) CompleteUIASSO(ctx context.Context, session, userID string, now, expires int64) error {
+	if _, err := q.exec(ctx, `DELETE FROM uia_sso WHERE expires_ts < ?`, now); err != nil {
+		return err
+	}
+	_, err := q.exec(ctx, `INSERT OR REPLACE INTO uia_sso(session, user_id, expires_ts) VALUES(?, ?, ?)`, session, userID, expires)
+	return err
+}
+
+// UIASSOUser returns who completed a user-interactive auth session by
+// signing in at a provider, if it has not expired.
+func (q Q) UIASSOUser(ctx context.Context, session string, now int64) (string, error) {
+	var userID string
+	err := q.queryRow(ctx, `SELECT user_id FROM uia_sso WHERE session = ? AND expires_ts >= ?`, session, now).Scan(&userID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return userID, err
+}
