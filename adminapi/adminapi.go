@@ -44,6 +44,7 @@ type Store interface {
 	Event(ctx context.Context, eventID string) (storage.Event, error)
 	EventReportByID(ctx context.Context, id int64) (storage.EventReport, error)
 	EventReports(ctx context.Context, from, limit int) ([]storage.EventReport, int, error)
+	ExternalIDs(ctx context.Context, userID string) ([]storage.ExternalID, error)
 	InstanceCounts(ctx context.Context) (storage.Counts, error)
 	InstanceState(ctx context.Context, key string) (int64, error)
 	ListRooms(ctx context.Context, search, orderBy string, backwards bool, from, limit int) ([]storage.RoomListing, int, error)
@@ -72,12 +73,14 @@ type Store interface {
 	SentInviteCount(ctx context.Context, userID string, fromTS int64) (int, error)
 	SetAccountData(ctx context.Context, userID, roomID, typ string, content []byte) (int64, error)
 	SetAdmin(ctx context.Context, userID string, admin bool) error
+	SetExternalIDs(ctx context.Context, userID string, ids []storage.ExternalID, ts int64) error
 	SetNoticeRoom(ctx context.Context, userID, roomID string) error
 	SetRateLimitOverride(ctx context.Context, userID string, o storage.RateLimitOverride) error
 	SetSuspended(ctx context.Context, userID string, suspended bool) error
 	UnblockRoom(ctx context.Context, roomID string) error
 	UpdateRegistrationToken(ctx context.Context, t storage.RegistrationToken) error
 	User(ctx context.Context, userID string) (storage.User, error)
+	UserByExternalID(ctx context.Context, provider, externalID string) (string, error)
 	UserExists(ctx context.Context, userID string) (bool, error)
 	UserListingOf(ctx context.Context, userID string) (storage.UserListing, error)
 }
@@ -123,6 +126,7 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	admin(v2+"/users/{userId}", a.getUser, "GET")
 	admin(v2+"/users/{userId}", a.putUser, "PUT")
 	admin(v1+"/deactivate/{userId}", a.deactivate, "POST")
+	admin(v1+"/auth_providers/{provider}/users/{externalId}", a.userByExternalID, "GET")
 	admin(v1+"/reset_password/{userId}", a.resetPassword, "POST")
 	admin(v1+"/whois/{userId}", a.whois, "GET")
 	admin(v2+"/users/{userId}/devices", a.listDevices, "GET")

@@ -3,7 +3,6 @@ package adminapi_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,52 +10,13 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/redoubt-systems/redoubt/config"
+	"github.com/redoubt-systems/redoubt/internal/browsertest"
 	ts "github.com/redoubt-systems/redoubt/internal/testserver"
 )
 
-// browser starts headless Chromium (Debian's chromium; .ci/run installs
-// it). Without it the browser tests are skipped, not failed, so that the
-// rest of the suite runs on machines without a browser.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	path := os.Getenv("CHROMIUM")
-	if path == "" {
-		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-			if p, err := exec.LookPath(name); err == nil {
-				path = p
-				break
-			}
-		}
-	}
-	if path == "" {
-		if os.Getenv("REDOUBT_REQUIRE_BROWSER") != "" {
-			t.Fatal("no chromium found, and REDOUBT_REQUIRE_BROWSER is set")
-		}
-		t.Skip("no chromium found (set CHROMIUM): browser tests skipped")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.WindowSize(1280, 900))
-	// Chromium now and then dies while starting (its crash handler, on a
-	// busy machine): a start is tried three times before the test fails.
-	var lastErr error
-	for range 3 {
-		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-		// Newer Chromium sends DOM events this chromedp does not know; they
-		// are harmless, so they go to the test log rather than standard error.
-		ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-		if lastErr = chromedp.Run(ctx); lastErr == nil {
-			t.Cleanup(cancel)
-			t.Cleanup(cancel2)
-			ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
-			t.Cleanup(cancel3)
-			return ctx
-		}
-		cancel2()
-		cancel()
-	}
-	t.Fatalf("chromium would not start: %v", lastErr)
-	return nil
-}
+// browser starts headless Chromium, or skips the test without it.
+func browser(t *testing.T) context.Context { return browsertest.Start(t) }
 
 // artifacts is where screenshots go: $ARTIFACTS_DIR (CI keeps it) or a
 // temporary directory.
@@ -83,19 +43,25 @@ func screenshot(t *testing.T, dir, name string) chromedp.Action {
 	})
 }
 
-// An admin logs in to the panel, creates a user (who then logs in through
-// the client API), deactivates them with erase, and their login fails;
-// each page is screenshotted, also at a phone's size.
+// An admin logs in to the panel, sees who signs in with an identity
+// provider and logs one of them out everywhere, creates a user (who then
+// logs in through the client API), deactivates them with erase, and their
+// login fails; each page is screenshotted, also at a phone's size.
 func TestPanelInBrowser(t *testing.T) {
 	ctx := browser(t)
-	srv := ts.Start(t)
+	srv := ts.Start(t, func(c *config.Config) {
+		c.SSO.Providers = []config.Provider{{ID: "corp", Issuer: "https://login.example", ClientID: "redoubt"}}
+	})
 	root := srv.RegisterAdmin(t, "root")
 	owner := srv.Register(t, "owner")
 	doomed := owner.CreateRoom(t, map[string]any{"name": "Doomed"})
+	root.MustDo(t, "PUT", "/_synapse/admin/v2/users/@owner:test.local",
+		map[string]any{"external_ids": []map[string]string{{"auth_provider": "corp", "external_id": "sub-owner"}}}, 200)
+	ownerRow := `tr[data-user="@owner:test.local"]`
 	dir := artifacts(t)
 	newUser := "@newhire:test.local"
 	row := `tr[data-user="` + newUser + `"]`
-	var status, dialogText, eraseText string
+	var status, dialogText, eraseText, identities string
 	err := chromedp.Run(ctx,
 		chromedp.Navigate(srv.URL+"/admin"),
 		chromedp.WaitVisible("#login-user", chromedp.ByID),
@@ -104,7 +70,13 @@ func TestPanelInBrowser(t *testing.T) {
 		chromedp.SendKeys("#login-password", ts.Password("root"), chromedp.ByID),
 		chromedp.Click("#login-submit", chromedp.ByID),
 		chromedp.WaitVisible(`tr[data-user="@root:test.local"]`),
+		chromedp.WaitVisible(ownerRow+" td.identities .identity"),
+		chromedp.Text(ownerRow+" td.identities", &identities),
 		screenshot(t, dir, "02-users"),
+		chromedp.Click(ownerRow+" button.logout"),
+		chromedp.WaitVisible("#confirm", chromedp.ByID),
+		chromedp.Click("#confirm-ok", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("status").textContent.includes("logged out of 1 device")`, nil),
 		chromedp.SendKeys("#new-user-name", "newhire", chromedp.ByID),
 		chromedp.SendKeys("#new-user-password", "newhire-pass-123", chromedp.ByID),
 		chromedp.Click("#new-user-submit", chromedp.ByID),
@@ -117,6 +89,10 @@ func TestPanelInBrowser(t *testing.T) {
 	if !strings.Contains(status, "Created "+newUser) {
 		t.Fatalf("status after create: %q", status)
 	}
+	if !strings.Contains(identities, "corp: sub-owner") {
+		t.Fatalf("the owner's identities: %q", identities)
+	}
+	owner.MustFail(t, "GET", "/_matrix/client/v3/account/whoami", nil, 401, "M_UNKNOWN_TOKEN")
 	if code, _ := login(srv, t, "newhire", "newhire-pass-123"); code != 200 {
 		t.Fatalf("the new user cannot log in: %d", code)
 	}

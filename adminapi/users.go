@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gorilla/mux"
 
+	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/storage"
 )
@@ -23,14 +26,23 @@ func listedUser(u storage.UserListing) map[string]any {
 	}
 }
 
-// queriedUser is a user in Synapse's query format (creation_ts in s).
-func queriedUser(u storage.UserListing) map[string]any {
+// queriedUser is a user in Synapse's query format (creation_ts in s),
+// with their identities at the identity providers.
+func (a *API) queriedUser(ctx context.Context, userID string) (map[string]any, error) {
+	u, err := a.DB.R().UserListingOf(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := a.DB.R().ExternalIDs(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
 	m := listedUser(u)
 	m["creation_ts"] = u.CreatedTS / 1000
-	m["threepids"], m["external_ids"] = []any{}, []any{}
+	m["threepids"], m["external_ids"] = []any{}, ids
 	m["appservice_id"], m["consent_server_notice_sent"], m["consent_version"], m["consent_ts"] = nil, nil, nil, nil
 	m["suspended"] = u.Suspended
-	return m
+	return m, nil
 }
 
 // GET /_synapse/admin/v2/users and GET /_synapse/admin/v3/users: the same
@@ -88,11 +100,29 @@ func (a *API) getUser(r *http.Request, _ *httpapi.Device) httpapi.Response {
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	u, err := a.DB.R().UserListingOf(r.Context(), userID)
+	u, err := a.queriedUser(r.Context(), userID)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	return httpapi.OK(queriedUser(u))
+	return httpapi.OK(u)
+}
+
+// GET /_synapse/admin/v1/auth_providers/{provider}/users/{externalId}
+func (a *API) userByExternalID(r *http.Request, _ *httpapi.Device) httpapi.Response {
+	v := mux.Vars(r)
+	provider, err1 := url.PathUnescape(v["provider"])
+	externalID, err2 := url.PathUnescape(v["externalId"])
+	if err1 != nil || err2 != nil {
+		return httpapi.Fail(httpapi.InvalidParam("the path is not well encoded"))
+	}
+	userID, err := a.DB.R().UserByExternalID(r.Context(), provider, externalID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return httpapi.Fail(httpapi.NotFound("no user with that external ID"))
+	}
+	if err != nil {
+		return httpapi.Fail(err)
+	}
+	return httpapi.OK(map[string]string{"user_id": userID})
 }
 
 // userEdit is a PUT /_synapse/admin/v2/users/{userId} body.
@@ -103,6 +133,8 @@ type userEdit struct {
 	AvatarURL     *string `json:"avatar_url"`
 	Admin         *bool   `json:"admin"`
 	Deactivated   *bool   `json:"deactivated"`
+	// ExternalIDs replaces the user's identities at the providers.
+	ExternalIDs *[]storage.ExternalID `json:"external_ids"`
 }
 
 // PUT /_synapse/admin/v2/users/{userId}: create (201) or modify (200). All
@@ -125,11 +157,11 @@ func (a *API) putUser(r *http.Request, dev *httpapi.Device) httpapi.Response {
 	if err := a.applyEdit(ctx, dev, edit); err != nil {
 		return httpapi.Fail(err)
 	}
-	u, err := a.DB.R().UserListingOf(ctx, userID)
+	u, err := a.queriedUser(ctx, userID)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	res := httpapi.OK(queriedUser(u))
+	res := httpapi.OK(u)
 	if edit.created {
 		res.Code = http.StatusCreated
 	}
@@ -170,6 +202,24 @@ func (a *API) prepareEdit(ctx context.Context, userID string, req userEdit) (pre
 			return e, err
 		}
 	}
+	if req.ExternalIDs != nil {
+		if err := a.checkExternalIDs(ctx, e); err != nil {
+			return e, err
+		}
+		if !e.created {
+			had, err := a.DB.R().ExternalIDs(ctx, userID)
+			if err != nil {
+				return e, err
+			}
+			want := slices.Clone(*req.ExternalIDs)
+			slices.SortFunc(want, func(x, y storage.ExternalID) int {
+				return strings.Compare(x.AuthProvider+"\x00"+x.ExternalID, y.AuthProvider+"\x00"+y.ExternalID)
+			})
+			if slices.Equal(had, slices.Compact(want)) {
+				e.ExternalIDs = nil
+			}
+		}
+	}
 	// Tools send the whole record back: only what changed is changed.
 	if req.DisplayName != nil && !e.created && *req.DisplayName == e.existing.DisplayName {
 		e.DisplayName = nil
@@ -178,6 +228,27 @@ func (a *API) prepareEdit(ctx context.Context, userID string, req userEdit) (pre
 		e.AvatarURL = nil
 	}
 	return e, nil
+}
+
+// checkExternalIDs checks the identities an edit links: each of a
+// configured provider, named, and not another user's.
+func (a *API) checkExternalIDs(ctx context.Context, e preparedEdit) error {
+	for _, id := range *e.ExternalIDs {
+		if id.AuthProvider == "" || id.ExternalID == "" || len(id.ExternalID) > 255 {
+			return httpapi.InvalidParam("each external ID needs an auth_provider and an external_id (up to 255 bytes)")
+		}
+		if !slices.ContainsFunc(a.Cfg.SSO.Providers, func(p config.Provider) bool { return p.ID == id.AuthProvider }) {
+			return httpapi.InvalidParam("%q is not a configured identity provider", id.AuthProvider)
+		}
+		owner, err := a.DB.R().UserByExternalID(ctx, id.AuthProvider, id.ExternalID)
+		if err == nil && owner != e.userID {
+			return httpapi.Conflict("%s's ID %q is %s's", id.AuthProvider, id.ExternalID, owner)
+		}
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // applyEdit makes an edit's changes and writes its audit row, in one
@@ -195,6 +266,16 @@ func (a *API) applyEdit(ctx context.Context, dev *httpapi.Device, e preparedEdit
 		}
 		if err != nil {
 			return err
+		}
+		if e.ExternalIDs != nil {
+			err := a.DB.Write(ctx, func(q Store) error { return q.SetExternalIDs(ctx, e.userID, *e.ExternalIDs, a.Now().UnixMilli()) })
+			if errors.Is(err, storage.ErrConflict) {
+				return httpapi.Conflict("an external ID is another user's")
+			}
+			if err != nil {
+				return err
+			}
+			changes = append(changes, "external_ids")
 		}
 		if e.DisplayName != nil || e.AvatarURL != nil {
 			if err := a.Rooms.SetProfile(ctx, e.userID, e.DisplayName, e.AvatarURL); err != nil {

@@ -143,14 +143,18 @@ async function loadUsers() {
     cell(tr, u.name);
     cell(tr, u.displayname);
     cell(tr, u.admin ? "yes" : "");
+    const idents = cell(tr, "");
+    idents.className = "identities";
     cell(tr, u.deactivated ? (u.erased ? "deactivated, erased" : "deactivated") : "active");
     const actions = cell(tr, "");
     actions.className = "actions";
     if (!u.deactivated) {
       button(actions, "Reset password", () => resetPassword(u.name), "reset");
+      button(actions, "Log out everywhere", () => logoutEverywhere(u.name), "logout");
       button(actions, "Deactivate", () => deactivate(u.name), "danger deactivate");
     }
     rows.appendChild(tr);
+    showIdentities(u.name, idents);
   }
   $("user-page").textContent = res.total ? `${state.userFrom + 1}–${state.userFrom + res.users.length} of ${res.total}` : "no users";
   $("user-prev").disabled = state.userFrom === 0;
@@ -168,6 +172,57 @@ async function createUser(e) {
     $("new-user").reset();
     status(`Created ${userID}.`);
     await loadUsers();
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+// showIdentities lists the accounts at identity providers a user signs in
+// with (the list endpoint, as Synapse's, does not carry them), each with
+// a button to unlink it.
+async function showIdentities(userID, td) {
+  let u;
+  try {
+    u = await api("GET", "/_synapse/admin/v2/users/" + encodeURIComponent(userID));
+  } catch (err) {
+    return;
+  }
+  const ids = u.external_ids || [];
+  if (ids.length === 0) {
+    td.textContent = "password";
+    return;
+  }
+  for (const id of ids) {
+    const line = document.createElement("div");
+    line.className = "identity";
+    line.textContent = `${id.auth_provider}: ${id.external_id} `;
+    button(line, "Unlink", () => unlink(userID, ids, id), "unlink");
+    td.appendChild(line);
+  }
+}
+
+async function unlink(userID, ids, gone) {
+  const answer = await confirmDialog({ title: "Unlink identity", text: `Unlink ${gone.auth_provider}: ${gone.external_id} from ${userID}? They can no longer sign in with it; their sessions stay until logged out.` });
+  if (!answer) return;
+  try {
+    await api("PUT", "/_synapse/admin/v2/users/" + encodeURIComponent(userID), { external_ids: ids.filter((x) => x !== gone) });
+    status(`Unlinked ${gone.auth_provider} from ${userID}.`);
+    await loadUsers();
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+// logoutEverywhere ends every session of a user (a leaver, say): each
+// device is deleted, with its tokens.
+async function logoutEverywhere(userID) {
+  const answer = await confirmDialog({ title: "Log out everywhere", text: `Log ${userID} out of every device? Their account stays; they can sign in again unless you deactivate it or their identity provider refuses them.` });
+  if (!answer) return;
+  try {
+    const base = "/_synapse/admin/v2/users/" + encodeURIComponent(userID);
+    const res = await api("GET", base + "/devices");
+    await api("POST", base + "/delete_devices", { devices: res.devices.map((d) => d.device_id) });
+    status(`${userID} logged out of ${res.devices.length} device(s).`);
   } catch (err) {
     status(err.message, true);
   }
