@@ -264,18 +264,24 @@ func (s *Service) Login(ctx context.Context, userID, deviceID, displayName strin
 	var sess Session
 	err := s.DB.Write(ctx, func(q Store) error {
 		var err error
-		sess, err = s.login(ctx, q, userID, deviceID, displayName, refresh)
+		sess, err = s.LoginIn(ctx, q, userID, deviceID, displayName, refresh)
 		return err
 	})
 	return sess, err
 }
 
-// login makes (or reuses) the device and issues its tokens, in a write.
-func (s *Service) login(ctx context.Context, q Store, userID, deviceID, displayName string, refresh bool) (Session, error) {
+// LoginIn makes (or reuses) the device and issues its tokens, inside a
+// write the caller holds.
+func (s *Service) LoginIn(ctx context.Context, q Store, userID, deviceID, displayName string, refresh bool) (Session, error) {
 	d := storage.Device{UserID: userID, DeviceID: deviceID, DisplayName: displayName, CreatedTS: s.Now().UnixMilli()}
 	if err := q.UpsertDevice(ctx, d); err != nil {
 		return Session{}, err
 	}
+	return s.issue(ctx, q, userID, deviceID, refresh)
+}
+
+// IssueIn issues a device new tokens, inside a write the caller holds.
+func (s *Service) IssueIn(ctx context.Context, q Store, userID, deviceID string, refresh bool) (Session, error) {
 	return s.issue(ctx, q, userID, deviceID, refresh)
 }
 

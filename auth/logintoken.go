@@ -52,10 +52,25 @@ func (s *Service) LoginWithToken(ctx context.Context, token, deviceID, displayNa
 		if u.Deactivated {
 			return ErrDeactivated
 		}
-		if sess, err = s.login(ctx, q, t.UserID, deviceID, displayName, refresh); err != nil || t.SID == "" {
+		if sess, err = s.LoginIn(ctx, q, t.UserID, deviceID, displayName, refresh); err != nil || t.SID == "" {
 			return err
 		}
 		return q.AddSSODevice(ctx, t.UserID, deviceID, t.AuthProvider, t.SID)
 	})
 	return sess, err
+}
+
+// RedeemLoginToken uses up a login token without logging a device in:
+// for a browser signing in to the authorization server's own pages.
+func (s *Service) RedeemLoginToken(ctx context.Context, token string) (storage.LoginToken, error) {
+	var t storage.LoginToken
+	err := s.DB.Write(ctx, func(q Store) error {
+		var err error
+		t, err = q.TakeLoginToken(ctx, HashToken(token), s.Now().UnixMilli())
+		if errors.Is(err, storage.ErrNotFound) {
+			return ErrBadLoginToken
+		}
+		return err
+	})
+	return t, err
 }

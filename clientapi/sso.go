@@ -11,6 +11,7 @@ import (
 
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/matrixerr"
+	"github.com/redoubt-systems/redoubt/oauthserver"
 )
 
 // identityProviders is m.login.sso's list of providers.
@@ -120,7 +121,9 @@ func (a *API) ssoCallback(r *http.Request) httpapi.Response {
 	v := to.Query()
 	v.Set("loginToken", done.LoginToken)
 	to.RawQuery = v.Encode()
-	for _, trusted := range a.Cfg.SSO.ClientRedirects {
+	// The OAuth 2.0 API's sign-in page, which makes the token a browser
+	// session, and the URLs the configuration trusts get it at once.
+	for _, trusted := range append([]string{a.Cfg.PublicBaseURL + oauthserver.Prefix + "login?"}, a.Cfg.SSO.ClientRedirects...) {
 		if strings.HasPrefix(done.RedirectURL, trusted) {
 			return httpapi.Redirect(to.String())
 		}

@@ -306,7 +306,7 @@ func Default() *Config {
 		Database:   "./redoubt.db",
 		Password:   Password{MinLength: 8},
 		Auth:       Auth{AccessTokenLifetime: Duration(5 * time.Minute)},
-		SSO:        SSO{PasswordLogin: true, ClientRedirects: []string{}, Providers: []Provider{}},
+		SSO:        SSO{PasswordLogin: true, OAuthAPI: true, ClientRedirects: []string{}, Providers: []Provider{}},
 		Rooms:      Rooms{DefaultVersion: "11"},
 		RateLimits: RateLimits{Enabled: true, Rules: map[string]ratelimit.Rule{
 			"login": {PerSecond: 0.2, Burst: 10}, "register": {PerSecond: 0.05, Burst: 3}, "shared_secret_register": {PerSecond: 0.5, Burst: 20}, "registration_nonce": {PerSecond: 0.5, Burst: 20},

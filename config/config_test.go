@@ -85,8 +85,8 @@ func TestSSOProvider(t *testing.T) {
 	if !reflect.DeepEqual(p, want) {
 		t.Fatalf("provider %+v, want %+v", p, want)
 	}
-	if !cfg.SSO.PasswordLogin {
-		t.Fatal("password login is on by default")
+	if !cfg.SSO.PasswordLogin || !cfg.SSO.OAuthAPI {
+		t.Fatal("password login and the OAuth 2.0 API are on by default")
 	}
 }
 

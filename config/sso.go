@@ -15,6 +15,10 @@ type SSO struct {
 	// default; off, only the providers sign people in (shared-secret
 	// registration and admin-issued tokens still work).
 	PasswordLogin bool `yaml:"password_login"`
+	// OAuthAPI serves Matrix's OAuth 2.0 API (spec v1.15), with Redoubt
+	// as its own authorization server: what Element X's sign-in uses. On
+	// by default.
+	OAuthAPI bool `yaml:"oauth_api"`
 	// ClientRedirects are the prefixes of client URLs a login token is
 	// handed to without asking the user first (Element Web's own address,
 	// say). Any other URL gets the confirmation page the spec asks for.

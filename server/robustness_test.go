@@ -35,6 +35,12 @@ func TestNoInputCausesServerError(t *testing.T) {
 		if strings.HasPrefix(tmpl, "/admin") {
 			return nil // the panel's static files
 		}
+		if strings.HasPrefix(tmpl, "/_redoubt/oauth/") {
+			// The OAuth 2.0 authorization server answers as OAuth clients
+			// and browsers read it (RFC 6749's errors, pages), not with
+			// Matrix errors: oauthserver's TestGarbage walks it.
+			return nil
+		}
 		methods, _ := r.GetMethods()
 		for _, m := range methods {
 			routes = append(routes, route{tmpl, m})

@@ -30,6 +30,7 @@ import (
 	"github.com/redoubt-systems/redoubt/mediaapi"
 	"github.com/redoubt-systems/redoubt/metrics"
 	"github.com/redoubt-systems/redoubt/notifier"
+	"github.com/redoubt-systems/redoubt/oauthserver"
 	"github.com/redoubt-systems/redoubt/objectstore"
 	"github.com/redoubt-systems/redoubt/push"
 	"github.com/redoubt-systems/redoubt/pushapi"
@@ -166,10 +167,19 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		store.OnFile = s.Replicator.MediaStored
 	}
 	s.Delayed = &delayed.Service{Cfg: cfg, DB: storage.View[delayed.Store]{DB: db}, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
+	signIn := &sso.Service{DB: storage.View[sso.Store]{DB: db}, Cfg: cfg, Auth: s.Auth, Now: opts.Now, Client: &http.Client{Timeout: 15 * time.Second}}
 	(&clientapi.API{Cfg: cfg, DB: storage.View[clientapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
 		Delayed: s.Delayed, Threads: &threads.Service{DB: storage.View[threads.Store]{DB: db}, Rooms: s.Rooms, Notifier: s.Notifier},
-		SSO: &sso.Service{DB: storage.View[sso.Store]{DB: db}, Cfg: cfg, Auth: s.Auth, Now: opts.Now, Client: &http.Client{Timeout: 15 * time.Second}},
+		SSO: signIn,
 	}).Register(router, h)
+	if cfg.SSO.OAuthAPI {
+		oauth := &oauthserver.Server{Cfg: cfg, DB: storage.View[oauthserver.Store]{DB: db}, Auth: s.Auth, SSO: signIn, Now: opts.Now, Log: opts.Log}
+		if err := oauth.Start(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+		oauth.Register(router, h)
+	}
 	s.Sync.Register(router, h)
 	keys.Register(router, h)
 	(&pushapi.API{DB: storage.View[push.RuleStore]{DB: db}, Rules: rules, Notifier: s.Notifier}).Register(router, h)

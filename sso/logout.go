@@ -48,26 +48,21 @@ func (s *Service) BackchannelLogout(ctx context.Context, raw string) error {
 }
 
 func (s *Service) endSessions(ctx context.Context, provider, sub, sid string) error {
-	var users []string
-	if sub != "" {
-		userID, err := s.DB.R().UserByExternalID(ctx, provider, sub)
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
+	users, err := s.sessionUsers(ctx, provider, sub, sid)
+	if err != nil {
+		return err
+	}
+	for _, userID := range users {
+		// The browser signed in to the OAuth 2.0 API's pages too.
+		if err := s.DB.Write(ctx, func(q Store) error { return q.DeleteBrowserSessionsOf(ctx, userID, provider, sid) }); err != nil {
 			return err
 		}
 		if sid == "" {
-			return s.Auth.LogoutAll(ctx, userID)
+			if err := s.Auth.LogoutAll(ctx, userID); err != nil {
+				return err
+			}
+			continue
 		}
-		users = []string{userID}
-	} else {
-		var err error
-		if users, err = s.DB.R().UsersOfSSOSession(ctx, provider, sid); err != nil {
-			return err
-		}
-	}
-	for _, userID := range users {
 		devices, err := s.DB.R().SSODevices(ctx, userID, provider, sid)
 		if err != nil {
 			return err
@@ -79,6 +74,19 @@ func (s *Service) endSessions(ctx context.Context, provider, sub, sid string) er
 		}
 	}
 	return nil
+}
+
+// sessionUsers are the accounts a logout token is about: the one linked
+// to its subject, else those its session logged in.
+func (s *Service) sessionUsers(ctx context.Context, provider, sub, sid string) ([]string, error) {
+	if sub == "" {
+		return s.DB.R().UsersOfSSOSession(ctx, provider, sid)
+	}
+	userID, err := s.DB.R().UserByExternalID(ctx, provider, sub)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	return []string{userID}, err
 }
 
 // unverifiedIssuer reads a JWT's issuer, to know whose keys to verify it

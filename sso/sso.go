@@ -27,6 +27,7 @@ type Store interface {
 	AddExternalID(ctx context.Context, userID string, e storage.ExternalID, ts int64) error
 	AddSSOLogin(ctx context.Context, l storage.SSOLogin, expiredBefore int64) error
 	CreateUser(ctx context.Context, u storage.User) error
+	DeleteBrowserSessionsOf(ctx context.Context, userID, provider, sid string) error
 	SSODevices(ctx context.Context, userID, provider, sid string) ([]string, error)
 	TakeSSOLogin(ctx context.Context, stateHash []byte, notBefore int64) (storage.SSOLogin, error)
 	User(ctx context.Context, userID string) (storage.User, error)
