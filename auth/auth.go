@@ -60,7 +60,10 @@ type Service struct {
 	// OnDevicesDeleted, if set, is told after a user lost devices (their
 	// keys went with them), so others' syncs learn of it.
 	OnDevicesDeleted func(userID string)
-	nonces           nonces
+	// Recheck, if set, may refuse a refresh: the user's identity
+	// provider no longer vouches for them (sso.Service.Recheck).
+	Recheck func(ctx context.Context, userID string) error
+	nonces  nonces
 }
 
 func (s *Service) devicesDeleted(ctx context.Context, userID string, err error) error {
@@ -302,6 +305,14 @@ func (s *Service) issue(ctx context.Context, q Store, userID, deviceID string, r
 // Refresh exchanges a refresh token for a new access and refresh token; the
 // old pair stops working at once.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, error) {
+	if s.Recheck != nil {
+		t, err := s.DB.R().TokenByRefresh(ctx, HashToken(refreshToken))
+		if err == nil {
+			if err := s.Recheck(ctx, t.UserID); err != nil {
+				return Session{}, err
+			}
+		}
+	}
 	var sess Session
 	err := s.DB.Write(ctx, func(q Store) error {
 		old, err := q.TokenByRefresh(ctx, HashToken(refreshToken))

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // SSO is signing in with the organisation's identity providers.
@@ -58,6 +59,14 @@ type Provider struct {
 	// Allow, if set, admits only people whose claim has the value (equal
 	// to it, or, for a list claim such as groups, among it).
 	Allow *ClaimRule `yaml:"allow"`
+	// CheckAtRefresh, if set, asks the provider again, at most this often,
+	// whether a signed-in person is still there: when their session's
+	// tokens are refreshed, Redoubt refreshes the provider's refresh token
+	// of their latest sign-in; a refusal (a disabled account, a revoked
+	// session) or an allow rule no longer met ends all their sessions.
+	// Ask for offline_access in scopes where the provider's refresh tokens
+	// otherwise end with its browser session.
+	CheckAtRefresh Duration `yaml:"check_at_refresh"`
 }
 
 // ClaimRule is a claim that must carry a value.
@@ -115,6 +124,9 @@ func (s *SSO) validate(bad func(key, format string, args ...any)) {
 		case "preferred_username", "email", "sub":
 		default:
 			bad(key+".localpart_claim", "%q is not one of preferred_username, email, sub", p.LocalpartClaim)
+		}
+		if p.CheckAtRefresh != 0 && p.CheckAtRefresh < Duration(time.Minute) {
+			bad(key+".check_at_refresh", "must be 0 (off) or at least 1m")
 		}
 		if p.Allow != nil && (p.Allow.Claim == "" || p.Allow.Value == "") {
 			bad(key+".allow", "needs both claim and value")

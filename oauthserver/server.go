@@ -157,6 +157,9 @@ func (s *Server) login(ctx context.Context, r *authRequest) (auth.Session, error
 // refresh swaps a refresh token and its access token for new ones,
 // remembering the old refresh token to catch it used again.
 func (s *Server) refresh(ctx context.Context, r *refreshRequest, current string) (auth.Session, error) {
+	if err := s.SSO.Recheck(ctx, r.UserID); err != nil {
+		return auth.Session{}, errors.Join(err, oidc.ErrInvalidGrant().WithDescription("the identity provider no longer accepts this account"))
+	}
 	hash := auth.HashToken(current)
 	var sess auth.Session
 	err := s.DB.Write(ctx, func(q Store) error {

@@ -167,7 +167,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		store.OnFile = s.Replicator.MediaStored
 	}
 	s.Delayed = &delayed.Service{Cfg: cfg, DB: storage.View[delayed.Store]{DB: db}, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
-	signIn := &sso.Service{DB: storage.View[sso.Store]{DB: db}, Cfg: cfg, Auth: s.Auth, Now: opts.Now, Client: &http.Client{Timeout: 15 * time.Second}}
+	signIn := &sso.Service{DB: storage.View[sso.Store]{DB: db}, Cfg: cfg, Auth: s.Auth, Now: opts.Now, Log: opts.Log,
+		Client: &http.Client{Timeout: 15 * time.Second}}
+	s.Auth.Recheck = signIn.Recheck
 	(&clientapi.API{Cfg: cfg, DB: storage.View[clientapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
 		Delayed: s.Delayed, Threads: &threads.Service{DB: storage.View[threads.Store]{DB: db}, Rooms: s.Rooms, Notifier: s.Notifier},
 		SSO: signIn,

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -27,6 +28,9 @@ type Store interface {
 	AddExternalID(ctx context.Context, userID string, e storage.ExternalID, ts int64) error
 	AddSSOLogin(ctx context.Context, l storage.SSOLogin, expiredBefore int64) error
 	CreateUser(ctx context.Context, u storage.User) error
+	DeleteSSORefresh(ctx context.Context, provider, externalID string) error
+	SetSSORefresh(ctx context.Context, r storage.SSORefresh) error
+	SSORefreshOf(ctx context.Context, userID, provider string) ([]storage.SSORefresh, error)
 	DeleteBrowserSessionsOf(ctx context.Context, userID, provider, sid string) error
 	SSODevices(ctx context.Context, userID, provider, sid string) ([]string, error)
 	TakeSSOLogin(ctx context.Context, stateHash []byte, notBefore int64) (storage.SSOLogin, error)
@@ -57,6 +61,7 @@ type Service struct {
 	Now  func() time.Time
 	// Client reaches the providers (discovery, keys, tokens, userinfo).
 	Client *http.Client
+	Log    *slog.Logger
 
 	once      sync.Once
 	providers map[string]*provider
@@ -192,13 +197,20 @@ func (s *Service) Callback(ctx context.Context, state, code, providerError, prov
 	if code == "" {
 		return Done{}, matrixerr.MissingParam("code is required")
 	}
-	claims, err := s.identify(ctx, p, l, code)
+	claims, tok, err := s.identify(ctx, p, l, code)
 	if err != nil {
 		return Done{}, err
 	}
 	userID, err := s.account(ctx, p, claims)
 	if err != nil {
 		return Done{}, err
+	}
+	if p.cfg.CheckAtRefresh > 0 && tok.RefreshToken != "" {
+		r := storage.SSORefresh{ExternalID: storage.ExternalID{AuthProvider: p.cfg.ID, ExternalID: claims.string("sub")},
+			UserID: userID, RefreshToken: tok.RefreshToken, CheckedTS: s.Now().UnixMilli()}
+		if err := s.DB.Write(ctx, func(q Store) error { return q.SetSSORefresh(ctx, r) }); err != nil {
+			return Done{}, err
+		}
 	}
 	done := Done{UserID: userID, RedirectURL: l.RedirectURL, UIASession: l.UIASession}
 	if l.UIASession != "" {
@@ -211,41 +223,58 @@ func (s *Service) Callback(ctx context.Context, state, code, providerError, prov
 // identify exchanges the code for tokens and returns the verified claims:
 // the ID token's (its signature, issuer, audience, expiry and nonce
 // checked), with the userinfo endpoint's added where the provider has one.
-func (s *Service) identify(ctx context.Context, p *provider, l storage.SSOLogin, code string) (claims, error) {
-	op, verifier, err := s.discover(p)
+func (s *Service) identify(ctx context.Context, p *provider, l storage.SSOLogin, code string) (claims, *oauth2.Token, error) {
+	op, _, err := s.discover(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ctx = s.clientContext(ctx)
 	tok, err := s.oauth(p, op).Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
-			return nil, matrixerr.Forbidden("%s refused the code: %s", p.cfg.Name, re.ErrorCode)
+			return nil, nil, matrixerr.Forbidden("%s refused the code: %s", p.cfg.Name, re.ErrorCode)
 		}
-		return nil, matrixerr.BadGateway("identity provider %q: %v", p.cfg.ID, err)
+		return nil, nil, matrixerr.BadGateway("identity provider %q: %v", p.cfg.ID, err)
 	}
-	raw, _ := tok.Extra("id_token").(string)
-	if raw == "" {
-		return nil, matrixerr.BadGateway("%s sent no ID token", p.cfg.Name)
+	if raw, _ := tok.Extra("id_token").(string); raw == "" {
+		return nil, nil, matrixerr.BadGateway("%s sent no ID token", p.cfg.Name)
 	}
-	idt, err := verifier.Verify(ctx, raw)
+	c, err := s.claimsOf(ctx, p, tok, l.Nonce, "")
+	return c, tok, err
+}
+
+// claimsOf returns the claims of a token response: its ID token's, if it
+// has one, verified (and, for a sign-in, that it carries the sign-in's
+// nonce), with the userinfo endpoint's added where the provider has one,
+// which must be about the same subject (sub, if the caller knows it).
+func (s *Service) claimsOf(ctx context.Context, p *provider, tok *oauth2.Token, nonce, sub string) (claims, error) {
+	op, verifier, err := s.discover(p)
 	if err != nil {
-		return nil, matrixerr.Forbidden("%s's ID token is not valid: %v", p.cfg.Name, err)
-	}
-	if idt.Nonce != l.Nonce {
-		return nil, matrixerr.Forbidden("%s's ID token is not for this sign-in (nonce)", p.cfg.Name)
+		return nil, err
 	}
 	c := claims{}
-	if err := idt.Claims(&c); err != nil {
-		return nil, matrixerr.BadGateway("%s's ID token: %v", p.cfg.Name, err)
+	if raw, _ := tok.Extra("id_token").(string); raw != "" {
+		idt, err := verifier.Verify(ctx, raw)
+		if err != nil {
+			return nil, matrixerr.Forbidden("%s's ID token is not valid: %v", p.cfg.Name, err)
+		}
+		if nonce != "" && idt.Nonce != nonce {
+			return nil, matrixerr.Forbidden("%s's ID token is not for this sign-in (nonce)", p.cfg.Name)
+		}
+		if err := idt.Claims(&c); err != nil {
+			return nil, matrixerr.BadGateway("%s's ID token: %v", p.cfg.Name, err)
+		}
+		if sub == "" {
+			sub = idt.Subject
+		}
 	}
 	if op.UserInfoEndpoint() != "" {
 		info, err := op.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 		if err != nil {
 			return nil, matrixerr.BadGateway("%s's userinfo: %v", p.cfg.Name, err)
 		}
-		if info.Subject != idt.Subject {
+		if sub != "" && info.Subject != sub {
 			return nil, matrixerr.Forbidden("%s's userinfo is about someone else", p.cfg.Name)
 		}
 		more := claims{}
@@ -257,6 +286,9 @@ func (s *Service) identify(ctx context.Context, p *provider, l storage.SSOLogin,
 				c[k] = v
 			}
 		}
+	}
+	if sub != "" && c.string("sub") != sub {
+		return nil, matrixerr.Forbidden("%s's answer is about someone else", p.cfg.Name)
 	}
 	return c, nil
 }

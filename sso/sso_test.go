@@ -358,3 +358,51 @@ func TestUIAWithSSO(t *testing.T) {
 	}
 	srv.Anon().MustFail(t, "GET", "/_matrix/client/v3/auth/m.login.sso/fallback/web", nil, 400, "M_MISSING_PARAM")
 }
+
+// With check_at_refresh, a session's refresh asks the provider again once
+// the last answer is old enough: a disabled account, or one that left the
+// allowed group, ends all the person's sessions.
+func TestCheckAtRefresh(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		leave func(idp *oidctest.Provider)
+	}{
+		{"disabled at the provider", func(idp *oidctest.Provider) { idp.DisableUser(alice.ID) }},
+		{"left the allowed group", func(idp *oidctest.Provider) {
+			moved := alice
+			moved.Claims = map[string]any{"groups": []string{"staff"}, "sid": "session-alice"}
+			idp.AddUser(moved)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			idp, srv := start(t, func(p *config.Provider) {
+				p.CheckAtRefresh = config.Duration(time.Minute)
+				p.Scopes = []string{"openid", "profile", "email", "offline_access"}
+				p.Allow = &config.ClaimRule{Claim: "groups", Value: "matrix"}
+			})
+			res := srv.Anon().MustDo(t, "POST", "/_matrix/client/v3/login", map[string]any{"type": "m.login.token",
+				"token": signIn(t, idp, srv, alice), "refresh_token": true}, 200)
+			other := loginWithToken(t, srv, signIn(t, idp, srv, alice))
+			refresh := func(token string) (int, gjson.Result) {
+				return srv.Anon().Do(t, "POST", "/_matrix/client/v3/refresh", map[string]any{"refresh_token": token})
+			}
+			// Within the minute, nothing is asked; after it, the provider
+			// vouches again.
+			code, r := refresh(res.Get("refresh_token").Str)
+			if code != 200 {
+				t.Fatalf("refresh: %d %s", code, r.Raw)
+			}
+			srv.Clock.Advance(2 * time.Minute)
+			if code, r = refresh(r.Get("refresh_token").Str); code != 200 {
+				t.Fatalf("refresh after the provider was asked: %d %s", code, r.Raw)
+			}
+			tc.leave(idp)
+			srv.Clock.Advance(2 * time.Minute)
+			code, gone := refresh(r.Get("refresh_token").Str)
+			if code != 401 || gone.Get("errcode").Str != "M_UNKNOWN_TOKEN" {
+				t.Fatalf("refresh after leaving: %d %s", code, gone.Raw)
+			}
+			other.MustFail(t, "GET", "/_matrix/client/v3/account/whoami", nil, 401, "M_UNKNOWN_TOKEN")
+		})
+	}
+}

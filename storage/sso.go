@@ -169,3 +169,44 @@ func (q Q) UIASSOUser(ctx context.Context, session string, now int64) (string, e
 	}
 	return userID, err
 }
+
+// SSORefresh is the refresh token of an identity's latest sign-in at a
+// provider that is asked again at refresh.
+type SSORefresh struct {
+	ExternalID
+	UserID       string
+	RefreshToken string
+	CheckedTS    int64
+}
+
+// SetSSORefresh keeps an identity's refresh token at its provider.
+func (q Q) SetSSORefresh(ctx context.Context, r SSORefresh) error {
+	_, err := q.exec(ctx, `INSERT OR REPLACE INTO sso_refresh(auth_provider, external_id, user_id, refresh_token, checked_ts)
+		VALUES(?, ?, ?, ?, ?)`, r.AuthProvider, r.ExternalID.ExternalID, r.UserID, r.RefreshToken, r.CheckedTS)
+	return err
+}
+
+// SSORefreshOf returns an account's refresh tokens at a provider.
+func (q Q) SSORefreshOf(ctx context.Context, userID, provider string) ([]SSORefresh, error) {
+	rows, err := q.query(ctx, `SELECT external_id, refresh_token, checked_ts FROM sso_refresh WHERE user_id = ? AND auth_provider = ?`,
+		userID, provider)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []SSORefresh
+	for rows.Next() {
+		r := SSORefresh{UserID: userID, ExternalID: ExternalID{AuthProvider: provider}}
+		if err := rows.Scan(&r.ExternalID.ExternalID, &r.RefreshToken, &r.CheckedTS); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// DeleteSSORefresh forgets an identity's refresh token.
+func (q Q) DeleteSSORefresh(ctx context.Context, provider, externalID string) error {
+	_, err := q.exec(ctx, `DELETE FROM sso_refresh WHERE auth_provider = ? AND external_id = ?`, provider, externalID)
+	return err
+}

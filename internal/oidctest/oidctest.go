@@ -88,6 +88,15 @@ func (p *Provider) AddUser(u User) {
 // RemoveUser deletes a user: they can no longer sign in.
 func (p *Provider) RemoveUser(id string) { p.users.remove(id) }
 
+// DisableUser removes a user and revokes their tokens, as a provider does
+// for someone who left: their refresh tokens stop working.
+func (p *Provider) DisableUser(id string) {
+	p.RemoveUser(id)
+	for client := range p.globs {
+		_ = p.Storage.TerminateSession(context.Background(), id, client)
+	}
+}
+
 // claimsStorage adds each user's extra claims to their ID tokens, and
 // redirect URI globs to clients.
 type claimsStorage struct {

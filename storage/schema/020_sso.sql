@@ -50,3 +50,16 @@ CREATE TABLE uia_sso (
     user_id    TEXT NOT NULL,
     expires_ts INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- For providers whose sessions are checked at refresh: the refresh token
+-- of an identity's latest sign-in, and when the provider last vouched for
+-- it. A refusal ends the account's sessions.
+CREATE TABLE sso_refresh (
+    auth_provider TEXT NOT NULL,
+    external_id   TEXT NOT NULL,
+    user_id       TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    refresh_token TEXT NOT NULL,
+    checked_ts    INTEGER NOT NULL,
+    PRIMARY KEY (auth_provider, external_id)
+) WITHOUT ROWID;
+CREATE INDEX sso_refresh_user ON sso_refresh(user_id);
