@@ -27,13 +27,14 @@ type Store interface {
 	AddAccessToken(ctx context.Context, t storage.AccessToken) error
 	AddLoginToken(ctx context.Context, t storage.LoginToken, now int64) error
 	AddSSODevice(ctx context.Context, userID, deviceID, provider, sid string) error
-	CompleteUIASSO(ctx context.Context, session, userID string, now, expires int64) error
+	CompleteUIASSO(ctx context.Context, session, userID string, now int64) error
 	ExternalIDs(ctx context.Context, userID string) ([]storage.ExternalID, error)
 	CreateUser(ctx context.Context, u storage.User) error
 	DeactivateUser(ctx context.Context, userID string) error
 	DeleteAccessToken(ctx context.Context, hash []byte) error
 	DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error
 	DeleteDevicesExcept(ctx context.Context, userID, keep string) error
+	OAuthGrantOf(ctx context.Context, userID, deviceID string) (storage.OAuthGrant, error)
 	ReturnRegistrationToken(ctx context.Context, token string) error
 	SessionByToken(ctx context.Context, hash []byte) (storage.Session, error)
 	SetPasswordHash(ctx context.Context, userID, hash string) error
@@ -42,7 +43,9 @@ type Store interface {
 	TokenByRefresh(ctx context.Context, refreshHash []byte) (storage.AccessToken, error)
 	TouchDevice(ctx context.Context, userID, deviceID string, ts int64, ip, ua string) error
 	UpsertDevice(ctx context.Context, d storage.Device) error
-	UIASSOUser(ctx context.Context, session string, now int64) (string, error)
+	StartUIASSO(ctx context.Context, u storage.UIASSO, now, expires int64) (bool, error)
+	UIASSOSession(ctx context.Context, session string, now int64) (storage.UIASSO, error)
+	UseUIASSO(ctx context.Context, session, userID string, now int64) (bool, error)
 	UseRegistrationToken(ctx context.Context, token string, now int64) (bool, error)
 	User(ctx context.Context, userID string) (storage.User, error)
 	UserExists(ctx context.Context, userID string) (bool, error)
@@ -320,6 +323,13 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 			return matrixerr.UnknownToken("unknown refresh token", false)
 		}
 		if err != nil {
+			return err
+		}
+		// A session of the OAuth 2.0 API refreshes at its token endpoint,
+		// which knows its client and catches a token used twice.
+		if _, err := q.OAuthGrantOf(ctx, old.UserID, old.DeviceID); err == nil {
+			return matrixerr.UnknownToken("this session refreshes at the OAuth 2.0 token endpoint", false)
+		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
 		if err := q.DeleteAccessToken(ctx, old.Hash); err != nil {

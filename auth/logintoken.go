@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"time"
 
@@ -19,12 +20,13 @@ var ErrBadLoginToken = matrixerr.Forbidden("invalid or expired login token")
 
 // IssueLoginToken makes a login token for a user that signed in at a
 // provider (whose session sid, if the provider named one, ends the
-// devices it logs in when the provider says so).
-func (s *Service) IssueLoginToken(ctx context.Context, userID, provider, sid string) (string, error) {
+// devices it logs in when the provider says so), in the browser whose
+// sign-in cookie has the hash browserHash.
+func (s *Service) IssueLoginToken(ctx context.Context, userID, provider, sid string, browserHash []byte) (string, error) {
 	token := newToken("rdl_")
 	now := s.Now()
 	return token, s.DB.Write(ctx, func(q Store) error {
-		return q.AddLoginToken(ctx, storage.LoginToken{Hash: HashToken(token), UserID: userID, AuthProvider: provider, SID: sid,
+		return q.AddLoginToken(ctx, storage.LoginToken{Hash: HashToken(token), UserID: userID, AuthProvider: provider, SID: sid, BrowserHash: browserHash,
 			ExpiresTS: now.Add(LoginTokenLifetime).UnixMilli()}, now.UnixMilli())
 	})
 }
@@ -61,13 +63,15 @@ func (s *Service) LoginWithToken(ctx context.Context, token, deviceID, displayNa
 }
 
 // RedeemLoginToken uses up a login token without logging a device in:
-// for a browser signing in to the authorization server's own pages.
-func (s *Service) RedeemLoginToken(ctx context.Context, token string) (storage.LoginToken, error) {
+// for a browser signing in to the authorization server's own pages, which
+// must be the browser the sign-in began in (binding, its cookie), so that
+// nobody can sign someone else's browser in to their own account.
+func (s *Service) RedeemLoginToken(ctx context.Context, token, binding string) (storage.LoginToken, error) {
 	var t storage.LoginToken
 	err := s.DB.Write(ctx, func(q Store) error {
 		var err error
 		t, err = q.TakeLoginToken(ctx, HashToken(token), s.Now().UnixMilli())
-		if errors.Is(err, storage.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && subtle.ConstantTimeCompare(t.BrowserHash, HashToken(binding)) != 1) {
 			return ErrBadLoginToken
 		}
 		return err

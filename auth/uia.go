@@ -91,59 +91,95 @@ func (s *Service) stagesFor(ctx context.Context, userID string) ([]string, error
 
 // RequireUser completes user-interactive auth for userID, with their
 // password or a sign-in at a provider, or returns the 401 that asks for
-// one of them.
-func (s *Service) RequireUser(ctx context.Context, userID string, a *AuthDict) error {
+// one of them. description says what the request does ("remove a
+// session"), for the page a sign-in at a provider begins on.
+func (s *Service) RequireUser(ctx context.Context, userID, description string, a *AuthDict) error {
 	stages, err := s.stagesFor(ctx, userID)
 	if err != nil {
 		return err
 	}
+	ask := func(failure *matrixerr.Error) error {
+		return s.challengeFor(ctx, userID, description, stages, a, failure)
+	}
 	if a == nil || (a.Type == "" && a.Session == "") {
-		return challenge(stages, a, nil)
+		return ask(nil)
 	}
 	switch {
 	case (a.Type == "" || a.Type == stageSSO) && slices.Contains(stages, stageSSO):
-		return s.checkSSO(ctx, userID, stages, a)
+		// A session the user completed at a provider, used once.
+		var used bool
+		err := s.DB.Write(ctx, func(q Store) error {
+			var err error
+			used, err = q.UseUIASSO(ctx, a.Session, userID, s.Now().UnixMilli())
+			return err
+		})
+		if err != nil || used {
+			return err
+		}
+		return ask(nil)
 	case a.Type == stagePassword && slices.Contains(stages, stagePassword):
-		return s.checkPassword(ctx, userID, stages, a)
+		return s.checkPassword(ctx, userID, a, ask)
 	case a.Type == "":
-		return challenge(stages, a, nil)
+		return ask(nil)
 	}
-	return challenge(stages, a, matrixerr.Forbidden("unsupported auth type %q", a.Type))
+	return ask(matrixerr.Forbidden("unsupported auth type %q", a.Type))
 }
 
-// checkSSO accepts a session that the user completed at a provider
-// through the fallback page.
-func (s *Service) checkSSO(ctx context.Context, userID string, stages []string, a *AuthDict) error {
-	by, err := s.DB.R().UIASSOUser(ctx, a.Session, s.Now().UnixMilli())
-	if errors.Is(err, storage.ErrNotFound) {
-		return challenge(stages, a, nil)
+// challengeFor is the 401 that asks for one of the stages. Where a
+// provider's sign-in is one, its session is recorded with its user and
+// what it is for: the fallback page says so, and only that user's sign-in
+// completes it. A session of another user's gets a new ID.
+func (s *Service) challengeFor(ctx context.Context, userID, description string, stages []string, a *AuthDict, failure *matrixerr.Error) error {
+	e := challenge(stages, a, failure)
+	if !slices.Contains(stages, stageSSO) {
+		return e
 	}
+	now := s.Now()
+	err := s.DB.Write(ctx, func(q Store) error {
+		for range 2 {
+			u := storage.UIASSO{Session: e.Extra["session"].(string), UserID: userID, Description: description}
+			ok, err := q.StartUIASSO(ctx, u, now.UnixMilli(), now.Add(uiaSSOLifetime).UnixMilli())
+			if err != nil || ok {
+				return err
+			}
+			e.Extra["session"] = RandomString(16)
+		}
+		return errors.New("auth: no free session ID")
+	})
 	if err != nil {
 		return err
 	}
-	if by != userID {
-		return matrixerr.Forbidden("the authenticated user is not the one making the request")
+	return e
+}
+
+// SSOSession returns a user-interactive auth session a provider's sign-in
+// may complete: whose, and what for.
+func (s *Service) SSOSession(ctx context.Context, session string) (storage.UIASSO, error) {
+	u, err := s.DB.R().UIASSOSession(ctx, session, s.Now().UnixMilli())
+	if errors.Is(err, storage.ErrNotFound) {
+		return u, matrixerr.NotFound("this confirmation is unknown or expired: start again from your app")
 	}
-	return nil
+	return u, err
 }
 
 // CompleteSSO records that userID completed a user-interactive auth
-// session by signing in at a provider.
+// session by signing in at a provider; only the session's own user can.
 func (s *Service) CompleteSSO(ctx context.Context, session, userID string) error {
-	now := s.Now()
-	return s.DB.Write(ctx, func(q Store) error {
-		return q.CompleteUIASSO(ctx, session, userID, now.UnixMilli(), now.Add(uiaSSOLifetime).UnixMilli())
-	})
+	err := s.DB.Write(ctx, func(q Store) error { return q.CompleteUIASSO(ctx, session, userID, s.Now().UnixMilli()) })
+	if errors.Is(err, storage.ErrNotFound) {
+		return matrixerr.Forbidden("you signed in as someone other than the account this confirmation is for")
+	}
+	return err
 }
 
-func (s *Service) checkPassword(ctx context.Context, userID string, stages []string, a *AuthDict) error {
+func (s *Service) checkPassword(ctx context.Context, userID string, a *AuthDict, ask func(*matrixerr.Error) error) error {
 	user := a.Identifier.User
 	if user == "" {
 		user = a.User
 	}
 	id, err := s.ResolveUser(user)
 	if err != nil {
-		return challenge(stages, a, matrixerr.Forbidden("invalid username or password"))
+		return ask(matrixerr.Forbidden("invalid username or password"))
 	}
 	// Authenticating as someone else does not authorise acting on this
 	// account: a refusal, not another chance (Synapse answers the same).
@@ -153,7 +189,7 @@ func (s *Service) checkPassword(ctx context.Context, userID string, stages []str
 	if err := s.VerifyPassword(ctx, userID, a.Password); err != nil {
 		var he *matrixerr.Error
 		if errors.As(err, &he) {
-			return challenge(stages, a, he)
+			return ask(he)
 		}
 		return err
 	}

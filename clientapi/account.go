@@ -339,7 +339,7 @@ func (a *API) changePassword(r *http.Request, dev *httpapi.Device) httpapi.Respo
 	if err := httpapi.Decode(r, &req); err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := a.Auth.RequireUser(r.Context(), dev.UserID, req.Auth); err != nil {
+	if err := a.Auth.RequireUser(r.Context(), dev.UserID, "change your password", req.Auth); err != nil {
 		return httpapi.Fail(err)
 	}
 	if req.NewPassword == "" {
@@ -361,7 +361,7 @@ func (a *API) deactivate(r *http.Request, dev *httpapi.Device) httpapi.Response 
 	if err := httpapi.Decode(r, &req); err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := a.Auth.RequireUser(r.Context(), dev.UserID, req.Auth); err != nil {
+	if err := a.Auth.RequireUser(r.Context(), dev.UserID, "deactivate your account", req.Auth); err != nil {
 		return httpapi.Fail(err)
 	}
 	if err := a.Rooms.LeaveAll(r.Context(), dev.UserID); err != nil {

@@ -93,7 +93,7 @@ func (a *API) deleteDevice(r *http.Request, dev *httpapi.Device) httpapi.Respons
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	if err := a.Auth.RequireUser(r.Context(), dev.UserID, req.Auth); err != nil {
+	if err := a.Auth.RequireUser(r.Context(), dev.UserID, "sign out a session", req.Auth); err != nil {
 		return httpapi.Fail(err)
 	}
 	if err := a.Auth.DeleteDevices(r.Context(), dev.UserID, []string{d.DeviceID}); err != nil {
@@ -114,7 +114,7 @@ func (a *API) deleteDevices(r *http.Request, dev *httpapi.Device) httpapi.Respon
 	if req.Devices == nil {
 		return httpapi.Fail(httpapi.MissingParam("devices is required"))
 	}
-	if err := a.Auth.RequireUser(r.Context(), dev.UserID, req.Auth); err != nil {
+	if err := a.Auth.RequireUser(r.Context(), dev.UserID, "sign out sessions", req.Auth); err != nil {
 		return httpapi.Fail(err)
 	}
 	if err := a.Auth.DeleteDevices(r.Context(), dev.UserID, req.Devices); err != nil {

@@ -77,6 +77,7 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	pub(c+"/login/sso/redirect", a.ssoRedirect, "GET")
 	pub(c+"/login/sso/redirect/{idpId}", a.ssoRedirectIdP, "GET")
 	pub(c+"/auth/m.login.sso/fallback/web", a.ssoFallback, "GET")
+	pub(c+"/auth/m.login.sso/fallback/web", a.ssoFallbackStart, "POST")
 	pub(sso.CallbackPath, a.ssoCallback, "GET")
 	pub(sso.BackchannelLogoutPath, a.ssoBackchannelLogout, "POST")
 	authed(c+"/logout", a.logout, "POST")

@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/matrixerr"
 	"github.com/redoubt-systems/redoubt/oauthserver"
@@ -73,30 +75,61 @@ func (a *API) ssoRedirectIdP(r *http.Request) httpapi.Response {
 	return a.startSSO(r, mux.Vars(r)["idpId"], redirect, "")
 }
 
+// startSSO sends the browser to a provider, with the cookie that ties
+// the sign-in to it.
 func (a *API) startSSO(r *http.Request, idp, redirect, uiaSession string) httpapi.Response {
-	to, err := a.SSO.Start(r.Context(), idp, redirect, uiaSession)
+	to, binding, err := a.SSO.Start(r.Context(), idp, redirect, uiaSession)
 	if err != nil {
 		return httpapi.Fail(err)
 	}
-	return httpapi.Redirect(to)
+	res := httpapi.Redirect(to)
+	httpapi.BindSignIn(res.Header, binding, strings.HasPrefix(a.Cfg.PublicBaseURL, "https://"))
+	return res
 }
+
+// fallbackForm is the cookie of the fallback page's form: a page of this
+// server's in this browser sent it (another site cannot read the cookie,
+// nor is it sent with another site's request).
+const fallbackForm = "redoubt_uia_form"
 
 // GET /_matrix/client/v3/auth/m.login.sso/fallback/web
 //
-// The page a client opens for user-interactive auth with m.login.sso:
-// sign in at a provider, then the client retries with the session.
+// The page a client opens for user-interactive auth with m.login.sso: it
+// names the account and what is being confirmed, and the user signs in at
+// a provider (a POST from this page); then the client retries with the
+// session.
 func (a *API) ssoFallback(r *http.Request) httpapi.Response {
 	session := r.URL.Query().Get("session")
 	if session == "" || len(session) > 255 {
 		return httpapi.Fail(matrixerr.MissingParam("session is required"))
 	}
-	if idp := r.URL.Query().Get("idp"); idp != "" {
-		return a.startSSO(r, idp, "", session)
+	u, err := a.Auth.SSOSession(r.Context(), session)
+	if err != nil {
+		return httpapi.Fail(err)
 	}
-	return page(choosePage, map[string]any{"Title": "Confirm it is you", "Providers": a.SSO.Providers(),
-		"Link": func(id string) string {
-			return "/_matrix/client/v3/auth/m.login.sso/fallback/web?session=" + url.QueryEscape(session) + "&idp=" + url.QueryEscape(id)
-		}})
+	form := auth.RandomString(16)
+	res := page(fallbackPage, map[string]any{"Title": "Confirm it is you", "Providers": a.SSO.Providers(),
+		"UserID": u.UserID, "What": u.Description, "Session": session, "Form": form})
+	res.Header.Add("Set-Cookie", (&http.Cookie{Name: fallbackForm, Value: form, Path: "/_matrix/client/v3/auth/m.login.sso/fallback/web",
+		HttpOnly: true, Secure: strings.HasPrefix(a.Cfg.PublicBaseURL, "https://"), SameSite: http.SameSiteStrictMode, MaxAge: 600}).String())
+	return res
+}
+
+// POST /_matrix/client/v3/auth/m.login.sso/fallback/web
+func (a *API) ssoFallbackStart(r *http.Request) httpapi.Response {
+	r.Body = http.MaxBytesReader(nil, r.Body, 8<<10)
+	c, err := r.Cookie(fallbackForm)
+	if err := r.ParseForm(); err != nil {
+		return httpapi.Fail(matrixerr.BadRequest("the body must be a form"))
+	}
+	if err != nil || c.Value == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostForm.Get("form"))) != 1 {
+		return httpapi.Fail(matrixerr.Forbidden("open the confirmation page from your app, and continue from it"))
+	}
+	session := r.PostForm.Get("session")
+	if _, err := a.Auth.SSOSession(r.Context(), session); err != nil {
+		return httpapi.Fail(err)
+	}
+	return a.startSSO(r, r.PostForm.Get("idp"), "", session)
 }
 
 // GET /_synapse/client/oidc/callback
@@ -107,7 +140,7 @@ func (a *API) ssoFallback(r *http.Request) httpapi.Response {
 // protection against a link that sends someone's token to a stranger).
 func (a *API) ssoCallback(r *http.Request) httpapi.Response {
 	q := r.URL.Query()
-	done, err := a.SSO.Callback(r.Context(), q.Get("state"), q.Get("code"), q.Get("error"), q.Get("error_description"))
+	done, err := a.SSO.Callback(r.Context(), q.Get("state"), q.Get("code"), q.Get("error"), q.Get("error_description"), httpapi.SignInBinding(r))
 	if err != nil {
 		return httpapi.Fail(err)
 	}
@@ -123,8 +156,8 @@ func (a *API) ssoCallback(r *http.Request) httpapi.Response {
 	to.RawQuery = v.Encode()
 	// The OAuth 2.0 API's sign-in page, which makes the token a browser
 	// session, and the URLs the configuration trusts get it at once.
-	for _, trusted := range append([]string{a.Cfg.PublicBaseURL + oauthserver.Prefix + "login?"}, a.Cfg.SSO.ClientRedirects...) {
-		if strings.HasPrefix(done.RedirectURL, trusted) {
+	for _, trusted := range append([]string{a.Cfg.PublicBaseURL + oauthserver.Prefix + "login"}, a.Cfg.SSO.ClientRedirects...) {
+		if under(done.RedirectURL, trusted) {
 			return httpapi.Redirect(to.String())
 		}
 	}
@@ -134,6 +167,18 @@ func (a *API) ssoCallback(r *http.Request) httpapi.Response {
 	}
 	return page(confirmPage, map[string]any{"Title": "Continue to your client", "UserID": done.UserID,
 		"Host": host, "Target": template.URL(to.String())})
+}
+
+// under reports whether a URL is at or below a trusted one: the same
+// scheme and host (exactly: no user part, no longer host name), and a path
+// that starts with the trusted one's.
+func under(raw, trusted string) bool {
+	u, err1 := url.Parse(raw)
+	t, err2 := url.Parse(trusted)
+	if err1 != nil || err2 != nil || u.User != nil || t.Host == "" {
+		return false
+	}
+	return strings.EqualFold(u.Scheme, t.Scheme) && strings.EqualFold(u.Host, t.Host) && strings.HasPrefix(u.Path, t.Path)
 }
 
 // POST /_synapse/client/oidc/backchannel_logout
@@ -162,7 +207,7 @@ func page(t *template.Template, data map[string]any) httpapi.Response {
 const pageHead = `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{{.Title}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;line-height:1.5}
-a.button{display:block;margin:.75rem 0;padding:.75rem 1rem;border-radius:.5rem;background:#0b6bcb;color:#fff;text-decoration:none;text-align:center}</style>
+a.button,button.button{display:block;width:100%;border:0;font:inherit;cursor:pointer;margin:.75rem 0;padding:.75rem 1rem;border-radius:.5rem;background:#0b6bcb;color:#fff;text-decoration:none;text-align:center}</style>
 </head><body>`
 
 var (
@@ -175,6 +220,15 @@ var (
 <p>You signed in as <strong>{{.UserID}}</strong>. Continuing gives <strong>{{.Host}}</strong> access to your account.</p>
 <p>Continue only if that is the app or site you are signing in to.</p>
 <a class="button" id="continue" href="{{.Target}}">Continue</a>
+</body></html>`))
+
+	fallbackPage = template.Must(template.New("fallback").Parse(pageHead + `<h1>{{.Title}}</h1>
+<p>An app signed in as <strong>{{.UserID}}</strong> asks you to confirm it is you, to <strong>{{.What}}</strong>.</p>
+<p>Continue only if you are doing that now.</p>
+<form method="post">
+<input type="hidden" name="session" value="{{.Session}}"><input type="hidden" name="form" value="{{.Form}}">
+{{range .Providers}}<button class="button" type="submit" name="idp" value="{{.ID}}">Continue with {{.Name}}</button>{{end}}
+</form>
 </body></html>`))
 
 	uiaDonePage = template.Must(template.New("done").Parse(pageHead + `<h1>Thank you</h1>

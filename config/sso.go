@@ -81,8 +81,8 @@ var providerIDRE = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
 // fills in each provider's defaults.
 func (s *SSO) validate(bad func(key, format string, args ...any)) {
 	for _, p := range s.ClientRedirects {
-		if u, err := url.Parse(p); err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "" && u.Path == "") {
-			bad("sso.client_redirects", "%q is not an absolute URL prefix", p)
+		if u, err := url.Parse(p); err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			bad("sso.client_redirects", "%q is not a URL of a scheme, a host and a path", p)
 		}
 	}
 	seen := map[string]bool{}

@@ -70,7 +70,7 @@ func (s *Service) uploadCrossSigning(r *http.Request, dev *httpapi.Device) httpa
 	// or adding keys does.
 	if len(existing) > 0 && !alreadyStored(existing, map[string]json.RawMessage{
 		"master": req.Master, "self_signing": req.SelfSigning, "user_signing": req.UserSigning}) {
-		if err := s.Auth.RequireUser(ctx, dev.UserID, req.Auth); err != nil {
+		if err := s.Auth.RequireUser(ctx, dev.UserID, "reset your cross-signing keys (your encryption identity)", req.Auth); err != nil {
 			return httpapi.Fail(err)
 		}
 	}

@@ -28,3 +28,22 @@ func Page(page []byte) Response {
 		return err
 	}}
 }
+
+// SignInCookie ties a sign-in at an identity provider to the browser that
+// began it: the callback and the sign-in pages accept only that browser.
+const SignInCookie = "redoubt_sso"
+
+// BindSignIn sets the sign-in cookie on a response.
+func BindSignIn(h http.Header, value string, secure bool) {
+	h.Add("Set-Cookie", (&http.Cookie{Name: SignInCookie, Value: value, Path: "/", HttpOnly: true, Secure: secure,
+		SameSite: http.SameSiteLaxMode, MaxAge: 600}).String())
+}
+
+// SignInBinding is the browser's sign-in cookie, or "".
+func SignInBinding(r *http.Request) string {
+	c, err := r.Cookie(SignInCookie)
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}

@@ -202,6 +202,8 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	if code, _ := whoami(t, srv, fresh.Get("access_token").Str); code != 200 {
 		t.Fatalf("the new access token: %d", code)
 	}
+	// The classic refresh endpoint does not take the API's refresh tokens.
+	srv.Anon().MustFail(t, "POST", "/_matrix/client/v3/refresh", map[string]any{"refresh_token": fresh.Get("refresh_token").Str}, 401, "M_UNKNOWN_TOKEN")
 	// The old refresh token again: someone copied it. The session ends.
 	if code, res := b.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.Get("refresh_token").Str}}); code != 400 || res.Get("error").Str != "invalid_grant" {
 		t.Fatalf("reused refresh token: %d %s", code, res.Raw)
@@ -398,6 +400,29 @@ func TestSignInWithProvider(t *testing.T) {
 	logout.Body.Close()
 	if code, _ := whoami(t, srv, tok.Get("access_token").Str); code != 401 {
 		t.Fatalf("after the provider's logout: %d", code)
+	}
+}
+
+// A provider's sign-in for the sign-in pages works only in the browser
+// that began it: someone cannot sign another's browser in to their own
+// account by sending them the link with the login token.
+func TestLoginTokenStaysInItsBrowser(t *testing.T) {
+	idp, srv := withProvider(t, nil)
+	b := newBrowser(t, srv)
+	_, challenge := pkce()
+	res, _ := b.get(b.authorizeURL("DEV", challenge, nil))
+	id := res.Request.URL.Query().Get("id")
+	mine := oidctest.NewBrowser()
+	back := idp.SignIn(t, mine, b.issuer+"sso?idp=corp&id="+url.QueryEscape(id), oidcAlice.Username, oidcAlice.Password)
+	link := back.Header.Get("Location")
+	if back.StatusCode != 302 || !strings.Contains(link, "loginToken=") {
+		t.Fatalf("callback: %d to %q", back.StatusCode, link)
+	}
+	if res := oidctest.NewBrowser().Get(t, link); res.StatusCode != 403 {
+		t.Fatalf("another browser redeemed the login token: %d", res.StatusCode)
+	}
+	if res := mine.Get(t, link); res.StatusCode != 302 {
+		t.Fatalf("the browser that began it: %d", res.StatusCode)
 	}
 }
 

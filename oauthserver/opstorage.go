@@ -211,15 +211,20 @@ func (o opStorage) ValidateJWTProfileScopes(context.Context, string, []string) (
 
 func (o opStorage) Health(context.Context) error { return nil }
 
-// tokenCrypto makes the op package hand out Redoubt's own access tokens.
-// It builds a bearer token by "encrypting" tokenID:subject; the token ID
-// is the access token, so that is what goes out. Nothing is decrypted:
-// the Client-Server API looks access tokens up by their hash.
+// tokenCrypto makes the op package hand out Redoubt's own access tokens
+// and unguessable codes. It builds a bearer token by "encrypting"
+// tokenID:subject; the token ID is the access token, so that is what goes
+// out. It builds a code by "encrypting" the request's ID, which the sign-in
+// pages show: the code is that ID and a random part, and is kept as its
+// hash (SaveAuthCode). Nothing is decrypted: the Client-Server API looks
+// access tokens up by their hash.
 type tokenCrypto struct{}
 
 func (tokenCrypto) Encrypt(s string) (string, error) {
-	token, _, _ := strings.Cut(s, ":")
-	return token, nil
+	if token, _, ok := strings.Cut(s, ":"); ok {
+		return token, nil
+	}
+	return s + "." + auth.RandomString(32), nil
 }
 
 func (tokenCrypto) Decrypt(string) (string, error) { return "", errors.New("not an encrypted token") }

@@ -15,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/redoubt-systems/redoubt/auth"
+	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -76,7 +77,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if token := r.URL.Query().Get("loginToken"); token != "" {
-		t, err := s.Auth.RedeemLoginToken(r.Context(), token)
+		t, err := s.Auth.RedeemLoginToken(r.Context(), token, httpapi.SignInBinding(r))
 		if err == nil {
 			err = s.signIn(w, r, t.UserID, t.AuthProvider, t.SID)
 		}
@@ -139,11 +140,12 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request) {
 
 // GET sso: sign in at an identity provider, then come back to login.
 func (s *Server) ssoLogin(w http.ResponseWriter, r *http.Request) {
-	to, err := s.SSO.Start(r.Context(), r.URL.Query().Get("idp"), s.next(r.URL.Query().Get("id")), "")
+	to, binding, err := s.SSO.Start(r.Context(), r.URL.Query().Get("idp"), s.next(r.URL.Query().Get("id")), "")
 	if err != nil {
 		s.page(w, http.StatusBadRequest, errorPage, map[string]any{"Message": err.Error()})
 		return
 	}
+	httpapi.BindSignIn(w.Header(), binding, strings.HasPrefix(s.issuer(), "https://"))
 	http.Redirect(w, r, to, http.StatusFound)
 }
 

@@ -21,6 +21,7 @@ var limitedRoutes = map[string]string{
 	"GET /_matrix/client/v3/login/sso/redirect/{idpId}":                     "login",
 	"GET /_matrix/client/v3/auth/m.login.sso/fallback/web":                  "login",
 	"GET /_synapse/client/oidc/callback":                                    "login",
+	"POST /_matrix/client/v3/auth/m.login.sso/fallback/web":                 "login",
 	"POST /_redoubt/oauth/login":                                            "login",
 	"POST /_redoubt/oauth/register":                                         "register",
 	"POST /_matrix/client/v3/register":                                      "register",

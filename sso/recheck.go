@@ -32,7 +32,23 @@ func (s *Service) Recheck(ctx context.Context, userID string) error {
 			return err
 		}
 		for _, r := range held {
-			if s.Now().UnixMilli()-r.CheckedTS < cfg.CheckAtRefresh.D().Milliseconds() {
+			now := s.Now().UnixMilli()
+			if now-r.CheckedTS < cfg.CheckAtRefresh.D().Milliseconds() {
+				continue
+			}
+			// One refresh asks; others at the same moment go on. Two asking
+			// would present the same refresh token twice, which providers
+			// that rotate them take for theft.
+			var mine bool
+			err := s.DB.Write(ctx, func(q Store) error {
+				var err error
+				mine, err = q.ClaimSSOCheck(ctx, cfg.ID, r.ExternalID.ExternalID, r.CheckedTS, now)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if !mine {
 				continue
 			}
 			gone, err := s.ask(ctx, cfg.ID, r)
@@ -61,8 +77,11 @@ func (s *Service) ask(ctx context.Context, providerID string, r storage.SSORefre
 	}
 	ctx = s.clientContext(ctx)
 	tok, err := s.oauth(p, op).TokenSource(ctx, &oauth2.Token{RefreshToken: r.RefreshToken}).Token()
+	// Only invalid_grant says the person's grant is gone; invalid_client
+	// (an expired client secret), rate limits and outages are the
+	// provider's or Redoubt's trouble, not the person's.
 	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
+	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 		return true, nil
 	}
 	if err != nil {
@@ -79,10 +98,10 @@ func (s *Service) ask(ctx context.Context, providerID string, r storage.SSORefre
 	if a := p.cfg.Allow; a != nil && !c.has(a.Claim, a.Value) {
 		return true, nil
 	}
-	if tok.RefreshToken != "" {
-		r.RefreshToken = tok.RefreshToken
+	if tok.RefreshToken == "" || tok.RefreshToken == r.RefreshToken {
+		return false, nil
 	}
-	r.CheckedTS = s.Now().UnixMilli()
+	r.RefreshToken, r.CheckedTS = tok.RefreshToken, s.Now().UnixMilli()
 	return false, s.DB.Write(ctx, func(q Store) error { return q.SetSSORefresh(ctx, r) })
 }
 

@@ -7,6 +7,7 @@ package sso
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 type Store interface {
 	AddExternalID(ctx context.Context, userID string, e storage.ExternalID, ts int64) error
 	AddSSOLogin(ctx context.Context, l storage.SSOLogin, expiredBefore int64) error
+	ClaimSSOCheck(ctx context.Context, provider, externalID string, checkedTS, now int64) (bool, error)
 	CreateUser(ctx context.Context, u storage.User) error
 	DeleteSSORefresh(ctx context.Context, provider, externalID string) error
 	SetSSORefresh(ctx context.Context, r storage.SSORefresh) error
@@ -131,28 +133,29 @@ func (s *Service) oauth(p *provider, op *oidc.Provider) *oauth2.Config {
 }
 
 // Start begins a sign-in at a provider and returns the URL to send the
-// browser to. A login names the client URL to come back to; user-interactive
-// auth names its session instead.
-func (s *Service) Start(ctx context.Context, providerID, redirectURL, uiaSession string) (string, error) {
+// browser to, and the value of the cookie that ties the sign-in to that
+// browser (httpapi.BindSignIn). A login names the client URL to come back
+// to; user-interactive auth names its session instead.
+func (s *Service) Start(ctx context.Context, providerID, redirectURL, uiaSession string) (to, binding string, err error) {
 	p, err := s.provider(providerID)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	op, _, err := s.discover(p)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	state, nonce, verifier := rand.Text(), rand.Text(), oauth2.GenerateVerifier()
+	state, nonce, verifier, binding := rand.Text(), rand.Text(), oauth2.GenerateVerifier(), rand.Text()
 	now := s.Now()
 	err = s.DB.Write(ctx, func(q Store) error {
 		return q.AddSSOLogin(ctx, storage.SSOLogin{StateHash: auth.HashToken(state), AuthProvider: p.cfg.ID, Nonce: nonce,
-			Verifier: verifier, RedirectURL: redirectURL, UIASession: uiaSession, CreatedTS: now.UnixMilli()},
+			Verifier: verifier, RedirectURL: redirectURL, UIASession: uiaSession, BrowserHash: auth.HashToken(binding), CreatedTS: now.UnixMilli()},
 			now.Add(-loginLifetime).UnixMilli())
 	})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return s.oauth(p, op).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), nil
+	return s.oauth(p, op).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), binding, nil
 }
 
 // Done is a sign-in that came back: who signed in, and what for.
@@ -167,11 +170,15 @@ type Done struct {
 // The callback's refusals.
 var (
 	ErrBadState = matrixerr.Forbidden("this sign-in is unknown, used or expired: start again from your client")
+	// ErrOtherBrowser is a provider's answer brought to another browser
+	// than the one that began the sign-in: someone else's sign-in.
+	ErrOtherBrowser = matrixerr.Forbidden("this sign-in was begun in another browser: start again from your client")
 )
 
 // Callback finishes a sign-in when the provider sends the browser back
-// with a code (or an error) and the state Start made.
-func (s *Service) Callback(ctx context.Context, state, code, providerError, providerErrorDesc string) (Done, error) {
+// with a code (or an error) and the state Start made, in the browser that
+// began it (binding, its cookie).
+func (s *Service) Callback(ctx context.Context, state, code, providerError, providerErrorDesc, binding string) (Done, error) {
 	if state == "" {
 		return Done{}, matrixerr.MissingParam("state is required")
 	}
@@ -186,6 +193,9 @@ func (s *Service) Callback(ctx context.Context, state, code, providerError, prov
 	}
 	if err != nil {
 		return Done{}, err
+	}
+	if subtle.ConstantTimeCompare(l.BrowserHash, auth.HashToken(binding)) != 1 {
+		return Done{}, ErrOtherBrowser
 	}
 	p, err := s.provider(l.AuthProvider)
 	if err != nil {
@@ -216,7 +226,7 @@ func (s *Service) Callback(ctx context.Context, state, code, providerError, prov
 	if l.UIASession != "" {
 		return done, s.Auth.CompleteSSO(ctx, l.UIASession, userID)
 	}
-	done.LoginToken, err = s.Auth.IssueLoginToken(ctx, userID, p.cfg.ID, claims.string("sid"))
+	done.LoginToken, err = s.Auth.IssueLoginToken(ctx, userID, p.cfg.ID, claims.string("sid"), l.BrowserHash)
 	return done, err
 }
 

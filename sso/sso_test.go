@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func loginURL(srv *testserver.Server, redirect string) string {
 // the login token the server handed the client.
 func signIn(t *testing.T, idp *oidctest.Provider, srv *testserver.Server, u oidctest.User) string {
 	t.Helper()
-	res := idp.SignIn(t, loginURL(srv, app), u.Username, u.Password)
+	res := idp.SignIn(t, nil, loginURL(srv, app), u.Username, u.Password)
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusFound {
 		body, _ := io.ReadAll(res.Body)
@@ -125,7 +126,7 @@ func TestSignInCreatesAccount(t *testing.T) {
 // the user confirmed it; URLs a browser would run on this page are refused.
 func TestConfirmationPage(t *testing.T) {
 	idp, srv := start(t)
-	res := idp.SignIn(t, loginURL(srv, "https://elsewhere.example/cb?x=1"), alice.Username, alice.Password)
+	res := idp.SignIn(t, nil, loginURL(srv, "https://elsewhere.example/cb?x=1"), alice.Username, alice.Password)
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	if res.StatusCode != 200 || !strings.Contains(string(body), "elsewhere.example") ||
@@ -135,6 +136,15 @@ func TestConfirmationPage(t *testing.T) {
 	if res.Header.Get("X-Frame-Options") != "DENY" || res.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("confirmation page headers %v", res.Header)
 	}
+	// Trusted is scheme, host and path: a longer host name or a user part
+	// is another site, and gets the confirmation page.
+	for _, lookalike := range []string{"http://app.test.evil.example/", "http://app.test@evil.example/", "https://app.test/"} {
+		res := idp.SignIn(t, nil, loginURL(srv, lookalike), alice.Username, alice.Password)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("%s got the token without confirmation: %d %s", lookalike, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
 	for _, bad := range []string{"javascript:alert(1)//", "data:text/html,hi", "/relative", "https://x.example/#frag"} {
 		srv.Anon().MustFail(t, "GET", "/_matrix/client/v3/login/sso/redirect/corp?redirectUrl="+url.QueryEscape(bad), nil, 400, "M_INVALID_PARAM")
 	}
@@ -143,48 +153,55 @@ func TestConfirmationPage(t *testing.T) {
 }
 
 // A callback with an unknown state, or one already used, or a code used
-// before, signs no one in.
+// before, or brought to another browser than the one that began the
+// sign-in, signs no one in.
 func TestCallbackRefusals(t *testing.T) {
 	idp, srv := start(t)
-	callback := providerCallback(t, idp, srv)
+	browser := oidctest.NewBrowser()
+	callback := providerCallback(t, idp, srv, browser)
 	q := callback.Query()
 	srv.Anon().MustFail(t, "GET", sso.CallbackPath+"?state=forged&code="+url.QueryEscape(q.Get("code")), nil, 403, "M_FORBIDDEN")
 	srv.Anon().MustFail(t, "GET", sso.CallbackPath+"?code=x", nil, 400, "M_MISSING_PARAM")
-	// The real callback works once.
-	if res := get(t, srv.URL+sso.CallbackPath+"?"+callback.RawQuery); res.StatusCode != 302 {
+	// Someone else's browser, sent the callback URL: refused, and the
+	// sign-in is used up.
+	other := providerCallback(t, idp, srv, browser)
+	if res := oidctest.NewBrowser().Get(t, other.String()); res.StatusCode != 403 {
+		t.Fatalf("callback in another browser: %d", res.StatusCode)
+	}
+	if res := browser.Get(t, other.String()); res.StatusCode != 403 {
+		t.Fatalf("callback after another browser used it: %d", res.StatusCode)
+	}
+	// The real callback, in the browser that began it, works once.
+	callback = providerCallback(t, idp, srv, browser)
+	q = callback.Query()
+	if res := browser.Get(t, callback.String()); res.StatusCode != 302 {
 		t.Fatalf("callback: %d", res.StatusCode)
 	}
-	srv.Anon().MustFail(t, "GET", sso.CallbackPath+"?"+callback.RawQuery, nil, 403, "M_FORBIDDEN")
+	if res := browser.Get(t, callback.String()); res.StatusCode != 403 {
+		t.Fatalf("callback again: %d", res.StatusCode)
+	}
 	// Its code, replayed with a state of a new sign-in, is refused by the
 	// provider (and the PKCE verifier would not match).
-	fresh := providerCallback(t, idp, srv)
-	srv.Anon().MustFail(t, "GET", sso.CallbackPath+"?state="+url.QueryEscape(fresh.Query().Get("state"))+"&code="+url.QueryEscape(q.Get("code")), nil, 403, "M_FORBIDDEN")
+	fresh := providerCallback(t, idp, srv, browser)
+	if res := browser.Get(t, srv.URL+sso.CallbackPath+"?state="+url.QueryEscape(fresh.Query().Get("state"))+"&code="+url.QueryEscape(q.Get("code"))); res.StatusCode != 403 {
+		t.Fatalf("a used code: %d", res.StatusCode)
+	}
 	// A provider's refusal is the user's refusal.
-	fresh = providerCallback(t, idp, srv)
-	srv.Anon().MustFail(t, "GET", sso.CallbackPath+"?state="+url.QueryEscape(fresh.Query().Get("state"))+"&error=access_denied", nil, 403, "M_FORBIDDEN")
+	fresh = providerCallback(t, idp, srv, browser)
+	if res := browser.Get(t, srv.URL+sso.CallbackPath+"?state="+url.QueryEscape(fresh.Query().Get("state"))+"&error=access_denied"); res.StatusCode != 403 {
+		t.Fatalf("the provider's refusal: %d", res.StatusCode)
+	}
 }
 
 // providerCallback signs alice in at the provider and returns the URL it
 // sends the browser back to, unvisited.
-func providerCallback(t *testing.T, idp *oidctest.Provider, srv *testserver.Server) *url.URL {
+func providerCallback(t *testing.T, idp *oidctest.Provider, srv *testserver.Server, b *oidctest.Browser) *url.URL {
 	t.Helper()
-	u := idp.Authorize(t, loginURL(srv, app), alice.Username, alice.Password)
+	u := idp.Authorize(t, b, loginURL(srv, app), alice.Username, alice.Password)
 	if u.Path != sso.CallbackPath {
 		t.Fatalf("provider sent the browser to %q", u)
 	}
 	return u
-}
-
-// get is a browser's GET that does not follow redirects.
-func get(t *testing.T, u string) *http.Response {
-	t.Helper()
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	return res
 }
 
 // Who may sign in: the allow rule on a claim; a user the provider no
@@ -212,7 +229,7 @@ func TestSignInRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			idp.AddUser(tc.user)
-			res := idp.SignIn(t, loginURL(srv, app), tc.user.Username, tc.user.Password)
+			res := idp.SignIn(t, nil, loginURL(srv, app), tc.user.Username, tc.user.Password)
 			body, _ := io.ReadAll(res.Body)
 			res.Body.Close()
 			if res.StatusCode != tc.status || gjson.GetBytes(body, "errcode").Str != tc.code {
@@ -223,7 +240,7 @@ func TestSignInRefusals(t *testing.T) {
 	}
 	// Someone the provider removed cannot get past its login page.
 	idp.RemoveUser(alice.ID)
-	res := idp.SignIn(t, loginURL(srv, app), alice.Username, alice.Password)
+	res := idp.SignIn(t, nil, loginURL(srv, app), alice.Username, alice.Password)
 	res.Body.Close()
 	if res.StatusCode != 200 || !strings.HasPrefix(res.Request.URL.String(), idp.URL) {
 		t.Fatalf("a removed user's sign-in ended at %s with %d", res.Request.URL, res.StatusCode)
@@ -236,7 +253,7 @@ func TestSignInRefusals(t *testing.T) {
 func TestLinking(t *testing.T) {
 	idp, srv := start(t, func(p *config.Provider) { p.CreateAccounts = false })
 	admin := srv.RegisterAdmin(t, "admin")
-	res := idp.SignIn(t, loginURL(srv, app), alice.Username, alice.Password)
+	res := idp.SignIn(t, nil, loginURL(srv, app), alice.Username, alice.Password)
 	res.Body.Close()
 	if res.StatusCode != 403 {
 		t.Fatalf("unlinked sign-in: %d", res.StatusCode)
@@ -255,7 +272,7 @@ func TestLinking(t *testing.T) {
 	}
 	// Unlinking ends the way in (the sessions stay until logged out).
 	admin.MustDo(t, "PUT", "/_synapse/admin/v2/users/@asmith:test.local", map[string]any{"external_ids": []any{}}, 200)
-	res = idp.SignIn(t, loginURL(srv, app), alice.Username, alice.Password)
+	res = idp.SignIn(t, nil, loginURL(srv, app), alice.Username, alice.Password)
 	res.Body.Close()
 	if res.StatusCode != 403 {
 		t.Fatalf("sign-in after unlinking: %d", res.StatusCode)
@@ -333,9 +350,26 @@ func TestUIAWithSSO(t *testing.T) {
 	session := res.Get("session").Str
 	// Retrying before the stage is done asks again.
 	c.MustDo(t, "DELETE", del, map[string]any{"auth": map[string]any{"session": session}}, 401)
+	// The fallback page names the account and what is confirmed; its
+	// form goes to the provider.
 	fallback := srv.URL + "/_matrix/client/v3/auth/m.login.sso/fallback/web?session=" + url.QueryEscape(session)
-	page := idp.SignIn(t, fallback+"&idp=corp", alice.Username, alice.Password)
+	browser := oidctest.NewBrowser()
+	page := browser.Get(t, fallback)
 	body, _ := io.ReadAll(page.Body)
+	form := regexp.MustCompile(`name="form" value="([^"]+)"`).FindStringSubmatch(string(body))
+	if page.StatusCode != 200 || form == nil || !strings.Contains(string(body), "@alice:test.local") || !strings.Contains(string(body), "sign out a session") {
+		t.Fatalf("fallback page: %d %s", page.StatusCode, body)
+	}
+	// A form from elsewhere (no cookie of the page's) goes nowhere.
+	if res := oidctest.NewBrowser().Do(t, "POST", fallback, url.Values{"session": {session}, "form": {form[1]}, "idp": {"corp"}}); res.StatusCode != 403 {
+		t.Fatalf("a forged form: %d", res.StatusCode)
+	}
+	started := browser.Do(t, "POST", fallback, url.Values{"session": {session}, "form": {form[1]}, "idp": {"corp"}})
+	if started.StatusCode != 302 || !strings.HasPrefix(started.Header.Get("Location"), idp.URL) {
+		t.Fatalf("fallback form: %d to %q", started.StatusCode, started.Header.Get("Location"))
+	}
+	page = idp.SignIn(t, browser, started.Header.Get("Location"), alice.Username, alice.Password)
+	body, _ = io.ReadAll(page.Body)
 	page.Body.Close()
 	if page.StatusCode != 200 || !strings.Contains(string(body), "authDone") {
 		t.Fatalf("fallback ended with %d: %s", page.StatusCode, body)
@@ -345,7 +379,10 @@ func TestUIAWithSSO(t *testing.T) {
 	idp.AddUser(bobAtIdP)
 	bob := loginWithToken(t, srv, signIn(t, idp, srv, bobAtIdP))
 	bobDev := bob.MustDo(t, "GET", "/_matrix/client/v3/account/whoami", nil, 200).Get("device_id").Str
-	bob.MustFail(t, "DELETE", "/_matrix/client/v3/devices/"+bobDev, map[string]any{"auth": map[string]any{"type": "m.login.sso", "session": session}}, 403, "M_FORBIDDEN")
+	res = bob.MustDo(t, "DELETE", "/_matrix/client/v3/devices/"+bobDev, map[string]any{"auth": map[string]any{"type": "m.login.sso", "session": session}}, 401)
+	if res.Get("session").Str == session {
+		t.Fatal("bob was handed alice's session")
+	}
 	c.MustDo(t, "DELETE", del, map[string]any{"auth": map[string]any{"session": session}}, 200)
 	c.MustFail(t, "GET", "/_matrix/client/v3/account/whoami", nil, 401, "M_UNKNOWN_TOKEN")
 	// A password account gets the password stage, and the SSO one only

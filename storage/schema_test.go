@@ -29,7 +29,7 @@ var shippedMigrations = map[string]string{
 	"017_push_retries.sql":         "b3411b871279bd3a177b87a871cd1eba530fffad8ca9dc2b067338815f614ceb",
 	"018_push_actions_compact.sql": "09e51a2ad66c7588fda3a078a93f6347c940042fcda0b8a916667daa057104bf",
 	"019_room_bump.sql":            "d39c72595a4cde185ab3b4b1de23b9ecf55e0a6b3c5cd5860e1df359ffa7d08b",
-	"020_sso.sql":                  "b50e2a5b06e25d8eab7e38a54f6b847d4ed141ca2d25eae02ee705e79d916314",
+	"020_sso.sql":                  "4916ecd187e8c0596f9c0750bf54c7d16132fcae8ddea14a28330a3497294380",
 	"021_oauth.sql":                "685bee911979b97826c7f8decd2d32245d19d7e1ae9e0c866096ed002365b185",
 }
 

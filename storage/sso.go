@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"errors"
 )
 
 // ExternalID is an account's identity at one of the identity providers.
@@ -71,6 +70,8 @@ type SSOLogin struct {
 	// auth, which names its session instead.
 	RedirectURL string
 	UIASession  string
+	// BrowserHash is the hash of the cookie of the browser that began it.
+	BrowserHash []byte
 	CreatedTS   int64
 }
 
@@ -80,8 +81,8 @@ func (q Q) AddSSOLogin(ctx context.Context, l SSOLogin, expiredBefore int64) err
 	if _, err := q.exec(ctx, `DELETE FROM sso_logins WHERE created_ts < ?`, expiredBefore); err != nil {
 		return err
 	}
-	_, err := q.exec(ctx, `INSERT INTO sso_logins(state_hash, auth_provider, nonce, verifier, redirect_url, uia_session, created_ts)
-		VALUES(?, ?, ?, ?, ?, ?, ?)`, l.StateHash, l.AuthProvider, l.Nonce, l.Verifier, l.RedirectURL, l.UIASession, l.CreatedTS)
+	_, err := q.exec(ctx, `INSERT INTO sso_logins(state_hash, auth_provider, nonce, verifier, redirect_url, uia_session, browser_hash, created_ts)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?)`, l.StateHash, l.AuthProvider, l.Nonce, l.Verifier, l.RedirectURL, l.UIASession, l.BrowserHash, l.CreatedTS)
 	return conflict(err)
 }
 
@@ -90,8 +91,8 @@ func (q Q) AddSSOLogin(ctx context.Context, l SSOLogin, expiredBefore int64) err
 func (q Q) TakeSSOLogin(ctx context.Context, stateHash []byte, notBefore int64) (SSOLogin, error) {
 	l := SSOLogin{StateHash: stateHash}
 	err := q.queryRow(ctx, `DELETE FROM sso_logins WHERE state_hash = ?
-		RETURNING auth_provider, nonce, verifier, redirect_url, uia_session, created_ts`, stateHash).
-		Scan(&l.AuthProvider, &l.Nonce, &l.Verifier, &l.RedirectURL, &l.UIASession, &l.CreatedTS)
+		RETURNING auth_provider, nonce, verifier, redirect_url, uia_session, browser_hash, created_ts`, stateHash).
+		Scan(&l.AuthProvider, &l.Nonce, &l.Verifier, &l.RedirectURL, &l.UIASession, &l.BrowserHash, &l.CreatedTS)
 	if err == nil && l.CreatedTS < notBefore {
 		err = sql.ErrNoRows
 	}
@@ -105,7 +106,9 @@ type LoginToken struct {
 	// AuthProvider and SID are the provider's session the token came from
 	// ("" for none).
 	AuthProvider, SID string
-	ExpiresTS         int64
+	// BrowserHash is the browser the sign-in began in.
+	BrowserHash []byte
+	ExpiresTS   int64
 }
 
 // AddLoginToken records a login token, forgetting expired ones.
@@ -113,16 +116,16 @@ func (q Q) AddLoginToken(ctx context.Context, t LoginToken, now int64) error {
 	if _, err := q.exec(ctx, `DELETE FROM login_tokens WHERE expires_ts < ?`, now); err != nil {
 		return err
 	}
-	_, err := q.exec(ctx, `INSERT INTO login_tokens(token_hash, user_id, auth_provider, sid, expires_ts) VALUES(?, ?, ?, ?, ?)`,
-		t.Hash, t.UserID, t.AuthProvider, t.SID, t.ExpiresTS)
+	_, err := q.exec(ctx, `INSERT INTO login_tokens(token_hash, user_id, auth_provider, sid, browser_hash, expires_ts) VALUES(?, ?, ?, ?, ?, ?)`,
+		t.Hash, t.UserID, t.AuthProvider, t.SID, t.BrowserHash, t.ExpiresTS)
 	return err
 }
 
 // TakeLoginToken removes and returns an unexpired login token.
 func (q Q) TakeLoginToken(ctx context.Context, hash []byte, now int64) (LoginToken, error) {
 	t := LoginToken{Hash: hash}
-	err := q.queryRow(ctx, `DELETE FROM login_tokens WHERE token_hash = ? RETURNING user_id, auth_provider, sid, expires_ts`, hash).
-		Scan(&t.UserID, &t.AuthProvider, &t.SID, &t.ExpiresTS)
+	err := q.queryRow(ctx, `DELETE FROM login_tokens WHERE token_hash = ? RETURNING user_id, auth_provider, sid, browser_hash, expires_ts`, hash).
+		Scan(&t.UserID, &t.AuthProvider, &t.SID, &t.BrowserHash, &t.ExpiresTS)
 	if err == nil && t.ExpiresTS < now {
 		err = sql.ErrNoRows
 	}
@@ -149,25 +152,50 @@ func (q Q) UsersOfSSOSession(ctx context.Context, provider, sid string) ([]strin
 	return q.strings(ctx, `SELECT DISTINCT user_id FROM sso_devices WHERE auth_provider = ? AND sid = ?`, provider, sid)
 }
 
-// CompleteUIASSO records that a user-interactive auth session was completed
-// by a user's sign-in at a provider, until expires.
-func (q Q) CompleteUIASSO(ctx context.Context, session, userID string, now, expires int64) error {
-	if _, err := q.exec(ctx, `DELETE FROM uia_sso WHERE expires_ts < ?`, now); err != nil {
-		return err
-	}
-	_, err := q.exec(ctx, `INSERT OR REPLACE INTO uia_sso(session, user_id, expires_ts) VALUES(?, ?, ?)`, session, userID, expires)
-	return err
+// UIASSO is a user-interactive auth session that signing in at a
+// provider may complete.
+type UIASSO struct {
+	Session, UserID, Description string
+	Completed                    bool
 }
 
-// UIASSOUser returns who completed a user-interactive auth session by
-// signing in at a provider, if it has not expired.
-func (q Q) UIASSOUser(ctx context.Context, session string, now int64) (string, error) {
-	var userID string
-	err := q.queryRow(ctx, `SELECT user_id FROM uia_sso WHERE session = ? AND expires_ts >= ?`, session, now).Scan(&userID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
+// StartUIASSO records a session for a user and what it is for; false if
+// the session is another user's.
+func (q Q) StartUIASSO(ctx context.Context, u UIASSO, now, expires int64) (bool, error) {
+	if _, err := q.exec(ctx, `DELETE FROM uia_sso WHERE expires_ts < ?`, now); err != nil {
+		return false, err
 	}
-	return userID, err
+	res, err := q.exec(ctx, `INSERT INTO uia_sso(session, user_id, description, expires_ts) VALUES(?, ?, ?, ?)
+		ON CONFLICT(session) DO UPDATE SET description = excluded.description, expires_ts = excluded.expires_ts
+		WHERE user_id = excluded.user_id AND completed = 0`, u.Session, u.UserID, u.Description, expires)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// UIASSOSession returns an unexpired session.
+func (q Q) UIASSOSession(ctx context.Context, session string, now int64) (UIASSO, error) {
+	u := UIASSO{Session: session}
+	err := q.queryRow(ctx, `SELECT user_id, description, completed FROM uia_sso WHERE session = ? AND expires_ts >= ?`,
+		session, now).Scan(&u.UserID, &u.Description, &u.Completed)
+	return u, notFound(err)
+}
+
+// CompleteUIASSO marks a session completed by its own user's sign-in.
+func (q Q) CompleteUIASSO(ctx context.Context, session, userID string, now int64) error {
+	return q.execOne(ctx, `UPDATE uia_sso SET completed = 1 WHERE session = ? AND user_id = ? AND expires_ts >= ?`, session, userID, now)
+}
+
+// UseUIASSO uses up a completed session of a user: true if there was one.
+func (q Q) UseUIASSO(ctx context.Context, session, userID string, now int64) (bool, error) {
+	res, err := q.exec(ctx, `DELETE FROM uia_sso WHERE session = ? AND user_id = ? AND completed = 1 AND expires_ts >= ?`, session, userID, now)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // SSORefresh is the refresh token of an identity's latest sign-in at a
@@ -209,4 +237,17 @@ func (q Q) SSORefreshOf(ctx context.Context, userID, provider string) ([]SSORefr
 func (q Q) DeleteSSORefresh(ctx context.Context, provider, externalID string) error {
 	_, err := q.exec(ctx, `DELETE FROM sso_refresh WHERE auth_provider = ? AND external_id = ?`, provider, externalID)
 	return err
+}
+
+// ClaimSSOCheck marks an identity's refresh token as being checked now,
+// if nobody did since checkedTS: true if this caller is the one to ask
+// the provider.
+func (q Q) ClaimSSOCheck(ctx context.Context, provider, externalID string, checkedTS, now int64) (bool, error) {
+	res, err := q.exec(ctx, `UPDATE sso_refresh SET checked_ts = ? WHERE auth_provider = ? AND external_id = ? AND checked_ts = ?`,
+		now, provider, externalID, checkedTS)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }

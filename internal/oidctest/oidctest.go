@@ -4,9 +4,11 @@
 package oidctest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -137,20 +139,58 @@ func (s claimsStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.Us
 	return nil
 }
 
+// Browser is a browser: its cookies, kept between requests.
+type Browser struct{ jar http.CookieJar }
+
+// NewBrowser is a browser with no cookies.
+func NewBrowser() *Browser {
+	jar, _ := cookiejar.New(nil)
+	return &Browser{jar}
+}
+
+// Get is a request of the browser's that follows no redirect.
+func (b *Browser) Get(t testing.TB, u string) *http.Response {
+	t.Helper()
+	return b.Do(t, "GET", u, nil)
+}
+
+// Do is a request of the browser's (a form, if form is not nil) that
+// follows no redirect; its body is read and closed.
+func (b *Browser) Do(t testing.TB, method, u string, form url.Values) *http.Response {
+	t.Helper()
+	c := &http.Client{Jar: b.jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var res *http.Response
+	var err error
+	if form != nil {
+		res, err = c.PostForm(u, form)
+	} else {
+		req, _ := http.NewRequest(method, u, nil)
+		res, err = c.Do(req)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	return res
+}
+
 // SignIn follows a browser's way from start (a URL of the relying
 // party's that sends it to the provider) through the provider's login
 // page, signing in as username, and into the relying party's callback;
-// it returns the callback's answer, not followed further.
-func (p *Provider) SignIn(t testing.TB, start, username, password string) *http.Response {
+// it returns the callback's answer, not followed further. b is the
+// browser (nil: a new one).
+func (p *Provider) SignIn(t testing.TB, b *Browser, start, username, password string) *http.Response {
 	t.Helper()
-	return p.signIn(t, start, username, password, true)
+	return p.signIn(t, b, start, username, password, true)
 }
 
 // Authorize is SignIn up to the provider's redirect back: it returns the
 // callback URL, not visited.
-func (p *Provider) Authorize(t testing.TB, start, username, password string) *url.URL {
+func (p *Provider) Authorize(t testing.TB, b *Browser, start, username, password string) *url.URL {
 	t.Helper()
-	res := p.signIn(t, start, username, password, false)
+	res := p.signIn(t, b, start, username, password, false)
 	res.Body.Close()
 	u, err := url.Parse(res.Header.Get("Location"))
 	if res.StatusCode != http.StatusFound || err != nil {
@@ -159,10 +199,12 @@ func (p *Provider) Authorize(t testing.TB, start, username, password string) *ur
 	return u
 }
 
-func (p *Provider) signIn(t testing.TB, start, username, password string, intoCallback bool) *http.Response {
+func (p *Provider) signIn(t testing.TB, b *Browser, start, username, password string, intoCallback bool) *http.Response {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+	if b == nil {
+		b = NewBrowser()
+	}
+	c := &http.Client{Jar: b.jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		atProvider := strings.HasPrefix(req.URL.String(), p.URL)
 		fromProvider := strings.HasPrefix(via[len(via)-1].URL.String(), p.URL)
 		if atProvider || (fromProvider && intoCallback) {
