@@ -20,9 +20,10 @@ type SSO struct {
 	// as its own authorization server: what Element X's sign-in uses. On
 	// by default.
 	OAuthAPI bool `yaml:"oauth_api"`
-	// ClientRedirects are the prefixes of client URLs a login token is
-	// handed to without asking the user first (Element Web's own address,
-	// say). Any other URL gets the confirmation page the spec asks for.
+	// ClientRedirects are the client URLs a login token is handed to
+	// without asking the user first (Element Web's own address, say): the
+	// same scheme and host, and a path below the entry's. Any other URL
+	// gets the confirmation page the spec asks for.
 	ClientRedirects []string `yaml:"client_redirects"`
 	// Providers are the OpenID Connect providers people sign in with.
 	Providers []Provider `yaml:"providers"`

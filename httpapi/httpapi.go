@@ -196,15 +196,18 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, res Response, start 
 		return
 	}
 	if res.Err != nil && r.Context().Err() != nil && isInternal(res.Err) {
-		// The client hung up (say, on a /sync it no longer waits for), and
-		// the work in hand failed for it (the database call interrupted):
-		// not a failure of the server's, and no one to answer. 499, as
-		// proxies log it.
+		// The client hung up (say, on a /sync it no longer waits for), or
+		// the server is stopping, and the work in hand failed for it (the
+		// database call interrupted): not a failure of the server's. 499,
+		// as proxies log it. A client still there (a stop) is told to try
+		// again, rather than given an empty 200.
 		a.Log.Debug("request", "method", r.Method, "route", routeName(r), "status", StatusClientClosed,
 			"ms", float64(time.Since(start).Microseconds())/1000, "err", res.Err)
 		if a.Observe != nil {
 			a.Observe(routeName(r), r.Method, StatusClientClosed, time.Since(start))
 		}
+		w.Header().Set("Retry-After", "1")
+		WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"errcode": "M_UNKNOWN", "error": "the request was cut short: try again"})
 		return
 	}
 	if res.Err != nil {
