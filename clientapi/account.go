@@ -50,7 +50,11 @@ func (a *API) unstableFeatures() map[string]bool {
 }
 
 func (a *API) wellKnownBody() map[string]any {
-	return map[string]any{"m.homeserver": map[string]string{"base_url": a.Cfg.PublicBaseURL}}
+	body := map[string]any{"m.homeserver": map[string]string{"base_url": a.Cfg.PublicBaseURL}}
+	if t := a.Calls.Transports(); len(t) > 0 {
+		body["org.matrix.msc4143.rtc_foci"] = t // where Element Call gets LiveKit tokens
+	}
+	return body
 }
 
 // GET /.well-known/matrix/client

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/redoubt-systems/redoubt/auth"
+	"github.com/redoubt-systems/redoubt/calls"
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/delayed"
 	"github.com/redoubt-systems/redoubt/httpapi"
@@ -57,6 +58,8 @@ type API struct {
 	Threads *threads.Service
 	// SSO signs people in with the organisation's identity providers.
 	SSO *sso.Service
+	// Calls issues OpenID tokens and LiveKit tokens for group calls.
+	Calls *calls.Service
 }
 
 // Register adds the client API's routes, one a line, grouped as the spec's
@@ -80,6 +83,14 @@ func (a *API) Register(r *mux.Router, h *httpapi.API) {
 	pub(c+"/auth/m.login.sso/fallback/web", a.ssoFallbackStart, "POST")
 	pub(sso.CallbackPath, a.ssoCallback, "GET")
 	pub(sso.BackchannelLogoutPath, a.ssoBackchannelLogout, "POST")
+
+	// Group calls: OpenID tokens, RTC transports (MSC4143), the LiveKit
+	// token service (lk-jwt-service's API)
+	authed(c+"/user/{userId}/openid/request_token", a.openIDToken, "POST")
+	authed("/_matrix/client/unstable/org.matrix.msc4143/rtc/transports", a.rtcTransports, "GET")
+	pub(calls.ServicePath+"/sfu/get", a.sfuGet, "POST")
+	pub(calls.ServicePath+"/get_token", a.getToken, "POST")
+	pub(calls.ServicePath+"/healthz", a.livekitHealth, "GET")
 	authed(c+"/logout", a.logout, "POST")
 	authed(c+"/logout/all", a.logoutAll, "POST")
 	pub(c+"/refresh", a.refresh, "POST")

@@ -43,6 +43,7 @@ type Config struct {
 	Password      Password      `yaml:"password"`
 	Auth          Auth          `yaml:"auth"`
 	SSO           SSO           `yaml:"sso"`
+	Calls         Calls         `yaml:"calls"`
 	Rooms         Rooms         `yaml:"rooms"`
 	RateLimits    RateLimits    `yaml:"rate_limits"`
 	Log           Log           `yaml:"log"`
@@ -306,6 +307,7 @@ func Default() *Config {
 		Database:   "./redoubt.db",
 		Password:   Password{MinLength: 8},
 		Auth:       Auth{AccessTokenLifetime: Duration(5 * time.Minute)},
+		Calls:      Calls{StartCalls: "members"},
 		SSO:        SSO{PasswordLogin: true, OAuthAPI: true, ClientRedirects: []string{}, Providers: []Provider{}},
 		Rooms:      Rooms{DefaultVersion: "11"},
 		RateLimits: RateLimits{Enabled: true, Rules: map[string]ratelimit.Rule{
@@ -517,6 +519,7 @@ func (c *Config) Validate() error {
 	}
 	c.Backup.validate(bad)
 	c.SSO.validate(bad)
+	c.Calls.validate(bad)
 	if c.Log.MaxAge < Duration(24*time.Hour) {
 		bad("log.max_age", "must be at least 1d")
 	}

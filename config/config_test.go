@@ -135,6 +135,11 @@ func TestInvalid(t *testing.T) {
 		{"sso: {providers: [{id: a, issuer: 'https://i', client_id: c, allow: {claim: groups}}]}", "sso.providers[0].allow"},
 		{"sso: {providers: [{id: a, issuer: 'https://i', client_id: c, clientsecret: s}]}", "clientsecret"},
 		{"sso: {client_redirects: ['not a url']}", "sso.client_redirects"},
+		{"sso: {client_redirects: ['https://user@app.example/']}", "sso.client_redirects"},
+		{"calls: {start_calls: anyone}", "calls.start_calls"},
+		{"calls: {livekit: {url: 'https://lk.example'}}", "calls.livekit.url"},
+		{"calls: {livekit: {url: 'wss://lk.example'}}", "calls.livekit.api_key"},
+		{"calls: {livekit: {url: 'wss://lk.example', api_key: k, api_secret: s, api_secret_file: /x}}", "calls.livekit.api_secret_file"},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))

@@ -20,6 +20,7 @@ import (
 	"github.com/redoubt-systems/redoubt/adminapi"
 	"github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/backup"
+	"github.com/redoubt-systems/redoubt/calls"
 	"github.com/redoubt-systems/redoubt/clientapi"
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/delayed"
@@ -172,7 +173,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.Auth.Recheck = signIn.Recheck
 	(&clientapi.API{Cfg: cfg, DB: storage.View[clientapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
 		Delayed: s.Delayed, Threads: &threads.Service{DB: storage.View[threads.Store]{DB: db}, Rooms: s.Rooms, Notifier: s.Notifier},
-		SSO: signIn,
+		SSO:   signIn,
+		Calls: &calls.Service{Cfg: cfg, DB: storage.View[calls.Store]{DB: db}, Now: opts.Now, Client: &http.Client{Timeout: 15 * time.Second}},
 	}).Register(router, h)
 	if cfg.SSO.OAuthAPI {
 		oauth := &oauthserver.Server{Cfg: cfg, DB: storage.View[oauthserver.Store]{DB: db}, Auth: s.Auth, SSO: signIn, Now: opts.Now, Log: opts.Log}

@@ -30,6 +30,7 @@ func (q Q) EraseUserData(ctx context.Context, userID string) error {
 		`DELETE FROM pushers WHERE user_id = ?1`,
 		`DELETE FROM external_ids WHERE user_id = ?1`,
 		`DELETE FROM sso_refresh WHERE user_id = ?1`,
+		`DELETE FROM openid_tokens WHERE user_id = ?1`,
 	} {
 		if _, err := q.exec(ctx, query, userID); err != nil {
 			return err

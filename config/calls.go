@@ -1,0 +1,59 @@
+package config
+
+import (
+	"net/url"
+	"os"
+	"strings"
+)
+
+// Calls are group calls (MatrixRTC, Element Call): a LiveKit server
+// beside Redoubt, and the token service that lets members into it.
+type Calls struct {
+	LiveKit LiveKit `yaml:"livekit"`
+	// StartCalls is who may start a call (open its LiveKit room):
+	// "members" (anyone joined to the Matrix room, the default) or
+	// "admins" (the server's admins). Others join calls already started.
+	StartCalls string `yaml:"start_calls"`
+}
+
+// LiveKit is the LiveKit server calls use.
+type LiveKit struct {
+	// URL is the LiveKit server's WebSocket URL as clients reach it
+	// (wss://livekit.example.org). Empty: no calls.
+	URL           string `yaml:"url"`
+	APIKey        string `yaml:"api_key"`
+	APISecret     string `yaml:"api_secret"`
+	APISecretFile string `yaml:"api_secret_file"`
+}
+
+// Enabled reports whether calls are configured.
+func (c Calls) Enabled() bool { return c.LiveKit.URL != "" }
+
+func (c *Calls) validate(bad func(key, format string, args ...any)) {
+	switch c.StartCalls {
+	case "":
+		c.StartCalls = "members"
+	case "members", "admins":
+	default:
+		bad("calls.start_calls", "%q is not one of members, admins", c.StartCalls)
+	}
+	lk := &c.LiveKit
+	if lk.APISecretFile != "" {
+		if lk.APISecret != "" {
+			bad("calls.livekit.api_secret_file", "give either the secret or its file, not both")
+		} else if b, err := os.ReadFile(lk.APISecretFile); err != nil {
+			bad("calls.livekit.api_secret_file", "%v", err)
+		} else {
+			lk.APISecret = strings.TrimSpace(string(b))
+		}
+	}
+	if lk.URL == "" {
+		return
+	}
+	if u, err := url.Parse(lk.URL); err != nil || (u.Scheme != "wss" && u.Scheme != "ws") || u.Host == "" {
+		bad("calls.livekit.url", "%q is not a ws:// or wss:// URL", lk.URL)
+	}
+	if lk.APIKey == "" || lk.APISecret == "" {
+		bad("calls.livekit.api_key", "a LiveKit URL needs its API key and secret")
+	}
+}
