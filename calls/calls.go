@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -22,12 +23,14 @@ import (
 	redoubtauth "github.com/redoubt-systems/redoubt/auth"
 	"github.com/redoubt-systems/redoubt/config"
 	"github.com/redoubt-systems/redoubt/matrixerr"
+	"github.com/redoubt-systems/redoubt/rooms"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
 // Store is the part of storage.Q calls use.
 type Store interface {
 	AddOpenIDToken(ctx context.Context, hash []byte, userID string, now, expires int64) error
+	ExpiringCallMemberships(ctx context.Context) ([]storage.Event, error)
 	Membership(ctx context.Context, roomID, userID string) (string, int64, error)
 	OpenIDTokenUser(ctx context.Context, hash []byte, now int64) (string, error)
 	User(ctx context.Context, userID string) (storage.User, error)
@@ -48,6 +51,12 @@ type Service struct {
 	Now func() time.Time
 	// Client reaches the LiveKit server's API (to open a call's room).
 	Client *http.Client
+	// Rooms sends the leave of an expired call membership.
+	Rooms *rooms.Service
+	Log   *slog.Logger
+
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // OpenIDToken is the answer of /openid/request_token.

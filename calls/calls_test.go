@@ -222,3 +222,38 @@ func TestCallMembership(t *testing.T) {
 		t.Fatalf("alice's sync has no call membership: %s", joined.Raw)
 	}
 }
+
+// A call membership past its expires ends, as if its client had left: an
+// empty membership, sent as the member. One still in time stays.
+func TestExpiredMembership(t *testing.T) {
+	srv := testserver.Start(t)
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat",
+		"power_level_content_override": map[string]any{"events": map[string]any{"org.matrix.msc3401.call.member": 0}}})
+	bob.Join(t, room)
+	rp := "/_matrix/client/v3/rooms/" + url.PathEscape(room) + "/state/org.matrix.msc3401.call.member/"
+	short, long := "_"+bob.UserID+"_A_m.call", "_"+alice.UserID+"_B_m.call"
+	now := srv.Clock.Now().UnixMilli()
+	bob.MustDo(t, "PUT", rp+url.PathEscape(short), map[string]any{"application": "m.call", "device_id": "A", "expires": 60000, "created_ts": now}, 200)
+	alice.MustDo(t, "PUT", rp+url.PathEscape(long), map[string]any{"application": "m.call", "device_id": "B", "expires": 14400000}, 200)
+	if err := srv.Calls.ExpireMemberships(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := alice.MustDo(t, "GET", rp+url.PathEscape(short), nil, 200); got.Get("application").Str != "m.call" {
+		t.Fatalf("ended before its time: %s", got.Raw)
+	}
+	srv.Clock.Advance(2 * time.Minute)
+	if err := srv.Calls.ExpireMemberships(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := alice.MustDo(t, "GET", rp+url.PathEscape(short), nil, 200); got.Raw != "{}" {
+		t.Fatalf("the expired membership stays: %s", got.Raw)
+	}
+	ev := alice.MustDo(t, "GET", "/_matrix/client/v3/rooms/"+url.PathEscape(room)+"/messages?dir=b&limit=1", nil, 200).Get("chunk.0")
+	if ev.Get("sender").Str != bob.UserID || ev.Get("type").Str != "org.matrix.msc3401.call.member" {
+		t.Fatalf("the leave: %s", ev.Raw)
+	}
+	if got := alice.MustDo(t, "GET", rp+url.PathEscape(long), nil, 200); got.Get("application").Str != "m.call" {
+		t.Fatalf("a membership in time ended: %s", got.Raw)
+	}
+}

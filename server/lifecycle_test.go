@@ -33,6 +33,7 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 	// What serve starts besides what the test server does.
 	srv.Retention.Start(t.Context())
 	srv.Backups.Start(t.Context())
+	srv.Calls.Start(t.Context())
 	root := srv.RegisterAdmin(t, "root")
 	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
 	bob.MustDo(t, "POST", "/_matrix/client/v3/pushers/set", map[string]any{"app_id": "app", "pushkey": "phone", "kind": "http",

