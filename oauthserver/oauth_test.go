@@ -481,3 +481,43 @@ func TestCodeExchangeRace(t *testing.T) {
 		}
 	}
 }
+
+// No request to the authorization server, however malformed, makes it
+// fail: each is answered below 500, and the server goes on.
+func TestGarbage(t *testing.T) {
+	srv := testserver.Start(t)
+	srv.Register(t, "alice")
+	b := newBrowser(t, srv)
+	paths := []string{"authorize", "authorize/callback", "token", "revoke", "keys", "userinfo", "end_session", "oauth/introspect",
+		".well-known/openid-configuration", "register", "login", "sso", "consent", "logout", "account", "account/end", "device_authorization", "nope"}
+	queries := []string{"", "?id=%00&client_id=%FF&response_type=token&redirect_uri=javascript:x&scope=&code_challenge=&state=" + strings.Repeat("s", 5000),
+		"?id=rdq_x&idp=nope&loginToken=x&grant_type=authorization_code&code=x"}
+	bodies := []string{"", "{", "null", `{"client_uri":5,"redirect_uris":"x"}`, "grant_type=refresh_token&refresh_token=x&client_id=y",
+		"token=x&client_id=" + b.clientID, "id=%00&form=x&allow=1&device_id=x&username=alice&password=x", strings.Repeat("a=", 40000)}
+	for _, p := range paths {
+		for _, q := range queries {
+			for _, method := range []string{"GET", "POST"} {
+				for _, body := range bodies {
+					if method == "GET" && body != "" {
+						continue
+					}
+					req, _ := http.NewRequest(method, b.issuer+p+q, strings.NewReader(body))
+					if strings.HasPrefix(body, "{") || body == "null" {
+						req.Header.Set("Content-Type", "application/json")
+					} else {
+						req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					}
+					res, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					res.Body.Close()
+					if res.StatusCode >= 500 {
+						t.Errorf("%s %s%.60s with %.40q: %d", method, p, q, body, res.StatusCode)
+					}
+				}
+			}
+		}
+	}
+	srv.Login(t, "alice").MustDo(t, "GET", "/_matrix/client/v3/account/whoami", nil, 200)
+}
