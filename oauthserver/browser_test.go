@@ -1,7 +1,6 @@
 package oauthserver_test
 
 import (
-	"context"
 	"fmt"
 	"html"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -41,8 +39,8 @@ func TestBrowserAuthorization(t *testing.T) {
 		"scope": {"openid urn:matrix:client:api:* urn:matrix:client:device:BROWSER"}, "state": {"st4te"},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "response_mode": {"query"}}
 	var consent, gotCode, gotState string
-	for i, step := range []chromedp.Action{
-		chromedp.Navigate(b.issuer + "authorize?" + q.Encode()),
+	browsertest.Steps(t, ctx,
+		chromedp.Navigate(b.issuer+"authorize?"+q.Encode()),
 		chromedp.WaitVisible(`a.button`, chromedp.ByQuery),
 		chromedp.Click(`a.button`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#username`),
@@ -55,16 +53,7 @@ func TestBrowserAuthorization(t *testing.T) {
 		chromedp.WaitVisible(`#code`),
 		chromedp.Text(`#code`, &gotCode),
 		chromedp.Text(`#state`, &gotState),
-	} {
-		stepCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		err := chromedp.Run(stepCtx, step)
-		cancel()
-		if err != nil {
-			var page, at string
-			_ = chromedp.Run(ctx, chromedp.Location(&at), chromedp.Text(`body`, &page))
-			t.Fatalf("step %d: %v, at %s: %.500s", i, err, at, page)
-		}
-	}
+	)
 	if !strings.Contains(consent, "Browser app") || !strings.Contains(consent, "@alice:test.local") {
 		t.Fatalf("consent page: %q", consent)
 	}

@@ -146,6 +146,12 @@ func (b *browser) token(form url.Values) (int, gjson.Result) {
 	return res.StatusCode, gjson.ParseBytes(body)
 }
 
+// exchange trades an authorization code for tokens, as the app does.
+func (b *browser) exchange(code, verifier string) (int, gjson.Result) {
+	b.t.Helper()
+	return b.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {callback}, "code_verifier": {verifier}})
+}
+
 func whoami(t *testing.T, srv *testserver.Server, token string) (int, gjson.Result) {
 	return srv.As(token).Do(t, "GET", "/_matrix/client/v3/account/whoami", nil)
 }
@@ -178,7 +184,7 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	if cb.Get("state") != "st4te" || cb.Get("code") == "" {
 		t.Fatalf("callback %v", cb)
 	}
-	code, tok := b.token(url.Values{"grant_type": {"authorization_code"}, "code": {cb.Get("code")}, "redirect_uri": {callback}, "code_verifier": {verifier}})
+	code, tok := b.exchange(cb.Get("code"), verifier)
 	if code != 200 || tok.Get("access_token").Str == "" || tok.Get("refresh_token").Str == "" || tok.Get("id_token").Str == "" ||
 		tok.Get("token_type").Str != "Bearer" || tok.Get("expires_in").Int() <= 0 {
 		t.Fatalf("token: %d %s", code, tok.Raw)
@@ -187,7 +193,7 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 		t.Fatalf("whoami %s", who.Raw)
 	}
 	// The code works once.
-	if code, res := b.token(url.Values{"grant_type": {"authorization_code"}, "code": {cb.Get("code")}, "redirect_uri": {callback}, "code_verifier": {verifier}}); code != 400 || res.Get("error").Str != "invalid_grant" {
+	if code, res := b.exchange(cb.Get("code"), verifier); code != 400 || res.Get("error").Str != "invalid_grant" {
 		t.Fatalf("replayed code: %d %s", code, res.Raw)
 	}
 
@@ -219,7 +225,7 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	// then revocation ends it.
 	verifier, challenge = pkce()
 	cb = b.signIn(b.authorizeURL("SECOND", challenge, nil), "alice", true)
-	_, tok = b.token(url.Values{"grant_type": {"authorization_code"}, "code": {cb.Get("code")}, "redirect_uri": {callback}, "code_verifier": {verifier}})
+	_, tok = b.exchange(cb.Get("code"), verifier)
 	res, err := http.PostForm(b.issuer+"revoke", url.Values{"token": {tok.Get("access_token").Str}, "client_id": {b.clientID}})
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("revoke: %v %v", res, err)
@@ -316,7 +322,7 @@ func TestAccountPage(t *testing.T) {
 	b := newBrowser(t, srv)
 	verifier, challenge := pkce()
 	cb := b.signIn(b.authorizeURL("PHONE", challenge, nil), "alice", true)
-	b.token(url.Values{"grant_type": {"authorization_code"}, "code": {cb.Get("code")}, "redirect_uri": {callback}, "code_verifier": {verifier}})
+	b.exchange(cb.Get("code"), verifier)
 	res, body := b.get(b.issuer + "account")
 	if res.StatusCode != 200 || !strings.Contains(body, "@alice:test.local") || !strings.Contains(body, "PHONE") {
 		t.Fatalf("account page: %d %s", res.StatusCode, body)
@@ -379,7 +385,7 @@ func (b *browser) signInAtProvider(idp *oidctest.Provider, device string) gjson.
 	id := res.Request.URL.Query().Get("id")
 	res, _ = b.post(b.issuer+"consent", url.Values{"id": {id}, "form": {m[1]}, "allow": {"1"}})
 	loc, _ := url.Parse(res.Header.Get("Location"))
-	_, tok := b.token(url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, "redirect_uri": {callback}, "code_verifier": {verifier}})
+	_, tok := b.exchange(loc.Query().Get("code"), verifier)
 	if _, who := whoami(t, b.srv, tok.Get("access_token").Str); who.Get("device_id").Str != device {
 		t.Fatalf("whoami %s", who.Raw)
 	}

@@ -31,7 +31,7 @@ fetch(%q + "/_matrix/client/v3/login", {method: "POST", headers: {"Content-Type"
 	t.Cleanup(client.Close)
 
 	var confirm, result string
-	for i, step := range []chromedp.Action{
+	browsertest.Steps(t, ctx,
 		chromedp.Navigate(loginURL(srv, client.URL+"/app")),
 		chromedp.WaitVisible(`#username`),
 		chromedp.SendKeys(`#username`, alice.Username),
@@ -43,11 +43,7 @@ fetch(%q + "/_matrix/client/v3/login", {method: "POST", headers: {"Content-Type"
 		chromedp.WaitVisible(`#result`),
 		chromedp.Poll(`document.getElementById("result") && document.getElementById("result").textContent.startsWith("@")`, nil),
 		chromedp.Text(`#result`, &result),
-	} {
-		if err := chromedp.Run(ctx, step); err != nil {
-			t.Fatalf("step %d: %v", i, err)
-		}
-	}
+	)
 	if !strings.Contains(confirm, "@alice:test.local") || !strings.Contains(confirm, strings.TrimPrefix(client.URL, "http://")) {
 		t.Fatalf("confirmation page: %q", confirm)
 	}

@@ -55,3 +55,19 @@ func Start(t *testing.T) context.Context {
 	t.Fatalf("chromium would not start: %v", lastErr)
 	return nil
 }
+
+// Steps runs browser actions one by one, each within 20 seconds; a step
+// that fails ends the test with where the browser was and what it showed.
+func Steps(t *testing.T, ctx context.Context, steps ...chromedp.Action) {
+	t.Helper()
+	for i, step := range steps {
+		stepCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := chromedp.Run(stepCtx, step)
+		cancel()
+		if err != nil {
+			var page, at string
+			_ = chromedp.Run(ctx, chromedp.Location(&at), chromedp.Text(`body`, &page))
+			t.Fatalf("step %d: %v, at %s: %.500s", i, err, at, page)
+		}
+	}
+}
