@@ -77,11 +77,14 @@ func (r *Rules) Save(ctx context.Context, q RuleStore, userID string, rs Ruleset
 // cache, so on a miss the evaluation waits for the transaction; and if any
 // rules are saved between the two, it is made again there.
 func (r *Rules) Prepare(a rooms.Appended) (rooms.Then, error) {
+	// Thread subscriptions change outside Save, so a threaded message
+	// (with subscriptions on) is evaluated in its transaction only.
+	if a.Snapshot && r.Threads && threadOf(a.Event) != "" {
+		return r.inside, nil
+	}
 	saves := r.saves.Load()
 	thread, notified, err := r.evaluate(a)
-	// Thread subscriptions change outside Save, so a threaded message
-	// (with subscriptions on) is evaluated in its transaction.
-	if errors.Is(err, errUncached) || (err == nil && a.Snapshot && thread != "" && r.Threads) {
+	if errors.Is(err, errUncached) {
 		return r.inside, nil
 	}
 	if err != nil || (!a.Snapshot && len(notified) == 0) {
@@ -103,6 +106,14 @@ func (r *Rules) inside(a rooms.Appended) error {
 		return err
 	}
 	return a.Q.AddPushActions(a.Ctx, a.Event.Pos, a.Event.RoomID, thread, notified)
+}
+
+// threadOf is the thread an event is a reply in, or "".
+func threadOf(ev *storage.Event) string {
+	if ev.RelType == "m.thread" {
+		return ev.RelatesTo
+	}
+	return ""
 }
 
 // errUncached is evaluate's answer, when it may use only cached rules, to
@@ -133,10 +144,7 @@ func (r *Rules) evaluate(a rooms.Appended) (string, []storage.PushAction, error)
 	if err := senderLevels(a.Auth, a.Room, ev.Sender, &c); err != nil {
 		return "", nil, err
 	}
-	thread := ""
-	if rel := event.Get(`content.m\.relates_to`); rel.Get("rel_type").Str == "m.thread" {
-		thread = rel.Get("event_id").Str
-	}
+	thread := threadOf(ev)
 	if thread != "" && r.Threads {
 		if c.ThreadSubscribers, err = q.ThreadSubscribers(ctx, ev.RoomID, thread); err != nil {
 			return "", nil, err

@@ -59,22 +59,19 @@ func (p *pconn) tx(ctx context.Context, begin string, fn func(Q) error) error {
 	if _, err := p.conn.ExecContext(ctx, begin); err != nil {
 		return err
 	}
-	returned := false
-	defer func() {
-		if !returned {
+	committed := false
+	defer func() { // also when fn panics
+		if !committed {
 			_, _ = p.conn.ExecContext(context.Background(), "ROLLBACK")
 		}
 	}()
-	err := fn(Q{pc: p})
-	returned = true
-	if err != nil {
-		_, _ = p.conn.ExecContext(context.Background(), "ROLLBACK")
+	if err := fn(Q{pc: p}); err != nil {
 		return err
 	}
 	if _, err := p.conn.ExecContext(context.Background(), "COMMIT"); err != nil {
-		_, _ = p.conn.ExecContext(context.Background(), "ROLLBACK")
 		return err
 	}
+	committed = true
 	return nil
 }
 

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 )
 
@@ -177,14 +176,10 @@ func (q Q) StateAt(ctx context.Context, roomID string, pos int64) ([]Event, erro
 // pos (the users without one are left out): one index seek each, where
 // StateAt reads every member of the room.
 func (q Q) MembersAt(ctx context.Context, roomID string, pos int64, userIDs []string) ([]Event, error) {
-	users, err := json.Marshal(userIDs)
-	if err != nil {
-		return nil, err
-	}
 	return q.queryEvents(ctx, `SELECT `+eventCols+` FROM events e WHERE e.pos IN (
 			SELECT (SELECT MAX(pos) FROM events WHERE room_id = ? AND type = 'm.room.member'
 				AND state_key = u.value AND state_key IS NOT NULL AND pos <= ?) FROM json_each(?) u
-		) ORDER BY e.pos`, roomID, pos, string(users))
+		) ORDER BY e.pos`, roomID, pos, jsonStrings(userIDs))
 }
 
 // RoomEvents returns up to limit events of a room after `after` (ascending)

@@ -12,12 +12,14 @@ type Positions struct {
 	Events, AccountData, Receipts, Presence, ToDevice, DeviceLists int64
 }
 
+// eventsPosition is the events stream's head in SQL.
+const eventsPosition = `COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)`
+
 // Positions reads the stream heads. Events use the AUTOINCREMENT high-water
 // mark, which pruning the newest event does not lower.
 func (q Q) Positions(ctx context.Context) (Positions, error) {
 	var p Positions
-	err := q.queryRow(ctx, `SELECT
-		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+	err := q.queryRow(ctx, `SELECT `+eventsPosition+`,
 		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'account_data'), 0),
 		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'receipts'), 0),
 		COALESCE((SELECT pos FROM stream_positions WHERE stream = 'presence'), 0),
@@ -46,7 +48,7 @@ func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) e
 	return db.Read(ctx, func(q Q) error {
 		c := db.commits.Load()
 		var seq int64
-		if err := q.queryRow(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)`).Scan(&seq); err != nil {
+		if err := q.queryRow(ctx, `SELECT `+eventsPosition).Scan(&seq); err != nil {
 			return err
 		}
 		settled := c%2 == 0 && db.commits.Load() == c

@@ -206,17 +206,20 @@ func (b *builder) stateFor(roomID string, full bool, before int64, tl []storage.
 					users = append(users, u)
 				}
 			}
-			at, err := b.q.MembersAt(b.ctx, roomID, before, users)
-			if err != nil {
-				return nil, err
-			}
-			have := map[string]bool{}
-			for _, e := range state {
-				have[e.EventID] = true
-			}
-			for _, e := range at {
-				if e.Type == spec.MRoomMember && needed[*e.StateKey] && !have[e.EventID] && *e.StateKey != b.dev.UserID {
-					state = append(state, e)
+			if len(users) > 0 {
+				// MembersAt returns just these users' member events.
+				at, err := b.q.MembersAt(b.ctx, roomID, before, users)
+				if err != nil {
+					return nil, err
+				}
+				have := map[string]bool{}
+				for _, e := range state {
+					have[e.EventID] = true
+				}
+				for _, e := range at {
+					if !have[e.EventID] {
+						state = append(state, e)
+					}
 				}
 			}
 		}
