@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -109,13 +108,8 @@ func (a *API) getUser(r *http.Request, _ *httpapi.Device) httpapi.Response {
 
 // GET /_synapse/admin/v1/auth_providers/{provider}/users/{externalId}
 func (a *API) userByExternalID(r *http.Request, _ *httpapi.Device) httpapi.Response {
-	v := mux.Vars(r)
-	provider, err1 := url.PathUnescape(v["provider"])
-	externalID, err2 := url.PathUnescape(v["externalId"])
-	if err1 != nil || err2 != nil {
-		return httpapi.Fail(httpapi.InvalidParam("the path is not well encoded"))
-	}
-	userID, err := a.DB.R().UserByExternalID(r.Context(), provider, externalID)
+	v := mux.Vars(r) // unescaped by httpapi
+	userID, err := a.DB.R().UserByExternalID(r.Context(), v["provider"], v["externalId"])
 	if errors.Is(err, storage.ErrNotFound) {
 		return httpapi.Fail(httpapi.NotFound("no user with that external ID"))
 	}
@@ -206,16 +200,19 @@ func (a *API) prepareEdit(ctx context.Context, userID string, req userEdit) (pre
 		if err := a.checkExternalIDs(ctx, e); err != nil {
 			return e, err
 		}
+		// Sorted and without repeats, as they are stored and read back.
+		want := slices.Clone(*req.ExternalIDs)
+		slices.SortFunc(want, func(x, y storage.ExternalID) int {
+			return strings.Compare(x.AuthProvider+"\x00"+x.ExternalID, y.AuthProvider+"\x00"+y.ExternalID)
+		})
+		want = slices.Compact(want)
+		e.ExternalIDs = &want
 		if !e.created {
 			had, err := a.DB.R().ExternalIDs(ctx, userID)
 			if err != nil {
 				return e, err
 			}
-			want := slices.Clone(*req.ExternalIDs)
-			slices.SortFunc(want, func(x, y storage.ExternalID) int {
-				return strings.Compare(x.AuthProvider+"\x00"+x.ExternalID, y.AuthProvider+"\x00"+y.ExternalID)
-			})
-			if slices.Equal(had, slices.Compact(want)) {
+			if slices.Equal(had, want) {
 				e.ExternalIDs = nil
 			}
 		}

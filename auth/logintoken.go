@@ -47,17 +47,8 @@ func (s *Service) LoginWithToken(ctx context.Context, token, deviceID, displayNa
 		if err != nil {
 			return err
 		}
-		u, err := q.User(ctx, t.UserID)
-		if err != nil {
-			return err
-		}
-		if u.Deactivated {
-			return ErrDeactivated
-		}
-		if sess, err = s.LoginIn(ctx, q, t.UserID, deviceID, displayName, refresh); err != nil || t.SID == "" {
-			return err
-		}
-		return q.AddSSODevice(ctx, t.UserID, deviceID, t.AuthProvider, t.SID)
+		sess, err = s.LoginFromProvider(ctx, q, t.UserID, deviceID, displayName, refresh, t.AuthProvider, t.SID)
+		return err
 	})
 	return sess, err
 }
@@ -77,4 +68,23 @@ func (s *Service) RedeemLoginToken(ctx context.Context, token, binding string) (
 		return err
 	})
 	return t, err
+}
+
+// LoginFromProvider is LoginIn for a sign-in through an identity
+// provider, inside a write the caller holds: a deactivated account is
+// refused, and a device logged in by a provider's session (sid) is
+// recorded as that session's, for the provider's logout.
+func (s *Service) LoginFromProvider(ctx context.Context, q Store, userID, deviceID, displayName string, refresh bool, provider, sid string) (Session, error) {
+	u, err := q.User(ctx, userID)
+	if err != nil {
+		return Session{}, err
+	}
+	if u.Deactivated {
+		return Session{}, ErrDeactivated
+	}
+	sess, err := s.LoginIn(ctx, q, userID, deviceID, displayName, refresh)
+	if err != nil || sid == "" {
+		return sess, err
+	}
+	return sess, q.AddSSODevice(ctx, userID, deviceID, provider, sid)
 }

@@ -31,23 +31,15 @@ func (a *API) rtcTransports(*http.Request, *httpapi.Device) httpapi.Response {
 	return httpapi.OK(map[string]any{"rtc_transports": a.Calls.Transports()})
 }
 
-// openIDTokenField is the OpenID token as the token service receives it.
-type openIDTokenField struct {
-	AccessToken      string `json:"access_token"`
-	TokenType        string `json:"token_type"`
-	MatrixServerName string `json:"matrix_server_name"`
-	ExpiresIn        int64  `json:"expires_in"`
-}
-
 // POST /_redoubt/livekit/sfu/get
 //
 // The token service's first form (lk-jwt-service's /sfu/get): a room and
 // a device.
 func (a *API) sfuGet(r *http.Request) httpapi.Response {
 	var req struct {
-		Room        string           `json:"room"`
-		OpenIDToken openIDTokenField `json:"openid_token"`
-		DeviceID    string           `json:"device_id"`
+		Room        string            `json:"room"`
+		OpenIDToken calls.OpenIDToken `json:"openid_token"`
+		DeviceID    string            `json:"device_id"`
 	}
 	if err := httpapi.Decode(r, &req); err != nil {
 		return httpapi.Fail(err)
@@ -68,9 +60,9 @@ func (a *API) sfuGet(r *http.Request) httpapi.Response {
 // The token service's newer form (MSC4195): a room, a slot and a member.
 func (a *API) getToken(r *http.Request) httpapi.Response {
 	var req struct {
-		RoomID      string           `json:"room_id"`
-		SlotID      string           `json:"slot_id"`
-		OpenIDToken openIDTokenField `json:"openid_token"`
+		RoomID      string            `json:"room_id"`
+		SlotID      string            `json:"slot_id"`
+		OpenIDToken calls.OpenIDToken `json:"openid_token"`
 		Member      struct {
 			ID              string `json:"id"`
 			ClaimedUserID   string `json:"claimed_user_id"`

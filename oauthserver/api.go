@@ -91,13 +91,10 @@ func (s *Server) registerClient(w http.ResponseWriter, r *http.Request) {
 		writeRegistrationError(w, err)
 		return
 	}
-	body, _ := json.Marshal(m)
-	var out map[string]any
-	_ = json.Unmarshal(body, &out)
-	out["client_id"] = id
-	out["client_id_issued_at"] = s.Now().Unix()
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusCreated)
-	_ = json.NewEncoder(w).Encode(out)
+	httpapi.WriteJSON(w, http.StatusCreated, struct {
+		Metadata
+		ClientID         string `json:"client_id"`
+		ClientIDIssuedAt int64  `json:"client_id_issued_at"`
+	}{m, id, s.Now().Unix()})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/redoubt-systems/redoubt/auth"
+	"github.com/redoubt-systems/redoubt/httpapi"
 	"github.com/redoubt-systems/redoubt/storage"
 )
 
@@ -234,8 +235,6 @@ func writeRegistrationError(w http.ResponseWriter, err error) {
 	if errors.As(err, &re) {
 		code, body = http.StatusBadRequest, map[string]string{"error": re.Code, "error_description": re.Description}
 	}
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(body)
+	httpapi.WriteJSON(w, code, body)
 }

@@ -177,7 +177,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err = s.DB.Write(r.Context(), func(q Store) error {
-		return q.AllowOAuthRequest(r.Context(), id, sess.UserID, s.Now().UnixMilli(), sess.AuthProvider, sess.SID)
+		return q.AllowOAuthRequest(r.Context(), id, sess.UserID, sess.AuthTime, sess.AuthProvider, sess.SID)
 	})
 	if err != nil {
 		s.page(w, http.StatusBadRequest, errorPage, map[string]any{"Message": "This sign-in request was already answered."})
@@ -237,12 +237,9 @@ func (s *Server) page(w http.ResponseWriter, status int, t *template.Template, d
 		s.Log.Error("page", "err", err)
 		status = http.StatusInternalServerError
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'")
-	h.Set("Referrer-Policy", "no-referrer")
+	for k, v := range httpapi.Page(nil).Header { // the headers of every page
+		w.Header()[k] = v
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
 }

@@ -40,8 +40,8 @@ type Store interface {
 	DeleteOAuthRequest(ctx context.Context, id string) error
 	Devices(ctx context.Context, userID string) ([]storage.Device, error)
 	OAuthClient(ctx context.Context, clientID string) ([]byte, error)
-	OAuthGrantOf(ctx context.Context, userID, deviceID string) (storage.OAuthGrant, error)
-	OAuthKey(ctx context.Context, gen func() (string, []byte, int64)) (string, []byte, error)
+	AddOAuthKey(ctx context.Context, keyID string, der []byte, ts int64) (string, []byte, error)
+	OAuthKey(ctx context.Context) (string, []byte, error)
 	OAuthRequestByCode(ctx context.Context, codeHash []byte, notBefore int64) (storage.OAuthRequest, error)
 	OAuthRequestByID(ctx context.Context, id string, notBefore int64) (storage.OAuthRequest, error)
 	SetOAuthCode(ctx context.Context, id string, codeHash []byte) error
@@ -77,15 +77,28 @@ type Server struct {
 // Start loads (or makes) the signing key and builds the op provider.
 func (s *Server) Start(ctx context.Context) error {
 	var der []byte
-	err := s.DB.Write(ctx, func(q Store) error {
+	err := s.DB.Read(ctx, func(q Store) error {
 		var err error
-		s.keyID, der, err = q.OAuthKey(ctx, func() (string, []byte, int64) {
-			key, _ := rsa.GenerateKey(rand.Reader, 2048)
-			der, _ := x509.MarshalPKCS8PrivateKey(key)
-			return "rdk_" + auth.RandomString(8), der, s.Now().UnixMilli()
-		})
+		s.keyID, der, err = q.OAuthKey(ctx)
 		return err
 	})
+	if errors.Is(err, storage.ErrNotFound) {
+		// The first start: made outside the write transaction, which a
+		// 2048-bit key would hold for tens of milliseconds.
+		key, genErr := rsa.GenerateKey(rand.Reader, 2048)
+		if genErr != nil {
+			return genErr
+		}
+		if der, err = x509.MarshalPKCS8PrivateKey(key); err != nil {
+			return err
+		}
+		id := "rdk_" + auth.RandomString(8)
+		err = s.DB.Write(ctx, func(q Store) error {
+			var err error
+			s.keyID, der, err = q.AddOAuthKey(ctx, id, der, s.Now().UnixMilli())
+			return err
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -136,17 +149,12 @@ func (s *Server) login(ctx context.Context, r *authRequest) (auth.Session, error
 		} else if err != nil {
 			return err
 		}
-		if u, err := q.User(ctx, r.UserID); err != nil || u.Deactivated {
-			return errors.Join(err, oidc.ErrAccessDenied().WithDescription("the account is deactivated"))
-		}
 		var err error
-		if sess, err = s.Auth.LoginIn(ctx, q, r.UserID, device, c.m.ClientName, true); err != nil {
+		sess, err = s.Auth.LoginFromProvider(ctx, q, r.UserID, device, c.m.ClientName, true, r.AuthProvider, r.SID)
+		if errors.Is(err, auth.ErrDeactivated) {
+			return oidc.ErrAccessDenied().WithDescription("the account is deactivated")
+		} else if err != nil {
 			return err
-		}
-		if r.SID != "" {
-			if err := q.AddSSODevice(ctx, r.UserID, device, r.AuthProvider, r.SID); err != nil {
-				return err
-			}
 		}
 		return q.SetOAuthGrant(ctx, storage.OAuthGrant{UserID: r.UserID, DeviceID: device, ClientID: r.ClientID,
 			Scopes: strings.Join(r.GetScopes(), " "), AuthTime: r.AuthTime.UnixMilli()})

@@ -174,7 +174,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		Client: &http.Client{Timeout: 15 * time.Second}}
 	signIn := &sso.Service{DB: storage.View[sso.Store]{DB: db}, Cfg: cfg, Auth: s.Auth, Now: opts.Now, Log: opts.Log,
 		Client: &http.Client{Timeout: 15 * time.Second}}
-	s.Auth.Recheck = signIn.Recheck
+	for _, p := range cfg.SSO.Providers {
+		if p.CheckAtRefresh > 0 { // else a refresh has nothing to ask
+			s.Auth.Recheck = signIn.Recheck
+		}
+	}
 	(&clientapi.API{Cfg: cfg, DB: storage.View[clientapi.Store]{DB: db}, Auth: s.Auth, Rooms: s.Rooms, Notifier: s.Notifier, Erase: s.Retention.EraseUser,
 		Delayed: s.Delayed, Threads: &threads.Service{DB: storage.View[threads.Store]{DB: db}, Rooms: s.Rooms, Notifier: s.Notifier},
 		SSO:   signIn,

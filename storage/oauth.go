@@ -2,8 +2,6 @@ package storage
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 )
 
 // AddOAuthClient stores a registered client's metadata.
@@ -163,16 +161,20 @@ func (q Q) DeleteBrowserSessionsOf(ctx context.Context, userID, provider, sid st
 	return err
 }
 
-// OAuthKey returns the key ID tokens are signed with, creating it with
-// gen on first use.
-func (q Q) OAuthKey(ctx context.Context, gen func() (keyID string, der []byte, ts int64)) (string, []byte, error) {
+// OAuthKey returns the key ID tokens are signed with.
+func (q Q) OAuthKey(ctx context.Context) (string, []byte, error) {
 	var id string
 	var der []byte
 	err := q.queryRow(ctx, `SELECT key_id, private_key FROM oauth_keys ORDER BY created_ts LIMIT 1`).Scan(&id, &der)
-	if errors.Is(err, sql.ErrNoRows) {
-		var ts int64
-		id, der, ts = gen()
-		_, err = q.exec(ctx, `INSERT INTO oauth_keys(key_id, private_key, created_ts) VALUES(?, ?, ?)`, id, der, ts)
+	return id, der, notFound(err)
+}
+
+// AddOAuthKey stores the signing key unless one is there (another process
+// made it first), and returns the one kept.
+func (q Q) AddOAuthKey(ctx context.Context, keyID string, der []byte, ts int64) (string, []byte, error) {
+	if id, kept, err := q.OAuthKey(ctx); err == nil {
+		return id, kept, nil
 	}
-	return id, der, err
+	_, err := q.exec(ctx, `INSERT INTO oauth_keys(key_id, private_key, created_ts) VALUES(?, ?, ?)`, keyID, der, ts)
+	return keyID, der, err
 }

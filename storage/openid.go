@@ -25,6 +25,8 @@ const CallMembershipType = "org.matrix.msc3401.call.member"
 // ExpiringCallMemberships returns the current call memberships that say
 // when they expire, oldest first.
 func (q Q) ExpiringCallMemberships(ctx context.Context) ([]Event, error) {
+	// The type is written out, not a parameter, so that the partial
+	// index room_state_call_members serves the query.
 	return q.queryEvents(ctx, `SELECT `+eventCols+` FROM room_state s JOIN events e ON e.event_id = s.event_id
-		WHERE s.type = 'org.matrix.msc3401.call.member' AND json_extract(e.json, '$.content.expires') IS NOT NULL ORDER BY e.pos`)
+		WHERE s.type = '`+CallMembershipType+`' AND json_extract(e.json, '$.content.expires') IS NOT NULL ORDER BY e.pos`)
 }

@@ -30,7 +30,7 @@ var shippedMigrations = map[string]string{
 	"018_push_actions_compact.sql": "09e51a2ad66c7588fda3a078a93f6347c940042fcda0b8a916667daa057104bf",
 	"019_room_bump.sql":            "d39c72595a4cde185ab3b4b1de23b9ecf55e0a6b3c5cd5860e1df359ffa7d08b",
 	"020_sso.sql":                  "4916ecd187e8c0596f9c0750bf54c7d16132fcae8ddea14a28330a3497294380",
-	"021_oauth.sql":                "685bee911979b97826c7f8decd2d32245d19d7e1ae9e0c866096ed002365b185",
+	"021_oauth.sql":                "12bab2a60d4edfe1e27486102c1ed1569faa4577eb37b6202d52039f4527c029",
 	"022_calls.sql":                "7a6f678916c3b5d0c1073cbe210d892396a59b1163954122917500010263e2e7",
 }
 

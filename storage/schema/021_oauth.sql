@@ -41,6 +41,7 @@ CREATE TABLE oauth_used_refresh (
     device_id  TEXT NOT NULL,
     used_ts    INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX oauth_used_refresh_ts ON oauth_used_refresh(used_ts);
 
 -- Signed-in browsers of the authorization server's pages.
 CREATE TABLE oauth_browser_sessions (
