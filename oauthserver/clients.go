@@ -85,11 +85,10 @@ func (m *Metadata) check() error {
 	if len(m.GrantTypes) == 0 {
 		m.GrantTypes = []string{"authorization_code", "refresh_token"}
 	}
-	for _, g := range m.GrantTypes {
-		if g != "authorization_code" && g != "refresh_token" {
-			return badMetadata("grant type " + g + " is not supported")
-		}
-	}
+	// Grant types not offered here (the device code grant Element X may
+	// ask for, for signing in by QR code) are left out of the
+	// registration, as RFC 7591 lets a server do, rather than refused.
+	m.GrantTypes = slices.DeleteFunc(m.GrantTypes, func(g string) bool { return g != "authorization_code" && g != "refresh_token" })
 	if !slices.Contains(m.GrantTypes, "authorization_code") {
 		return badMetadata("grant_types must include authorization_code")
 	}

@@ -261,6 +261,12 @@ func TestAuthorizationRefusals(t *testing.T) {
 		"redirect_uris": []string{"example.app:/cb", "http://127.0.0.1/cb"}}); code != 201 {
 		t.Errorf("a native client: %d %s", code, res.Raw)
 	}
+	// A grant type not offered here is left out, not refused.
+	if code, res := b.register(map[string]any{"client_uri": "https://app.example/", "application_type": "native", "redirect_uris": []string{"example.app:/cb"},
+		"grant_types": []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"}}); code != 201 ||
+		res.Get("grant_types").Raw != `["authorization_code","refresh_token"]` {
+		t.Errorf("a client that also asks for the device code grant: %d %s", code, res.Raw)
+	}
 
 	// A redirect URI the client did not register: the server does not
 	// send the browser there.
