@@ -162,16 +162,24 @@ func (o opStorage) GetRefreshTokenInfo(context.Context, string, string) (string,
 	return "", "", op.ErrInvalidRefreshToken
 }
 
-func (o opStorage) SigningKey(context.Context) (op.SigningKey, error) {
-	return signingKey{o.s.key, o.s.keyID}, nil
+func (o opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	key, id, err := o.s.signingKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return signingKey{key, id}, nil
 }
 
 func (o opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
 	return []jose.SignatureAlgorithm{jose.RS256}, nil
 }
 
-func (o opStorage) KeySet(context.Context) ([]op.Key, error) {
-	return []op.Key{publicKey{&o.s.key.PublicKey, o.s.keyID}}, nil
+func (o opStorage) KeySet(ctx context.Context) ([]op.Key, error) {
+	key, id, err := o.s.signingKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []op.Key{publicKey{&key.PublicKey, id}}, nil
 }
 
 func (o opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {

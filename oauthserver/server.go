@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -69,47 +70,17 @@ type Server struct {
 	Now  func() time.Time
 	Log  *slog.Logger
 
-	op    *op.Provider
-	key   *rsa.PrivateKey
+	op *op.Provider
+
+	keyMu sync.Mutex
+	key   *rsa.PrivateKey // nil until signingKey
 	keyID string
 }
 
-// Start loads (or makes) the signing key and builds the op provider.
+// Start builds the op provider. The signing key is loaded, or made, when
+// first needed: a first start does not wait for a 2048-bit key.
 func (s *Server) Start(ctx context.Context) error {
-	var der []byte
-	err := s.DB.Read(ctx, func(q Store) error {
-		var err error
-		s.keyID, der, err = q.OAuthKey(ctx)
-		return err
-	})
-	if errors.Is(err, storage.ErrNotFound) {
-		// The first start: made outside the write transaction, which a
-		// 2048-bit key would hold for tens of milliseconds.
-		key, genErr := rsa.GenerateKey(rand.Reader, 2048)
-		if genErr != nil {
-			return genErr
-		}
-		if der, err = x509.MarshalPKCS8PrivateKey(key); err != nil {
-			return err
-		}
-		id := "rdk_" + auth.RandomString(8)
-		err = s.DB.Write(ctx, func(q Store) error {
-			var err error
-			s.keyID, der, err = q.AddOAuthKey(ctx, id, der, s.Now().UnixMilli())
-			return err
-		})
-	}
-	if err != nil {
-		return err
-	}
-	key, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return err
-	}
-	var ok bool
-	if s.key, ok = key.(*rsa.PrivateKey); !ok {
-		return errors.New("oauth: the stored signing key is not RSA")
-	}
+	var err error
 	var unused [32]byte
 	cfg := &op.Config{
 		CryptoKey:             unused,
@@ -124,6 +95,53 @@ func (s *Server) Start(ctx context.Context) error {
 	s.op, err = op.NewProvider(cfg, opStorage{s}, issuer, op.WithAllowInsecure(), op.WithCrypto(tokenCrypto{}),
 		op.WithCORSOptions(nil), op.WithLogger(s.Log), op.WithCustomTokenEndpoint(op.NewEndpoint("token")))
 	return err
+}
+
+// signingKey returns the key ID tokens are signed with: the stored one,
+// or, the first time one is needed, a new one.
+func (s *Server) signingKey(ctx context.Context) (*rsa.PrivateKey, string, error) {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.key != nil {
+		return s.key, s.keyID, nil
+	}
+	var id string
+	var der []byte
+	err := s.DB.Read(ctx, func(q Store) error {
+		var err error
+		id, der, err = q.OAuthKey(ctx)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		// Made outside the write transaction, which a 2048-bit key would
+		// hold for tens of milliseconds. AddOAuthKey returns the key
+		// already stored if there is one.
+		key, genErr := rsa.GenerateKey(rand.Reader, 2048)
+		if genErr != nil {
+			return nil, "", genErr
+		}
+		if der, err = x509.MarshalPKCS8PrivateKey(key); err != nil {
+			return nil, "", err
+		}
+		err = s.DB.Write(ctx, func(q Store) error {
+			var err error
+			id, der, err = q.AddOAuthKey(ctx, "rdk_"+auth.RandomString(8), der, s.Now().UnixMilli())
+			return err
+		})
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, "", err
+	}
+	key, ok := parsed.(*rsa.PrivateKey)
+	if !ok {
+		return nil, "", errors.New("oauth: the stored signing key is not RSA")
+	}
+	s.key, s.keyID = key, id
+	return key, id, nil
 }
 
 // issuer is the authorization server's issuer identifier. It ends in a
