@@ -189,15 +189,19 @@ func jsonEqual(a, b gjson.Result) bool {
 	return false
 }
 
-var countRE = regexp.MustCompile(`^(==|<=|>=|<|>)?([0-9]+)$`)
-
+// compareCount evaluates room_member_count's "is" (an optional ==, <, >,
+// <= or >= and a number) against n. Parsed by hand: it runs for every
+// member an event may notify.
 func compareCount(is string, n int) bool {
-	m := countRE.FindStringSubmatch(is)
-	if m == nil {
+	op := strings.TrimRight(is, "0123456789")
+	digits := is[len(op):]
+	want, err := strconv.Atoi(digits) // only digits: no sign
+	if err != nil {
 		return false
 	}
-	want, _ := strconv.Atoi(m[2])
-	switch m[1] {
+	switch op {
+	case "", "==":
+		return n == want
 	case "<":
 		return n < want
 	case ">":
@@ -207,7 +211,7 @@ func compareCount(is string, n int) bool {
 	case ">=":
 		return n >= want
 	}
-	return n == want
+	return false
 }
 
 var globCache sync.Map // pattern+words → *regexp.Regexp
