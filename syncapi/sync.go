@@ -244,8 +244,10 @@ type builder struct {
 	// the token: their presence is sent even if it did not change.
 	newlyShared map[string]bool
 	// ignored are the users the user ignores: none of their messages or
-	// invites are sent.
-	ignored map[string]bool
+	// invites are sent. Read when first needed (ignoredUsers): a wake-up
+	// for a to-device message or a receipt shows no events.
+	ignored     map[string]bool
+	readIgnored bool
 	// direct are the rooms the user's m.direct names (sliding sync), read
 	// once per response.
 	direct map[string]bool
@@ -285,10 +287,6 @@ func (s *Service) run(ctx context.Context, dev *httpapi.Device, req *syncRequest
 		if err := b.accountData(); err != nil {
 			return err
 		}
-		var err error
-		if b.ignored, err = rooms.IgnoredUsers(ctx, q, dev.UserID); err != nil {
-			return err
-		}
 		if err := b.rooms(); err != nil {
 			return err
 		}
@@ -318,3 +316,15 @@ func (b *builder) clampSince() {
 }
 
 func (b *builder) initial() bool { return b.req.since == nil }
+
+// ignoredUsers returns the users the user ignores, read once per response.
+func (b *builder) ignoredUsers() (map[string]bool, error) {
+	if !b.readIgnored {
+		var err error
+		if b.ignored, err = rooms.IgnoredUsers(b.ctx, b.q, b.dev.UserID); err != nil {
+			return nil, err
+		}
+		b.readIgnored = true
+	}
+	return b.ignored, nil
+}

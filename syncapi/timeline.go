@@ -151,9 +151,13 @@ func (b *builder) timelineFor(roomID string, from, to, joinedAt int64) (timeline
 			return timelineEvents{}, err
 		}
 	}
+	ignored, err := b.ignoredUsers()
+	if err != nil {
+		return timelineEvents{}, err
+	}
 	out := visible[:0:0]
 	for _, e := range visible {
-		if !rooms.Hidden(b.ignored, e) && f.AllowsEvent(roomID, e.Type, e.Sender, []byte(gjson.GetBytes(e.JSON, "content").Raw)) {
+		if !rooms.Hidden(ignored, e) && f.AllowsEvent(roomID, e.Type, e.Sender, []byte(gjson.GetBytes(e.JSON, "content").Raw)) {
 			out = append(out, e)
 		}
 	}
@@ -392,9 +396,13 @@ func (b *builder) unread(roomID string, jr *joinedRoom) error {
 }
 
 func (b *builder) invitedRoom(m storage.RoomMembership) error {
-	if len(b.ignored) > 0 {
+	ignored, err := b.ignoredUsers()
+	if err != nil {
+		return err
+	}
+	if len(ignored) > 0 {
 		invite, err := b.q.CurrentStateEvent(b.ctx, m.RoomID, spec.MRoomMember, b.dev.UserID)
-		if err != nil || b.ignored[invite.Sender] {
+		if err != nil || ignored[invite.Sender] {
 			return err
 		}
 	}
