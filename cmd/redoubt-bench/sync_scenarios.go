@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,9 @@ func benchFanout(ctx context.Context, cfg *config) ([]row, error) {
 		}
 		var lat []time.Duration
 		misses := 0
+		// The CPU each wake-up costs the server and this tool, which share
+		// the machine: what bounds the latency from below.
+		var serverCPU, toolCPU float64
 		for r := range rounds {
 			marker := fmt.Sprintf(`"fanout round %d"`, r)
 			wait := longPoll(ctx, waiters, tokens, "filter="+filter, func(res gjson.Result) bool {
@@ -56,6 +60,7 @@ func benchFanout(ctx context.Context, cfg *config) ([]row, error) {
 			})
 			// Give every request time to reach its wait.
 			time.Sleep(500*time.Millisecond + time.Duration(n)*2*time.Millisecond)
+			server, tool := procStats(cfg.pid), procStats(os.Getpid())
 			if _, err := sender.do(ctx, "PUT", roomPath(room, "/send/m.room.message/"+txn()), map[string]any{"msgtype": "m.text", "body": fmt.Sprintf("fanout round %d", r)}); err != nil {
 				return rows, err
 			}
@@ -64,6 +69,8 @@ func benchFanout(ctx context.Context, cfg *config) ([]row, error) {
 			if err != nil {
 				return rows, err
 			}
+			serverCPU += procStats(cfg.pid).cpuSeconds - server.cpuSeconds
+			toolCPU += procStats(os.Getpid()).cpuSeconds - tool.cpuSeconds
 			for _, at := range returned {
 				if at.IsZero() {
 					misses++
@@ -74,6 +81,10 @@ func benchFanout(ctx context.Context, cfg *config) ([]row, error) {
 		}
 		name := fmt.Sprintf("sync fan-out, %d clients", n)
 		rows = append(rows, latencyRows(name, lat)...)
+		if cfg.pid != 0 {
+			wakes := float64(n * rounds)
+			rows = append(rows, row{name, "CPU per wake-up, server / load tool", fmt.Sprintf("%.0f / %.0f µs", serverCPU/wakes*1e6, toolCPU/wakes*1e6)})
+		}
 		rows = append(rows, row{name, "misses", strconv.Itoa(misses)})
 		if misses > 0 {
 			return rows, fmt.Errorf("%d of %d wake-ups missed", misses, n*rounds)
