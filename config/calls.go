@@ -2,8 +2,6 @@ package config
 
 import (
 	"net/url"
-	"os"
-	"strings"
 )
 
 // Calls are group calls (MatrixRTC, Element Call): a LiveKit server
@@ -38,15 +36,7 @@ func (c *Calls) validate(bad func(key, format string, args ...any)) {
 		bad("calls.start_calls", "%q is not one of members, admins", c.StartCalls)
 	}
 	lk := &c.LiveKit
-	if lk.APISecretFile != "" {
-		if lk.APISecret != "" {
-			bad("calls.livekit.api_secret_file", "give either the secret or its file, not both")
-		} else if b, err := os.ReadFile(lk.APISecretFile); err != nil {
-			bad("calls.livekit.api_secret_file", "%v", err)
-		} else {
-			lk.APISecret = strings.TrimSpace(string(b))
-		}
-	}
+	secretFromFile(bad, "calls.livekit.api_secret_file", lk.APISecretFile, &lk.APISecret)
 	if lk.URL == "" {
 		return
 	}

@@ -451,15 +451,7 @@ func (c *Config) Validate() error {
 		bad("public_baseurl", "%q must start with http:// or https://", c.PublicBaseURL)
 	}
 	c.PublicBaseURL = strings.TrimRight(c.PublicBaseURL, "/")
-	if c.RegistrationSharedSecretFile != "" {
-		if c.RegistrationSharedSecret != "" {
-			bad("registration_shared_secret_file", "give either the secret or its file, not both")
-		} else if b, err := os.ReadFile(c.RegistrationSharedSecretFile); err != nil {
-			bad("registration_shared_secret_file", "%v", err)
-		} else {
-			c.RegistrationSharedSecret = strings.TrimSpace(string(b))
-		}
-	}
+	secretFromFile(bad, "registration_shared_secret_file", c.RegistrationSharedSecretFile, &c.RegistrationSharedSecret)
 	if c.Password.MinLength < 0 || c.Password.MinLength > 1024 {
 		bad("password.min_length", "must be between 0 and 1024")
 	}
@@ -552,3 +544,18 @@ func (c *Config) Validate() error {
 // SupportedRoomVersions are the room versions this server creates and
 // serves: every stable version, since clients and upgrades may ask for any.
 var SupportedRoomVersions = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}
+
+// secretFromFile sets *secret from the file a *_file key names, if any:
+// the secret or its file, not both.
+func secretFromFile(bad func(key, format string, args ...any), key, file string, secret *string) {
+	if file == "" {
+		return
+	}
+	if *secret != "" {
+		bad(key, "give either the secret or its file, not both")
+	} else if b, err := os.ReadFile(file); err != nil {
+		bad(key, "%v", err)
+	} else {
+		*secret = strings.TrimSpace(string(b))
+	}
+}

@@ -3,10 +3,8 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -105,15 +103,7 @@ func (s *SSO) validate(bad func(key, format string, args ...any)) {
 		if p.ClientID == "" {
 			bad(key+".client_id", "is required")
 		}
-		if p.ClientSecretFile != "" {
-			if p.ClientSecret != "" {
-				bad(key+".client_secret_file", "give either the secret or its file, not both")
-			} else if b, err := os.ReadFile(p.ClientSecretFile); err != nil {
-				bad(key+".client_secret_file", "%v", err)
-			} else {
-				p.ClientSecret = strings.TrimSpace(string(b))
-			}
-		}
+		secretFromFile(bad, key+".client_secret_file", p.ClientSecretFile, &p.ClientSecret)
 		if len(p.Scopes) == 0 {
 			p.Scopes = []string{"openid", "profile", "email"}
 		} else if !slices.Contains(p.Scopes, "openid") {
