@@ -23,6 +23,7 @@ var limitedRoutes = map[string]string{
 	"GET /_synapse/client/oidc/callback":                                    "login",
 	"POST /_matrix/client/v3/auth/m.login.sso/fallback/web":                 "login",
 	"POST /_redoubt/oauth/login":                                            "login",
+	"GET /_redoubt/oauth/sso":                                               "login",
 	"POST /_redoubt/oauth/register":                                         "register",
 	"POST /_matrix/client/v3/register":                                      "register",
 	"POST /_synapse/admin/v1/register":                                      "shared_secret_register",
