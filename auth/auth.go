@@ -283,15 +283,11 @@ func (s *Service) LoginIn(ctx context.Context, q Store, userID, deviceID, displa
 	if err := q.UpsertDevice(ctx, d); err != nil {
 		return Session{}, err
 	}
-	return s.issue(ctx, q, userID, deviceID, refresh)
+	return s.IssueIn(ctx, q, userID, deviceID, refresh)
 }
 
 // IssueIn issues a device new tokens, inside a write the caller holds.
 func (s *Service) IssueIn(ctx context.Context, q Store, userID, deviceID string, refresh bool) (Session, error) {
-	return s.issue(ctx, q, userID, deviceID, refresh)
-}
-
-func (s *Service) issue(ctx context.Context, q Store, userID, deviceID string, refresh bool) (Session, error) {
 	now := s.Now()
 	sess := Session{UserID: userID, DeviceID: deviceID, AccessToken: newToken("rdt_")}
 	t := storage.AccessToken{Hash: HashToken(sess.AccessToken), UserID: userID, DeviceID: deviceID, CreatedTS: now.UnixMilli()}
@@ -335,7 +331,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 		if err := q.DeleteAccessToken(ctx, old.Hash); err != nil {
 			return err
 		}
-		sess, err = s.issue(ctx, q, old.UserID, old.DeviceID, true)
+		sess, err = s.IssueIn(ctx, q, old.UserID, old.DeviceID, true)
 		return err
 	})
 	return sess, err

@@ -141,7 +141,7 @@ func (o opStorage) TokenRequestByRefreshToken(ctx context.Context, token string)
 		return nil, err
 	}
 	return &refreshRequest{UserID: g.UserID, DeviceID: g.DeviceID, ClientID: g.ClientID, Scopes: strings.Fields(g.Scopes),
-		AuthTime: time.UnixMilli(g.AuthTime), token: token}, nil
+		AuthTime: time.UnixMilli(g.AuthTime)}, nil
 }
 
 func (o opStorage) TerminateSession(context.Context, string, string) error { return nil }

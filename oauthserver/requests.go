@@ -103,8 +103,6 @@ type refreshRequest struct {
 	UserID, DeviceID, ClientID string
 	Scopes                     []string
 	AuthTime                   time.Time
-	// token is the refresh token presented.
-	token string
 }
 
 func (r *refreshRequest) GetAMR() []string                 { return nil }
