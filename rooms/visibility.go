@@ -217,12 +217,14 @@ func (s *Service) readableViewer(ctx context.Context, q EventViewer, roomID, use
 	return v, nil
 }
 
-// Visible filters events of one room to those the user may see.
-func (s *Service) Visible(ctx context.Context, q ViewerReader, roomID, userID string, evs []storage.Event) ([]storage.Event, error) {
+// Visible filters events of one room to those the user may see; ignored
+// are the users the user ignores (IgnoredUsers), read once by a caller
+// that filters many rooms.
+func (s *Service) Visible(ctx context.Context, q ViewerReader, roomID, userID string, ignored map[string]bool, evs []storage.Event) ([]storage.Event, error) {
 	if len(evs) == 0 {
 		return evs, nil
 	}
-	v, err := s.newViewer(ctx, q, roomID, userID)
+	v, err := s.newViewerIgnoring(ctx, q, roomID, userID, ignored)
 	if err != nil {
 		return nil, err
 	}

@@ -145,15 +145,19 @@ func (b *builder) timelineFor(roomID string, from, to, joinedAt int64) (timeline
 	if len(evs) > 0 {
 		before = evs[0].Pos - 1
 	}
-	visible := evs
-	if len(evs) > 0 && (joinedAt == 0 || evs[0].Pos <= joinedAt) {
-		if visible, err = b.s.Rooms.Visible(b.ctx, b.q, roomID, b.dev.UserID, evs); err != nil {
+	// The ignored users' list is read only for a timeline with events (a
+	// receipt or typing wake-up has none), once per response.
+	var ignored map[string]bool
+	if len(evs) > 0 {
+		if ignored, err = b.ignoredUsers(); err != nil {
 			return timelineEvents{}, err
 		}
 	}
-	ignored, err := b.ignoredUsers()
-	if err != nil {
-		return timelineEvents{}, err
+	visible := evs
+	if len(evs) > 0 && (joinedAt == 0 || evs[0].Pos <= joinedAt) {
+		if visible, err = b.s.Rooms.Visible(b.ctx, b.q, roomID, b.dev.UserID, ignored, evs); err != nil {
+			return timelineEvents{}, err
+		}
 	}
 	out := visible[:0:0]
 	for _, e := range visible {
