@@ -60,35 +60,13 @@ type Unread struct {
 	Notifications, Highlights int
 }
 
-// ReadPositions returns the event positions a user has read up to in a room:
-// per thread ID as given in threaded receipts ("main" for the main
-// timeline), and "" for unthreaded receipts, which cover every thread.
-func (q Q) ReadPositions(ctx context.Context, userID, roomID string) (map[string]int64, error) {
-	rows, err := q.query(ctx, `SELECT thread_id, MAX(event_pos) FROM receipts
-		WHERE room_id = ? AND user_id = ? AND type IN ('m.read', 'm.read.private') GROUP BY thread_id`, roomID, userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var t string
-		var p int64
-		if err := rows.Scan(&t, &p); err != nil {
-			return nil, err
-		}
-		out[t] = p
-	}
-	return out, rows.Err()
-}
-
 // UnreadCounts counts a user's unread notifications in a room per thread
 // ("" for the main timeline), each thread read up to its own receipt or the
 // unthreaded one, whichever is later. SQLite counts, a row per thread: a
 // woken /sync asks on every wake-up, and handing each notification row to
-// Go cost three times as much. One statement in the common case: no
+// Go cost three times as much. One statement in the common case (no
 // thread has notifications since the unthreaded receipt, and no threaded
-// receipt is past it.
+// receipt is past it), at most three.
 func (q Q) UnreadCounts(ctx context.Context, userID, roomID string) (map[string]Unread, error) {
 	// Most rooms have no threads: counting without grouping needs no
 	// sort (a temporary B-tree per query, on every wake-up).
@@ -111,30 +89,32 @@ func (q Q) UnreadCounts(ctx context.Context, userID, roomID string) (map[string]
 		}
 	}
 	if threadRead > floor {
-		// A threaded receipt past the unthreaded one takes off what it
-		// read of its thread.
-		read, err := q.ReadPositions(ctx, userID, roomID)
+		// Threaded receipts past the unthreaded one ("main" for the main
+		// timeline) take off what they read of their thread, counted in
+		// one statement.
+		rows, err := q.query(ctx, `SELECT r.thread, COUNT(*), SUM(p.highlight)
+			FROM (SELECT CASE thread_id WHEN 'main' THEN '' ELSE thread_id END AS thread, MAX(event_pos) AS pos FROM receipts
+				WHERE room_id = ?2 AND user_id = ?1 AND type IN ('m.read', 'm.read.private') AND thread_id != '' AND event_pos > ?3
+				GROUP BY thread_id) r
+			JOIN push_actions p ON p.user_id = ?1 AND p.room_id = ?2 AND p.thread_id = r.thread AND p.event_pos > ?3 AND p.event_pos <= r.pos
+			GROUP BY r.thread`, userID, roomID, floor)
 		if err != nil {
 			return nil, err
 		}
-		for key, pos := range read {
-			thread := key
-			if key == "main" {
-				thread = ""
-			}
-			if key == "" || pos <= floor || out[thread] == (Unread{}) {
-				continue
-			}
+		defer rows.Close()
+		for rows.Next() {
+			var thread string
 			var seen Unread
-			if err := q.queryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(highlight), 0) FROM push_actions
-				WHERE user_id = ? AND room_id = ? AND thread_id = ? AND event_pos > ? AND event_pos <= ?`, userID, roomID, thread, floor, pos).
-				Scan(&seen.Notifications, &seen.Highlights); err != nil {
+			if err := rows.Scan(&thread, &seen.Notifications, &seen.Highlights); err != nil {
 				return nil, err
 			}
 			u := out[thread]
 			u.Notifications -= seen.Notifications
 			u.Highlights -= seen.Highlights
 			out[thread] = u
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
 		}
 	}
 	for thread, u := range out {
