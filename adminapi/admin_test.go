@@ -169,7 +169,7 @@ func TestDeactivateErase(t *testing.T) {
 
 	for _, tc := range []struct{ table, column string }{
 		{"devices", "user_id"}, {"access_tokens", "user_id"}, {"one_time_keys", "user_id"}, {"account_data", "user_id"},
-		{"media", "uploader"}, {"receipts", "user_id"}, {"push_actions", "user_id"},
+		{"media", "uploader"}, {"receipts", "user_id"}, {"push_actions", "user_id"}, {"unread_counts", "user_id"},
 	} {
 		if n := count(t, srv, `SELECT COUNT(*) FROM %s WHERE %s = '%s'`, tc.table, tc.column, alice.UserID); n != 0 {
 			t.Errorf("%d rows of alice left in %s", n, tc.table)

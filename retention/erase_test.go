@@ -57,7 +57,7 @@ func TestEraseAccount(t *testing.T) {
 	for _, tc := range []struct{ table, column string }{
 		{"devices", "user_id"}, {"access_tokens", "user_id"}, {"one_time_keys", "user_id"}, {"device_keys", "user_id"},
 		{"cross_signing_keys", "user_id"}, {"backup_versions", "user_id"}, {"account_data", "user_id"},
-		{"filters", "user_id"}, {"receipts", "user_id"}, {"presence", "user_id"}, {"push_actions", "user_id"},
+		{"filters", "user_id"}, {"receipts", "user_id"}, {"presence", "user_id"}, {"push_actions", "user_id"}, {"unread_counts", "user_id"},
 		{"to_device", "sender"}, {"media", "uploader"},
 	} {
 		if n := count(t, srv, `SELECT COUNT(*) FROM %s WHERE %s = '%s'`, tc.table, tc.column, alice.UserID); n != 0 {

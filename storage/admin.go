@@ -243,6 +243,7 @@ func (q Q) PurgeRoom(ctx context.Context, roomID string) (int64, error) {
 		`DELETE FROM room_state WHERE room_id = ?1 AND type NOT IN ('m.room.create', 'm.room.member')`,
 		`DELETE FROM room_aliases WHERE room_id = ?1`,
 		`DELETE FROM receipts WHERE room_id = ?1`,
+		`DELETE FROM unread_counts WHERE room_id = ?1`,
 	} {
 		if _, err := q.exec(ctx, query, roomID); err != nil {
 			return n, err

@@ -24,7 +24,11 @@ func (q Q) EraseUserData(ctx context.Context, userID string) error {
 		`DELETE FROM filters WHERE user_id = ?1`,
 		`DELETE FROM receipts WHERE user_id = ?1`,
 		`DELETE FROM presence WHERE user_id = ?1`,
-		`DELETE FROM push_actions WHERE user_id = ?1`,
+		// Through the rooms the user has a membership in: push_actions is
+		// ordered by event, not by user.
+		`DELETE FROM push_actions WHERE user_id = ?1 AND event_pos IN (SELECT e.pos FROM events e
+			WHERE e.room_id IN (SELECT room_id FROM room_state WHERE state_key = ?1 AND type = 'm.room.member'))`,
+		`DELETE FROM unread_counts WHERE user_id = ?1`,
 		`DELETE FROM forgotten_rooms WHERE user_id = ?1`,
 		`DELETE FROM to_device WHERE sender = ?1`,
 		`DELETE FROM pushers WHERE user_id = ?1`,

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 )
@@ -48,7 +49,10 @@ func TestPushActionsCompaction(t *testing.T) {
 		INSERT INTO push_actions(user_id, event_pos, room_id, thread_id, highlight, actions, ts) VALUES
 			('@b:hs', 1, '!r:hs', '', 0, CAST('["notify"]' AS BLOB), 1000),
 			('@b:hs', 2, '!r:hs', '$1', 1, CAST('["notify",{"set_tweak":"highlight"}]' AS BLOB), 2000),
-			('@c:hs', 2, '!r:hs', '', 0, CAST('["notify"]' AS BLOB), 2000);`)
+			('@c:hs', 2, '!r:hs', '', 0, CAST('["notify"]' AS BLOB), 2000);
+		INSERT INTO room_state(room_id, type, state_key, event_id, pos, membership) VALUES
+			('!r:hs', 'm.room.member', '@b:hs', '$1', 1, 'join'), ('!r:hs', 'm.room.member', '@c:hs', '$1', 1, 'join'),
+			('!r:hs', 'm.room.member', '@d:hs', '$1', 1, 'join'), ('!r:hs', 'm.room.member', '@e:hs', '$1', 1, 'join');`)
 	db, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +95,38 @@ func TestPushActionsCompaction(t *testing.T) {
 	}
 	if targets["@d:hs"] != `["notify"]` || targets["@e:hs"] != `["notify",{"set_tweak":"highlight"}]` {
 		t.Errorf("actions read back: %v", targets)
+	}
+}
+
+// The unread counts a file had counted (before 023) are the ones it keeps.
+func TestUnreadCountsMigration(t *testing.T) {
+	ctx := context.Background()
+	path := databaseAt(t, 22, `
+		INSERT INTO rooms(room_id, version, creator, created_ts, latest_event_id, depth) VALUES ('!r:hs', '10', '@a:hs', 1, '$6', 6);
+		INSERT INTO events(pos, event_id, room_id, type, sender, origin_ts, json) VALUES
+			(1, '$1', '!r:hs', 'm.room.message', '@a:hs', 1, '{}'), (2, '$2', '!r:hs', 'm.room.message', '@a:hs', 2, '{}'),
+			(3, '$3', '!r:hs', 'm.room.message', '@a:hs', 3, '{}'), (4, '$4', '!r:hs', 'm.room.message', '@a:hs', 4, '{}'),
+			(5, '$5', '!r:hs', 'm.room.message', '@a:hs', 5, '{}'), (6, '$6', '!r:hs', 'm.room.message', '@a:hs', 6, '{}');
+		INSERT INTO push_actions(event_pos, user_id, room_id, thread_id, highlight, actions) VALUES
+			(1, '@b:hs', '!r:hs', '', 0, NULL), (2, '@b:hs', '!r:hs', '$1', 1, NULL), (3, '@b:hs', '!r:hs', '', 1, NULL),
+			(4, '@b:hs', '!r:hs', '$1', 0, NULL), (5, '@b:hs', '!r:hs', '', 0, NULL), (6, '@b:hs', '!r:hs', '$1', 0, NULL),
+			(1, '@c:hs', '!r:hs', '', 0, NULL), (3, '@c:hs', '!r:hs', '', 1, NULL), (6, '@c:hs', '!r:hs', '$1', 1, NULL);
+		INSERT INTO receipts(room_id, user_id, type, thread_id, event_id, event_pos, ts, pos) VALUES
+			('!r:hs', '@b:hs', 'm.read', '', '$2', 2, 1, 1), ('!r:hs', '@b:hs', 'm.read.private', '$1', '$4', 4, 1, 2),
+			('!r:hs', '@c:hs', 'm.read', 'main', '$3', 3, 1, 3), ('!r:hs', '@c:hs', 'm.fully_read', '', '$6', 6, 1, 4);`)
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for user, want := range map[string]string{"@b:hs": "map[:{2 1} $1:{1 0}]", "@c:hs": "map[$1:{1 1}]"} {
+		got, err := db.R().UnreadCounts(ctx, user, "!r:hs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != want || fmt.Sprint(got) != fmt.Sprint(countUnread(t, db, user, "!r:hs")) {
+			t.Errorf("%s: kept %v, want %s", user, got, want)
+		}
 	}
 }
 

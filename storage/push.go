@@ -37,6 +37,7 @@ func loadedActions(a []byte) []byte {
 
 // AddPushActions records one event's notifications, one row per user, in
 // one statement: its cost per row is what dominates sending into a busy room.
+// The unread counts follow (a trigger, unread_counts_add).
 func (q Q) AddPushActions(ctx context.Context, eventPos int64, roomID, threadID string, actions []PushAction) error {
 	if len(actions) == 0 {
 		return nil
@@ -49,8 +50,9 @@ func (q Q) AddPushActions(ctx context.Context, eventPos int64, roomID, threadID 
 	if err != nil {
 		return err
 	}
-	_, err = q.exec(ctx, `INSERT OR REPLACE INTO push_actions(user_id, room_id, event_pos, thread_id, highlight, actions)
-		SELECT value ->> 0, ?, ?, ?, value ->> 1, CAST(value ->> 2 AS BLOB) FROM json_each(?)`,
+	_, err = q.exec(ctx, `INSERT INTO push_actions(user_id, room_id, event_pos, thread_id, highlight, actions)
+		SELECT value ->> 0, ?, ?, ?, value ->> 1, CAST(value ->> 2 AS BLOB) FROM json_each(?) WHERE true
+		ON CONFLICT DO NOTHING`,
 		roomID, eventPos, threadID, string(js))
 	return err
 }
@@ -60,76 +62,13 @@ type Unread struct {
 	Notifications, Highlights int
 }
 
-// UnreadCounts counts a user's unread notifications in a room per thread
-// ("" for the main timeline), each thread read up to its own receipt or the
-// unthreaded one, whichever is later. SQLite counts, a row per thread: a
-// woken /sync asks on every wake-up, and handing each notification row to
-// Go cost three times as much. One statement in the common case (no
-// thread has notifications since the unthreaded receipt, and no threaded
-// receipt is past it), at most three.
+// UnreadCounts is a user's unread notifications in a room per thread (""
+// for the main timeline), each thread read up to its own receipt or the
+// unthreaded one, whichever is later. They are kept (unread_counts), not
+// counted: a woken /sync asks for every room it returns.
 func (q Q) UnreadCounts(ctx context.Context, userID, roomID string) (map[string]Unread, error) {
-	// Most rooms have no threads: counting without grouping needs no
-	// sort (a temporary B-tree per query, on every wake-up).
-	var all Unread
-	var threaded bool
-	var floor, threadRead int64
-	if err := q.queryRow(ctx, `SELECT COUNT(p.event_pos), COALESCE(SUM(p.highlight), 0), COALESCE(MAX(p.thread_id != ''), 0), r.floor, r.threaded
-		FROM (SELECT COALESCE(MAX(CASE WHEN thread_id = '' THEN event_pos END), 0) AS floor,
-				COALESCE(MAX(CASE WHEN thread_id != '' THEN event_pos END), 0) AS threaded
-			FROM receipts WHERE room_id = ?2 AND user_id = ?1 AND type IN ('m.read', 'm.read.private')) r
-		LEFT JOIN push_actions p ON p.user_id = ?1 AND p.room_id = ?2 AND p.event_pos > r.floor`, userID, roomID).
-		Scan(&all.Notifications, &all.Highlights, &threaded, &floor, &threadRead); err != nil {
-		return nil, err
-	}
-	out := map[string]Unread{"": all}
-	if threaded {
-		var err error
-		if out, err = q.unreadByThread(ctx, userID, roomID, floor); err != nil {
-			return nil, err
-		}
-	}
-	if threadRead > floor {
-		// Threaded receipts past the unthreaded one ("main" for the main
-		// timeline) take off what they read of their thread, counted in
-		// one statement.
-		rows, err := q.query(ctx, `SELECT r.thread, COUNT(*), SUM(p.highlight)
-			FROM (SELECT CASE thread_id WHEN 'main' THEN '' ELSE thread_id END AS thread, MAX(event_pos) AS pos FROM receipts
-				WHERE room_id = ?2 AND user_id = ?1 AND type IN ('m.read', 'm.read.private') AND thread_id != '' AND event_pos > ?3
-				GROUP BY thread_id) r
-			JOIN push_actions p ON p.user_id = ?1 AND p.room_id = ?2 AND p.thread_id = r.thread AND p.event_pos > ?3 AND p.event_pos <= r.pos
-			GROUP BY r.thread`, userID, roomID, floor)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var thread string
-			var seen Unread
-			if err := rows.Scan(&thread, &seen.Notifications, &seen.Highlights); err != nil {
-				return nil, err
-			}
-			u := out[thread]
-			u.Notifications -= seen.Notifications
-			u.Highlights -= seen.Highlights
-			out[thread] = u
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	for thread, u := range out {
-		if u.Notifications == 0 {
-			delete(out, thread)
-		}
-	}
-	return out, nil
-}
-
-// unreadByThread counts a user's notifications in a room after floor, per
-// thread.
-func (q Q) unreadByThread(ctx context.Context, userID, roomID string, floor int64) (map[string]Unread, error) {
-	rows, err := q.query(ctx, `SELECT thread_id, COUNT(*), SUM(highlight) FROM push_actions
-		WHERE user_id = ? AND room_id = ? AND event_pos > ? GROUP BY thread_id`, userID, roomID, floor)
+	rows, err := q.query(ctx, `SELECT thread_id, notifications, highlights FROM unread_counts
+		WHERE room_id = ? AND user_id = ? AND notifications > 0`, roomID, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +85,29 @@ func (q Q) unreadByThread(ctx context.Context, userID, roomID string, floor int6
 	return out, rows.Err()
 }
 
+// readUnread takes off a user's unread counts in a room what a read receipt
+// moving from one position to a later one reads, before it is stored: in
+// each thread it concerns (every thread, for an unthreaded receipt), the
+// notifications between the thread's floor before and after, the floor
+// being the latest of the receipts that read the thread. Only the events
+// read are looked at, through the room's: the common receipt, at the newest
+// event of a room with nothing unread, looks at none.
+func (q Q) readUnread(ctx context.Context, r Receipt, from, to int64) error {
+	_, err := q.exec(ctx, `UPDATE unread_counts SET notifications = notifications - d.n, highlights = highlights - d.h
+		FROM (SELECT u.thread_id AS thread, COUNT(*) AS n, SUM(p.highlight) AS h
+			FROM (SELECT thread_id, COALESCE((SELECT MAX(r.event_pos) FROM receipts r
+					WHERE r.room_id = ?1 AND r.user_id = ?2 AND r.type IN ('m.read', 'm.read.private')
+						AND r.thread_id IN ('', CASE c.thread_id WHEN '' THEN 'main' ELSE c.thread_id END)), 0) AS others
+				FROM unread_counts c WHERE c.room_id = ?1 AND c.user_id = ?2 AND c.notifications > 0
+					AND ?3 IN ('', CASE c.thread_id WHEN '' THEN 'main' ELSE c.thread_id END)) u
+			JOIN events e ON e.room_id = ?1 AND e.pos > MAX(u.others, ?4) AND e.pos <= MAX(u.others, ?5)
+			JOIN push_actions p ON p.event_pos = e.pos AND p.user_id = ?2 AND p.thread_id = u.thread_id
+			GROUP BY u.thread_id) d
+		WHERE room_id = ?1 AND user_id = ?2 AND thread_id = d.thread`,
+		r.RoomID, r.UserID, r.ThreadID, from, to)
+	return err
+}
+
 // Notification is a row of GET /notifications.
 type Notification struct {
 	PushAction
@@ -154,17 +116,21 @@ type Notification struct {
 }
 
 // Notifications lists a user's notifications, newest first, before a
-// position (0: from the newest).
+// position (0: from the newest). push_actions is ordered by event (an index
+// by user cost a page write per member per event), so they are found by
+// walking the events newest first (the "+" keeps SQLite from reading every
+// event of the user's rooms and sorting them) until there are enough.
 func (q Q) Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]Notification, error) {
 	if before <= 0 {
 		before = 1 << 62
 	}
-	rows, err := q.query(ctx, `SELECT p.user_id, p.room_id, p.thread_id, p.event_pos, p.highlight, p.actions,
-		(SELECT e.origin_ts FROM events e WHERE e.pos = p.event_pos),
+	rows, err := q.query(ctx, `SELECT p.user_id, p.room_id, p.thread_id, p.event_pos, p.highlight, p.actions, e.origin_ts,
 		COALESCE((SELECT MAX(r.event_pos) FROM receipts r WHERE r.room_id = p.room_id AND r.user_id = p.user_id
 			AND r.type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', CASE p.thread_id WHEN '' THEN 'main' ELSE p.thread_id END)), 0)
-		FROM push_actions p WHERE p.user_id = ? AND p.event_pos < ? AND (? = 0 OR p.highlight = 1)
-		ORDER BY p.event_pos DESC LIMIT ?`, userID, before, onlyHighlight, limit)
+		FROM events e JOIN push_actions p ON p.event_pos = e.pos AND p.user_id = ?1
+		WHERE +e.room_id IN (SELECT room_id FROM room_state WHERE state_key = ?1 AND type = 'm.room.member')
+			AND e.pos < ?2 AND (?3 = 0 OR p.highlight = 1)
+		ORDER BY e.pos DESC LIMIT ?4`, userID, before, onlyHighlight, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -44,7 +45,6 @@ func unreadDB(t testing.TB, n int, threads bool) *DB {
 // Unread counts per thread: each thread is read up to its own receipt
 // ("main" for the main timeline) or the unthreaded one, whichever is later.
 func TestUnreadCounts(t *testing.T) {
-	db := unreadDB(t, 0, true)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name     string
@@ -60,13 +60,11 @@ func TestUnreadCounts(t *testing.T) {
 		{"all read", map[string]int{"": 8}, map[string]Unread{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			db := unreadDB(t, 0, true)
 			err := db.Write(ctx, func(q Q) error {
-				if _, err := q.exec(ctx, `DELETE FROM receipts`); err != nil {
-					return err
-				}
 				for thread, pos := range tc.receipts {
-					if _, err := q.exec(ctx, `INSERT INTO receipts(room_id, user_id, type, thread_id, event_id, event_pos, ts, pos)
-						VALUES ('!r:hs', '@b:hs', 'm.read', ?, '$x', ?, 1, 1)`, thread, pos); err != nil {
+					if _, err := q.SetReceipt(ctx, Receipt{RoomID: "!r:hs", UserID: "@b:hs", Type: "m.read",
+						ThreadID: thread, EventID: "$x", EventPos: int64(pos), TS: 1}); err != nil {
 						return err
 					}
 				}
@@ -101,5 +99,105 @@ func BenchmarkUnreadCounts(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// countUnread is the rule the kept counts follow, counted from the rows:
+// a notification is unread if it is past every read receipt of its thread
+// (its own, "main" for the main timeline, and the unthreaded one).
+func countUnread(t *testing.T, db *DB, userID, roomID string) map[string]Unread {
+	t.Helper()
+	ctx := context.Background()
+	floors := map[string]int64{} // receipt thread -> latest position, either type
+	rows, err := db.R().query(ctx, `SELECT thread_id, event_pos FROM receipts
+		WHERE room_id = ? AND user_id = ? AND type IN ('m.read', 'm.read.private')`, roomID, userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var thread string
+		var pos int64
+		if err := rows.Scan(&thread, &pos); err != nil {
+			t.Fatal(err)
+		}
+		floors[thread] = max(floors[thread], pos)
+	}
+	rows.Close()
+	out := map[string]Unread{}
+	rows, err = db.R().query(ctx, `SELECT thread_id, event_pos, highlight FROM push_actions WHERE user_id = ? AND room_id = ?`, userID, roomID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var thread string
+		var pos int64
+		var hl int
+		if err := rows.Scan(&thread, &pos, &hl); err != nil {
+			t.Fatal(err)
+		}
+		key := thread
+		if key == "" {
+			key = "main"
+		}
+		if pos > max(floors[""], floors[key]) {
+			u := out[thread]
+			u.Notifications++
+			u.Highlights += hl
+			out[thread] = u
+		}
+	}
+	return out
+}
+
+// The kept unread counts stay what counting the rows gives, through
+// notifications in threads, receipts of every kind in any order (older ones
+// too), and events deleted.
+func TestUnreadCountsKept(t *testing.T) {
+	db := unreadDB(t, 0, true)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(20, 23))
+	users := []string{"@b:hs", "@c:hs"}
+	threads := []string{"", "$t", "$u"}
+	last := int64(8)
+	for step := range 600 {
+		err := db.Write(ctx, func(q Q) error {
+			switch op := rng.IntN(10); {
+			case op < 5: // an event, notifying some of the users
+				last++
+				if _, err := q.exec(ctx, `INSERT INTO events(pos, event_id, room_id, type, sender, origin_ts, json)
+					VALUES (?1, '$e' || ?1, '!r:hs', 'm.room.message', '@a:hs', ?1, '{}')`, last); err != nil {
+					return err
+				}
+				var actions []PushAction
+				for _, u := range users {
+					if rng.IntN(4) > 0 {
+						actions = append(actions, PushAction{UserID: u, Highlight: rng.IntN(5) == 0, Actions: notifyOnly})
+					}
+				}
+				return q.AddPushActions(ctx, last, "!r:hs", threads[rng.IntN(len(threads))], actions)
+			case op < 9: // a receipt, possibly behind one the user has
+				_, err := q.SetReceipt(ctx, Receipt{RoomID: "!r:hs", UserID: users[rng.IntN(len(users))],
+					Type:     []string{"m.read", "m.read.private", "m.fully_read"}[rng.IntN(3)],
+					ThreadID: []string{"", "main", "$t", "$u"}[rng.IntN(4)], EventID: "$x",
+					EventPos: 1 + rng.Int64N(last), TS: 1})
+				return err
+			default: // an event deleted (retention), with its notifications
+				_, err := q.exec(ctx, `DELETE FROM events WHERE pos = ?`, 1+rng.Int64N(last))
+				return err
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range users {
+			got, err := db.R().UnreadCounts(ctx, u, "!r:hs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := countUnread(t, db, u, "!r:hs"); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("step %d, %s: kept %v, counted %v", step, u, got, want)
+			}
+		}
 	}
 }

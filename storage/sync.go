@@ -278,6 +278,11 @@ func (q Q) SetReceipt(ctx context.Context, r Receipt) (bool, error) {
 	if r.Pos, err = q.nextPos(ctx, "receipts"); err != nil {
 		return false, err
 	}
+	if r.Type == "m.read" || r.Type == "m.read.private" {
+		if err := q.readUnread(ctx, r, cur, r.EventPos); err != nil {
+			return false, err
+		}
+	}
 	_, err = q.exec(ctx, `INSERT INTO receipts(room_id, user_id, type, thread_id, event_id, event_pos, ts, pos)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(room_id, user_id, type, thread_id) DO UPDATE SET
 		event_id = excluded.event_id, event_pos = excluded.event_pos, ts = excluded.ts, pos = excluded.pos`,
