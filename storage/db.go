@@ -80,6 +80,9 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 type Q struct {
 	pc *pconn
 	db *DB
+	// memo, in a settled snapshot of ReadPositioned, is what woken syncs
+	// in the same state of the database share.
+	memo *memo
 }
 
 // dsn sets every pragma in the connection string so each pooled connection

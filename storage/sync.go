@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 )
 
 // Positions is the head of every stored stream, read in one snapshot.
@@ -34,6 +35,7 @@ func (q Q) Positions(ctx context.Context) (Positions, error) {
 type positionsAt struct {
 	commits uint64
 	pos     Positions
+	memo    *memo
 }
 
 // ReadPositioned is Read that also gives fn the stream positions of its
@@ -53,6 +55,7 @@ func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) e
 		}
 		settled := c%2 == 0 && db.commits.Load() == c
 		if at := db.positions.Load(); settled && at != nil && at.commits == c && at.pos.Events == seq {
+			q.memo = at.memo
 			return fn(q, at.pos)
 		}
 		pos, err := q.Positions(ctx)
@@ -60,7 +63,9 @@ func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) e
 			return err
 		}
 		if settled {
-			db.positions.Store(&positionsAt{c, pos})
+			at := &positionsAt{c, pos, newMemo()}
+			db.positions.Store(at)
+			q.memo = at.memo
 		}
 		return fn(q, pos)
 	})
@@ -115,38 +120,49 @@ func (q Q) memberships(ctx context.Context, query string, args ...any) ([]RoomMe
 }
 
 // RoomsWithEventsBetween returns the rooms with events in (from, to].
+// The map may be shared with other syncs (memo): read it, do not change it.
 func (q Q) RoomsWithEventsBetween(ctx context.Context, from, to int64) (map[string]bool, error) {
-	rows, err := q.query(ctx, `SELECT DISTINCT room_id FROM events WHERE pos > ? AND pos <= ?`, from, to)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
+	return q.roomsBetween(ctx, `SELECT DISTINCT room_id FROM events WHERE pos > ? AND pos <= ?`, "events", from, to)
+}
+
+// roomsBetween returns the rooms a query of positions (from, to] finds,
+// shared by the syncs of a settled snapshot.
+func (q Q) roomsBetween(ctx context.Context, query, table string, from, to int64) (map[string]bool, error) {
+	read := func() (map[string]bool, error) {
+		ids, err := q.strings(ctx, query, from, to)
+		out := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			out[id] = true
 		}
-		out[id] = true
+		return out, err
 	}
-	return out, rows.Err()
+	if q.memo == nil {
+		return read()
+	}
+	return memoized(&q.memo.mu, q.memo.rooms, roomsKey{table, from, to}, read)
 }
 
 // EventsBetween returns a room's events in (from, to], oldest first, at most
 // the newest limit of them; more reports whether older ones were left out.
-func (q Q) EventsBetween(ctx context.Context, roomID string, from, to int64, limit int) (evs []Event, more bool, err error) {
-	evs, err = q.queryEvents(ctx, `SELECT `+eventCols+` FROM events e WHERE e.room_id = ? AND e.pos > ? AND e.pos <= ?
-		ORDER BY e.pos DESC LIMIT ?`, roomID, from, to, limit+1)
-	if err != nil {
-		return nil, false, err
+// In a settled snapshot the read is shared with the other syncs asking the
+// same (memo); each gets its own slice, of events whose JSON is shared.
+func (q Q) EventsBetween(ctx context.Context, roomID string, from, to int64, limit int) ([]Event, bool, error) {
+	read := func() (eventsRead, error) {
+		evs, err := q.queryEvents(ctx, `SELECT `+eventCols+` FROM events e WHERE e.room_id = ? AND e.pos > ? AND e.pos <= ?
+			ORDER BY e.pos DESC LIMIT ?`, roomID, from, to, limit+1)
+		var more bool
+		if len(evs) > limit {
+			evs, more = evs[:limit], true
+		}
+		slices.Reverse(evs)
+		return eventsRead{evs, more}, err
 	}
-	if len(evs) > limit {
-		evs, more = evs[:limit], true
+	if q.memo == nil {
+		r, err := read()
+		return r.evs, r.more, err
 	}
-	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
-		evs[i], evs[j] = evs[j], evs[i]
-	}
-	return evs, more, nil
+	r, err := memoized(&q.memo.mu, q.memo.events, eventsKey{roomID, from, to, limit}, read)
+	return slices.Clone(r.evs), r.more, err
 }
 
 // StateChangesBetween returns the state events of a room that took effect in
@@ -310,13 +326,9 @@ func (q Q) ReceiptsBetween(ctx context.Context, roomID string, from, to int64) (
 }
 
 // RoomsWithReceiptsBetween returns the rooms with receipts set in (from, to].
+// The map may be shared with other syncs (memo): read it, do not change it.
 func (q Q) RoomsWithReceiptsBetween(ctx context.Context, from, to int64) (map[string]bool, error) {
-	ids, err := q.strings(ctx, `SELECT DISTINCT room_id FROM receipts WHERE pos > ? AND pos <= ?`, from, to)
-	out := map[string]bool{}
-	for _, id := range ids {
-		out[id] = true
-	}
-	return out, err
+	return q.roomsBetween(ctx, `SELECT DISTINCT room_id FROM receipts WHERE pos > ? AND pos <= ?`, "receipts", from, to)
 }
 
 // Presence is a user's presence.

@@ -1,0 +1,57 @@
+package storage
+
+import "sync"
+
+// memo keeps what woken /syncs read alike, for one state of the database:
+// the one a settled snapshot sees (ReadPositioned). A message wakes every
+// member of its room, and each /sync would otherwise read the same rooms
+// with new events and the same new events, from the same token to the
+// same position. What is kept is never changed; at most memoSize entries
+// of each kind, since a state lasts only until the next commit.
+type memo struct {
+	mu     sync.Mutex
+	rooms  map[roomsKey]map[string]bool
+	events map[eventsKey]eventsRead
+}
+
+const memoSize = 256
+
+type roomsKey struct {
+	table    string
+	from, to int64
+}
+
+type eventsKey struct {
+	room     string
+	from, to int64
+	limit    int
+}
+
+type eventsRead struct {
+	evs  []Event
+	more bool
+}
+
+func newMemo() *memo {
+	return &memo{rooms: map[roomsKey]map[string]bool{}, events: map[eventsKey]eventsRead{}}
+}
+
+// memoized returns what tbl holds for k, else what read returns, kept.
+// Two readers missing at once both read; either result is the same.
+func memoized[K comparable, V any](mu *sync.Mutex, tbl map[K]V, k K, read func() (V, error)) (V, error) {
+	mu.Lock()
+	v, ok := tbl[k]
+	mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := read()
+	if err == nil {
+		mu.Lock()
+		if len(tbl) < memoSize {
+			tbl[k] = v
+		}
+		mu.Unlock()
+	}
+	return v, err
+}

@@ -1,0 +1,79 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+)
+
+// What a settled snapshot shares with the syncs beside it (memo) is what
+// it would have read itself: after events are added, and after one is
+// rewritten in place at the same position (as erasure does). Each reader
+// may change its own slice.
+func TestMemoIsTheSnapshot(t *testing.T) {
+	db := unreadDB(t, 0, false)
+	ctx := context.Background()
+	shared := 0
+	for step := int64(10); step < 60; step++ {
+		err := db.Write(ctx, func(q Q) error {
+			if step%2 == 0 { // a new event; else a rewrite, at the same position
+				_, err := q.exec(ctx, `INSERT INTO events(pos, event_id, room_id, type, sender, origin_ts, json)
+					VALUES (?1, '$e' || ?1, '!r:hs', 'm.room.message', '@a:hs', ?1, '{}')`, step)
+				return err
+			}
+			_, err := q.exec(ctx, `UPDATE events SET json = ? WHERE pos = (SELECT MAX(pos) FROM events)`, fmt.Sprintf(`{"rewritten":%d}`, step))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The syncs a commit wakes, at once.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for r := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := db.ReadPositioned(ctx, func(q Q, pos Positions) error {
+					got, more, err := q.EventsBetween(ctx, "!r:hs", pos.Events/2, pos.Events, 5+r%2)
+					if err != nil {
+						return err
+					}
+					rooms, err := q.RoomsWithEventsBetween(ctx, pos.Events/2, pos.Events)
+					if err != nil {
+						return err
+					}
+					own := q
+					own.memo = nil
+					want, wantMore, err := own.EventsBetween(ctx, "!r:hs", pos.Events/2, pos.Events, 5+r%2)
+					if err != nil {
+						return err
+					}
+					wantRooms, err := own.RoomsWithEventsBetween(ctx, pos.Events/2, pos.Events)
+					if err != nil {
+						return err
+					}
+					if !reflect.DeepEqual(got, want) || more != wantMore || !reflect.DeepEqual(rooms, wantRooms) {
+						return fmt.Errorf("at %d: shared %v %v %v, the snapshot's %v %v %v", pos.Events, got, more, rooms, want, wantMore, wantRooms)
+					}
+					got[0], got = Event{}, got[1:] // a reader's own slice
+					mu.Lock()
+					if q.memo != nil {
+						shared++
+					}
+					mu.Unlock()
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if shared == 0 {
+		t.Error("no read was shared")
+	}
+}
