@@ -130,6 +130,28 @@ func TestUnreadCountsMigration(t *testing.T) {
 	}
 }
 
+// The member counts of a file from before 024 are its member rows counted.
+func TestMemberCountsMigration(t *testing.T) {
+	ctx := context.Background()
+	path := databaseAt(t, 23, `
+		INSERT INTO rooms(room_id, version, creator, created_ts, latest_event_id, depth) VALUES
+			('!r:hs', '10', '@a:hs', 1, '$1', 1), ('!s:hs', '10', '@a:hs', 1, '$1', 1);
+		INSERT INTO room_state(room_id, type, state_key, event_id, pos, membership) VALUES
+			('!r:hs', 'm.room.member', '@a:hs', '$1', 1, 'join'), ('!r:hs', 'm.room.member', '@b:hs', '$2', 2, 'join'),
+			('!r:hs', 'm.room.member', '@c:hs', '$3', 3, 'invite'), ('!r:hs', 'm.room.member', '@d:hs', '$4', 4, 'leave'),
+			('!r:hs', 'm.room.name', '', '$5', 5, NULL), ('!s:hs', 'm.room.member', '@a:hs', '$6', 6, 'invite');`)
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for room, want := range map[string][2]int{"!r:hs": {2, 1}, "!s:hs": {0, 1}} {
+		if j, i, err := db.R().MemberCounts(ctx, room); err != nil || [2]int{j, i} != want {
+			t.Errorf("%s: %d joined, %d invited (%v), want %v", room, j, i, err, want)
+		}
+	}
+}
+
 // A new file gets 8 KiB pages; a file an older binary made keeps its own.
 func TestPageSize(t *testing.T) {
 	ctx := context.Background()

@@ -201,3 +201,46 @@ func TestUnreadCountsKept(t *testing.T) {
 		}
 	}
 }
+
+// A room's kept member counts are its member rows counted, through joins,
+// invites, leaves, bans and knocks in any order, and a purge.
+func TestMemberCountsKept(t *testing.T) {
+	db := unreadDB(t, 0, false)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(24, 1))
+	check := func(step int) {
+		t.Helper()
+		var joined, invited int
+		if err := db.RawRead(ctx, `SELECT COUNT(*) FILTER (WHERE membership = 'join'), COUNT(*) FILTER (WHERE membership = 'invite')
+			FROM room_state WHERE room_id = '!r:hs' AND type = 'm.room.member'`, &joined, &invited); err != nil {
+			t.Fatal(err)
+		}
+		j, i, err := db.R().MemberCounts(ctx, "!r:hs")
+		if err != nil || j != joined || i != invited {
+			t.Fatalf("step %d: kept %d joined, %d invited (%v), counted %d, %d", step, j, i, err, joined, invited)
+		}
+	}
+	for step := range 300 {
+		user := fmt.Sprintf("@u%d:hs", rng.IntN(12))
+		membership := []string{"join", "invite", "leave", "ban", "knock"}[rng.IntN(5)]
+		err := db.Write(ctx, func(q Q) error {
+			_, err := q.AppendEvent(ctx, &Event{EventID: fmt.Sprintf("$m%d", step), RoomID: "!r:hs", Type: "m.room.member",
+				StateKey: &user, Sender: user, OriginTS: 1, Membership: membership, JSON: []byte(`{}`)}, int64(step+10))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(step)
+	}
+	if j, _, _ := db.R().MemberCounts(ctx, "!r:hs"); j == 0 {
+		t.Fatal("nobody joined: the test shows nothing")
+	}
+	if err := db.Write(ctx, func(q Q) error { _, err := q.PurgeRoom(ctx, "!r:hs"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	check(300)
+	if j, i, err := db.R().MemberCounts(ctx, "!nowhere:hs"); j != 0 || i != 0 || err != nil {
+		t.Errorf("a room that is not there: %d joined, %d invited, %v", j, i, err)
+	}
+}

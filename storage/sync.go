@@ -206,8 +206,7 @@ func (q Q) JoinedMembers(ctx context.Context, roomID string) ([]string, error) {
 
 // MemberCounts returns a room's joined and invited member counts.
 func (q Q) MemberCounts(ctx context.Context, roomID string) (joined, invited int, err error) {
-	err = q.queryRow(ctx, `SELECT COUNT(*) FILTER (WHERE membership = 'join'), COUNT(*) FILTER (WHERE membership = 'invite')
-		FROM room_state WHERE room_id = ? AND type = 'm.room.member'`, roomID).Scan(&joined, &invited)
+	err = q.queryRow(ctx, `SELECT COALESCE(MAX(joined), 0), COALESCE(MAX(invited), 0) FROM rooms WHERE room_id = ?`, roomID).Scan(&joined, &invited)
 	return
 }
 
@@ -446,7 +445,7 @@ var bumps = map[string]bool{"m.room.create": true, "m.room.message": true, "m.ro
 // by the membership event itself: the room's activity is not theirs to see.
 func (q Q) RoomSummaries(ctx context.Context, userID string) ([]RoomSummary, error) {
 	rows, err := q.query(ctx, `SELECT s.room_id, s.membership, s.pos,
-		CASE WHEN s.membership = 'join' THEN COALESCE((SELECT NULLIF(r.bump_pos, 0) FROM rooms r WHERE r.room_id = s.room_id), s.pos) ELSE s.pos END,
+		CASE WHEN s.membership = 'join' THEN COALESCE(NULLIF(r.bump_pos, 0), s.pos) ELSE s.pos END,
 		COALESCE((SELECT json_extract(e.json, '$.content.type') FROM room_state c JOIN events e ON e.event_id = c.event_id
 			WHERE c.room_id = s.room_id AND c.type = 'm.room.create' AND c.state_key = ''), ''),
 		COALESCE((SELECT json_extract(e.json, '$.content.name') FROM room_state c JOIN events e ON e.event_id = c.event_id
@@ -454,9 +453,8 @@ func (q Q) RoomSummaries(ctx context.Context, userID string) ([]RoomSummary, err
 		COALESCE((SELECT json_extract(e.json, '$.content.url') FROM room_state c JOIN events e ON e.event_id = c.event_id
 			WHERE c.room_id = s.room_id AND c.type = 'm.room.avatar' AND c.state_key = ''), ''),
 		EXISTS (SELECT 1 FROM room_state c WHERE c.room_id = s.room_id AND c.type = 'm.room.encryption' AND c.state_key = ''),
-		(SELECT COUNT(*) FROM room_state c WHERE c.room_id = s.room_id AND c.type = 'm.room.member' AND c.membership = 'join'),
-		(SELECT COUNT(*) FROM room_state c WHERE c.room_id = s.room_id AND c.type = 'm.room.member' AND c.membership = 'invite')
-		FROM room_state s WHERE s.type = 'm.room.member' AND s.state_key = ?
+		r.joined, r.invited
+		FROM room_state s JOIN rooms r ON r.room_id = s.room_id WHERE s.type = 'm.room.member' AND s.state_key = ?
 		AND NOT EXISTS (SELECT 1 FROM forgotten_rooms f WHERE f.user_id = s.state_key AND f.room_id = s.room_id)`, userID)
 	if err != nil {
 		return nil, err
