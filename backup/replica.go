@@ -136,4 +136,5 @@ func (d *replica) close(wait time.Duration) {
 		<-d.done
 	}
 	d.cancel()
+	d.store.CloseIdle()
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -22,6 +23,7 @@ import (
 type Store struct {
 	Name           string
 	client         *minio.Client
+	transport      *http.Transport
 	bucket, prefix string
 }
 
@@ -41,10 +43,15 @@ func Open(d config.Destination) (*Store, error) {
 		}
 		endpoint, secure = u.Host, u.Scheme == "https"
 	}
+	transport, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("destination %s: %w", d.Name, err)
+	}
 	c, err := minio.New(endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(d.AccessKey, d.SecretKey, ""),
-		Secure: secure,
-		Region: d.Region,
+		Transport: transport,
+		Creds:     credentials.NewStaticV4(d.AccessKey, d.SecretKey, ""),
+		Secure:    secure,
+		Region:    d.Region,
 		// Path-style works with every S3 implementation; virtual hosts need DNS.
 		BucketLookup: minio.BucketLookupPath,
 		// The callers retry with their own backoff, and go on without a
@@ -54,8 +61,12 @@ func Open(d config.Destination) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: %w", d.Name, err)
 	}
-	return &Store{Name: d.Name, client: c, bucket: d.Bucket, prefix: d.Prefix}, nil
+	return &Store{Name: d.Name, client: c, transport: transport, bucket: d.Bucket, prefix: d.Prefix}, nil
 }
+
+// CloseIdle closes the store's idle connections, so that a user of it that
+// stops leaves none open (the next request opens one again).
+func (s *Store) CloseIdle() { s.transport.CloseIdleConnections() }
 
 // OpenAll opens every configured destination.
 func OpenAll(ds []config.Destination) ([]*Store, error) {
