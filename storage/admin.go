@@ -243,6 +243,9 @@ func (q Q) PurgeRoom(ctx context.Context, roomID string) (int64, error) {
 		`DELETE FROM room_state WHERE room_id = ?1 AND type NOT IN ('m.room.create', 'm.room.member')`,
 		`DELETE FROM room_aliases WHERE room_id = ?1`,
 		`DELETE FROM receipts WHERE room_id = ?1`,
+		// The kept events' notifications (invites) too, with the counts:
+		// the receipts that counted them are gone.
+		`DELETE FROM push_actions WHERE event_pos IN (SELECT pos FROM events WHERE room_id = ?1)`,
 		`DELETE FROM unread_counts WHERE room_id = ?1`,
 	} {
 		if _, err := q.exec(ctx, query, roomID); err != nil {

@@ -65,7 +65,7 @@ func TestPushActionsCompaction(t *testing.T) {
 	if counts[""] != (Unread{Notifications: 1}) || counts["$1"] != (Unread{Notifications: 1, Highlights: 1}) {
 		t.Errorf("unread counts after the migration: %+v", counts)
 	}
-	ns, err := db.R().Notifications(ctx, "@b:hs", 0, 10, false)
+	ns, _, err := db.R().Notifications(ctx, "@b:hs", 0, 10, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestPushActionsCompaction(t *testing.T) {
 	}
 	targets := map[string]string{}
 	for _, u := range []string{"@d:hs", "@e:hs"} {
-		ns, err := db.R().Notifications(ctx, u, 0, 10, false)
+		ns, _, err := db.R().Notifications(ctx, u, 0, 10, false)
 		if err != nil || len(ns) != 1 {
 			t.Fatalf("%s: %v %v", u, ns, err)
 		}

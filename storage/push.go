@@ -115,24 +115,35 @@ type Notification struct {
 	Read  bool
 }
 
+// notificationScan is how many event positions a page of /notifications
+// looks at, at most.
+const notificationScan = 20000
+
 // Notifications lists a user's notifications, newest first, before a
-// position (0: from the newest). push_actions is ordered by event (an index
+// position (0: from the newest), and the position the next page starts
+// before (0: there is no more). push_actions is ordered by event (an index
 // by user cost a page write per member per event), so they are found by
 // walking the events newest first (the "+" keeps SQLite from reading every
-// event of the user's rooms and sorting them) until there are enough.
-func (q Q) Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]Notification, error) {
+// event of the user's rooms and sorting them), over notificationScan
+// positions at most: a page may then hold fewer than limit, with a next.
+func (q Q) Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]Notification, int64, error) {
 	if before <= 0 {
-		before = 1 << 62
+		newest, err := q.MaxEventPos(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		before = newest + 1
 	}
+	floor := max(before-notificationScan, 0)
 	rows, err := q.query(ctx, `SELECT p.user_id, p.room_id, p.thread_id, p.event_pos, p.highlight, p.actions, e.origin_ts,
 		COALESCE((SELECT MAX(r.event_pos) FROM receipts r WHERE r.room_id = p.room_id AND r.user_id = p.user_id
 			AND r.type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', CASE p.thread_id WHEN '' THEN 'main' ELSE p.thread_id END)), 0)
 		FROM events e JOIN push_actions p ON p.event_pos = e.pos AND p.user_id = ?1
 		WHERE +e.room_id IN (SELECT room_id FROM room_state WHERE state_key = ?1 AND type = 'm.room.member')
-			AND e.pos < ?2 AND (?3 = 0 OR p.highlight = 1)
-		ORDER BY e.pos DESC LIMIT ?4`, userID, before, onlyHighlight, limit)
+			AND e.pos < ?2 AND e.pos > ?5 AND (?3 = 0 OR p.highlight = 1)
+		ORDER BY e.pos DESC LIMIT ?4`, userID, before, onlyHighlight, limit, floor)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var out []Notification
 	for rows.Next() {
@@ -140,7 +151,7 @@ func (q Q) Notifications(ctx context.Context, userID string, before int64, limit
 		var readPos sql.NullInt64
 		if err := rows.Scan(&n.UserID, &n.RoomID, &n.ThreadID, &n.EventPos, &n.Highlight, &n.Actions, &n.TS, &readPos); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, 0, err
 		}
 		n.Read = n.EventPos <= readPos.Int64
 		n.Actions = loadedActions(n.Actions)
@@ -148,14 +159,21 @@ func (q Q) Notifications(ctx context.Context, userID string, before int64, limit
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for i := range out {
 		e, err := scanEvent(q.queryRow(ctx, `SELECT `+eventCols+` FROM events e WHERE e.pos = ?`, out[i].EventPos))
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		out[i].Event = e
 	}
-	return out, nil
+	var next int64
+	switch {
+	case len(out) == limit:
+		next = out[len(out)-1].EventPos
+	case floor > 0:
+		next = floor + 1
+	}
+	return out, next, nil
 }

@@ -244,3 +244,49 @@ func TestMemberCountsKept(t *testing.T) {
 		t.Errorf("a room that is not there: %d joined, %d invited, %v", j, i, err)
 	}
 }
+
+// A page of /notifications looks at notificationScan positions at most: a
+// user whose one notification is far back gets empty pages that say where
+// to go on, then it, then no more.
+func TestNotificationsBoundedScan(t *testing.T) {
+	db := unreadDB(t, 0, false)
+	ctx := context.Background()
+	last := 2*notificationScan + 500
+	err := db.Write(ctx, func(q Q) error {
+		for _, query := range []string{
+			`WITH RECURSIVE n(pos) AS (SELECT 9 UNION ALL SELECT pos + 1 FROM n WHERE pos < ?1)
+				INSERT INTO events(pos, event_id, room_id, type, sender, origin_ts, json) SELECT pos, '$n' || pos, '!r:hs', 'm.room.message', '@a:hs', pos, '{}' FROM n`,
+			`INSERT INTO push_actions(user_id, event_pos, room_id, thread_id, highlight, actions) SELECT '@c:hs', pos, room_id, '', 0, NULL FROM events WHERE pos > 8`,
+			`DELETE FROM push_actions WHERE user_id = '@b:hs' AND event_pos > 1`,
+			`INSERT INTO room_state(room_id, type, state_key, event_id, pos, membership) VALUES ('!r:hs', 'm.room.member', '@b:hs', '$1', 1, 'join')`,
+		} {
+			if _, err := q.exec(ctx, query, last); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pages []string
+	for from := int64(0); ; {
+		ns, next, err := db.R().Notifications(ctx, "@b:hs", from, 10, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, n := range ns {
+			got = append(got, n.EventPos)
+		}
+		pages = append(pages, fmt.Sprint(got, next))
+		if next == 0 || len(pages) > 5 {
+			break
+		}
+		from = next
+	}
+	want := fmt.Sprint([]int64{}, last+2-notificationScan) + " " + fmt.Sprint([]int64{}, last+3-2*notificationScan) + " " + fmt.Sprint([]int64{1}, 0)
+	if strings.Join(pages, " ") != want {
+		t.Errorf("pages %q, want %q", strings.Join(pages, " "), want)
+	}
+}

@@ -157,7 +157,8 @@ func (q Q) EventsBetween(ctx context.Context, roomID string, from, to int64, lim
 		slices.Reverse(evs)
 		return eventsRead{evs, more}, err
 	}
-	if q.memo == nil {
+	if q.memo == nil || from == 0 {
+		// A room's whole timeline (an initial sync) is one user's alone.
 		r, err := read()
 		return r.evs, r.more, err
 	}

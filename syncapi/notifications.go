@@ -37,7 +37,7 @@ func (s *Service) notifications(r *http.Request, dev *httpapi.Device) httpapi.Re
 	var out []map[string]any
 	var next string
 	err := s.DB.Read(r.Context(), func(sq Store) error {
-		list, err := sq.Notifications(r.Context(), dev.UserID, from, limit, only == "highlight")
+		list, after, err := sq.Notifications(r.Context(), dev.UserID, from, limit, only == "highlight")
 		if err != nil {
 			return err
 		}
@@ -53,8 +53,8 @@ func (s *Service) notifications(r *http.Request, dev *httpapi.Device) httpapi.Re
 			out = append(out, map[string]any{"actions": json.RawMessage(n.Actions), "event": formatted[i],
 				"read": n.Read, "room_id": n.RoomID, "ts": n.TS})
 		}
-		if len(list) == limit {
-			next = strconv.FormatInt(list[len(list)-1].EventPos, 10)
+		if after > 0 {
+			next = strconv.FormatInt(after, 10)
 		}
 		return nil
 	})

@@ -40,7 +40,7 @@ type Store interface {
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int, err error)
 	Memberships(ctx context.Context, userID string) ([]storage.RoomMembership, error)
 	MembershipsIn(ctx context.Context, userID string, roomIDs []string) ([]storage.RoomMembership, error)
-	Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]storage.Notification, error)
+	Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]storage.Notification, int64, error)
 	DeviceKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, []string, error)
 	PresenceBetween(ctx context.Context, from, to int64, seenBy string) ([]storage.Presence, error)
 	ReceiptsBetween(ctx context.Context, roomID string, from, to int64) ([]storage.Receipt, error)
