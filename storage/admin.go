@@ -233,6 +233,9 @@ func (q Q) BlockRoom(ctx context.Context, roomID, by string, ts int64) error {
 // gone; aliases, receipts and forgotten marks go too.
 func (q Q) PurgeRoom(ctx context.Context, roomID string) (int64, error) {
 	q.forgets()
+	if err := q.rewritesEvents(ctx); err != nil {
+		return 0, err
+	}
 	res, err := q.exec(ctx, `DELETE FROM events WHERE room_id = ?1 AND event_id NOT IN
 		(SELECT event_id FROM room_state WHERE room_id = ?1 AND type IN ('m.room.create', 'm.room.member'))`, roomID)
 	if err != nil {

@@ -60,6 +60,9 @@ func (q Q) ErasableEvents(ctx context.Context, userID string, after int64, limit
 // forgets the device and transaction it was sent with.
 func (q Q) EraseEvent(ctx context.Context, eventID string, redacted []byte) error {
 	q.forgets()
+	if err := q.rewritesEvents(ctx); err != nil {
+		return err
+	}
 	if err := q.execOne(ctx, `UPDATE events SET json = ?, redacted_by = ?, device_id = NULL, txn_id = NULL
 		WHERE event_id = ?`, redacted, ErasedBy, eventID); err != nil {
 		return err

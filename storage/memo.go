@@ -1,6 +1,9 @@
 package storage
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // memo keeps what woken /syncs read alike, for one state of the database:
 // the one a settled snapshot sees (ReadPositioned). A message wakes every
@@ -54,4 +57,19 @@ func memoized[K comparable, V any](mu *sync.Mutex, tbl map[K]V, k K, read func()
 		mu.Unlock()
 	}
 	return v, err
+}
+
+// rewritesKey counts, in instance_state, the writes that change or delete
+// stored events in place. The server's own writes move DB.commits; another
+// process's (a command run beside the server, such as an erasure) do not,
+// so a settled snapshot of ReadPositioned also compares this count before
+// it shares anything read before.
+const rewritesKey = "events_rewritten"
+
+// rewritesEvents notes that the write it is part of changes or deletes
+// stored events.
+func (q Q) rewritesEvents(ctx context.Context) error {
+	_, err := q.exec(ctx, `INSERT INTO instance_state(key, value) VALUES(?, 1)
+		ON CONFLICT(key) DO UPDATE SET value = value + 1`, rewritesKey)
+	return err
 }

@@ -75,3 +75,40 @@ func TestMemoIsTheSnapshot(t *testing.T) {
 		t.Error("no read was shared")
 	}
 }
+
+// An event rewritten in place by another process (an erasure run beside
+// the server) is not served from what was shared before it: that write
+// does not move this process's commits, nor the events' position.
+func TestMemoSeesOtherProcesses(t *testing.T) {
+	db := unreadDB(t, 0, false)
+	ctx := context.Background()
+	other, err := Open(ctx, db.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	read := func() string {
+		var js string
+		err := db.ReadPositioned(ctx, func(q Q, pos Positions) error {
+			evs, _, err := q.EventsBetween(ctx, "!r:hs", 4, pos.Events, 10)
+			if err == nil {
+				js = string(evs[len(evs)-1].JSON)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
+	}
+	read() // settles and keeps
+	if before := read(); before != "{}" {
+		t.Fatalf("the event before: %s", before)
+	}
+	if err := other.Write(ctx, func(q Q) error { return q.EraseEvent(ctx, "$8", []byte(`{"erased":true}`)) }); err != nil {
+		t.Fatal(err)
+	}
+	if after := read(); after != `{"erased":true}` {
+		t.Errorf("after another process's erasure: %s", after)
+	}
+}

@@ -74,6 +74,9 @@ func (q Q) PruneEvents(ctx context.Context, roomID string, after, beforeTS int64
 		return 0, next, more, nil
 	}
 	q.forgets()
+	if err := q.rewritesEvents(ctx); err != nil {
+		return 0, after, false, err
+	}
 	_, err = q.exec(ctx, `DELETE FROM events WHERE pos IN (SELECT value FROM json_each(?))`, jsonInts(doomed))
 	return len(doomed), next, more, err
 }

@@ -264,6 +264,9 @@ func (q Q) RoomsWithMembership(ctx context.Context, userID string, memberships .
 // records which event redacted it.
 func (q Q) ReplaceEventJSON(ctx context.Context, eventID string, json []byte, redactedBy string) error {
 	q.forgets()
+	if err := q.rewritesEvents(ctx); err != nil {
+		return err
+	}
 	if err := q.execOne(ctx, `UPDATE events SET json = ?, redacted_by = ? WHERE event_id = ?`, json, nullString(redactedBy), eventID); err != nil {
 		return err
 	}

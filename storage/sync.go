@@ -33,9 +33,10 @@ func (q Q) Positions(ctx context.Context) (Positions, error) {
 // positionsAt are the stream positions of the database as it was when
 // commits had that (even) value.
 type positionsAt struct {
-	commits uint64
-	pos     Positions
-	memo    *memo
+	commits  uint64
+	pos      Positions
+	rewrites int64 // rewritesKey's count
+	memo     *memo
 }
 
 // ReadPositioned is Read that also gives fn the stream positions of its
@@ -45,16 +46,20 @@ type positionsAt struct {
 // no write transaction was open from before it began until after: then it
 // is exactly the database they were read from (a sync reads current state
 // beside them, which must not be ahead of them). The first statement
-// begins the snapshot; it reads one position, which must agree too.
+// begins the snapshot; it reads one position, which must agree too, and
+// the count of events rewritten in place, which another process (a command
+// run beside the server) moves without moving DB.commits. Such a snapshot
+// also shares what it reads alike with the others of its state (memo).
 func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) error {
 	return db.Read(ctx, func(q Q) error {
 		c := db.commits.Load()
-		var seq int64
-		if err := q.queryRow(ctx, `SELECT `+eventsPosition).Scan(&seq); err != nil {
+		var seq, rewrites int64
+		if err := q.queryRow(ctx, `SELECT `+eventsPosition+`,
+			COALESCE((SELECT value FROM instance_state WHERE key = '`+rewritesKey+`'), 0)`).Scan(&seq, &rewrites); err != nil {
 			return err
 		}
 		settled := c%2 == 0 && db.commits.Load() == c
-		if at := db.positions.Load(); settled && at != nil && at.commits == c && at.pos.Events == seq {
+		if at := db.positions.Load(); settled && at != nil && at.commits == c && at.pos.Events == seq && at.rewrites == rewrites {
 			q.memo = at.memo
 			return fn(q, at.pos)
 		}
@@ -63,7 +68,7 @@ func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) e
 			return err
 		}
 		if settled {
-			at := &positionsAt{c, pos, newMemo()}
+			at := &positionsAt{c, pos, rewrites, newMemo()}
 			db.positions.Store(at)
 			q.memo = at.memo
 		}
