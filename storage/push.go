@@ -85,26 +85,37 @@ func (q Q) UnreadCounts(ctx context.Context, userID, roomID string) (map[string]
 	return out, rows.Err()
 }
 
-// readUnread takes off a user's unread counts in a room what a read receipt
-// moving from one position to a later one reads, before it is stored: in
-// each thread it concerns (every thread, for an unthreaded receipt), the
-// notifications between the thread's floor before and after, the floor
-// being the latest of the receipts that read the thread. Only the events
-// read are looked at, through the room's: the common receipt, at the newest
-// event of a room with nothing unread, looks at none.
+// readUnread brings a user's unread counts in a room up to a read receipt
+// moving from one position to a later one, before it is stored. It concerns
+// each thread the receipt reads (every thread, for an unthreaded receipt),
+// whose floor is the latest of the receipts that read it. The notifications
+// are found through the room's events, over the shorter of two ranges:
+// between the thread's floor before and after, taken off the count; or
+// after the new floor to the room's newest event, which the count becomes
+// (a receipt at the bottom of a long unread backlog reads nothing). The
+// common receipt, at the newest event of a room with nothing unread, reads
+// nothing either way.
 func (q Q) readUnread(ctx context.Context, r Receipt, from, to int64) error {
-	_, err := q.exec(ctx, `UPDATE unread_counts SET notifications = notifications - d.n, highlights = highlights - d.h
-		FROM (SELECT u.thread_id AS thread, COUNT(*) AS n, SUM(p.highlight) AS h
+	var newest int64
+	if err := q.queryRow(ctx, `SELECT COALESCE(MAX(pos), 0) FROM events WHERE room_id = ?`, r.RoomID).Scan(&newest); err != nil {
+		return err
+	}
+	recount := newest-to < to-from
+	_, err := q.exec(ctx, `UPDATE unread_counts SET
+			notifications = CASE WHEN ?6 THEN d.n ELSE notifications - d.n END,
+			highlights = CASE WHEN ?6 THEN d.h ELSE highlights - d.h END
+		FROM (SELECT u.thread_id AS thread, COUNT(p.event_pos) AS n, COALESCE(SUM(p.highlight), 0) AS h
 			FROM (SELECT thread_id, COALESCE((SELECT MAX(r.event_pos) FROM receipts r
 					WHERE r.room_id = ?1 AND r.user_id = ?2 AND r.type IN ('m.read', 'm.read.private')
 						AND r.thread_id IN ('', CASE c.thread_id WHEN '' THEN 'main' ELSE c.thread_id END)), 0) AS others
 				FROM unread_counts c WHERE c.room_id = ?1 AND c.user_id = ?2 AND c.notifications > 0
 					AND ?3 IN ('', CASE c.thread_id WHEN '' THEN 'main' ELSE c.thread_id END)) u
-			JOIN events e ON e.room_id = ?1 AND e.pos > MAX(u.others, ?4) AND e.pos <= MAX(u.others, ?5)
-			JOIN push_actions p ON p.event_pos = e.pos AND p.user_id = ?2 AND p.thread_id = u.thread_id
+			LEFT JOIN events e ON e.room_id = ?1 AND e.pos > MAX(u.others, CASE WHEN ?6 THEN ?5 ELSE ?4 END)
+				AND e.pos <= CASE WHEN ?6 THEN ?7 ELSE MAX(u.others, ?5) END
+			LEFT JOIN push_actions p ON p.event_pos = e.pos AND p.user_id = ?2 AND p.thread_id = u.thread_id
 			GROUP BY u.thread_id) d
 		WHERE room_id = ?1 AND user_id = ?2 AND thread_id = d.thread`,
-		r.RoomID, r.UserID, r.ThreadID, from, to)
+		r.RoomID, r.UserID, r.ThreadID, from, to, recount, newest)
 	return err
 }
 
