@@ -25,7 +25,9 @@ func (q Q) EraseUserData(ctx context.Context, userID string) error {
 		`DELETE FROM receipts WHERE user_id = ?1`,
 		`DELETE FROM presence WHERE user_id = ?1`,
 		// Through the rooms the user has a membership in: push_actions is
-		// ordered by event, not by user.
+		// ordered by event, not by user. That finds them all because an
+		// event notifies only the room's members, whose member rows are
+		// written before it and never deleted (PurgeRoom keeps them).
 		`DELETE FROM push_actions WHERE user_id = ?1 AND event_pos IN (SELECT e.pos FROM events e
 			WHERE e.room_id IN (SELECT room_id FROM room_state WHERE state_key = ?1 AND type = 'm.room.member'))`,
 		`DELETE FROM unread_counts WHERE user_id = ?1`,
