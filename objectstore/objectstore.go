@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 
@@ -23,7 +22,7 @@ import (
 type Store struct {
 	Name           string
 	client         *minio.Client
-	transport      *http.Transport
+	closeIdle      func() // the transport's CloseIdleConnections
 	bucket, prefix string
 }
 
@@ -61,12 +60,12 @@ func Open(d config.Destination) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: %w", d.Name, err)
 	}
-	return &Store{Name: d.Name, client: c, transport: transport, bucket: d.Bucket, prefix: d.Prefix}, nil
+	return &Store{Name: d.Name, client: c, closeIdle: transport.CloseIdleConnections, bucket: d.Bucket, prefix: d.Prefix}, nil
 }
 
 // CloseIdle closes the store's idle connections, so that a user of it that
 // stops leaves none open (the next request opens one again).
-func (s *Store) CloseIdle() { s.transport.CloseIdleConnections() }
+func (s *Store) CloseIdle() { s.closeIdle() }
 
 // OpenAll opens every configured destination.
 func OpenAll(ds []config.Destination) ([]*Store, error) {
