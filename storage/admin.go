@@ -232,7 +232,6 @@ func (q Q) BlockRoom(ctx context.Context, roomID, by string, ts int64) error {
 // its members' (by now) leave events, which tell their clients the room is
 // gone; aliases, receipts and forgotten marks go too.
 func (q Q) PurgeRoom(ctx context.Context, roomID string) (int64, error) {
-	q.forgets()
 	if err := q.rewritesEvents(ctx); err != nil {
 		return 0, err
 	}

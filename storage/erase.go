@@ -61,7 +61,6 @@ func (q Q) ErasableEvents(ctx context.Context, userID string, after int64, limit
 // EraseEvent replaces an erased user's event by its redacted form and
 // forgets the device and transaction it was sent with.
 func (q Q) EraseEvent(ctx context.Context, eventID string, redacted []byte) error {
-	q.forgets()
 	if err := q.rewritesEvents(ctx); err != nil {
 		return err
 	}

@@ -67,8 +67,9 @@ func memoized[K comparable, V any](mu *sync.Mutex, tbl map[K]V, k K, read func()
 const rewritesKey = "events_rewritten"
 
 // rewritesEvents notes that the write it is part of changes or deletes
-// stored events.
+// stored events: content it removes (forgets), and the count above.
 func (q Q) rewritesEvents(ctx context.Context) error {
+	q.forgets()
 	_, err := q.exec(ctx, `INSERT INTO instance_state(key, value) VALUES(?, 1)
 		ON CONFLICT(key) DO UPDATE SET value = value + 1`, rewritesKey)
 	return err

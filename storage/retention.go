@@ -73,7 +73,6 @@ func (q Q) PruneEvents(ctx context.Context, roomID string, after, beforeTS int64
 	if len(doomed) == 0 {
 		return 0, next, more, nil
 	}
-	q.forgets()
 	if err := q.rewritesEvents(ctx); err != nil {
 		return 0, after, false, err
 	}

@@ -263,7 +263,6 @@ func (q Q) RoomsWithMembership(ctx context.Context, userID string, memberships .
 // ReplaceEventJSON overwrites an event's stored JSON, as redaction does, and
 // records which event redacted it.
 func (q Q) ReplaceEventJSON(ctx context.Context, eventID string, json []byte, redactedBy string) error {
-	q.forgets()
 	if err := q.rewritesEvents(ctx); err != nil {
 		return err
 	}
