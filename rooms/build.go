@@ -108,7 +108,11 @@ func (s *Service) build(ctx context.Context, q storage.Q, room *storage.Room, ev
 	if err := builder.AddAuthEvents(provider); err != nil {
 		return nil, err
 	}
-	pdu, err := builder.Build(s.Now(), s.ServerName, s.KeyID, s.Key)
+	now := s.Now()
+	pdu, err := signMessage(verImpl, builder, now, s.ServerName, s.KeyID, s.Key)
+	if err == nil && pdu == nil {
+		pdu, err = builder.Build(now, s.ServerName, s.KeyID, s.Key)
+	}
 	if err != nil {
 		return nil, err
 	}
