@@ -211,9 +211,17 @@ func (q Q) AddDeviceListChange(ctx context.Context, userID string) error {
 	return err
 }
 
-// DeviceListChangesBetween lists the users whose devices changed in (from, to].
+// DeviceListChangesBetween lists the users whose devices changed in (from,
+// to], shared as MemberChangesBetween is.
 func (q Q) DeviceListChangesBetween(ctx context.Context, from, to int64) ([]string, error) {
-	return q.strings(ctx, `SELECT DISTINCT user_id FROM device_list_changes WHERE pos > ? AND pos <= ?`, from, to)
+	read := func() ([]string, error) {
+		return q.strings(ctx, `SELECT DISTINCT user_id FROM device_list_changes WHERE pos > ? AND pos <= ?`, from, to)
+	}
+	if q.memo == nil {
+		return read()
+	}
+	out, err := memoized(&q.memo.mu, q.memo.users, rangeKey{"device_list_changes", from, to}, read)
+	return slices.Clone(out), err
 }
 
 // ToDevice is a to-device message waiting for its device.
@@ -398,23 +406,32 @@ type MemberChange struct {
 	RoomID, UserID, Membership string
 }
 
-// MemberChangesBetween lists the membership events in (from, to].
+// MemberChangesBetween lists the membership events in (from, to]. In a
+// settled snapshot the read is shared with the other syncs asking the same
+// (memo).
 func (q Q) MemberChangesBetween(ctx context.Context, from, to int64) ([]MemberChange, error) {
-	rows, err := q.query(ctx, `SELECT room_id, state_key, COALESCE(membership, '') FROM events
-		WHERE pos > ? AND pos <= ? AND type = 'm.room.member' ORDER BY pos`, from, to)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []MemberChange
-	for rows.Next() {
-		var m MemberChange
-		if err := rows.Scan(&m.RoomID, &m.UserID, &m.Membership); err != nil {
+	read := func() ([]MemberChange, error) {
+		rows, err := q.query(ctx, `SELECT room_id, state_key, COALESCE(membership, '') FROM events
+			WHERE pos > ? AND pos <= ? AND type = 'm.room.member' ORDER BY pos`, from, to)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, m)
+		defer rows.Close()
+		var out []MemberChange
+		for rows.Next() {
+			var m MemberChange
+			if err := rows.Scan(&m.RoomID, &m.UserID, &m.Membership); err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		return out, rows.Err()
 	}
-	return out, rows.Err()
+	if q.memo == nil {
+		return read()
+	}
+	out, err := memoized(&q.memo.mu, q.memo.members, rangeKey{"events", from, to}, read)
+	return slices.Clone(out), err
 }
 
 // DehydratedDevice is a user's dehydrated device.

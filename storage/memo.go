@@ -9,17 +9,21 @@ import (
 // the one a settled snapshot sees (ReadPositioned). A message wakes every
 // member of its room, and each /sync would otherwise read the same rooms
 // with new events and the same new events, from the same token to the
-// same position. What is kept is never changed; at most memoSize entries
-// of each kind, since a state lasts only until the next commit.
+// same position, and the same membership and device list changes in that
+// range. What is kept is never changed; at most memoSize entries of each
+// kind, since a state lasts only until the next commit.
 type memo struct {
-	mu     sync.Mutex
-	rooms  map[roomsKey]map[string]bool
-	events map[eventsKey]eventsRead
+	mu      sync.Mutex
+	rooms   map[rangeKey]map[string]bool
+	events  map[eventsKey]eventsRead
+	members map[rangeKey][]MemberChange
+	users   map[rangeKey][]string
 }
 
 const memoSize = 256
 
-type roomsKey struct {
+// rangeKey names a read of positions (from, to] by its table.
+type rangeKey struct {
 	table    string
 	from, to int64
 }
@@ -36,7 +40,8 @@ type eventsRead struct {
 }
 
 func newMemo() *memo {
-	return &memo{rooms: map[roomsKey]map[string]bool{}, events: map[eventsKey]eventsRead{}}
+	return &memo{rooms: map[rangeKey]map[string]bool{}, events: map[eventsKey]eventsRead{},
+		members: map[rangeKey][]MemberChange{}, users: map[rangeKey][]string{}}
 }
 
 // memoized returns what tbl holds for k, else what read returns, kept.

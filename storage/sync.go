@@ -94,8 +94,13 @@ func (q Q) Memberships(ctx context.Context, userID string) ([]RoomMembership, er
 // MembershipsIn is Memberships restricted to some rooms, so an incremental
 // sync looks only at the rooms that changed.
 func (q Q) MembershipsIn(ctx context.Context, userID string, roomIDs []string) ([]RoomMembership, error) {
-	if len(roomIDs) == 0 {
+	switch len(roomIDs) {
+	case 0:
 		return nil, nil
+	case 1: // a message's wake-up: a key lookup, without a list to parse
+		return q.memberships(ctx, `SELECT s.room_id, s.membership, s.pos, f.user_id IS NOT NULL
+			FROM room_state s LEFT JOIN forgotten_rooms f ON f.room_id = s.room_id AND f.user_id = s.state_key
+			WHERE s.room_id = ? AND s.type = 'm.room.member' AND s.state_key = ?`, roomIDs[0], userID)
 	}
 	list, err := json.Marshal(roomIDs)
 	if err != nil {
@@ -144,7 +149,7 @@ func (q Q) roomsBetween(ctx context.Context, query, table string, from, to int64
 	if q.memo == nil {
 		return read()
 	}
-	return memoized(&q.memo.mu, q.memo.rooms, roomsKey{table, from, to}, read)
+	return memoized(&q.memo.mu, q.memo.rooms, rangeKey{table, from, to}, read)
 }
 
 // EventsBetween returns a room's events in (from, to], oldest first, at most
