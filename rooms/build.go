@@ -74,6 +74,9 @@ type built struct {
 	event storage.Event
 	auth  gomatrixserverlib.AuthEventProvider
 	then  []Then
+	// members are the room's joined members at the event, when it was
+	// built at a head (which keeps them), else nil.
+	members []storage.Member
 }
 
 // build makes ev the event after room's latest, signs it and authorises it
@@ -152,6 +155,7 @@ func (s *Service) prepare(ctx context.Context, q storage.Q, room *storage.Room, 
 	if rel := gjson.GetBytes(pdu.Content(), `m\.relates_to`); rel.IsObject() {
 		b.event.RelatesTo, b.event.RelType = rel.Get("event_id").Str, rel.Get("rel_type").Str
 	}
+	b.members = a.Members
 	a.Event = &b.event
 	for _, step := range s.InTransaction {
 		then, err := step.Prepare(a)
@@ -177,6 +181,7 @@ func content(ev *Event) error {
 // inside the write transaction.
 func (w *writer) append(room *storage.Room, ev Event) (*storage.Event, error) {
 	w.rebuilt = append(w.rebuilt, room.RoomID)
+	delete(w.joined, room.RoomID)
 	if err := content(&ev); err != nil {
 		return nil, err
 	}

@@ -51,6 +51,12 @@ type Then func(Appended) error
 // Committed is what one committed write appended, in order.
 type Committed struct {
 	Events []storage.Event
+	// Joined holds, for each room whose last event here is a message
+	// built at the room's head, the room's joined members at that event,
+	// as the head knew them: a reactor that would read them (to wake
+	// them) need not. State changes are built in the writer, so these are
+	// exact; rooms not here must be read.
+	Joined map[string][]storage.Member
 }
 
 // Reactor is told of each committed write. It must return at once: slow
@@ -60,11 +66,10 @@ type Reactor interface {
 }
 
 // afterCommit hands a committed write to the reactors, in order.
-func (s *Service) afterCommit(events []storage.Event) {
-	if len(events) == 0 {
+func (s *Service) afterCommit(c Committed) {
+	if len(c.Events) == 0 {
 		return
 	}
-	c := Committed{Events: events}
 	for _, r := range s.AfterCommit {
 		r.AfterCommit(c)
 	}

@@ -130,6 +130,12 @@ func (w *writer) send(roomID string, ev Event, ahead *built) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		if len(ahead.members) > 0 {
+			if w.joined == nil {
+				w.joined = map[string][]storage.Member{}
+			}
+			w.joined[roomID] = ahead.members
+		}
 		return stored.EventID, nil
 	}
 	if same, err := w.unchangedState(roomID, ev); err != nil || same != "" {
@@ -185,6 +191,9 @@ type writer struct {
 	// rebuilt lists the rooms where this write built an event itself,
 	// which the heads of events built beforehand no longer follow.
 	rebuilt []string
+	// joined holds the joined members of the rooms whose last event in
+	// this write was built at their head (Committed.Joined).
+	joined map[string][]storage.Member
 }
 
 func (s *Service) write(ctx context.Context, fn func(w *writer) error) error {
@@ -197,7 +206,7 @@ func (s *Service) write(ctx context.Context, fn func(w *writer) error) error {
 func (s *Service) writing(ctx context.Context, fn func(w *writer) error) (*writer, func(storage.Q) error) {
 	w := &writer{s: s, ctx: ctx}
 	return w, func(q storage.Q) error {
-		w.q, w.appended, w.rebuilt = q, w.appended[:0], w.rebuilt[:0]
+		w.q, w.appended, w.rebuilt, w.joined = q, w.appended[:0], w.rebuilt[:0], nil
 		return fn(w)
 	}
 }
@@ -211,10 +220,10 @@ func (s *Service) committed(ctx context.Context, w *writer, err error, failed ..
 		s.heads.forget(failed...)
 		return err
 	}
-	appended, rebuilt := w.appended, w.rebuilt
+	appended, rebuilt, joined := w.appended, w.rebuilt, w.joined
 	storage.AfterCommit(ctx, func() {
 		s.heads.forget(rebuilt...)
-		s.afterCommit(appended)
+		s.afterCommit(Committed{Events: appended, Joined: joined})
 	})
 	return nil
 }

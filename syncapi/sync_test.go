@@ -409,6 +409,35 @@ func TestLongPollWakes(t *testing.T) {
 	}
 }
 
+// A message wakes the room's members as the room's head knew them when it
+// was built (rooms.Committed.Joined): one who joined after the messages
+// before it is among them.
+func TestMessageWakesNewMember(t *testing.T) {
+	srv := ts.Start(t)
+	alice := srv.Register(t, "alice")
+	room := alice.CreateRoom(t, map[string]any{"preset": "public_chat"})
+	alice.Send(t, room, "before") // the head now knows alice alone
+	for i, name := range []string{"carol", "dave"} {
+		u := srv.Register(t, name)
+		u.Join(t, room)
+		since := doSync(t, u).Get("next_batch").Str
+		done := make(chan gjson.Result, 1)
+		go func() { done <- doSync(t, u, "since", since, "timeout", "60000") }()
+		for srv.Notifier.Waiting() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		id := alice.Send(t, room, fmt.Sprintf("after %d", i))
+		select {
+		case res := <-done:
+			if got := eventIDs(joined(res, room).Get("timeline.events")); len(got) != 1 || got[0] != id {
+				t.Fatalf("%s woke with %v", name, got)
+			}
+		case <-time.After(30 * time.Second): // a wake-up takes milliseconds; the long poll a minute
+			t.Fatalf("%s, joined after the room's last message, was not woken by the next", name)
+		}
+	}
+}
+
 func TestPresenceDisabled(t *testing.T) {
 	srv := ts.Start(t, func(c *config.Config) { c.Presence.Enabled = false })
 	alice := srv.Register(t, "alice")

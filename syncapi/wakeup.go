@@ -25,7 +25,13 @@ func (s *Service) AfterCommit(c rooms.Committed) {
 		}
 		if !seenRooms[e.RoomID] {
 			seenRooms[e.RoomID] = true
-			s.roomMembers(e.RoomID, users)
+			if joined, ok := c.Joined[e.RoomID]; ok {
+				for _, m := range joined {
+					users[m.UserID] = true
+				}
+			} else {
+				s.roomMembers(e.RoomID, users)
+			}
 		}
 	}
 	s.wake(users)
