@@ -35,6 +35,7 @@ func TestSignMessageAsBuilderDoes(t *testing.T) {
 		{"encrypted", func(eb *gomatrixserverlib.EventBuilder) { eb.Type = "m.room.encrypted" }, true},
 		{"reaction", func(eb *gomatrixserverlib.EventBuilder) { eb.Type = "m.reaction" }, true},
 		{"custom type", func(eb *gomatrixserverlib.EventBuilder) { eb.Type = "org.example.x-y_z" }, true},
+		{"type json.Marshal escapes", func(eb *gomatrixserverlib.EventBuilder) { eb.Type = "a<b>&c/d'e" }, true},
 		{"no auth events", func(eb *gomatrixserverlib.EventBuilder) { eb.AuthEvents = []string{} }, true},
 		{"type kept by redaction", func(eb *gomatrixserverlib.EventBuilder) { eb.Type = "m.room.power_levels" }, false},
 		{"type needing escapes", func(eb *gomatrixserverlib.EventBuilder) { eb.Type = "a \"b\" é" }, false},
