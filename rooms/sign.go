@@ -42,7 +42,7 @@ func signMessage(verImpl gomatrixserverlib.IRoomVersion, eb *gomatrixserverlib.E
 		return nil, nil
 	}
 	content, err := gomatrixserverlib.CanonicalJSON(eb.Content)
-	if err != nil {
+	if err != nil || verImpl.CheckCanonicalJSON(content) != nil {
 		return nil, nil // the builder says why
 	}
 	keepsOrigin := redactionKeepsOrigin(verImpl)
