@@ -217,11 +217,7 @@ func (q Q) DeviceListChangesBetween(ctx context.Context, from, to int64) ([]stri
 	read := func() ([]string, error) {
 		return q.strings(ctx, `SELECT DISTINCT user_id FROM device_list_changes WHERE pos > ? AND pos <= ?`, from, to)
 	}
-	if q.memo == nil {
-		return read()
-	}
-	out, err := memoized(&q.memo.mu, q.memo.users, rangeKey{"device_list_changes", from, to}, read)
-	return slices.Clone(out), err
+	return sharedSlice(q, func(m *memo) map[rangeKey][]string { return m.users }, rangeKey{"device_list_changes", from, to}, read)
 }
 
 // ToDevice is a to-device message waiting for its device.
@@ -427,11 +423,7 @@ func (q Q) MemberChangesBetween(ctx context.Context, from, to int64) ([]MemberCh
 		}
 		return out, rows.Err()
 	}
-	if q.memo == nil {
-		return read()
-	}
-	out, err := memoized(&q.memo.mu, q.memo.members, rangeKey{"events", from, to}, read)
-	return slices.Clone(out), err
+	return sharedSlice(q, func(m *memo) map[rangeKey][]MemberChange { return m.members }, rangeKey{"events", from, to}, read)
 }
 
 // DehydratedDevice is a user's dehydrated device.

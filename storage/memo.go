@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -62,6 +63,16 @@ func memoized[K comparable, V any](mu *sync.Mutex, tbl map[K]V, k K, read func()
 		mu.Unlock()
 	}
 	return v, err
+}
+
+// sharedSlice is a read of positions (from, to] kept in the memo's table
+// tbl, each caller given its own copy; without a memo it is read alone.
+func sharedSlice[E any](q Q, tbl func(*memo) map[rangeKey][]E, k rangeKey, read func() ([]E, error)) ([]E, error) {
+	if q.memo == nil {
+		return read()
+	}
+	out, err := memoized(&q.memo.mu, tbl(q.memo), k, read)
+	return slices.Clone(out), err
 }
 
 // rewritesKey counts, in instance_state, the writes that change or delete

@@ -84,11 +84,14 @@ type RoomMembership struct {
 	Forgotten  bool
 }
 
+// membershipsFrom reads RoomMembership rows: a user's member rows (s), with
+// whether the user forgot the room.
+const membershipsFrom = `SELECT s.room_id, s.membership, s.pos, f.user_id IS NOT NULL
+	FROM room_state s LEFT JOIN forgotten_rooms f ON f.room_id = s.room_id AND f.user_id = s.state_key `
+
 // Memberships lists every room a user has a membership in.
 func (q Q) Memberships(ctx context.Context, userID string) ([]RoomMembership, error) {
-	return q.memberships(ctx, `SELECT s.room_id, s.membership, s.pos, f.user_id IS NOT NULL
-		FROM room_state s LEFT JOIN forgotten_rooms f ON f.room_id = s.room_id AND f.user_id = s.state_key
-		WHERE s.type = 'm.room.member' AND s.state_key = ? ORDER BY s.pos`, userID)
+	return q.memberships(ctx, membershipsFrom+`WHERE s.type = 'm.room.member' AND s.state_key = ? ORDER BY s.pos`, userID)
 }
 
 // MembershipsIn is Memberships restricted to some rooms, so an incremental
@@ -98,18 +101,15 @@ func (q Q) MembershipsIn(ctx context.Context, userID string, roomIDs []string) (
 	case 0:
 		return nil, nil
 	case 1: // a message's wake-up: a key lookup, without a list to parse
-		return q.memberships(ctx, `SELECT s.room_id, s.membership, s.pos, f.user_id IS NOT NULL
-			FROM room_state s LEFT JOIN forgotten_rooms f ON f.room_id = s.room_id AND f.user_id = s.state_key
-			WHERE s.room_id = ? AND s.type = 'm.room.member' AND s.state_key = ?`, roomIDs[0], userID)
+		return q.memberships(ctx, membershipsFrom+`WHERE s.room_id = ? AND s.type = 'm.room.member' AND s.state_key = ?`,
+			roomIDs[0], userID)
 	}
 	list, err := json.Marshal(roomIDs)
 	if err != nil {
 		return nil, err
 	}
-	return q.memberships(ctx, `SELECT s.room_id, s.membership, s.pos, f.user_id IS NOT NULL
-		FROM room_state s LEFT JOIN forgotten_rooms f ON f.room_id = s.room_id AND f.user_id = s.state_key
-		WHERE s.type = 'm.room.member' AND s.state_key = ? AND s.room_id IN (SELECT value FROM json_each(?))
-		ORDER BY s.pos`, userID, string(list))
+	return q.memberships(ctx, membershipsFrom+`WHERE s.type = 'm.room.member' AND s.state_key = ?
+		AND s.room_id IN (SELECT value FROM json_each(?)) ORDER BY s.pos`, userID, string(list))
 }
 
 func (q Q) memberships(ctx context.Context, query string, args ...any) ([]RoomMembership, error) {
