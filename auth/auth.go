@@ -36,7 +36,6 @@ type Store interface {
 	DeleteDevicesExcept(ctx context.Context, userID, keep string) error
 	OAuthGrantOf(ctx context.Context, userID, deviceID string) (storage.OAuthGrant, error)
 	ReturnRegistrationToken(ctx context.Context, token string) error
-	SessionByToken(ctx context.Context, hash []byte) (storage.Session, error)
 	SetPasswordHash(ctx context.Context, userID, hash string) error
 	SetProfile(ctx context.Context, userID, displayName, avatarURL string) error
 	TakeLoginToken(ctx context.Context, hash []byte, now int64) (storage.LoginToken, error)
@@ -341,7 +340,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 // when (and, if kept, from where and with what) it was last used.
 func (s *Service) Authenticate(ctx context.Context, token string, from caller.Connection) (*caller.Device, error) {
 	hash := HashToken(token)
-	sess, err := s.DB.R().SessionByToken(ctx, hash)
+	sess, err := s.DB.DB.Session(ctx, hash)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, matrixerr.UnknownToken("unknown access token", false)
 	}
@@ -369,6 +368,7 @@ func (s *Service) Authenticate(ctx context.Context, token string, from caller.Co
 		if err != nil {
 			return nil, err
 		}
+		s.DB.DB.SessionSeen(hash, now.UnixMilli(), ip)
 	}
 	return &caller.Device{UserID: sess.UserID, DeviceID: sess.DeviceID, IsAdmin: sess.IsAdmin}, nil
 }

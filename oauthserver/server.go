@@ -234,7 +234,7 @@ func (s *Server) endReused(ctx context.Context, hash []byte) error {
 func (s *Server) revoke(ctx context.Context, token, clientID string) error {
 	hash := auth.HashToken(token)
 	var userID, deviceID string
-	if sess, err := s.DB.R().SessionByToken(ctx, hash); err == nil {
+	if sess, err := s.DB.DB.Session(ctx, hash); err == nil {
 		userID, deviceID = sess.UserID, sess.DeviceID
 	} else if t, err := s.DB.R().TokenByRefresh(ctx, hash); err == nil {
 		userID, deviceID = t.UserID, t.DeviceID

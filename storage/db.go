@@ -53,6 +53,8 @@ type DB struct {
 	// stream positions a read took between two (sync.go).
 	commits   atomic.Uint64
 	positions atomic.Pointer[positionsAt]
+	// sessions are the access tokens' sessions read at one auth_epoch.
+	sessions sessions
 	// readers is the pool of read-only connections.
 	readers chan *pconn
 	// scrub asks the scrubber for a checkpoint; closing stops it and
