@@ -149,7 +149,8 @@ func TestSessionGoneAfterLogout(t *testing.T) {
 // the timer would leave its aftermath on the other core in the timing),
 // so compare the difference.
 func BenchmarkSession(b *testing.B) {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background()) // as a request's
+	defer cancel()
 	db, _ := sessionDB(b, 1000)
 	commit := func() {
 		if err := db.Write(ctx, func(q Q) error { return q.AddDeviceListChange(ctx, "@u1:hs") }); err != nil {

@@ -1,0 +1,49 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// Statements never run with a context that can be cancelled, yet a
+// cancelled request stops at its next read, inside a read transaction or
+// not, and gives its connection back; the writer finishes what it began.
+func TestCancelledRequest(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for range 2 * readConns { // a leaked connection would block the pool
+		if _, err := db.R().InstanceState(cancelled, "k"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("read: %v, want canceled", err)
+		}
+		err := db.Read(cancelled, func(q Q) error { _, err := q.InstanceState(cancelled, "k"); return err })
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("read transaction: %v, want canceled", err)
+		}
+		during, stop := context.WithCancel(ctx)
+		err = db.Read(during, func(q Q) error {
+			if _, err := q.InstanceState(during, "k"); err != nil {
+				return err
+			}
+			stop()
+			_, err := q.InstanceState(during, "k")
+			return err
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled inside a read transaction: %v, want canceled", err)
+		}
+	}
+	during, stop := context.WithCancel(ctx)
+	err := db.Write(during, func(q Q) error {
+		stop()
+		return q.SetInstanceState(during, "k", 7)
+	})
+	if err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if v, err := db.R().InstanceState(ctx, "k"); err != nil || v != 7 {
+		t.Fatalf("after: %d, %v; want 7", v, err)
+	}
+}
