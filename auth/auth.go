@@ -368,7 +368,7 @@ func (s *Service) Authenticate(ctx context.Context, token string, from caller.Co
 		if err != nil {
 			return nil, err
 		}
-		s.DB.DB.SessionSeen(hash, now.UnixMilli(), ip)
+		s.DB.DB.SessionTouched(hash)
 	}
 	return &caller.Device{UserID: sess.UserID, DeviceID: sess.DeviceID, IsAdmin: sess.IsAdmin}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // Statements never run with a context that can be cancelled, yet a
@@ -45,5 +46,22 @@ func TestCancelledRequest(t *testing.T) {
 	}
 	if v, err := db.R().InstanceState(ctx, "k"); err != nil || v != 7 {
 		t.Fatalf("after: %d, %v; want 7", v, err)
+	}
+}
+
+// A statement no LIMIT bounds (interruptible) is interrupted mid-way when
+// its request is cancelled: this one would count for hours.
+func TestInterruptibleStatement(t *testing.T) {
+	db := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	var n int64
+	err := db.R().interruptible().queryRow(ctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1e12)
+		SELECT count(*) FROM c`).Scan(&n)
+	if err == nil {
+		t.Fatalf("counted %d: not interrupted", n)
+	}
+	if v, err := db.R().InstanceState(context.Background(), "k"); err != nil || v != 0 { // the pool still serves
+		t.Fatalf("after: %d, %v", v, err)
 	}
 }

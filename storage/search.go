@@ -88,6 +88,7 @@ func (q Q) Search(ctx context.Context, s SearchQuery) ([]SearchHit, int, error) 
 	// Never null: json_each would give one NULL, and NOT (sender IN (NULL))
 	// is NULL, which would drop every message.
 	ignored := jsonStrings(append([]string{}, s.Ignored...))
+	q = q.interruptible()
 	var total int
 	if err := q.queryRow(ctx, fmt.Sprintf(searchVisible, `COUNT(*)`), visible, match, ignored).Scan(&total); err != nil {
 		return nil, 0, err

@@ -45,44 +45,43 @@ func (c *sessions) put(hash []byte, epoch int64, s Session) {
 	c.byKey[string(hash)] = s
 }
 
-// seen records a device's last use, as Authenticate has stored it.
-func (c *sessions) seen(hash []byte, ts int64, ip string) {
+// forget drops a session, so that the next request reads it afresh.
+func (c *sessions) forget(hash []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s, ok := c.byKey[string(hash)]; ok {
-		s.LastSeenTS, s.LastSeenIP = ts, ip
-		c.byKey[string(hash)] = s
-	}
+	delete(c.byKey, string(hash))
 }
 
 // Session is SessionByToken for every request: from memory while
-// auth_epoch has not moved since the session was read.
+// auth_epoch has not moved since the session was read. The counter and
+// the session are read in one snapshot.
 func (db *DB) Session(ctx context.Context, hash []byte) (Session, error) {
-	epoch, err := db.R().authEpoch(ctx)
-	if err != nil {
-		return Session{}, err
-	}
-	if s, ok := db.sessions.get(hash, epoch); ok {
-		return s, nil
-	}
 	var s Session
-	err = db.Read(ctx, func(q Q) error {
-		if epoch, err = q.authEpoch(ctx); err != nil {
+	err := db.Read(ctx, func(q Q) error {
+		epoch, err := q.authEpoch(ctx)
+		if err != nil {
 			return err
 		}
-		s, err = q.SessionByToken(ctx, hash)
-		return err
+		if kept, ok := db.sessions.get(hash, epoch); ok {
+			s = kept
+			return nil
+		}
+		if s, err = q.SessionByToken(ctx, hash); err != nil {
+			return err
+		}
+		if epoch >= 0 {
+			db.sessions.put(hash, epoch, s)
+		}
+		return nil
 	})
-	if err == nil && epoch >= 0 {
-		db.sessions.put(hash, epoch, s)
-	}
 	return s, err
 }
 
-// SessionSeen updates the last use of a kept session once TouchDevice has
-// committed it (last use is not part of the epoch: it changes every
-// minute).
-func (db *DB) SessionSeen(hash []byte, ts int64, ip string) { db.sessions.seen(hash, ts, ip) }
+// SessionTouched forgets a kept session once TouchDevice has committed
+// its last use (which changes every minute, so it does not move the
+// epoch): the next request reads what was committed, whichever of two
+// concurrent touches committed last.
+func (db *DB) SessionTouched(hash []byte) { db.sessions.forget(hash) }
 
 // authEpoch reads auth_epoch; -1 if its row is missing, which keeps
 // nothing.

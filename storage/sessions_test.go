@@ -50,28 +50,31 @@ func tokenHash(i int) []byte { return fmt.Appendf(nil, "%032d", i) }
 // (a command run beside the server, or sqlite3's shell, which does not
 // enforce foreign keys, so deleting a device leaves its tokens).
 func TestSessionFollowsAuthEpoch(t *testing.T) {
-	gone := Session{}
-	for _, tc := range []struct {
-		name, change string
-		want         Session
-	}{
-		{"token deleted", `DELETE FROM access_tokens WHERE user_id = '@u0:hs'`, gone},
-		{"device deleted", `DELETE FROM devices WHERE user_id = '@u0:hs'`, gone},
-		{"user deleted", `DELETE FROM users WHERE user_id = '@u0:hs'`, gone},
-		{"deactivated", `UPDATE users SET deactivated = 1 WHERE user_id = '@u0:hs'`, gone},
-		{"made admin", `UPDATE users SET is_admin = 1 WHERE user_id = '@u0:hs'`, Session{UserID: "@u0:hs", DeviceID: "D", IsAdmin: true}},
-		{"expiry set", `UPDATE access_tokens SET expires_ts = 5 WHERE user_id = '@u0:hs'`, Session{UserID: "@u0:hs", DeviceID: "D", ExpiresTS: 5}},
+	for _, tc := range []struct{ name, change string }{
+		{"token deleted", `DELETE FROM access_tokens WHERE user_id = '@u0:hs'`},
+		{"device deleted", `DELETE FROM devices WHERE user_id = '@u0:hs'`},
+		{"user deleted", `DELETE FROM users WHERE user_id = '@u0:hs'`},
+		{"deactivated", `UPDATE users SET deactivated = 1 WHERE user_id = '@u0:hs'`},
+		{"made admin", `UPDATE users SET is_admin = 1 WHERE user_id = '@u0:hs'`},
+		{"expiry set", `UPDATE access_tokens SET expires_ts = 5 WHERE user_id = '@u0:hs'`},
 		{"token moved", `INSERT INTO devices(user_id, device_id, created_ts) VALUES('@u0:hs', 'E', 1);
-			UPDATE access_tokens SET device_id = 'E' WHERE user_id = '@u0:hs'`, Session{UserID: "@u0:hs", DeviceID: "E"}},
+			UPDATE access_tokens SET device_id = 'E' WHERE user_id = '@u0:hs'`},
+		// REPLACE deletes the row it conflicts with without delete triggers.
+		{"token replaced", `REPLACE INTO access_tokens(token_hash, user_id, device_id, created_ts, expires_ts)
+			SELECT token_hash, '@u1:hs', 'D', 1, 5 FROM access_tokens WHERE user_id = '@u0:hs'`},
+		{"user replaced", `REPLACE INTO users(user_id, is_admin, created_ts) VALUES('@u0:hs', 1, 1)`},
 	} {
 		for _, by := range []string{"server", "other connection"} {
 			t.Run(tc.name+"/"+by, func(t *testing.T) {
 				ctx := context.Background()
 				db, path := sessionDB(t, 2)
+				var before Session
 				for range 2 { // the second from memory
-					if s, err := db.Session(ctx, tokenHash(0)); err != nil || s.UserID != "@u0:hs" {
+					s, err := db.Session(ctx, tokenHash(0))
+					if err != nil || s.UserID != "@u0:hs" {
 						t.Fatalf("before: %+v, %v", s, err)
 					}
+					before = s
 				}
 				if by == "server" {
 					err := db.Write(ctx, func(q Q) error { _, err := q.exec(ctx, tc.change); return err })
@@ -89,13 +92,13 @@ func TestSessionFollowsAuthEpoch(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				want, wantErr := db.R().SessionByToken(ctx, tokenHash(0))
+				if wantErr == nil && want == before {
+					t.Fatalf("the change changed nothing: %+v", want)
+				}
 				s, err := db.Session(ctx, tokenHash(0))
-				if tc.want == gone {
-					if !errors.Is(err, ErrNotFound) {
-						t.Fatalf("after: %+v, %v; want not found", s, err)
-					}
-				} else if err != nil || s != tc.want {
-					t.Fatalf("after: %+v, %v; want %+v", s, err, tc.want)
+				if s != want || !errors.Is(err, wantErr) && err != wantErr {
+					t.Fatalf("after: %+v, %v; stored %+v, %v", s, err, want, wantErr)
 				}
 				if s, err := db.Session(ctx, tokenHash(1)); err != nil || s.UserID != "@u1:hs" {
 					t.Fatalf("the other user: %+v, %v", s, err)
