@@ -53,12 +53,20 @@ func CreateToken(ctx context.Context, db storage.View[Store], now time.Time, req
 	return t, err
 }
 
+// randomToken draws from the characters the spec allows. The first is a
+// letter or digit, so that a token can follow a command on the command
+// line (redoubt token delete TOKEN) without reading as a flag.
 func randomToken(n int) string {
 	const chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-"
+	const alnum = len(chars) - 4
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	for i := range b {
-		b[i] = chars[int(b[i])%len(chars)]
+		if i == 0 {
+			b[i] = chars[int(b[i])%alnum]
+		} else {
+			b[i] = chars[int(b[i])%len(chars)]
+		}
 	}
 	return string(b)
 }
