@@ -62,11 +62,11 @@ func randomToken(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	for i := range b {
+		n := len(chars)
 		if i == 0 {
-			b[i] = chars[int(b[i])%alnum]
-		} else {
-			b[i] = chars[int(b[i])%len(chars)]
+			n = alnum
 		}
+		b[i] = chars[int(b[i])%n]
 	}
 	return string(b)
 }

@@ -263,10 +263,12 @@ func (q Q) SetInstanceState(ctx context.Context, key string, value int64) error 
 	return err
 }
 
+const instanceStateQuery = `SELECT value FROM instance_state WHERE key = ?`
+
 // InstanceState reads a fact about the instance (0 if never set).
 func (q Q) InstanceState(ctx context.Context, key string) (int64, error) {
 	var v int64
-	err := q.queryRow(ctx, `SELECT value FROM instance_state WHERE key = ?`, key).Scan(&v)
+	err := q.queryRow(ctx, instanceStateQuery, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
