@@ -271,8 +271,30 @@ func (q Q) SetAccountData(ctx context.Context, userID, roomID, typ string, conte
 	return pos, err
 }
 
-// AccountData loads one account data entry.
+// AccountData loads one account data entry. In a snapshot of
+// ReadPositioned it comes from memory while sync_epoch has not moved since
+// it was read: every woken /sync that shows events reads the users its
+// user ignores.
 func (q Q) AccountData(ctx context.Context, userID, roomID, typ string) ([]byte, error) {
+	if !q.positioned {
+		return q.accountData(ctx, userID, roomID, typ)
+	}
+	key := userID + "\x00" + roomID + "\x00" + typ
+	c, ok := q.db.accountData.get(key, q.syncEpoch)
+	if !ok {
+		var err error
+		if c, err = q.accountData(ctx, userID, roomID, typ); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		q.db.accountData.put(key, q.syncEpoch, c) // nil: there is none
+	}
+	if c == nil {
+		return nil, ErrNotFound
+	}
+	return c, nil
+}
+
+func (q Q) accountData(ctx context.Context, userID, roomID, typ string) ([]byte, error) {
 	var c []byte
 	err := q.queryRow(ctx, `SELECT content FROM account_data WHERE user_id = ? AND room_id = ? AND type = ?`,
 		userID, roomID, typ).Scan(&c)

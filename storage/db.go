@@ -54,7 +54,10 @@ type DB struct {
 	commits   atomic.Uint64
 	positions atomic.Pointer[positionsAt]
 	// sessions are the access tokens' sessions read at one auth_epoch.
-	sessions sessions
+	sessions kept[Session]
+	// keyCounts and accountData are kept at one sync_epoch: see Q.positioned.
+	keyCounts   kept[keyCounts]
+	accountData kept[[]byte]
 	// readers is the pool of read-only connections.
 	readers chan *pconn
 	// scrub asks the scrubber for a checkpoint; closing stops it and
@@ -87,6 +90,11 @@ type Q struct {
 	memo *memo
 	// interrupts: see interruptible.
 	interrupts bool
+	// positioned is set in ReadPositioned's snapshots, which read
+	// syncEpoch beside the stream positions: there what a /sync reads of
+	// its user may come from memory (DB.keyCounts, DB.accountData).
+	positioned bool
+	syncEpoch  int64
 }
 
 // dsn sets every pragma in the connection string so each pooled connection

@@ -45,6 +45,27 @@ func sessionDB(t testing.TB, n int) (*DB, string) {
 
 func tokenHash(i int) []byte { return fmt.Appendf(nil, "%032d", i) }
 
+// change runs a query by the server's writer, or else through another
+// connection to the file at path, opened with params ("?_pragma=...").
+func change(t *testing.T, db *DB, path, by, query, params string) {
+	t.Helper()
+	if by == "server" {
+		ctx := context.Background()
+		if err := db.Write(ctx, func(q Q) error { _, err := q.exec(ctx, query); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	other, err := sql.Open("sqlite", "file:"+path+params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Exec(query); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A session kept in memory is the stored one after every change that can
 // alter it, made by this server or by any other connection to the file
 // (a command run beside the server, or sqlite3's shell, which does not
@@ -76,22 +97,7 @@ func TestSessionFollowsAuthEpoch(t *testing.T) {
 					}
 					before = s
 				}
-				if by == "server" {
-					err := db.Write(ctx, func(q Q) error { _, err := q.exec(ctx, tc.change); return err })
-					if err != nil {
-						t.Fatal(err)
-					}
-				} else {
-					other, err := sql.Open("sqlite", "file:"+path)
-					if err != nil {
-						t.Fatal(err)
-					}
-					_, err = other.Exec(tc.change)
-					other.Close()
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
+				change(t, db, path, by, tc.change, "")
 				want, wantErr := db.R().SessionByToken(ctx, tokenHash(0))
 				if wantErr == nil && want == before {
 					t.Fatalf("the change changed nothing: %+v", want)

@@ -50,14 +50,18 @@ type positionsAt struct {
 // the count of events rewritten in place, which another process (a command
 // run beside the server) moves without moving DB.commits. Such a snapshot
 // also shares what it reads alike with the others of its state (memo).
+// The statement also reads sync_epoch, which lets every snapshot take a
+// device's key counts and its user's account data from memory.
 func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) error {
 	return db.Read(ctx, func(q Q) error {
 		c := db.commits.Load()
 		var seq, rewrites int64
 		if err := q.queryRow(ctx, `SELECT `+eventsPosition+`,
-			COALESCE((SELECT value FROM instance_state WHERE key = '`+rewritesKey+`'), 0)`).Scan(&seq, &rewrites); err != nil {
+			COALESCE((SELECT value FROM instance_state WHERE key = '`+rewritesKey+`'), 0),
+			COALESCE((SELECT value FROM instance_state WHERE key = '`+syncEpochKey+`'), -1)`).Scan(&seq, &rewrites, &q.syncEpoch); err != nil {
 			return err
 		}
+		q.db, q.positioned = db, true
 		settled := c%2 == 0 && db.commits.Load() == c
 		if at := db.positions.Load(); settled && at != nil && at.commits == c && at.pos.Events == seq && at.rewrites == rewrites {
 			q.memo = at.memo
