@@ -139,3 +139,135 @@ func TestMemoSeesOtherProcesses(t *testing.T) {
 		t.Errorf("after another process's erasure: %s", after)
 	}
 }
+
+// memberRoomDB is a room of n users, @m0:hs to @m{n-1}:hs, who have
+// joined, been invited, left (some forgetting the room) or been banned by
+// turns, the joined ones with unread notifications in the main timeline
+// and a thread.
+func memberRoomDB(t *testing.T, n int) *DB {
+	db := unreadDB(t, 0, false)
+	ctx := context.Background()
+	err := db.Write(ctx, func(q Q) error {
+		for i := range n {
+			user := fmt.Sprintf("@m%d:hs", i)
+			membership := []string{"join", "join", "invite", "leave", "ban"}[i%5]
+			if _, err := q.exec(ctx, `INSERT INTO room_state(room_id, type, state_key, event_id, pos, membership)
+				VALUES ('!r:hs', 'm.room.member', ?1, '$m' || ?1, ?2, ?3)`, user, i+1, membership); err != nil {
+				return err
+			}
+			if i%10 == 3 {
+				if _, err := q.exec(ctx, `INSERT INTO forgotten_rooms(user_id, room_id) VALUES (?, '!r:hs')`, user); err != nil {
+					return err
+				}
+			}
+			if membership == "join" {
+				if _, err := q.exec(ctx, `INSERT INTO unread_counts(room_id, user_id, thread_id, notifications, highlights)
+					VALUES ('!r:hs', ?1, '', ?2, 1), ('!r:hs', ?1, '$t', ?2 % 3, 0)`, user, i); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// The syncs a commit wakes in one room look up their users' memberships
+// and unread counts; past a few, the room's are read at once, and each is
+// what the sync would have read alone, after every kind of change.
+func TestMemoReadsRoomAtOnce(t *testing.T) {
+	const members, syncs = 30, 24
+	db := memberRoomDB(t, members)
+	ctx := context.Background()
+	changes := []string{
+		`UPDATE room_state SET membership = 'leave' WHERE state_key = '@m0:hs'`,
+		`UPDATE room_state SET membership = 'join' WHERE state_key = '@m2:hs'`,
+		`UPDATE unread_counts SET notifications = notifications + 1 WHERE user_id = '@m1:hs'`,
+		`UPDATE unread_counts SET notifications = 0, highlights = 0 WHERE user_id = '@m5:hs'`,
+		`DELETE FROM forgotten_rooms WHERE user_id = '@m3:hs'`,
+		`INSERT INTO forgotten_rooms(user_id, room_id) VALUES ('@m6:hs', '!r:hs')`,
+	}
+	bulk := 0
+	for _, change := range append([]string{""}, changes...) {
+		if change != "" {
+			if err := db.Write(ctx, func(q Q) error { _, err := q.exec(ctx, change); return err }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for s := range syncs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				user := fmt.Sprintf("@m%d:hs", (s*7)%(members+2)) // two who never were members
+				err := db.ReadPositioned(ctx, func(q Q, _ Positions) error {
+					read := func(q Q) (m []RoomMembership, u map[string]Unread, err error) {
+						if m, err = q.MembershipsIn(ctx, user, []string{"!r:hs"}); err != nil {
+							return nil, nil, err
+						}
+						u, err = q.UnreadCounts(ctx, user, "!r:hs")
+						return m, u, err
+					}
+					gotM, gotU, err := read(q)
+					if err != nil {
+						return err
+					}
+					own := q
+					own.memo = nil
+					wantM, wantU, err := read(own)
+					if err != nil {
+						return err
+					}
+					if !reflect.DeepEqual(gotM, wantM) || !reflect.DeepEqual(gotU, wantU) {
+						return fmt.Errorf("%s after %q: shared %+v %v, the snapshot's %+v %v", user, change, gotM, gotU, wantM, wantU)
+					}
+					gotU["scribbled"] = Unread{} // a reader's own map
+					if q.memo != nil && q.memo.loaded("!r:hs") != nil {
+						mu.Lock()
+						bulk++
+						mu.Unlock()
+					}
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if bulk == 0 {
+		t.Error("the room was never read at once")
+	}
+}
+
+// In a room with many members of whom few sync, each looks itself up;
+// once one member in bulkShare has, the room is read at once.
+func TestMemoLargeRoomLooksUpAlone(t *testing.T) {
+	db := memberRoomDB(t, 1000) // 600 joined or invited: read at once at the 64th lookup
+	ctx := context.Background()
+	err := db.ReadPositioned(ctx, func(q Q, _ Positions) error {
+		if q.memo == nil {
+			return fmt.Errorf("not a settled snapshot")
+		}
+		for i := range 64 {
+			if q.memo.loaded("!r:hs") != nil {
+				return fmt.Errorf("read at once after %d lookups", i)
+			}
+			if _, err := q.MembershipsIn(ctx, fmt.Sprintf("@m%d:hs", i), []string{"!r:hs"}); err != nil {
+				return err
+			}
+		}
+		if q.memo.loaded("!r:hs") == nil {
+			return fmt.Errorf("not read at once after 64 lookups")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"maps"
 )
 
 // PushAction is what the push rules decided about one event for one user.
@@ -66,23 +67,42 @@ type Unread struct {
 // for the main timeline), each thread read up to its own receipt or the
 // unthreaded one, whichever is later. They are kept (unread_counts), not
 // counted: a woken /sync asks for every room it returns.
+//
+// In a settled snapshot they may come from the room's, read at once for
+// the syncs of its state (memo.lookUp).
 func (q Q) UnreadCounts(ctx context.Context, userID, roomID string) (map[string]Unread, error) {
-	rows, err := q.query(ctx, `SELECT thread_id, notifications, highlights FROM unread_counts
-		WHERE room_id = ? AND user_id = ? AND notifications > 0`, roomID, userID)
+	if q.memo != nil {
+		if r := q.memo.loaded(roomID); r != nil {
+			out := maps.Clone(r.unread[userID])
+			if out == nil {
+				out = map[string]Unread{}
+			}
+			return out, nil
+		}
+	}
+	out := map[string]Unread{}
+	err := q.unreadCounts(ctx, `SELECT user_id, thread_id, notifications, highlights FROM unread_counts
+		WHERE room_id = ? AND user_id = ? AND notifications > 0`, func(string) map[string]Unread { return out }, roomID, userID)
+	return out, err
+}
+
+// unreadCounts reads rows of (user, thread, notifications, highlights)
+// into the map of each row's user.
+func (q Q) unreadCounts(ctx context.Context, query string, of func(user string) map[string]Unread, args ...any) error {
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	out := map[string]Unread{}
 	for rows.Next() {
-		var thread string
+		var user, thread string
 		var u Unread
-		if err := rows.Scan(&thread, &u.Notifications, &u.Highlights); err != nil {
-			return nil, err
+		if err := rows.Scan(&user, &thread, &u.Notifications, &u.Highlights); err != nil {
+			return err
 		}
-		out[thread] = u
+		of(user)[thread] = u
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // readUnread brings a user's unread counts in a room up to a read receipt

@@ -105,6 +105,15 @@ func (q Q) MembershipsIn(ctx context.Context, userID string, roomIDs []string) (
 	case 0:
 		return nil, nil
 	case 1: // a message's wake-up: a key lookup, without a list to parse
+		if q.memo != nil {
+			r, err := q.memo.lookUp(ctx, q, roomIDs[0])
+			if err != nil {
+				return nil, err
+			}
+			if m, ok := r.member(userID); ok {
+				return []RoomMembership{m}, nil
+			}
+		}
 		return q.memberships(ctx, membershipsFrom+`WHERE s.room_id = ? AND s.type = 'm.room.member' AND s.state_key = ?`,
 			roomIDs[0], userID)
 	}
