@@ -137,3 +137,22 @@ func BenchmarkInitialSync(b *testing.B) {
 		alice.MustDo(b, "GET", v3+"/sync?filter="+filter, nil, 200)
 	}
 }
+
+// BenchmarkNothingNew: a /sync with the latest token and no timeout, in
+// ten rooms, presence on, after a to-device message (so the token
+// acknowledges some): what a client's next long-poll costs before it
+// waits.
+func BenchmarkNothingNew(b *testing.B) {
+	srv := ts.Start(b)
+	alice := srv.Register(b, "alice")
+	for range 10 {
+		alice.Send(b, alice.CreateRoom(b, nil), "hello")
+	}
+	alice.MustDo(b, "PUT", v3+"/sendToDevice/m.test/t1", map[string]any{"messages": map[string]any{alice.UserID: map[string]any{alice.DeviceID: map[string]any{"n": 1}}}}, 200)
+	since := alice.MustDo(b, "GET", v3+"/sync?timeout=0", nil, 200).Get("next_batch").Str
+	path := v3 + "/sync?timeout=0&since=" + url.QueryEscape(since)
+	b.ResetTimer()
+	for range b.N {
+		alice.MustDo(b, "GET", path, nil, 200)
+	}
+}

@@ -123,25 +123,6 @@ func (s *Service) putPresence(r *http.Request, dev *httpapi.Device) httpapi.Resp
 	return httpapi.EmptyOr(s.setPresence(r.Context(), dev.UserID, req.Presence, msg, true))
 }
 
-// setPresenceFromSync applies set_presence (default online) without
-// rewriting an unchanged presence on every sync.
-func (s *Service) setPresenceFromSync(ctx context.Context, userID, state string) error {
-	if state == "" {
-		state = "online"
-	}
-	if !s.Cfg.Presence.Enabled {
-		return nil
-	}
-	cur, err := s.DB.R().GetPresence(ctx, userID)
-	if err == nil && cur.State == state {
-		return nil
-	}
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return err
-	}
-	return s.setPresence(ctx, userID, state, cur.StatusMsg, false)
-}
-
 func (s *Service) setPresence(ctx context.Context, userID, state, msg string, touch bool) error {
 	if !s.Cfg.Presence.Enabled {
 		return nil

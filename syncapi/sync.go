@@ -1,6 +1,7 @@
 package syncapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,6 +117,9 @@ type syncRequest struct {
 	// stateAfter (MSC4222): send the state at the end of each timeline, as
 	// state_after, instead of the state at its start.
 	stateAfter bool
+	// apply: set_presence and the to-device messages the token
+	// acknowledges are still to be applied (builder.pending).
+	apply bool
 }
 
 // GET /_matrix/client/v3/sync
@@ -125,15 +129,7 @@ func (s *Service) sync(r *http.Request, dev *httpapi.Device) httpapi.Response {
 		return httpapi.Fail(err)
 	}
 	ctx := r.Context()
-	if err := s.setPresenceFromSync(ctx, dev.UserID, req.presence); err != nil {
-		return httpapi.Fail(err)
-	}
-	if req.since != nil && req.since.ToDevice > 0 {
-		// The token acknowledges the to-device messages delivered before it.
-		if err := s.ackToDevice(ctx, dev, req.since.ToDevice); err != nil {
-			return httpapi.Fail(err)
-		}
-	}
+	req.apply = true
 	// Listen before reading, so that a commit between the read and the wait
 	// still wakes this request.
 	l := s.Notifier.Listen(dev.UserID)
@@ -253,15 +249,61 @@ type builder struct {
 	direct map[string]bool
 	// memberships are the user's current memberships of the rooms sent.
 	memberships map[string]storage.RoomMembership
+	// setPresence is the presence set_presence asks for, if it is not the
+	// stored one; ack, whether to-device messages the token acknowledges
+	// are still stored (pending).
+	setPresence *storage.Presence
+	ack         bool
 }
 
 // build returns a response, and whether it has nothing new for the client.
+// It first applies what the request asks to be written (req.apply): a
+// presence to set, before the response is built again, and to-device
+// messages to delete.
 func (s *Service) build(ctx context.Context, dev *httpapi.Device, req *syncRequest) (*Response, bool, error) {
 	b, err := s.run(ctx, dev, req, nil)
-	if err != nil {
-		return nil, false, err
+	if err != nil || !req.apply {
+		return b.res, b.empty, err
+	}
+	req.apply = false
+	if b.ack {
+		err := s.DB.Write(ctx, func(q Store) error {
+			return q.DeleteToDeviceUpTo(ctx, dev.UserID, dev.DeviceID, req.since.ToDevice)
+		})
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	if p := b.setPresence; p != nil {
+		if err := s.setPresence(ctx, dev.UserID, p.State, p.StatusMsg, false); err != nil {
+			return nil, false, err
+		}
+		return s.build(ctx, dev, req)
 	}
 	return b.res, b.empty, nil
+}
+
+// pending reads, in the response's snapshot rather than in reads of their
+// own, what the request asks to be written: set_presence (default online)
+// if it differs from the stored presence, and the token's acknowledgement
+// of the to-device messages delivered before it, if any are still stored.
+func (b *builder) pending() error {
+	if b.s.Cfg.Presence.Enabled {
+		state := cmp.Or(b.req.presence, "online")
+		cur, err := b.q.GetPresence(b.ctx, b.dev.UserID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		if err != nil || cur.State != state {
+			b.setPresence = &storage.Presence{State: state, StatusMsg: cur.StatusMsg}
+		}
+	}
+	if b.req.since != nil && b.req.since.ToDevice > 0 {
+		var err error
+		b.ack, err = b.q.HasToDeviceUpTo(b.ctx, b.dev.UserID, b.dev.DeviceID, b.req.since.ToDevice)
+		return err
+	}
+	return nil
 }
 
 // run builds a response in one read transaction and returns the builder
@@ -273,6 +315,12 @@ func (s *Service) run(ctx context.Context, dev *httpapi.Device, req *syncRequest
 	}
 	err := s.DB.ReadPositioned(ctx, func(q Store, pos storage.Positions) error {
 		b.q = q
+		if req.apply {
+			// A presence to set is set before the response is built.
+			if err := b.pending(); err != nil || b.setPresence != nil {
+				return err
+			}
+		}
 		b.to = streams.Token{Events: pos.Events, AccountData: pos.AccountData, Receipts: pos.Receipts,
 			Typing: s.Typing.Pos(), Presence: pos.Presence, ToDevice: pos.ToDevice, DeviceLists: pos.DeviceLists}
 		// A token from the future (another instance's, or hand-made) is
