@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 )
 
 // User is one account of the tenant.
@@ -271,15 +272,16 @@ func (q Q) SetAccountData(ctx context.Context, userID, roomID, typ string, conte
 	return pos, err
 }
 
-// AccountData loads one account data entry. In a snapshot of
-// ReadPositioned it comes from memory while sync_epoch has not moved since
-// it was read: every woken /sync that shows events reads the users its
-// user ignores.
+// AccountData loads one account data entry. Global account data, in a
+// snapshot of ReadPositioned, comes from memory while sync_epoch has not
+// moved since it was read: every woken /sync that shows events reads the
+// users its user ignores. (Room account data does not move the counter:
+// every read marker is some.)
 func (q Q) AccountData(ctx context.Context, userID, roomID, typ string) ([]byte, error) {
-	if !q.positioned {
+	if !q.positioned || roomID != "" {
 		return q.accountData(ctx, userID, roomID, typ)
 	}
-	key := userID + "\x00" + roomID + "\x00" + typ
+	key := userID + "\x00" + typ
 	c, ok := q.db.accountData.get(key, q.syncEpoch)
 	if !ok {
 		var err error
@@ -291,7 +293,7 @@ func (q Q) AccountData(ctx context.Context, userID, roomID, typ string) ([]byte,
 	if c == nil {
 		return nil, ErrNotFound
 	}
-	return c, nil
+	return slices.Clone(c), nil
 }
 
 func (q Q) accountData(ctx context.Context, userID, roomID, typ string) ([]byte, error) {

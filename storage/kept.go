@@ -32,6 +32,9 @@ func (k *kept[V]) put(key string, epoch int64, v V) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if epoch < k.epoch && k.byKey != nil {
+		return // read before a change the kept values have seen: the counter only grows
+	}
 	if epoch != k.epoch || k.byKey == nil || len(k.byKey) >= maxKept {
 		k.epoch, k.byKey = epoch, map[string]V{}
 	}
@@ -46,5 +49,5 @@ func (k *kept[V]) forget(key string) {
 }
 
 // syncEpochKey, in instance_state, moves whenever one-time keys, fallback
-// keys or account data change (migration 026).
+// keys or global account data change (migration 026).
 const syncEpochKey = "sync_epoch"

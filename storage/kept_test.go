@@ -16,6 +16,7 @@ type perUser struct {
 	Fallback []string
 	Ignored  string
 	Other    string
+	InRoom   string // room account data, never kept
 }
 
 func readPerUser(ctx context.Context, q Q) (perUser, error) {
@@ -25,10 +26,11 @@ func readPerUser(ctx context.Context, q Q) (perUser, error) {
 		return p, err
 	}
 	for _, ad := range []struct {
-		typ string
-		to  *string
-	}{{"m.ignored_user_list", &p.Ignored}, {"m.other", &p.Other}} {
-		c, err := q.AccountData(ctx, "@u0:hs", "", ad.typ)
+		typ  string
+		to   *string
+		room string
+	}{{"m.ignored_user_list", &p.Ignored, ""}, {"m.other", &p.Other, ""}, {"m.fully_read", &p.InRoom, "!r:hs"}} {
+		c, err := q.AccountData(ctx, "@u0:hs", ad.room, ad.typ)
 		*ad.to = fmt.Sprintf("%s %v", c, err)
 	}
 	return p, nil
@@ -72,6 +74,7 @@ func TestKeptFollowsSyncEpoch(t *testing.T) {
 		{"account data deleted", `DELETE FROM account_data WHERE user_id = '@u0:hs'`},
 		// REPLACE deletes the row it conflicts with without delete triggers.
 		{"account data replaced", `REPLACE INTO account_data(user_id, room_id, type, content, pos) VALUES('@u0:hs', '', 'm.ignored_user_list', '{"a":1}', 100)`},
+		{"room account data added", `INSERT INTO account_data(user_id, room_id, type, content, pos) VALUES('@u0:hs', '!r:hs', 'm.fully_read', '{}', 100)`},
 	} {
 		for _, by := range []string{"server", "other connection"} {
 			t.Run(tc.name+"/"+by, func(t *testing.T) {
@@ -90,7 +93,20 @@ func TestKeptFollowsSyncEpoch(t *testing.T) {
 				}
 				before := read()
 				before.Counts["scribbled"] = 1 // a caller's change stays its own
-				if again := read(); !reflect.DeepEqual(again.Counts, map[string]int{"signed_curve25519": 1}) {
+				before.Fallback[0] = "scribbled"
+				err := db.ReadPositioned(ctx, func(q Q, _ Positions) error {
+					_, okCounts := db.keyCounts.get("@u0:hs\x00D", q.syncEpoch)
+					_, okIgnored := db.accountData.get("@u0:hs\x00m.ignored_user_list", q.syncEpoch)
+					if !okCounts || !okIgnored {
+						return fmt.Errorf("not kept: key counts %v, ignored users %v", okCounts, okIgnored)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if again := read(); !reflect.DeepEqual(again.Counts, map[string]int{"signed_curve25519": 1}) ||
+					!reflect.DeepEqual(again.Fallback, []string{"signed_curve25519"}) {
 					t.Fatalf("before, from memory: %+v", again)
 				}
 				change(t, db, path, by, tc.change, "?_pragma=foreign_keys(1)") // so that devices cascade
@@ -99,6 +115,7 @@ func TestKeptFollowsSyncEpoch(t *testing.T) {
 					t.Fatal(err)
 				}
 				delete(before.Counts, "scribbled")
+				before.Fallback[0] = "signed_curve25519"
 				if reflect.DeepEqual(want, before) {
 					t.Fatalf("the change changed nothing: %+v", want)
 				}
@@ -116,13 +133,17 @@ func TestKeyCountAfterClaim(t *testing.T) {
 	ctx := context.Background()
 	db, _ := keptDB(t)
 	var claimed atomic.Bool
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	errs := make(chan error, 8)
 	for range 8 {
 		wg.Add(1)
+		started.Add(1)
 		go func() {
 			defer wg.Done()
-			for range 300 {
+			for i := range 300 {
+				if i == 1 {
+					started.Done() // the claim waits until every reader has begun
+				}
 				after := claimed.Load()
 				err := db.ReadPositioned(ctx, func(q Q, _ Positions) error {
 					counts, _, err := q.DeviceKeyCounts(ctx, "@u0:hs", "D")
@@ -133,11 +154,15 @@ func TestKeyCountAfterClaim(t *testing.T) {
 				})
 				if err != nil {
 					errs <- err
+					if i == 0 {
+						started.Done()
+					}
 					return
 				}
 			}
 		}()
 	}
+	started.Wait()
 	err := db.Write(ctx, func(q Q) error {
 		_, _, err := q.ClaimKey(ctx, "@u0:hs", "D", "signed_curve25519")
 		return err

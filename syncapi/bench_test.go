@@ -139,9 +139,9 @@ func BenchmarkInitialSync(b *testing.B) {
 }
 
 // BenchmarkNothingNew: a /sync with the latest token and no timeout, in
-// ten rooms, presence on, after a to-device message (so the token
-// acknowledges some): what a client's next long-poll costs before it
-// waits.
+// ten rooms, presence on, with a token past a to-device message (the first
+// request deletes it, the others check that none is left): what a
+// client's next long-poll costs before it waits.
 func BenchmarkNothingNew(b *testing.B) {
 	srv := ts.Start(b)
 	alice := srv.Register(b, "alice")

@@ -18,7 +18,8 @@ const toDeviceLimit = 100
 
 // ackToDevice deletes the messages a device received before its token: the
 // token proves the client has them, so they are never delivered twice and
-// kept until then, across restarts too.
+// kept until then, across restarts too. Sliding sync calls it; /sync reads
+// the same in its response's snapshot (builder.pending).
 func (s *Service) ackToDevice(ctx context.Context, dev *httpapi.Device, upTo int64) error {
 	pending, err := s.DB.R().HasToDeviceUpTo(ctx, dev.UserID, dev.DeviceID, upTo)
 	if err != nil || !pending {

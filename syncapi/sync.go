@@ -257,9 +257,10 @@ type builder struct {
 }
 
 // build returns a response, and whether it has nothing new for the client.
-// It first applies what the request asks to be written (req.apply): a
-// presence to set, before the response is built again, and to-device
-// messages to delete.
+// On the request's first build it also writes what the request asks for
+// (req.apply), as read in the response's snapshot: the to-device messages
+// its token acknowledges are deleted, and a presence to set is set before
+// the response is built again.
 func (s *Service) build(ctx context.Context, dev *httpapi.Device, req *syncRequest) (*Response, bool, error) {
 	b, err := s.run(ctx, dev, req, nil)
 	if err != nil || !req.apply {
