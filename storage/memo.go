@@ -78,8 +78,10 @@ func newMemo() *memo {
 
 // lookUp counts a sync's lookup of its user in a room and returns the
 // room's members and unread counts if they have been read at once (or
-// this lookup is the one to read them), else nil.
-func (m *memo) lookUp(ctx context.Context, q Q, roomID string) (*roomRead, error) {
+// this lookup is the one to read them), else nil. A failed read at once
+// leaves the lookup to be made alone, which reports the error if it is
+// the connection's or the request's.
+func (m *memo) lookUp(ctx context.Context, q Q, roomID string) *roomRead {
 	m.mu.Lock()
 	r := m.byRoom[roomID]
 	if r == nil && len(m.byRoom) < memoSize {
@@ -88,7 +90,7 @@ func (m *memo) lookUp(ctx context.Context, q Q, roomID string) (*roomRead, error
 	}
 	if r == nil || r.loaded {
 		m.mu.Unlock()
-		return r, nil
+		return r
 	}
 	r.lookups++
 	// Checked at 8, 16, 32... lookups, so that a large room is counted
@@ -100,19 +102,17 @@ func (m *memo) lookUp(ctx context.Context, q Q, roomID string) (*roomRead, error
 	}
 	m.mu.Unlock()
 	if !load {
-		return nil, nil
+		return nil
 	}
 	members, unread, err := q.roomMembersAndUnread(ctx, roomID, lookups*bulkShare)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.loading = false
 	if err != nil || members == nil {
-		// A failed read at once leaves the lookup to be made alone, which
-		// reports the error if it is the connection's or the request's.
-		return nil, nil
+		return nil
 	}
 	r.members, r.unread, r.loaded = members, unread, true
-	return r, nil
+	return r
 }
 
 // member returns a user's membership of the room if r holds it: a user

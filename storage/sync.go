@@ -51,7 +51,7 @@ type positionsAt struct {
 // run beside the server) moves without moving DB.commits. Such a snapshot
 // also shares what it reads alike with the others of its state (memo).
 // The statement also reads sync_epoch, which lets every snapshot take a
-// device's key counts and its user's account data from memory.
+// device's key counts and its user's global account data from memory.
 func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) error {
 	return db.Read(ctx, func(q Q) error {
 		c := db.commits.Load()
@@ -106,11 +106,7 @@ func (q Q) MembershipsIn(ctx context.Context, userID string, roomIDs []string) (
 		return nil, nil
 	case 1: // a message's wake-up: a key lookup, without a list to parse
 		if q.memo != nil {
-			r, err := q.memo.lookUp(ctx, q, roomIDs[0])
-			if err != nil {
-				return nil, err
-			}
-			if m, ok := r.member(userID); ok {
+			if m, ok := q.memo.lookUp(ctx, q, roomIDs[0]).member(userID); ok {
 				return []RoomMembership{m}, nil
 			}
 		}
