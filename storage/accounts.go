@@ -281,14 +281,15 @@ func (q Q) AccountData(ctx context.Context, userID, roomID, typ string) ([]byte,
 	if !q.positioned || roomID != "" {
 		return q.accountData(ctx, userID, roomID, typ)
 	}
-	key := userID + "\x00" + typ
-	c, ok := q.db.accountData.get(key, q.syncEpoch)
-	if !ok {
-		var err error
-		if c, err = q.accountData(ctx, userID, roomID, typ); err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, err
+	c, err := q.db.accountData.read(userID+"\x00"+typ, q.syncEpoch, func() ([]byte, error) {
+		c, err := q.accountData(ctx, userID, roomID, typ)
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil // kept as nil: there is none
 		}
-		q.db.accountData.put(key, q.syncEpoch, c) // nil: there is none
+		return c, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if c == nil {
 		return nil, ErrNotFound

@@ -41,6 +41,19 @@ func (k *kept[V]) put(key string, epoch int64, v V) {
 	k.byKey[key] = v
 }
 
+// read returns the value kept at epoch, else what read returns, kept if
+// read succeeds.
+func (k *kept[V]) read(key string, epoch int64, read func() (V, error)) (V, error) {
+	if v, ok := k.get(key, epoch); ok {
+		return v, nil
+	}
+	v, err := read()
+	if err == nil {
+		k.put(key, epoch, v)
+	}
+	return v, err
+}
+
 // forget drops a value, so that the next reader reads it afresh.
 func (k *kept[V]) forget(key string) {
 	k.mu.Lock()

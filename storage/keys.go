@@ -92,14 +92,12 @@ func (q Q) DeviceKeyCounts(ctx context.Context, userID, deviceID string) (map[st
 	if !q.positioned {
 		return q.deviceKeyCounts(ctx, userID, deviceID)
 	}
-	key := userID + "\x00" + deviceID
-	c, ok := q.db.keyCounts.get(key, q.syncEpoch)
-	if !ok {
-		var err error
-		if c.counts, c.fallback, err = q.deviceKeyCounts(ctx, userID, deviceID); err != nil {
-			return nil, nil, err
-		}
-		q.db.keyCounts.put(key, q.syncEpoch, c)
+	c, err := q.db.keyCounts.read(userID+"\x00"+deviceID, q.syncEpoch, func() (c keyCounts, err error) {
+		c.counts, c.fallback, err = q.deviceKeyCounts(ctx, userID, deviceID)
+		return c, err
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return maps.Clone(c.counts), slices.Clone(c.fallback), nil
 }

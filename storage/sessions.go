@@ -26,15 +26,8 @@ func (db *DB) Session(ctx context.Context, hash []byte) (Session, error) {
 		if err != nil {
 			return err
 		}
-		if kept, ok := db.sessions.get(string(hash), epoch); ok {
-			s = kept
-			return nil
-		}
-		if s, err = q.SessionByToken(ctx, hash); err != nil {
-			return err
-		}
-		db.sessions.put(string(hash), epoch, s)
-		return nil
+		s, err = db.sessions.read(string(hash), epoch, func() (Session, error) { return q.SessionByToken(ctx, hash) })
+		return err
 	})
 	return s, err
 }

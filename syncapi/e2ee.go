@@ -25,6 +25,11 @@ func (s *Service) ackToDevice(ctx context.Context, dev *httpapi.Device, upTo int
 	if err != nil || !pending {
 		return err
 	}
+	return s.deleteToDevice(ctx, dev, upTo)
+}
+
+// deleteToDevice deletes a device's messages up to a position.
+func (s *Service) deleteToDevice(ctx context.Context, dev *httpapi.Device, upTo int64) error {
 	return s.DB.Write(ctx, func(q Store) error {
 		return q.DeleteToDeviceUpTo(ctx, dev.UserID, dev.DeviceID, upTo)
 	})

@@ -268,10 +268,7 @@ func (s *Service) build(ctx context.Context, dev *httpapi.Device, req *syncReque
 	}
 	req.apply = false
 	if b.ack {
-		err := s.DB.Write(ctx, func(q Store) error {
-			return q.DeleteToDeviceUpTo(ctx, dev.UserID, dev.DeviceID, req.since.ToDevice)
-		})
-		if err != nil {
+		if err := s.deleteToDevice(ctx, dev, req.since.ToDevice); err != nil {
 			return nil, false, err
 		}
 	}
