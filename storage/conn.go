@@ -21,6 +21,10 @@ type pconn struct {
 	// forgets, set on the write connection, is called by writes that
 	// remove content (see scrub.go).
 	forgets func()
+	// open: a reader's read transaction is kept open, begun when the
+	// WAL-index header was at (keep.go).
+	open bool
+	at   walHeader
 }
 
 func newPconn(ctx context.Context, db *sql.DB) (*pconn, error) {
@@ -80,17 +84,28 @@ func (p *pconn) tx(ctx context.Context, begin string, fn func(Q) error) error {
 	return nil
 }
 
-// reader takes a read connection from the pool.
+// reader takes a read connection from the pool. Its kept transaction, if
+// any, is ended unless its snapshot is the database as it is now.
 func (db *DB) reader(ctx context.Context) (*pconn, error) {
 	select {
 	case p := <-db.readers:
+		if p.open && !db.current(p) {
+			p.end()
+		}
 		return p, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
-func (db *DB) release(p *pconn) { db.readers <- p }
+// release gives a reader back to the pool, with its transaction kept
+// unless a checkpoint is waiting for the readers.
+func (db *DB) release(p *pconn) {
+	if p.open && db.keepOff.Load() != 0 {
+		p.end()
+	}
+	db.readers <- p
+}
 
 // Rows is *sql.Rows that, outside a transaction, gives its connection back
 // to the pool when closed.

@@ -58,8 +58,12 @@ type DB struct {
 	// keyCounts and accountData are kept at one sync_epoch: see Q.positioned.
 	keyCounts   kept[keyCounts]
 	accountData kept[[]byte]
-	// readers is the pool of read-only connections.
+	// readers is the pool of read-only connections. Their transactions are
+	// kept open while the WAL-index header, read from shm, is unchanged,
+	// and not while keepOff is set (keep.go).
 	readers chan *pconn
+	shm     *os.File
+	keepOff atomic.Int32
 	// scrub asks the scrubber for a checkpoint; closing stops it and
 	// scrubbed is closed when it has stopped (see scrub.go).
 	scrub, closing, scrubbed chan struct{}
@@ -215,6 +219,7 @@ func openAt(ctx context.Context, path string, before BeforeMigrating, version in
 		db.Close()
 		return nil, err
 	}
+	db.openSHM()
 	db.scrub, db.closing, db.scrubbed = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	db.writer.forgets = db.scrubSoon
 	go db.scrubber()
@@ -234,7 +239,12 @@ func (db *DB) Close() error {
 		return nil
 	})
 	for n := len(db.readers); n > 0; n-- {
-		(<-db.readers).close()
+		p := <-db.readers
+		p.end()
+		p.close()
+	}
+	if db.shm != nil {
+		db.shm.Close()
 	}
 	err := db.read.Close()
 	if werr := db.write.Close(); err == nil {
@@ -253,7 +263,7 @@ func (db *DB) Read(ctx context.Context, fn func(Q) error) error {
 		return err
 	}
 	defer db.release(p)
-	return p.tx(ctx, "BEGIN", fn)
+	return db.readKept(ctx, p, fn)
 }
 
 // Checkpoint copies the WAL into the database file and truncates it, so that

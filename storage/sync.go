@@ -53,8 +53,10 @@ type positionsAt struct {
 // The statement also reads sync_epoch, which lets every snapshot take a
 // device's key counts and its user's global account data from memory.
 func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) error {
+	// Read before the reader is taken: a kept snapshot (keep.go) is found
+	// to be the database as it is then, after this.
+	c := db.commits.Load()
 	return db.Read(ctx, func(q Q) error {
-		c := db.commits.Load()
 		var seq, rewrites int64
 		if err := q.queryRow(ctx, `SELECT `+eventsPosition+`,
 			COALESCE((SELECT value FROM instance_state WHERE key = '`+rewritesKey+`'), 0),

@@ -1,0 +1,127 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+)
+
+// Kept read transactions. Beginning a read transaction and ending it costs
+// about as much as a small read (BEGIN, SQLite's read lock on the WAL,
+// COMMIT), and a message wakes hundreds of /syncs that each begin one to
+// read the same state. So a reader's transaction is kept open when it is
+// given back to the pool, as long as its snapshot is the database as it
+// is: the next Read on that connection uses it as it is, without BEGIN.
+//
+// Whether the database is still as it was is read from the WAL-index
+// header at the start of the -shm file (sqlite.org/walformat.html), which
+// every commit rewrites, by any process: its frame count, checksums and
+// salts. A snapshot is kept with the header read before it began; it is
+// used again only while the header is the same, and ended (COMMIT) by the
+// first use or release that finds the header changed. A header that cannot
+// be read, or that is being written (its two copies differ), keeps
+// nothing.
+//
+// A kept snapshot holds its place in the WAL: a checkpoint cannot copy the
+// frames committed after it, nor start the WAL over. So checkpoints first
+// end the kept snapshots of the idle readers and keep no more until they
+// are done (endKept).
+
+// walHeaderSize is the WAL-index header: two copies of 48 bytes.
+const walHeaderSize = 96
+
+// walIndexVersion is the header's iVersion, in native byte order, for the
+// format this reading assumes.
+const walIndexVersion = 3007000
+
+type walHeader [walHeaderSize / 2]byte
+
+// openSHM opens the -shm file for reading headers; without it nothing is
+// kept.
+func (db *DB) openSHM() {
+	if f, err := os.Open(db.path + "-shm"); err == nil {
+		db.shm = f
+	}
+}
+
+// walHeader reads the WAL-index header; ok is false if it cannot be read
+// as one whole header of the known format.
+func (db *DB) walHeader() (h walHeader, ok bool) {
+	if db.shm == nil {
+		return h, false
+	}
+	var b [walHeaderSize]byte
+	if _, err := db.shm.ReadAt(b[:], 0); err != nil {
+		return h, false
+	}
+	first, second := b[:walHeaderSize/2], b[walHeaderSize/2:]
+	if string(first) != string(second) || binary.NativeEndian.Uint32(first) != walIndexVersion || first[12] != 1 {
+		return h, false
+	}
+	return walHeader(first), true
+}
+
+// current reports whether p's kept snapshot is the database as it is.
+func (db *DB) current(p *pconn) bool {
+	h, ok := db.walHeader()
+	return ok && h == p.at && db.keepOff.Load() == 0
+}
+
+// readKept runs fn in p's transaction, beginning one if p has none kept,
+// and keeps it open if it succeeds (release decides whether it stays so).
+func (db *DB) readKept(ctx context.Context, p *pconn, fn func(Q) error) error {
+	if _, err := p.statement(ctx, false); err != nil {
+		return err
+	}
+	if !p.open {
+		at, ok := db.walHeader()
+		if !ok || db.keepOff.Load() != 0 {
+			return p.tx(ctx, "BEGIN", fn)
+		}
+		if _, err := p.conn.ExecContext(context.WithoutCancel(ctx), "BEGIN"); err != nil {
+			return err
+		}
+		p.open, p.at = true, at
+	}
+	ok := false
+	defer func() { // also when fn panics
+		if !ok {
+			p.end()
+		}
+	}()
+	if err := fn(Q{pc: p}); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
+
+// end ends p's kept transaction.
+func (p *pconn) end() {
+	if !p.open {
+		return
+	}
+	p.open = false
+	if _, err := p.conn.ExecContext(context.Background(), "COMMIT"); err != nil {
+		_, _ = p.conn.ExecContext(context.Background(), "ROLLBACK")
+	}
+}
+
+// endKept ends the kept transactions of the readers in the pool; readers
+// in use end theirs when they are given back, while keepOff is set.
+func (db *DB) endKept() {
+	var idle []*pconn
+take:
+	for len(idle) < readConns {
+		select {
+		case p := <-db.readers:
+			idle = append(idle, p)
+		default:
+			break take
+		}
+	}
+	for _, p := range idle {
+		p.end()
+		db.readers <- p
+	}
+}

@@ -1,0 +1,155 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"sync"
+	"testing"
+)
+
+// keptReaders counts the readers in the pool whose transaction is kept.
+func keptReaders(db *DB) int {
+	n := 0
+	for range readConns {
+		p := <-db.readers
+		if p.open {
+			n++
+		}
+		defer func() { db.readers <- p }()
+	}
+	return n
+}
+
+func readCounter(t *testing.T, db *DB, q Q) int64 {
+	t.Helper()
+	v, err := q.InstanceState(context.Background(), "counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// A kept snapshot is used again only while it is the database as it is:
+// after a commit, by this server or by any other connection to the file,
+// the next read, in a transaction or not, sees it.
+func TestKeptSnapshotSeesEveryCommit(t *testing.T) {
+	ctx := context.Background()
+	db, path := sessionDB(t, 1)
+	other, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for i := range int64(12) {
+		var err error
+		if i%2 == 0 {
+			err = db.Write(ctx, func(q Q) error { return q.SetInstanceState(ctx, "counter", i) })
+		} else {
+			_, err = other.Exec(`INSERT OR REPLACE INTO instance_state(key, value) VALUES('counter', ?)`, i)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 * readConns { // every reader, more than once
+			var got int64
+			if err := db.Read(ctx, func(q Q) error { got = readCounter(t, db, q); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if got != i {
+				t.Fatalf("after write %d: a snapshot read %d", i, got)
+			}
+			if got := readCounter(t, db, db.R()); got != i {
+				t.Fatalf("after write %d: a read outside a transaction read %d", i, got)
+			}
+		}
+		if n := keptReaders(db); n == 0 {
+			t.Fatalf("after write %d: no snapshot kept", i)
+		}
+	}
+}
+
+// A checkpoint ends the snapshots kept by idle readers: a truncating one
+// (a scrub after a redaction) empties the WAL.
+func TestCheckpointEndsKeptSnapshots(t *testing.T) {
+	ctx := context.Background()
+	db, path := sessionDB(t, 1)
+	// Every reader takes a snapshot at once, so that each keeps one.
+	var started, done sync.WaitGroup
+	started.Add(readConns)
+	for range readConns {
+		done.Go(func() {
+			err := db.Read(ctx, func(q Q) error {
+				_, err := q.InstanceState(ctx, "counter")
+				started.Done()
+				started.Wait()
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	done.Wait()
+	if n := keptReaders(db); n != readConns {
+		t.Fatalf("%d of %d readers keep a snapshot", n, readConns)
+	}
+	if err := db.Write(ctx, func(q Q) error { return q.SetInstanceState(ctx, "counter", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() != 0 {
+		t.Fatalf("WAL after the checkpoint: %v, %v", fi.Size(), err)
+	}
+	if got := readCounter(t, db, db.R()); got != 1 {
+		t.Fatalf("read %d after the checkpoint", got)
+	}
+}
+
+// A write acknowledged to its writer is seen by the writer's next read,
+// while other readers keep and end snapshots around it (-race).
+func TestReadAfterWriteWithKeptSnapshots(t *testing.T) {
+	ctx := context.Background()
+	db, _ := sessionDB(t, 1)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 { // readers that keep snapshots of every state
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := db.ReadPositioned(ctx, func(q Q, _ Positions) error { _, err := q.InstanceState(ctx, "w0"); return err })
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	var writers sync.WaitGroup
+	for w := range 4 {
+		writers.Go(func() {
+			key := string(rune('a'+w)) + "-counter"
+			for i := range int64(200) {
+				if err := db.Write(ctx, func(q Q) error { return q.SetInstanceState(ctx, key, i) }); err != nil {
+					t.Error(err)
+					return
+				}
+				var got int64
+				err := db.Read(ctx, func(q Q) (err error) { got, err = q.InstanceState(ctx, key); return err })
+				if err != nil || got != i {
+					t.Errorf("writer %d wrote %d, then read %d (%v)", w, i, got, err)
+					return
+				}
+			}
+		})
+	}
+	writers.Wait()
+	close(stop)
+	wg.Wait()
+}
