@@ -25,6 +25,10 @@ type pconn struct {
 	// WAL-index header was at (keep.go).
 	open bool
 	at   walHeader
+	// checked is the state ReadPositioned found the kept snapshot to be,
+	// with its sync_epoch.
+	checked      *positionsAt
+	checkedEpoch int64
 }
 
 func newPconn(ctx context.Context, db *sql.DB) (*pconn, error) {

@@ -101,7 +101,7 @@ func (p *pconn) end() {
 	if !p.open {
 		return
 	}
-	p.open = false
+	p.open, p.checked = false, nil
 	if _, err := p.conn.ExecContext(context.Background(), "COMMIT"); err != nil {
 		_, _ = p.conn.ExecContext(context.Background(), "ROLLBACK")
 	}

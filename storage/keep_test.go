@@ -41,12 +41,14 @@ func TestKeptSnapshotSeesEveryCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
+	// The counter and sync_epoch, which ReadPositioned's snapshots read.
+	const write = `INSERT OR REPLACE INTO instance_state(key, value) VALUES('counter', ?1), ('` + syncEpochKey + `', ?1)`
 	for i := range int64(12) {
 		var err error
 		if i%2 == 0 {
-			err = db.Write(ctx, func(q Q) error { return q.SetInstanceState(ctx, "counter", i) })
+			err = db.Write(ctx, func(q Q) error { _, err := q.exec(ctx, write, i); return err })
 		} else {
-			_, err = other.Exec(`INSERT OR REPLACE INTO instance_state(key, value) VALUES('counter', ?)`, i)
+			_, err = other.Exec(write, i)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -58,6 +60,13 @@ func TestKeptSnapshotSeesEveryCommit(t *testing.T) {
 			}
 			if got != i {
 				t.Fatalf("after write %d: a snapshot read %d", i, got)
+			}
+			var epoch int64
+			if err := db.ReadPositioned(ctx, func(q Q, _ Positions) error { got, epoch = readCounter(t, db, q), q.syncEpoch; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if got != i || epoch != i {
+				t.Fatalf("after write %d: a positioned snapshot read %d, sync_epoch %d", i, got, epoch)
 			}
 			if got := readCounter(t, db, db.R()); got != i {
 				t.Fatalf("after write %d: a read outside a transaction read %d", i, got)

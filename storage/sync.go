@@ -52,33 +52,44 @@ type positionsAt struct {
 // also shares what it reads alike with the others of its state (memo).
 // The statement also reads sync_epoch, which lets every snapshot take a
 // device's key counts and its user's global account data from memory.
+// A kept snapshot (keep.go) that has read the statement already is still
+// that database if no write transaction has begun since, and reads it no
+// more.
 func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) error {
-	// Read before the reader is taken: a kept snapshot (keep.go) is found
-	// to be the database as it is then, after this.
+	// Read before the reader is taken: a kept snapshot is found to be the
+	// database as it is then, after this.
 	c := db.commits.Load()
 	return db.Read(ctx, func(q Q) error {
+		q.db, q.positioned = db, true
+		p := q.pc
+		if at := p.checked; at != nil && at.commits == c && db.commits.Load() == c {
+			q.syncEpoch, q.memo = p.checkedEpoch, at.memo
+			return fn(q, at.pos)
+		}
 		var seq, rewrites int64
 		if err := q.queryRow(ctx, `SELECT `+eventsPosition+`,
 			COALESCE((SELECT value FROM instance_state WHERE key = '`+rewritesKey+`'), 0),
 			COALESCE((SELECT value FROM instance_state WHERE key = '`+syncEpochKey+`'), -1)`).Scan(&seq, &rewrites, &q.syncEpoch); err != nil {
 			return err
 		}
-		q.db, q.positioned = db, true
 		settled := c%2 == 0 && db.commits.Load() == c
-		if at := db.positions.Load(); settled && at != nil && at.commits == c && at.pos.Events == seq && at.rewrites == rewrites {
-			q.memo = at.memo
-			return fn(q, at.pos)
-		}
-		pos, err := q.Positions(ctx)
-		if err != nil {
-			return err
-		}
-		if settled {
-			at := &positionsAt{c, pos, rewrites, newMemo()}
+		at := db.positions.Load()
+		if !settled || at == nil || at.commits != c || at.pos.Events != seq || at.rewrites != rewrites {
+			pos, err := q.Positions(ctx)
+			if err != nil {
+				return err
+			}
+			if !settled {
+				return fn(q, pos)
+			}
+			at = &positionsAt{c, pos, rewrites, newMemo()}
 			db.positions.Store(at)
-			q.memo = at.memo
 		}
-		return fn(q, pos)
+		if p.open {
+			p.checked, p.checkedEpoch = at, q.syncEpoch
+		}
+		q.memo = at.memo
+		return fn(q, at.pos)
 	})
 }
 
