@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 )
 
 // pconn is one SQLite connection with the statements prepared on it. It is
@@ -29,6 +30,8 @@ type pconn struct {
 	// with its sync_epoch.
 	checked      *positionsAt
 	checkedEpoch int64
+	// failed: a statement failed in the kept transaction.
+	failed bool
 }
 
 func newPconn(ctx context.Context, db *sql.DB) (*pconn, error) {
@@ -91,11 +94,17 @@ func (p *pconn) tx(ctx context.Context, begin string, fn func(Q) error) error {
 // reader takes a read connection from the pool. Its kept transaction, if
 // any, is ended unless its snapshot is the database as it is now.
 func (db *DB) reader(ctx context.Context) (*pconn, error) {
+	p, err := db.take(ctx)
+	if err == nil {
+		db.refresh(p)
+	}
+	return p, err
+}
+
+// take takes a read connection from the pool as it is.
+func (db *DB) take(ctx context.Context) (*pconn, error) {
 	select {
 	case p := <-db.readers:
-		if p.open && !db.current(p) {
-			p.end()
-		}
 		return p, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -103,24 +112,36 @@ func (db *DB) reader(ctx context.Context) (*pconn, error) {
 }
 
 // release gives a reader back to the pool, with its transaction kept
-// unless a checkpoint is waiting for the readers.
+// unless a checkpoint is waiting for the readers or a statement failed
+// (SQLite may have ended the transaction itself). A kept transaction is
+// ended by the next sweep if nothing takes the reader before (keep.go).
 func (db *DB) release(p *pconn) {
-	if p.open && db.keepOff.Load() != 0 {
+	db.keepMu.RLock()
+	if p.open && (p.failed || db.keepOff.Load() != 0) {
 		p.end()
 	}
+	kept := p.open
 	db.readers <- p
+	db.keepMu.RUnlock()
+	if kept && !db.sweeping.Swap(true) {
+		time.AfterFunc(keepFor, db.sweep)
+	}
 }
 
 // Rows is *sql.Rows that, outside a transaction, gives its connection back
 // to the pool when closed.
 type Rows struct {
 	*sql.Rows
+	pc      *pconn
 	release func()
 }
 
 // Close closes the rows and releases their connection.
 func (r *Rows) Close() error {
 	err := r.Rows.Close()
+	if err != nil || r.Rows.Err() != nil {
+		r.pc.failed = true
+	}
 	if r.release != nil {
 		r.release()
 		r.release = nil
@@ -171,10 +192,11 @@ func (q Q) query(ctx context.Context, query string, args ...any) (*Rows, error) 
 	}
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
+		p.failed = true
 		release()
 		return nil, err
 	}
-	return &Rows{Rows: rows, release: release}, nil
+	return &Rows{Rows: rows, pc: p, release: release}, nil
 }
 
 func (q Q) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -190,7 +212,11 @@ func (q Q) exec(ctx context.Context, query string, args ...any) (sql.Result, err
 	if err != nil {
 		return nil, err
 	}
-	return st.ExecContext(ctx, args...)
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		p.failed = true
+	}
+	return res, err
 }
 
 // row is a single-row result whose Scan releases the connection.

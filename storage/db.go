@@ -61,9 +61,11 @@ type DB struct {
 	// readers is the pool of read-only connections. Their transactions are
 	// kept open while the WAL-index header, read from shm, is unchanged,
 	// and not while keepOff is set (keep.go).
-	readers chan *pconn
-	shm     *os.File
-	keepOff atomic.Int32
+	readers  chan *pconn
+	shm      *os.File
+	keepOff  atomic.Int32
+	keepMu   sync.RWMutex // held by release, and by endKept alone
+	sweeping atomic.Bool  // a sweep of kept snapshots is due
 	// scrub asks the scrubber for a checkpoint; closing stops it and
 	// scrubbed is closed when it has stopped (see scrub.go).
 	scrub, closing, scrubbed chan struct{}
@@ -238,11 +240,14 @@ func (db *DB) Close() error {
 		p.close()
 		return nil
 	})
+	db.keepOff.Add(1) // for good: nothing is kept from now on
+	db.keepMu.Lock()  // nor is a sweep holding readers
 	for n := len(db.readers); n > 0; n-- {
 		p := <-db.readers
 		p.end()
 		p.close()
 	}
+	db.keepMu.Unlock()
 	if db.shm != nil {
 		db.shm.Close()
 	}
@@ -258,12 +263,7 @@ func (db *DB) R() Q { return Q{db: db} }
 
 // Read runs fn in one read transaction, so that it sees one snapshot.
 func (db *DB) Read(ctx context.Context, fn func(Q) error) error {
-	p, err := db.reader(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.release(p)
-	return db.readKept(ctx, p, fn)
+	return db.readAfter(ctx, nil, fn)
 }
 
 // Checkpoint copies the WAL into the database file and truncates it, so that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"os"
+	"time"
 )
 
 // Kept read transactions. Beginning a read transaction and ending it costs
@@ -22,10 +23,16 @@ import (
 // be read, or that is being written (its two copies differ), keeps
 // nothing.
 //
-// A kept snapshot holds its place in the WAL: a checkpoint cannot copy the
-// frames committed after it, nor start the WAL over. So checkpoints first
-// end the kept snapshots of the idle readers and keep no more until they
-// are done (endKept).
+// A kept snapshot holds its place in the WAL: no checkpoint, this
+// process's or another's, can copy the frames committed after it, nor
+// start the WAL over. So a reader keeps its snapshot only while it is idle
+// for less than keepFor (a sweep ends the rest), and checkpoints end the
+// kept snapshots of the idle readers and keep none until they are done.
+
+// keepFor is how long an idle reader may keep its snapshot: a message's
+// wake-ups take a few to a hundred milliseconds, and an idle server holds
+// no snapshot after it.
+const keepFor = 50 * time.Millisecond
 
 // walHeaderSize is the WAL-index header: two copies of 48 bytes.
 const walHeaderSize = 96
@@ -67,6 +74,29 @@ func (db *DB) current(p *pconn) bool {
 	return ok && h == p.at && db.keepOff.Load() == 0
 }
 
+// refresh ends p's kept transaction unless its snapshot is current.
+func (db *DB) refresh(p *pconn) {
+	if p.open && !db.current(p) {
+		p.end()
+	}
+}
+
+// readAfter runs fn in one read transaction, kept (readKept). before, if set,
+// is called once the reader is taken, before its snapshot is found to be
+// current or begun.
+func (db *DB) readAfter(ctx context.Context, before func(), fn func(Q) error) error {
+	p, err := db.take(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.release(p)
+	if before != nil {
+		before()
+	}
+	db.refresh(p)
+	return db.readKept(ctx, p, fn)
+}
+
 // readKept runs fn in p's transaction, beginning one if p has none kept,
 // and keeps it open if it succeeds (release decides whether it stays so).
 func (db *DB) readKept(ctx context.Context, p *pconn, fn func(Q) error) error {
@@ -81,7 +111,7 @@ func (db *DB) readKept(ctx context.Context, p *pconn, fn func(Q) error) error {
 		if _, err := p.conn.ExecContext(context.WithoutCancel(ctx), "BEGIN"); err != nil {
 			return err
 		}
-		p.open, p.at = true, at
+		p.open, p.at, p.failed = true, at, false
 	}
 	ok := false
 	defer func() { // also when fn panics
@@ -101,15 +131,24 @@ func (p *pconn) end() {
 	if !p.open {
 		return
 	}
-	p.open, p.checked = false, nil
+	p.open, p.checked, p.failed = false, nil, false
 	if _, err := p.conn.ExecContext(context.Background(), "COMMIT"); err != nil {
 		_, _ = p.conn.ExecContext(context.Background(), "ROLLBACK")
 	}
 }
 
-// endKept ends the kept transactions of the readers in the pool; readers
-// in use end theirs when they are given back, while keepOff is set.
+// sweep ends the snapshots kept by idle readers; release arms it.
+func (db *DB) sweep() {
+	db.sweeping.Store(false)
+	db.endKept()
+}
+
+// endKept ends the kept transactions of the readers in the pool. Readers
+// being given back wait for it, so that none slips into the pool behind
+// it with a snapshot kept while keepOff is set.
 func (db *DB) endKept() {
+	db.keepMu.Lock()
+	defer db.keepMu.Unlock()
 	var idle []*pconn
 take:
 	for len(idle) < readConns {

@@ -3,9 +3,11 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"sync"
 	"testing"
+	"time"
 )
 
 // keptReaders counts the readers in the pool whose transaction is kept.
@@ -78,12 +80,10 @@ func TestKeptSnapshotSeesEveryCommit(t *testing.T) {
 	}
 }
 
-// A checkpoint ends the snapshots kept by idle readers: a truncating one
-// (a scrub after a redaction) empties the WAL.
-func TestCheckpointEndsKeptSnapshots(t *testing.T) {
+// keepAll has every reader take a snapshot at once, so that each keeps one.
+func keepAll(t *testing.T, db *DB) {
+	t.Helper()
 	ctx := context.Background()
-	db, path := sessionDB(t, 1)
-	// Every reader takes a snapshot at once, so that each keeps one.
 	var started, done sync.WaitGroup
 	started.Add(readConns)
 	for range readConns {
@@ -103,6 +103,14 @@ func TestCheckpointEndsKeptSnapshots(t *testing.T) {
 	if n := keptReaders(db); n != readConns {
 		t.Fatalf("%d of %d readers keep a snapshot", n, readConns)
 	}
+}
+
+// A checkpoint ends the snapshots kept by idle readers: a truncating one
+// (a scrub after a redaction) empties the WAL.
+func TestCheckpointEndsKeptSnapshots(t *testing.T) {
+	ctx := context.Background()
+	db, path := sessionDB(t, 1)
+	keepAll(t, db)
 	if err := db.Write(ctx, func(q Q) error { return q.SetInstanceState(ctx, "counter", 1) }); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +122,40 @@ func TestCheckpointEndsKeptSnapshots(t *testing.T) {
 	}
 	if got := readCounter(t, db, db.R()); got != 1 {
 		t.Fatalf("read %d after the checkpoint", got)
+	}
+}
+
+// An idle server holds no snapshot for long: other processes may want to
+// checkpoint too.
+func TestIdleReadersEndTheirSnapshots(t *testing.T) {
+	db, _ := sessionDB(t, 1)
+	keepAll(t, db)
+	time.Sleep(4 * keepFor)
+	if n := keptReaders(db); n != 0 {
+		t.Fatalf("%d readers keep a snapshot after %v idle", n, 4*keepFor)
+	}
+}
+
+// A reader whose statement failed does not keep its transaction: SQLite
+// may have ended it.
+func TestFailedStatementEndsKeptSnapshot(t *testing.T) {
+	ctx := context.Background()
+	db, _ := sessionDB(t, 1)
+	keepAll(t, db)
+	if _, err := db.R().query(ctx, `SELECT json('{')`); err == nil {
+		t.Fatal("the statement did not fail")
+	}
+	err := db.Read(ctx, func(q Q) error {
+		if _, err := q.query(ctx, `SELECT json('[')`); err == nil {
+			return errors.New("the statement did not fail")
+		}
+		return nil // the error swallowed, as a lookup may
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := keptReaders(db); n != readConns-2 {
+		t.Fatalf("%d readers keep a snapshot after two failed statements", n)
 	}
 }
 

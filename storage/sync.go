@@ -56,10 +56,11 @@ type positionsAt struct {
 // that database if no write transaction has begun since, and reads it no
 // more.
 func (db *DB) ReadPositioned(ctx context.Context, fn func(Q, Positions) error) error {
-	// Read before the reader is taken: a kept snapshot is found to be the
-	// database as it is then, after this.
-	c := db.commits.Load()
-	return db.Read(ctx, func(q Q) error {
+	// Read once the reader is taken (a commit while it waited for one
+	// leaves the state settled) and before its kept snapshot is found to
+	// be the database as it is then.
+	var c uint64
+	return db.readAfter(ctx, func() { c = db.commits.Load() }, func(q Q) error {
 		q.db, q.positioned = db, true
 		p := q.pc
 		if at := p.checked; at != nil && at.commits == c && db.commits.Load() == c {
