@@ -54,19 +54,39 @@ func (db *DB) openSHM() {
 // walHeader reads the WAL-index header; ok is false if it cannot be read
 // as one whole header of the known format.
 func (db *DB) walHeader() (h walHeader, ok bool) {
-	if db.shm == nil {
-		return h, false
-	}
-	var b [walHeaderSize]byte
-	if _, err := db.shm.ReadAt(b[:], 0); err != nil {
-		return h, false
-	}
-	first, second := b[:walHeaderSize/2], b[walHeaderSize/2:]
-	if string(first) != string(second) || binary.NativeEndian.Uint32(first) != walIndexVersion || first[12] != 1 {
-		return h, false
-	}
-	return walHeader(first), true
+	h, _, ok = db.walIndex()
+	return h, ok
 }
+
+// walIndex reads the WAL-index header and the checkpoint's progress, the
+// frames it has copied (nBackfill, the word after the header).
+func (db *DB) walIndex() (h walHeader, backfilled uint32, ok bool) {
+	if db.shm == nil {
+		return h, 0, false
+	}
+	var b [walHeaderSize + 4]byte
+	if _, err := db.shm.ReadAt(b[:], 0); err != nil {
+		return h, 0, false
+	}
+	first, second := b[:walHeaderSize/2], b[walHeaderSize/2:walHeaderSize]
+	if string(first) != string(second) || binary.NativeEndian.Uint32(first) != walIndexVersion || first[12] != 1 {
+		return h, 0, false
+	}
+	return walHeader(first), binary.NativeEndian.Uint32(b[walHeaderSize:]), true
+}
+
+// checkpointDue reports whether the WAL holds autoCheckpointFrames frames
+// or more, not all of them copied into the database: when SQLite's own
+// checkpoint, which the commit made, could not copy what kept snapshots
+// still read.
+func (db *DB) checkpointDue() bool {
+	h, backfilled, ok := db.walIndex()
+	frames := binary.NativeEndian.Uint32(h[16:]) // mxFrame
+	return ok && frames >= autoCheckpointFrames && backfilled < frames
+}
+
+// autoCheckpointFrames is SQLite's default wal_autocheckpoint.
+const autoCheckpointFrames = 1000
 
 // current reports whether p's kept snapshot is the database as it is.
 func (db *DB) current(p *pconn) bool {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,4 +205,50 @@ func TestReadAfterWriteWithKeptSnapshots(t *testing.T) {
 	writers.Wait()
 	close(stop)
 	wg.Wait()
+}
+
+// While readers keep snapshots between commits, SQLite's own checkpoint
+// cannot copy the frames they read; the writer's, which ends them first,
+// lets the WAL start over as without them (the restart past walRestartBytes
+// turned off here).
+func TestKeptSnapshotsLetTheWALStartOver(t *testing.T) {
+	ctx := context.Background()
+	db, path := sessionDB(t, 1)
+	db.walLimit = 1 << 40
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := db.Read(ctx, func(q Q) error { _, err := q.InstanceState(ctx, "counter"); return err }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	content := []byte(`{"x":"` + strings.Repeat("x", 4000) + `"}`)
+	for i := range 3000 {
+		err := db.Write(ctx, func(q Q) error {
+			_, err := q.SetAccountData(ctx, "@u0:hs", "", "m.test."+strconv.Itoa(i), content)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	readers.Wait()
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := int64(2 * autoCheckpointFrames * pageSize); fi.Size() > limit {
+		t.Fatalf("the WAL grew to %d bytes (more than %d)", fi.Size(), limit)
+	}
 }

@@ -69,9 +69,14 @@ const walRestartBytes = 16 << 20
 const restartWait = 20 * time.Millisecond
 
 // afterBatch checkpoints after a write batch (the writer held) when one is
-// due: every checkpointEvery when a hook has turned SQLite's own off, and
-// a restart once the WAL has grown past walRestartBytes.
+// due: when SQLite's own left frames behind that kept snapshots held (only
+// a checkpoint here ends them first), every checkpointEvery when a hook
+// has turned SQLite's own off, and a restart once the WAL has grown past
+// walRestartBytes.
 func (db *DB) afterBatch() {
+	if db.hook.Load() == nil && db.checkpointDue() {
+		_, _ = db.checkpoint(db.writer, "PASSIVE")
+	}
 	if time.Since(db.lastCheckpoint) < checkpointEvery {
 		return
 	}
