@@ -66,6 +66,9 @@ type DB struct {
 	keepOff  atomic.Int32
 	keepMu   sync.RWMutex // held by release, and by endKept alone
 	sweeping atomic.Bool  // a sweep of kept snapshots is due
+	// checkpoints counts checkpoints: a snapshot begun before one is not
+	// kept after it.
+	checkpoints atomic.Uint64
 	// scrub asks the scrubber for a checkpoint; closing stops it and
 	// scrubbed is closed when it has stopped (see scrub.go).
 	scrub, closing, scrubbed chan struct{}

@@ -91,7 +91,7 @@ const autoCheckpointFrames = 1000
 // current reports whether p's kept snapshot is the database as it is.
 func (db *DB) current(p *pconn) bool {
 	h, ok := db.walHeader()
-	return ok && h == p.at && db.keepOff.Load() == 0
+	return ok && h == p.at && db.keepOff.Load() == 0 && p.gen == db.checkpoints.Load()
 }
 
 // refresh ends p's kept transaction unless its snapshot is current.
@@ -124,6 +124,7 @@ func (db *DB) readKept(ctx context.Context, p *pconn, fn func(Q) error) error {
 		return err
 	}
 	if !p.open {
+		gen := db.checkpoints.Load()
 		at, ok := db.walHeader()
 		if !ok || db.keepOff.Load() != 0 {
 			return p.tx(ctx, "BEGIN", fn)
@@ -131,7 +132,7 @@ func (db *DB) readKept(ctx context.Context, p *pconn, fn func(Q) error) error {
 		if _, err := p.conn.ExecContext(context.WithoutCancel(ctx), "BEGIN"); err != nil {
 			return err
 		}
-		p.open, p.at, p.failed = true, at, false
+		p.open, p.at, p.gen, p.failed = true, at, gen, false
 	}
 	ok := false
 	defer func() { // also when fn panics

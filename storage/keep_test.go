@@ -207,31 +207,15 @@ func TestReadAfterWriteWithKeptSnapshots(t *testing.T) {
 	wg.Wait()
 }
 
-// While readers keep snapshots between commits, SQLite's own checkpoint
-// cannot copy the frames they read; the writer's, which ends them first,
-// lets the WAL start over as without them (the restart past walRestartBytes
-// turned off here).
+// Readers that keep snapshots between commits hold the frames after them
+// from SQLite's own checkpoint, which the commit past 1,000 frames makes;
+// the writer's, which ends them first, lets the WAL start over as without
+// them. Here every reader keeps a snapshot of each commit (the restart
+// past walRestartBytes turned off).
 func TestKeptSnapshotsLetTheWALStartOver(t *testing.T) {
 	ctx := context.Background()
 	db, path := sessionDB(t, 1)
 	db.walLimit = 1 << 40
-	stop := make(chan struct{})
-	var readers sync.WaitGroup
-	for range 4 {
-		readers.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if err := db.Read(ctx, func(q Q) error { _, err := q.InstanceState(ctx, "counter"); return err }); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
 	content := []byte(`{"x":"` + strings.Repeat("x", 4000) + `"}`)
 	for i := range 3000 {
 		err := db.Write(ctx, func(q Q) error {
@@ -241,14 +225,48 @@ func TestKeptSnapshotsLetTheWALStartOver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for range readConns { // each in turn: the pool is first in, first out
+			if err := db.Read(ctx, func(q Q) error { _, err := q.InstanceState(ctx, "counter"); return err }); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	close(stop)
-	readers.Wait()
+	if n := keptReaders(db); n != readConns {
+		t.Fatalf("%d of %d readers keep a snapshot", n, readConns)
+	}
 	fi, err := os.Stat(path + "-wal")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if limit := int64(2 * autoCheckpointFrames * pageSize); fi.Size() > limit {
 		t.Fatalf("the WAL grew to %d bytes (more than %d)", fi.Size(), limit)
+	}
+}
+
+// A snapshot in use while a checkpoint runs is not kept after it: its
+// place in the WAL would stop the WAL from starting over.
+func TestSnapshotInUseDuringCheckpointIsNotKept(t *testing.T) {
+	ctx := context.Background()
+	db, _ := sessionDB(t, 1)
+	reading, finish, done := make(chan struct{}), make(chan struct{}), make(chan error)
+	go func() {
+		done <- db.Read(ctx, func(q Q) error {
+			_, err := q.InstanceState(ctx, "counter")
+			close(reading)
+			<-finish
+			return err
+		})
+	}()
+	<-reading
+	err := db.exclusive(func(p *pconn) error { _, err := db.checkpoint(p, "PASSIVE"); return err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(finish)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := keptReaders(db); n != 0 {
+		t.Fatalf("%d readers keep a snapshot begun before the checkpoint", n)
 	}
 }

@@ -118,6 +118,7 @@ func (db *DB) checkpoint(p *pconn, mode string) (busy int, err error) {
 	// Snapshots kept open would hold the WAL's frames (keep.go).
 	db.keepOff.Add(1)
 	defer db.keepOff.Add(-1)
+	defer db.checkpoints.Add(1)
 	db.endKept()
 	var logPages, ckpt int
 	err = p.conn.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logPages, &ckpt)
