@@ -115,8 +115,9 @@ func (db *DB) take(ctx context.Context) (*pconn, error) {
 // release gives a reader back to the pool, with its transaction kept
 // unless a checkpoint is waiting for the readers or came since it began
 // (a snapshot in use meanwhile would stop the WAL from starting over), or
-// a statement failed (SQLite may have ended the transaction itself). A kept transaction is
-// ended by the next sweep if nothing takes the reader before (keep.go).
+// a statement failed (SQLite may have ended the transaction itself). A
+// kept transaction is ended by the next sweep if nothing takes the reader
+// before (keep.go).
 func (db *DB) release(p *pconn) {
 	db.keepMu.RLock()
 	if p.open && (p.failed || db.keepOff.Load() != 0 || p.gen != db.checkpoints.Load()) {

@@ -19,15 +19,16 @@ import (
 // every commit rewrites, by any process: its frame count, checksums and
 // salts. A snapshot is kept with the header read before it began; it is
 // used again only while the header is the same, and ended (COMMIT) by the
-// first use or release that finds the header changed. A header that cannot
-// be read, or that is being written (its two copies differ), keeps
-// nothing.
+// first use that finds the header changed. A header that cannot be read,
+// or that is being written (its two copies differ), keeps nothing.
 //
 // A kept snapshot holds its place in the WAL: no checkpoint, this
 // process's or another's, can copy the frames committed after it, nor
 // start the WAL over. So a reader keeps its snapshot only while it is idle
-// for less than keepFor (a sweep ends the rest), and checkpoints end the
-// kept snapshots of the idle readers and keep none until they are done.
+// for less than keepFor (a sweep ends the rest); checkpoints end the kept
+// snapshots of the idle readers and keep none until they are done, and a
+// snapshot in use while one ran is not kept after it; and the writer
+// makes the checkpoint SQLite's own could not (checkpointDue).
 
 // keepFor is how long an idle reader may keep its snapshot: a message's
 // wake-ups take a few to a hundred milliseconds, and an idle server holds
