@@ -120,7 +120,7 @@ func (db *DB) take(ctx context.Context) (*pconn, error) {
 // before (keep.go).
 func (db *DB) release(p *pconn) {
 	db.keepMu.RLock()
-	if p.open && (p.failed || db.keepOff.Load() != 0 || p.gen != db.checkpoints.Load()) {
+	if p.open && !db.keepable(p) {
 		p.end()
 	}
 	kept := p.open

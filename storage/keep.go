@@ -52,13 +52,6 @@ func (db *DB) openSHM() {
 	}
 }
 
-// walHeader reads the WAL-index header; ok is false if it cannot be read
-// as one whole header of the known format.
-func (db *DB) walHeader() (h walHeader, ok bool) {
-	h, _, ok = db.walIndex()
-	return h, ok
-}
-
 // walIndex reads the WAL-index header and the checkpoint's progress, the
 // frames it has copied (nBackfill, the word after the header).
 func (db *DB) walIndex() (h walHeader, backfilled uint32, ok bool) {
@@ -89,10 +82,17 @@ func (db *DB) checkpointDue() bool {
 // autoCheckpointFrames is SQLite's default wal_autocheckpoint.
 const autoCheckpointFrames = 1000
 
+// keepable reports whether p's transaction may stay kept: no statement
+// failed in it, no checkpoint is waiting for the readers, and none came
+// since it began.
+func (db *DB) keepable(p *pconn) bool {
+	return !p.failed && db.keepOff.Load() == 0 && p.gen == db.checkpoints.Load()
+}
+
 // current reports whether p's kept snapshot is the database as it is.
 func (db *DB) current(p *pconn) bool {
-	h, ok := db.walHeader()
-	return ok && h == p.at && db.keepOff.Load() == 0 && p.gen == db.checkpoints.Load()
+	h, _, ok := db.walIndex()
+	return ok && h == p.at && db.keepable(p)
 }
 
 // refresh ends p's kept transaction unless its snapshot is current.
@@ -126,7 +126,7 @@ func (db *DB) readKept(ctx context.Context, p *pconn, fn func(Q) error) error {
 	}
 	if !p.open {
 		gen := db.checkpoints.Load()
-		at, ok := db.walHeader()
+		at, _, ok := db.walIndex()
 		if !ok || db.keepOff.Load() != 0 {
 			return p.tx(ctx, "BEGIN", fn)
 		}
